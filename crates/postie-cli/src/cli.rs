@@ -1,0 +1,291 @@
+//! Command-line definitions (clap derive). Flags are parsed here into plain
+//! values; `cmd/*` turns them into settings and calls the library.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit status (sysexits.h):
+  0   sent: every recipient accepted
+  64  usage: bad command line
+  65  the message is malformed or too large
+  67  one or more recipients were refused
+  69  the server cannot be reached
+  75  temporary failure: try again later
+  76  TLS or protocol failure (certificate, STARTTLS)
+  77  credentials refused
+  78  configuration error";
+
+const SEND_EXAMPLES: &str = "\
+Examples:
+  # With a configured account (see `postie account add --help`):
+  postie send --to bob@example.com --subject 'Report' --text 'Attached.' --attach report.pdf
+
+  # One-off, no config file: the password comes from an environment variable
+  SMTP_PASSWORD=... postie send --server smtps://smtp.fastmail.com:465 \\
+      --user me@fastmail.com --password-env SMTP_PASSWORD \\
+      --from me@fastmail.com --to bob@example.com --subject hi --text hello
+
+  # A raw message from stdin, recipients from its To/Cc/Bcc headers
+  postie send -t --raw - < message.eml
+
+  # Show the SMTP conversation (secrets redacted)
+  postie send -v --to bob@example.com --text 'test'";
+
+const ACCOUNT_ADD_EXAMPLES: &str = "\
+Examples:
+  # Gmail with an app password (prompted for, stored encrypted)
+  postie account add personal --provider gmail --email me@gmail.com
+
+  # For scripts and CI: take the password from an environment variable at send time
+  postie account add ci --provider fastmail --email bot@fastmail.com --password-env FASTMAIL_APP_PASSWORD
+
+  # With a password manager
+  postie account add work --provider generic --host mail.example.com --port 465 \\
+      --email me@example.com --password-command 'pass show mail/work'
+
+  # Store a password from stdin (no prompt)
+  printf '%s' \"$APP_PASSWORD\" | postie account add yahoo --provider yahoo --email me@yahoo.com --password-stdin";
+
+/// Send mail through Gmail, Microsoft 365, Yahoo, iCloud, Fastmail and any SMTP server
+/// with app passwords or OAuth 2.0, and explain every failure.
+#[derive(Debug, Parser)]
+#[command(name = "postie", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Config file [default: $XDG_CONFIG_HOME/postie/config.toml]
+    #[arg(long, global = true, env = "POSTIE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Print the SMTP conversation on stderr (-vv adds timings). Secrets are redacted.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// When to use colour
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour on a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a message
+    #[command(after_help = format!("{SEND_EXAMPLES}\n\n{EXIT_CODES}"))]
+    Send(Box<SendArgs>),
+    /// Add, list and remove accounts
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout
+    Man,
+}
+
+/// Connection flags shared by `send` and `account add`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TlsArgs {
+    /// Extra trusted CA certificate(s), PEM
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server certificate for NAME instead of the host dialled (tunnels, tests)
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Option<String>,
+    /// Allow a connection without TLS; only to a loopback address (127.0.0.1, ::1, localhost)
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// `postie send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Extra envelope recipients (not written into the headers)
+    #[arg(value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Use this configured account
+    #[arg(short, long, value_name = "NAME", conflicts_with = "server")]
+    pub account: Option<String>,
+
+    /// Server for a one-off send: smtp://HOST:PORT (STARTTLS) or smtps://HOST:PORT (implicit TLS)
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub server: Option<String>,
+    /// Login name [default: the --from address]
+    #[arg(long, value_name = "USER", help_heading = "Server")]
+    pub user: Option<String>,
+    /// Read the password from this environment variable
+    #[arg(
+        long,
+        value_name = "VAR",
+        help_heading = "Server",
+        conflicts_with = "password_command"
+    )]
+    pub password_env: Option<String>,
+    /// Run this command (sh -c); the first line it prints is the password
+    #[arg(long, value_name = "CMD", help_heading = "Server")]
+    pub password_command: Option<String>,
+    #[command(flatten, next_help_heading = "Server")]
+    pub tls: TlsArgs,
+
+    /// From address [default: the account's]
+    #[arg(long, value_name = "ADDR", help_heading = "Message")]
+    pub from: Option<String>,
+    /// To (repeatable, or comma separated)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_delimiter = ',',
+        help_heading = "Message"
+    )]
+    pub to: Vec<String>,
+    /// Cc (repeatable)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_delimiter = ',',
+        help_heading = "Message"
+    )]
+    pub cc: Vec<String>,
+    /// Bcc (repeatable); never written into the message
+    #[arg(
+        long,
+        value_name = "ADDR",
+        value_delimiter = ',',
+        help_heading = "Message"
+    )]
+    pub bcc: Vec<String>,
+    /// Subject (UTF-8)
+    #[arg(short, long, help_heading = "Message")]
+    pub subject: Option<String>,
+    /// Plain-text body
+    #[arg(long, help_heading = "Message", conflicts_with = "text_file")]
+    pub text: Option<String>,
+    /// Plain-text body from a file ('-' for stdin)
+    #[arg(long, value_name = "PATH", help_heading = "Message")]
+    pub text_file: Option<PathBuf>,
+    /// HTML body (with a text body: multipart/alternative)
+    #[arg(long, help_heading = "Message", conflicts_with = "html_file")]
+    pub html: Option<String>,
+    /// HTML body from a file ('-' for stdin)
+    #[arg(long, value_name = "PATH", help_heading = "Message")]
+    pub html_file: Option<PathBuf>,
+    /// Attach a file (repeatable)
+    #[arg(long, value_name = "PATH", help_heading = "Message")]
+    pub attach: Vec<PathBuf>,
+    /// Send this RFC 5322 message as it is ('-' for stdin)
+    #[arg(long, value_name = "PATH", help_heading = "Message",
+          conflicts_with_all = ["subject", "text", "text_file", "html", "html_file", "attach"])]
+    pub raw: Option<PathBuf>,
+    /// Take recipients from the raw message's To, Cc and Bcc headers
+    #[arg(short = 't', long, requires = "raw", help_heading = "Message")]
+    pub read_recipients: bool,
+
+    /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `postie account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add or replace an account
+    #[command(after_help = ACCOUNT_ADD_EXAMPLES)]
+    Add(Box<AccountAddArgs>),
+    /// List accounts
+    List {
+        /// JSON output
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account and its stored password
+    Remove {
+        /// The account
+        name: String,
+    },
+}
+
+/// `postie account add`.
+#[derive(Debug, Args)]
+pub struct AccountAddArgs {
+    /// A short name for the account (used with --account)
+    pub name: String,
+    /// Provider preset [default: guessed from --email]
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<postie::provider::ProviderId>,
+    /// The account's address
+    #[arg(long, value_name = "ADDR")]
+    pub email: String,
+    /// Login name when it is not the address
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Authentication: app-password, password or oauth [default: the provider's first]
+    #[arg(long, value_parser = parse_auth)]
+    pub auth: Option<postie::provider::AuthMethod>,
+    /// Submission host (generic provider, or to override a preset)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Submission port
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// TLS mode: starttls or implicit
+    #[arg(long, value_parser = parse_tls)]
+    pub tls: Option<postie::provider::TlsMode>,
+    /// At send time, read the password from this environment variable (nothing is stored)
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["password_command", "password_stdin"])]
+    pub password_env: Option<String>,
+    /// At send time, run this command for the password (nothing is stored)
+    #[arg(long, value_name = "CMD", conflicts_with = "password_stdin")]
+    pub password_command: Option<String>,
+    /// Read the password from stdin now and keep it in the encrypted secret store
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub tls_args: TlsArgs,
+    /// Make this the default account
+    #[arg(long)]
+    pub default: bool,
+}
+
+fn parse_provider(s: &str) -> Result<postie::provider::ProviderId, String> {
+    s.parse()
+}
+fn parse_auth(s: &str) -> Result<postie::provider::AuthMethod, String> {
+    match s {
+        "app-password" | "apppassword" | "app" => Ok(postie::provider::AuthMethod::AppPassword),
+        "password" => Ok(postie::provider::AuthMethod::Password),
+        "oauth" | "oauth2" => Ok(postie::provider::AuthMethod::Oauth),
+        _ => Err(format!(
+            "unknown auth method '{s}': use app-password, password or oauth"
+        )),
+    }
+}
+fn parse_tls(s: &str) -> Result<postie::provider::TlsMode, String> {
+    s.parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

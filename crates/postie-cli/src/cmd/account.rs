@@ -1,0 +1,277 @@
+//! `postie account add|list|remove`.
+
+use std::io::Read;
+
+use postie::config::{AccountConfig, Config};
+use postie::error::{Error, ErrorKind};
+use postie::provider::{AuthMethod, ProviderId, guess_from_email};
+use postie::secret::normalize_app_password;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::{Global, interactive, open_store, prompt_secret};
+use crate::cli::{AccountAddArgs, AccountCommand};
+use crate::output;
+
+/// Run an account subcommand; returns the exit code.
+pub fn run(g: &Global, cmd: AccountCommand) -> i32 {
+    let r = match cmd {
+        AccountCommand::Add(a) => add(g, *a),
+        AccountCommand::List { json } => list(g, json),
+        AccountCommand::Remove { name } => remove(g, &name),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            output::print_error(&g.style, &e, &Default::default());
+            output::exit_code(e.kind())
+        }
+    }
+}
+
+fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
+    if a.email.parse::<postie_proto::address::Address>().is_err() || !a.email.contains('@') {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "--email '{}' is not an address like me@example.com",
+                a.email
+            ),
+        ));
+    }
+    let provider = match a.provider.or_else(|| guess_from_email(&a.email)) {
+        Some(p) => p,
+        None if a.host.is_some() => ProviderId::Generic,
+        None => {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "cannot tell the provider of {}: give --provider (gmail, workspace, outlook, office365, yahoo, icloud, fastmail) or --host for any other server",
+                    a.email
+                ),
+            ));
+        }
+    };
+    let preset = provider.preset();
+    let auth = a.auth.unwrap_or_else(|| preset.default_auth());
+    if !preset.supports(auth) {
+        let offered: Vec<_> = preset.auth.iter().map(|m| m.as_str()).collect();
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{} does not accept {auth} for SMTP; it accepts: {}. {}",
+                preset.display_name,
+                offered.join(", "),
+                preset.note
+            ),
+        ));
+    }
+    if auth == AuthMethod::Oauth {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "OAuth 2.0 sign-in is not available in this build of postie yet; {} Use --auth app-password where the provider allows it.",
+                preset.note
+            ),
+        ));
+    }
+    if provider == ProviderId::Generic && a.host.is_none() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "the generic provider needs --host (and usually --port 587 or 465)",
+        ));
+    }
+    if a.tls_args.plaintext {
+        let host = a.host.as_deref().unwrap_or(preset.host.unwrap_or(""));
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("--plaintext is only allowed for a loopback host, not '{host}'"),
+            ));
+        }
+    }
+    let acct = AccountConfig {
+        provider,
+        email: a.email.clone(),
+        auth,
+        user: a.user.clone(),
+        host: a.host.clone(),
+        port: a.port,
+        tls: if a.tls_args.plaintext {
+            Some(postie::provider::TlsMode::None)
+        } else {
+            a.tls
+        },
+        ca_file: a
+            .tls_args
+            .ca_file
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or(p.clone())),
+        tls_name: a.tls_args.tls_name.clone(),
+        password_env: a.password_env.clone(),
+        password_command: a.password_command.clone(),
+    };
+    acct.endpoint()?; // host/port/TLS consistent before anything is written
+
+    // Take the password before touching the config, so a failed prompt
+    // leaves nothing half-written.
+    let stored = if a.password_env.is_some() || a.password_command.is_some() {
+        None
+    } else if a.password_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot read the password from stdin: {e}"),
+            )
+        })?;
+        let s = s.trim_end_matches(['\r', '\n']).to_string();
+        if s.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "--password-stdin read an empty password",
+            ));
+        }
+        Some(SecretString::from(s))
+    } else {
+        if interactive() {
+            eprintln!("{}", preset.note);
+            if let Some(url) = preset.app_password_url
+                && auth == AuthMethod::AppPassword
+            {
+                eprintln!("Create an app password at: {url}");
+            }
+        }
+        Some(prompt_secret(
+            &format!(
+                "{} for {}",
+                if auth == AuthMethod::AppPassword {
+                    "App password"
+                } else {
+                    "Password"
+                },
+                a.email
+            ),
+            "Give --password-stdin, --password-env VAR or --password-command CMD.",
+        )?)
+    };
+    if let Some(pw) = &stored {
+        let pw = if auth == AuthMethod::AppPassword {
+            normalize_app_password(pw)
+        } else {
+            pw.clone()
+        };
+        if pw.expose_secret().is_empty() {
+            return Err(Error::new(ErrorKind::Usage, "the password is empty"));
+        }
+        open_store(&g.paths)?.set(&a.name, &pw)?;
+    }
+
+    let path = &g.paths.config_file;
+    let mut config = Config::load(path)?;
+    let replaced = config.accounts.insert(a.name.clone(), acct).is_some();
+    if a.default || config.default_account.is_none() {
+        config.default_account = Some(a.name.clone());
+    }
+    config.save(path)?;
+    let ep = config.accounts[&a.name].endpoint()?;
+    eprintln!(
+        "{} account '{}' ({}, {} via {} {}) in {}",
+        if replaced { "updated" } else { "added" },
+        a.name,
+        preset.display_name,
+        auth,
+        ep.authority(),
+        ep.tls,
+        path.display()
+    );
+    match (&a.password_env, &a.password_command, stored.is_some()) {
+        (Some(v), _, _) => eprintln!("the password will be read from ${v} when sending"),
+        (_, Some(_), _) => {
+            eprintln!("the password will come from the password command when sending")
+        }
+        (_, _, true) => eprintln!("the password is stored encrypted in the secret store"),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn list(g: &Global, json_mode: bool) -> Result<(), Error> {
+    let config = Config::load(&g.paths.config_file)?;
+    if json_mode {
+        let v: Vec<_> = config
+            .accounts
+            .iter()
+            .map(|(name, a)| {
+                let ep = a.endpoint().ok();
+                json!({
+                    "name": name,
+                    "default": config.default_account.as_deref() == Some(name),
+                    "provider": a.provider,
+                    "email": a.email,
+                    "user": a.login(),
+                    "auth": a.auth,
+                    "server": ep.as_ref().map(|e| e.authority()),
+                    "tls": ep.as_ref().map(|e| e.tls),
+                    "password_from": if a.password_env.is_some() { "env" } else if a.password_command.is_some() { "command" } else { "store" },
+                })
+            })
+            .collect();
+        output::print_json(&json!({ "accounts": v }));
+        return Ok(());
+    }
+    if config.accounts.is_empty() {
+        eprintln!(
+            "no accounts; add one with `postie account add NAME --provider gmail --email you@gmail.com`"
+        );
+        return Ok(());
+    }
+    for (name, a) in &config.accounts {
+        let mark = if config.default_account.as_deref() == Some(name) {
+            "*"
+        } else {
+            " "
+        };
+        let server = a
+            .endpoint()
+            .map(|e| format!("{} {}", e.authority(), e.tls))
+            .unwrap_or_else(|e| e.to_string());
+        println!(
+            "{mark} {name:<12} {:<10} {:<28} {:<13} {server}",
+            a.provider.as_str(),
+            a.email,
+            a.auth.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn remove(g: &Global, name: &str) -> Result<(), Error> {
+    let path = &g.paths.config_file;
+    let mut config = Config::load(path)?;
+    let Some(acct) = config.accounts.remove(name) else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "no account named '{name}'; configured: {}",
+                config.account_names()
+            ),
+        ));
+    };
+    if acct.password_env.is_none() && acct.password_command.is_none() {
+        let store_path = postie::secret::FileStore::default_path(&g.paths.data_dir);
+        if store_path.exists() {
+            open_store(&g.paths)?.delete(name)?;
+        }
+    }
+    if config.default_account.as_deref() == Some(name) {
+        config.default_account = None;
+    }
+    config.save(path)?;
+    eprintln!("removed account '{name}'");
+    Ok(())
+}

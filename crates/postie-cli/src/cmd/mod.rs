@@ -1,0 +1,57 @@
+//! Subcommands: each resolves its flags into settings and calls the library.
+
+pub mod account;
+pub mod send;
+
+use std::io::IsTerminal;
+
+use postie::config::Paths;
+use postie::error::{Error, ErrorKind};
+use postie::secret::{FileStore, PASSPHRASE_ENV};
+use secrecy::SecretString;
+
+use crate::output::Style;
+
+/// Settings every subcommand receives.
+pub struct Global {
+    /// Resolved file locations.
+    pub paths: Paths,
+    /// `-v` count.
+    pub verbose: u8,
+    /// Colour decisions.
+    pub style: Style,
+}
+
+/// True when a person can answer a prompt.
+pub fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Ask for a secret without echo; only when a terminal is attached.
+pub fn prompt_secret(question: &str, what_else: &str) -> Result<SecretString, Error> {
+    if !interactive() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{question} cannot be asked: no terminal is attached. {what_else}"),
+        ));
+    }
+    let answer = rpassword::prompt_password(format!("{question}: "))
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read from the terminal: {e}")))?;
+    Ok(SecretString::from(answer))
+}
+
+/// Open the encrypted secret store: the passphrase comes from
+/// `POSTIE_PASSPHRASE`, else from a prompt.
+pub fn open_store(paths: &Paths) -> Result<FileStore, Error> {
+    let path = FileStore::default_path(&paths.data_dir);
+    let passphrase = match FileStore::passphrase_from_env() {
+        Some(p) => p,
+        None => prompt_secret(
+            &format!("Passphrase for postie's secret store ({})", path.display()),
+            &format!(
+                "Set {PASSPHRASE_ENV}, or use password_env / password_command for the account instead of a stored password."
+            ),
+        )?,
+    };
+    Ok(FileStore::new(path, passphrase))
+}

@@ -1,0 +1,85 @@
+//! The `postie` command: a thin layer over the `postie` library.
+
+mod cli;
+mod cmd;
+mod output;
+
+use std::io::Write;
+
+use clap::{CommandFactory, Parser};
+use postie::config::Paths;
+
+use cli::{Cli, Command};
+use output::{Style, exit};
+
+fn main() {
+    // A broken pipe (`postie account list | head`) is not an error.
+    let code = match std::panic::catch_unwind(real_main) {
+        Ok(code) => code,
+        Err(_) => exit::SOFTWARE,
+    };
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn real_main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    exit::OK
+                }
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let style = Style::new(cli.color);
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "postie", &mut std::io::stdout());
+            return exit::OK;
+        }
+        Command::Man => {
+            let man = clap_mangen::Man::new(Cli::command());
+            return match man.render(&mut std::io::stdout()) {
+                Ok(()) => exit::OK,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    exit::IOERR
+                }
+            };
+        }
+        _ => {}
+    }
+    let paths = match Paths::resolve(cli.config.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            output::print_error(&style, &e, &Default::default());
+            return output::exit_code(e.kind());
+        }
+    };
+    let g = cmd::Global {
+        paths,
+        verbose: cli.verbose,
+        style,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::SOFTWARE;
+        }
+    };
+    match cli.command {
+        Command::Send(args) => rt.block_on(cmd::send::run(&g, *args)),
+        Command::Account(c) => cmd::account::run(&g, c),
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+    }
+}

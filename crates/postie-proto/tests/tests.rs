@@ -1,0 +1,3 @@
+//! Integration tests: the client session driven by scripted servers.
+
+mod session;

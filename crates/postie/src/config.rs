@@ -1,0 +1,422 @@
+//! The TOML configuration file: accounts and their settings.
+//!
+//! The file lives at `$XDG_CONFIG_HOME/postie/config.toml` unless `--config`
+//! or `POSTIE_CONFIG` names another. It never holds a secret in clear: a
+//! password lives in the secret store, or comes from `password_env` /
+//! `password_command` at run time.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind};
+use crate::provider::{AuthMethod, ProviderId, TlsMode};
+use crate::transport::Endpoint;
+
+/// Environment variable naming the config file.
+pub const CONFIG_ENV: &str = "POSTIE_CONFIG";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The account used when a command names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_account: Option<String>,
+    /// Accounts by name.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountConfig>,
+}
+
+/// One account as written in the config file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    /// Which provider preset applies.
+    pub provider: ProviderId,
+    /// The account's address; the default `From` and login name.
+    pub email: String,
+    /// How the account authenticates.
+    pub auth: AuthMethod,
+    /// Login name when it differs from `email`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Submission host (overrides the preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Submission port (overrides the preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// TLS mode (overrides the preset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsMode>,
+    /// Extra CA certificate file (PEM) to trust for this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the server certificate for this name instead of `host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_name: Option<String>,
+    /// Read the password from this environment variable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Run this shell command; the first line it prints is the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_command: Option<String>,
+}
+
+impl AccountConfig {
+    /// The login name: `user` when set, else the address.
+    pub fn login(&self) -> &str {
+        self.user.as_deref().unwrap_or(&self.email)
+    }
+
+    /// Where and how to connect, from the preset and this account's overrides.
+    pub fn endpoint(&self) -> Result<Endpoint, Error> {
+        let preset = self.provider.preset();
+        let host = match (&self.host, preset.host) {
+            (Some(h), _) => h.clone(),
+            (None, Some(h)) => h.to_string(),
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the {} account has no host: add `host = \"smtp.example.com\"` to it \
+                         (or re-run `postie account add` with --host)",
+                        self.provider
+                    ),
+                ));
+            }
+        };
+        let tls = self.tls.unwrap_or(match self.port {
+            Some(465) => TlsMode::Implicit,
+            Some(_) => TlsMode::Starttls,
+            None => preset.tls,
+        });
+        let port = self.port.unwrap_or(match (self.tls, preset.host) {
+            (Some(TlsMode::Implicit), _) => 465,
+            (Some(_), _) | (None, None) => 587,
+            (None, Some(_)) => preset.port,
+        });
+        Ok(Endpoint {
+            host,
+            port,
+            tls,
+            tls_name: self.tls_name.clone(),
+            ca_file: self.ca_file.clone(),
+        })
+    }
+}
+
+/// Where postie keeps its files (XDG base directories on Linux).
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// The config file.
+    pub config_file: PathBuf,
+    /// Directory for data postie writes (the encrypted secret file).
+    pub data_dir: PathBuf,
+}
+
+impl Paths {
+    /// Resolve paths: an explicit config path first, then `POSTIE_CONFIG`,
+    /// then the platform's config directory.
+    pub fn resolve(explicit_config: Option<&Path>) -> Result<Paths, Error> {
+        let dirs = directories::ProjectDirs::from("", "", "postie");
+        let config_file = match explicit_config {
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
+                Some(p) => PathBuf::from(p),
+                None => dirs
+                    .as_ref()
+                    .map(|d| d.config_dir().join("config.toml"))
+                    .ok_or_else(no_home)?,
+            },
+        };
+        let data_dir = dirs
+            .as_ref()
+            .map(|d| d.data_dir().to_path_buf())
+            .ok_or_else(no_home)?;
+        Ok(Paths {
+            config_file,
+            data_dir,
+        })
+    }
+}
+
+fn no_home() -> Error {
+    Error::new(
+        ErrorKind::Config,
+        "cannot find a home directory for postie's files: set HOME (or XDG_CONFIG_HOME and \
+         XDG_DATA_HOME), or pass --config",
+    )
+}
+
+impl Config {
+    /// Load the config file; a missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!("cannot read the config file {}: {e}", path.display()),
+                ));
+            }
+        };
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            // toml's Display quotes the offending source line, which may hold
+            // a secret someone pasted into the file: report position + message only.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the config file {} is not valid{at}: {}",
+                    path.display(),
+                    e.message().trim_end()
+                ),
+            )
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), Error> {
+        if let Some(d) = &self.default_account
+            && !self.accounts.contains_key(d)
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}: default_account = \"{d}\" names no account; accounts: {}",
+                    path.display(),
+                    self.account_names()
+                ),
+            ));
+        }
+        for (name, a) in &self.accounts {
+            if a.password_env.is_some() && a.password_command.is_some() {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "{}: account '{name}' sets both password_env and password_command; keep one",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the file atomically (temporary file, fsync, rename), mode 0600.
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
+        let text = toml::to_string_pretty(self)
+            .map_err(|e| Error::new(ErrorKind::Config, format!("cannot encode config: {e}")))?;
+        let header =
+            "# postie configuration. Secrets are not kept here: see `postie account --help`.\n";
+        write_atomic(path, format!("{header}{text}").as_bytes()).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot write the config file {}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Names of all accounts, comma separated (for error messages).
+    pub fn account_names(&self) -> String {
+        if self.accounts.is_empty() {
+            return "(none)".into();
+        }
+        self.accounts.keys().cloned().collect::<Vec<_>>().join(", ")
+    }
+
+    /// Find an account by name, or the default one when `name` is `None`.
+    pub fn account(&self, name: Option<&str>) -> Result<(&str, &AccountConfig), Error> {
+        let name = match name {
+            Some(n) => n,
+            None => match (&self.default_account, self.accounts.len()) {
+                (Some(d), _) => d.as_str(),
+                (None, 1) => self
+                    .accounts
+                    .keys()
+                    .next()
+                    .map(String::as_str)
+                    .unwrap_or(""),
+                (None, 0) => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        "no account is configured: run `postie account add NAME --provider gmail \
+                         --email you@gmail.com`, or give --server for a one-off send",
+                    ));
+                }
+                (None, _) => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "several accounts are configured and none is the default: pass \
+                             --account NAME (one of {}) or set default_account",
+                            self.account_names()
+                        ),
+                    ));
+                }
+            },
+        };
+        self.accounts
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "no account named '{name}'; configured: {}",
+                        self.account_names()
+                    ),
+                )
+            })
+    }
+}
+
+/// Write a file atomically with mode 0600: a crash leaves either the old or
+/// the new content, never a torn file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(d) = dir {
+        fs::create_dir_all(d)?;
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "postie".into());
+    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Some(d) = dir {
+            // The rename is durable only once the directory entry is on disk.
+            fs::File::open(d)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(provider: ProviderId) -> AccountConfig {
+        AccountConfig {
+            provider,
+            email: "me@example.com".into(),
+            auth: AuthMethod::AppPassword,
+            user: None,
+            host: None,
+            port: None,
+            tls: None,
+            ca_file: None,
+            tls_name: None,
+            password_env: None,
+            password_command: None,
+        }
+    }
+
+    #[test]
+    fn endpoint_from_preset_and_overrides() {
+        let e = account(ProviderId::Gmail).endpoint().unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("smtp.gmail.com", 587, TlsMode::Starttls)
+        );
+
+        let mut a = account(ProviderId::Gmail);
+        a.port = Some(465);
+        assert_eq!(a.endpoint().unwrap().tls, TlsMode::Implicit);
+
+        let mut g = account(ProviderId::Generic);
+        assert!(g.endpoint().unwrap_err().to_string().contains("host"));
+        g.host = Some("mail.example.net".into());
+        g.tls = Some(TlsMode::Implicit);
+        assert_eq!(g.endpoint().unwrap().port, 465);
+    }
+
+    #[test]
+    fn save_and_load_round_trip_with_private_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        let mut c = Config::default();
+        c.accounts
+            .insert("work".into(), account(ProviderId::Fastmail));
+        c.default_account = Some("work".into());
+        c.save(&path).unwrap();
+        assert_eq!(Config::load(&path).unwrap(), c);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        fs::write(
+            &path,
+            "[accounts.a]\nprovider = \"gmial\"\nemail = \"x@y\"\nauth = \"oauth\"\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("gmial"), "{err}");
+
+        fs::write(&path, "default_account = \"nope\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("(none)"), "{err}");
+
+        fs::write(&path, "[accounts.a]\nprovider = \"gmail\"\nemail = \"x@y\"\nauth = \"oauth\"\npassword = \"hunter2\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("password"), "{err}");
+        assert!(
+            !err.contains("hunter2"),
+            "a stray secret must not be echoed: {err}"
+        );
+    }
+
+    #[test]
+    fn account_selection() {
+        let mut c = Config::default();
+        assert!(
+            c.account(None)
+                .unwrap_err()
+                .to_string()
+                .contains("account add")
+        );
+        c.accounts.insert("a".into(), account(ProviderId::Gmail));
+        assert_eq!(c.account(None).unwrap().0, "a");
+        c.accounts.insert("b".into(), account(ProviderId::Yahoo));
+        assert!(c.account(None).unwrap_err().to_string().contains("a, b"));
+        assert!(
+            c.account(Some("z"))
+                .unwrap_err()
+                .to_string()
+                .contains("no account named 'z'")
+        );
+    }
+}

@@ -1,0 +1,584 @@
+//! The explanation catalog: for a failure, what happened, the likely causes
+//! in order, the fix, and whether trying again can help.
+//!
+//! One table, keyed by provider family + reply code + enhanced code + text
+//! patterns, feeds `send`, the outbox and `doctor`. Microsoft answers many
+//! different problems with the same `535`, so entries match on the text too;
+//! the first matching entry wins, so specific entries come before generic ones.
+
+use postie_proto::reply::Reply;
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::provider::ProviderId;
+
+/// Whether and when retrying can help.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Retry {
+    /// Retrying the same thing cannot succeed; something must change first.
+    No,
+    /// Retrying later can succeed with no change.
+    Later,
+    /// Retry only after hours (a daily quota resets on a rolling window).
+    Hours,
+}
+
+/// An explanation of one failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// Stable identifier of the catalog entry (for tests and docs).
+    pub id: &'static str,
+    /// One sentence: what happened.
+    pub summary: String,
+    /// The most likely causes, most likely first.
+    pub causes: Vec<String>,
+    /// What to do: commands or URLs.
+    pub fix: Vec<String>,
+    /// Whether retrying can help.
+    pub retry: Retry,
+}
+
+/// Context that makes an explanation concrete.
+#[derive(Clone, Debug, Default)]
+pub struct Context<'a> {
+    /// The provider, when known (from the account or guessed from the reply).
+    pub provider: Option<ProviderId>,
+    /// The account name, for commands like `postie login NAME`.
+    pub account: Option<&'a str>,
+    /// The server's host name.
+    pub host: Option<&'a str>,
+}
+
+/// Provider families as far as replies are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Family {
+    Google,
+    Microsoft,
+    Any,
+}
+
+struct Entry {
+    id: &'static str,
+    family: Family,
+    code: Option<u16>,
+    enhanced: Option<&'static str>,
+    /// Every pattern must occur in the reply text (case-insensitive).
+    text: &'static [&'static str],
+    summary: &'static str,
+    causes: &'static [&'static str],
+    fix: &'static [&'static str],
+    retry: Retry,
+}
+
+const OAUTH_DURABLE: &str = "The durable way is OAuth 2.0: `postie account add {account} --provider {provider} --auth oauth`, then `postie login {account}`.";
+
+static CATALOG: &[Entry] = &[
+    // ---- Google (provider-facts §1.2) ----
+    Entry {
+        id: "google-app-password-required",
+        family: Family::Google,
+        code: Some(534),
+        enhanced: Some("5.7.9"),
+        text: &["application-specific password required"],
+        summary: "Gmail refused the password: the account has 2-Step Verification on, so it accepts an app password (or OAuth), not the account password.",
+        causes: &[
+            "the Google account password was used; with 2-Step Verification Gmail requires an app password for SMTP",
+        ],
+        fix: &[
+            "Create an app password at https://myaccount.google.com/apppasswords (16 letters, shown as 'xxxx xxxx xxxx xxxx'; spaces are fine)",
+            "Store it: `postie account add {account} --provider gmail --email you@gmail.com` and paste the app password when asked",
+            OAUTH_DURABLE,
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-web-login-required",
+        family: Family::Google,
+        code: Some(534),
+        enhanced: None,
+        text: &["log in", "web browser"],
+        summary: "Google blocked this sign-in as suspicious and wants you to sign in with a web browser first.",
+        causes: &[
+            "a sign-in from a new place or machine triggered Google's protection (CAPTCHA / 'WebLoginRequired')",
+            "the account password is used where Google wants an app password or OAuth",
+        ],
+        fix: &[
+            "Sign in to Gmail in a browser from this network, confirm the activity at https://myaccount.google.com/notifications, then try again",
+            "Prefer an app password (https://myaccount.google.com/apppasswords) or OAuth: they are not blocked this way",
+            OAUTH_DURABLE,
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-bad-credentials",
+        family: Family::Google,
+        code: Some(535),
+        enhanced: Some("5.7.8"),
+        text: &[],
+        summary: "Gmail did not accept the user name and password.",
+        causes: &[
+            "the password is wrong, or it is the account password and the account has no 2-Step Verification (Gmail accepts only app passwords or OAuth for SMTP since 2022)",
+            "the app password was revoked: Google revokes all app passwords when the account password changes",
+            "the user name is not the full address (it must be you@gmail.com or your Workspace address)",
+            "for OAuth: the access token is expired, lacks the https://mail.google.com/ scope, or belongs to another user",
+        ],
+        fix: &[
+            "Create a new app password at https://myaccount.google.com/apppasswords (needs 2-Step Verification) and store it with `postie account add {account} --provider gmail --email you@gmail.com`",
+            OAUTH_DURABLE,
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-starttls-first",
+        family: Family::Any,
+        code: Some(530),
+        enhanced: Some("5.7.0"),
+        text: &["starttls"],
+        summary: "The server requires STARTTLS before authentication or mail.",
+        causes: &[
+            "the client sent AUTH or MAIL on an unencrypted connection",
+            "the account is configured with tls = \"none\" for a server that needs TLS",
+        ],
+        fix: &[
+            "Use STARTTLS on port 587 or implicit TLS on port 465 (`tls = \"starttls\"` or `\"implicit\"` in the account; `--server smtp://HOST:587` or `smtps://HOST:465`)",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "auth-required",
+        family: Family::Any,
+        code: Some(530),
+        enhanced: None,
+        text: &["authentication required"],
+        summary: "The server requires authentication before it accepts mail.",
+        causes: &["no credentials were given, or authentication failed earlier in the session"],
+        fix: &[
+            "Configure credentials for the account (`postie account add`), or give --user with --password-env / --password-command",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-daily-quota",
+        family: Family::Any,
+        code: Some(550),
+        enhanced: Some("5.4.5"),
+        text: &[],
+        summary: "The account reached its daily sending limit. This is not a problem with the message.",
+        causes: &[
+            "Gmail allows about 500 recipients a day for personal accounts and 2,000 messages a day for Workspace, over a rolling 24-hour window",
+        ],
+        fix: &[
+            "Wait: the limit resets within 24 hours (https://support.google.com/a/answer/166852). Do not resend in a loop; the outbox retries such messages hours later",
+        ],
+        retry: Retry::Hours,
+    },
+    Entry {
+        id: "google-too-many-recipients",
+        family: Family::Any,
+        code: Some(452),
+        enhanced: Some("4.5.3"),
+        text: &[],
+        summary: "The message has too many recipients for one submission.",
+        causes: &["Gmail accepts at most 100 recipients per message over SMTP"],
+        fix: &["Split the recipients over several messages of at most 100"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-dmarc-unauthenticated",
+        family: Family::Any,
+        code: None,
+        enhanced: Some("5.7.26"),
+        text: &[],
+        summary: "The message failed sender authentication checks (SPF, DKIM or DMARC).",
+        causes: &[
+            "the From domain's DMARC policy rejects mail not sent through its own servers",
+            "the From address is in a domain this account may not send as",
+        ],
+        fix: &[
+            "Send with a From address of the account's own domain, or configure SPF/DKIM for the domain (https://support.google.com/mail/answer/81126)",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "cannot-decode-auth",
+        family: Family::Any,
+        code: Some(501),
+        enhanced: Some("5.5.2"),
+        text: &[],
+        summary: "The server could not decode the AUTH data.",
+        causes: &[
+            "the AUTH payload was not base64 (a common bug in copied XOAUTH2 examples that send the raw string)",
+        ],
+        fix: &["Let postie do the authentication (`postie send`, or the relay for scripts)"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "google-xoauth-obsolete",
+        family: Family::Any,
+        code: Some(504),
+        enhanced: Some("5.7.4"),
+        text: &["xoauth"],
+        summary: "The server no longer supports the old XOAUTH mechanism.",
+        causes: &["a client used XOAUTH (OAuth 1) instead of XOAUTH2 / OAUTHBEARER"],
+        fix: &["Use OAuth 2.0: `postie login {account}`"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "too-many-logins",
+        family: Family::Any,
+        code: Some(454),
+        enhanced: None,
+        text: &["too many login attempts"],
+        summary: "The server is refusing logins for a while after too many attempts.",
+        causes: &["many connections or failed logins in a short time"],
+        fix: &[
+            "Wait some minutes before trying again; check that no other program retries with a wrong password",
+        ],
+        retry: Retry::Later,
+    },
+    // ---- Microsoft (provider-facts §7) ----
+    Entry {
+        id: "microsoft-smtp-auth-disabled-tenant",
+        family: Family::Any,
+        code: Some(535),
+        enhanced: Some("5.7.139"),
+        text: &["smtpclientauthentication is disabled"],
+        summary: "SMTP AUTH is turned off for the whole Microsoft 365 organization. This is an admin setting, not a wrong password.",
+        causes: &["organizations created after January 2020 have SMTP AUTH disabled by default"],
+        fix: &[
+            "An Exchange admin runs `Set-TransportConfig -SmtpClientAuthenticationDisabled $false` (tenant) or enables it for the mailbox: `Set-CASMailbox -Identity you@company.com -SmtpClientAuthenticationDisabled $false` (https://aka.ms/smtp_auth_disabled)",
+            "SMTP AUTH must be enabled for OAuth too; then use `postie login {account}`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-security-defaults",
+        family: Family::Any,
+        code: Some(535),
+        enhanced: Some("5.7.139"),
+        text: &["security defaults"],
+        summary: "Microsoft's security defaults policy blocks password (basic) authentication for this user.",
+        causes: &["the tenant has security defaults on, which blocks legacy SMTP authentication"],
+        fix: &[
+            "Use OAuth 2.0: `postie account add {account} --provider office365 --auth oauth`, then `postie login {account}`",
+            "Or an admin replaces security defaults with Conditional Access policies that allow SMTP AUTH for this mailbox",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-criteria-not-met",
+        family: Family::Any,
+        code: Some(535),
+        enhanced: Some("5.7.139"),
+        text: &["did not meet the criteria"],
+        summary: "Microsoft refused the sign-in because a policy blocks it, not because of the password itself.",
+        causes: &[
+            "SMTP AUTH is disabled for this mailbox",
+            "a Conditional Access policy blocks this sign-in",
+            "MFA is required for this account and basic authentication cannot satisfy it",
+        ],
+        fix: &[
+            "An admin enables SMTP AUTH for the mailbox: `Set-CASMailbox -Identity you@company.com -SmtpClientAuthenticationDisabled $false`",
+            "Use OAuth 2.0: `postie login {account}`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-auth-unsuccessful",
+        family: Family::Any,
+        code: Some(535),
+        enhanced: Some("5.7.3"),
+        text: &[],
+        summary: "Microsoft did not accept the credentials.",
+        causes: &[
+            "the password is wrong, or basic authentication is off for this account",
+            "for OAuth: the token lacks the https://outlook.office.com/SMTP.Send scope, is for another user, or expired",
+            "SMTP AUTH is disabled for the mailbox (it must be enabled for OAuth too)",
+        ],
+        fix: &[
+            "Check the user name is the full mailbox address",
+            "Use OAuth 2.0: `postie login {account}`; an admin may need to run `Set-CASMailbox -Identity you@company.com -SmtpClientAuthenticationDisabled $false`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-not-authenticated",
+        family: Family::Any,
+        code: Some(530),
+        enhanced: Some("5.7.57"),
+        text: &[],
+        summary: "Microsoft requires authentication before MAIL FROM.",
+        causes: &["no credentials were sent, or authentication failed earlier"],
+        fix: &[
+            "Configure credentials for the account; for Microsoft use OAuth: `postie login {account}`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-basic-auth-retired",
+        family: Family::Any,
+        code: Some(550),
+        enhanced: Some("5.7.30"),
+        text: &[],
+        summary: "Basic (password) authentication is not supported for client submission any more.",
+        causes: &["Microsoft retired basic authentication for this account or tenant"],
+        fix: &[
+            "Use OAuth 2.0: `postie account add {account} --provider office365 --auth oauth`, then `postie login {account}`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "microsoft-send-as-denied",
+        family: Family::Any,
+        code: Some(554),
+        enhanced: Some("5.2.252"),
+        text: &[],
+        summary: "The From address differs from the signed-in mailbox, which has no right to send as it.",
+        causes: &[
+            "the message's From is another address or shared mailbox without Send As permission",
+        ],
+        fix: &[
+            "Send with From set to the signed-in mailbox, or have an admin grant Send As (Add-RecipientPermission) for that address",
+        ],
+        retry: Retry::No,
+    },
+    // ---- generic SMTP classes (RFC 3463, RFC 4954) ----
+    Entry {
+        id: "message-too-large",
+        family: Family::Any,
+        code: Some(552),
+        enhanced: None,
+        text: &[],
+        summary: "The message is larger than the server accepts.",
+        causes: &[
+            "attachments are encoded in base64, which adds about 37% to their size",
+            "Gmail accepts about 25 MB of attachments (35 MB on the wire); Microsoft 365 about 35 MB by default",
+        ],
+        fix: &["Send smaller attachments, or share large files by link"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "mechanism-too-weak",
+        family: Family::Any,
+        code: Some(534),
+        enhanced: None,
+        text: &[],
+        summary: "The server wants a stronger authentication mechanism or an app password.",
+        causes: &["the account needs an app password or OAuth instead of its password"],
+        fix: &["Create an app password with the provider, or use OAuth: `postie login {account}`"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "bad-credentials",
+        family: Family::Any,
+        code: Some(535),
+        enhanced: None,
+        text: &[],
+        summary: "The server did not accept the user name and password.",
+        causes: &[
+            "the password is wrong or was changed",
+            "the user name is not what the server expects (often the full address)",
+            "the provider requires an app password or OAuth instead of the account password",
+        ],
+        fix: &[
+            "Check the user name and store the right password with `postie account add {account} ...`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "encryption-required",
+        family: Family::Any,
+        code: Some(538),
+        enhanced: None,
+        text: &[],
+        summary: "The server requires encryption for this authentication mechanism.",
+        causes: &["authentication was attempted without TLS"],
+        fix: &["Use STARTTLS (port 587) or implicit TLS (port 465)"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "mailbox-unknown",
+        family: Family::Any,
+        code: None,
+        enhanced: Some("5.1.1"),
+        text: &[],
+        summary: "The recipient address does not exist.",
+        causes: &["a typo in the address, or the mailbox was closed"],
+        fix: &["Check the address"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "service-closing",
+        family: Family::Any,
+        code: Some(421),
+        enhanced: None,
+        text: &[],
+        summary: "The server is closing the connection and asks to try again later.",
+        causes: &["the server is busy, or rate-limits this sender or IP address"],
+        fix: &["Try again later"],
+        retry: Retry::Later,
+    },
+    Entry {
+        id: "transient",
+        family: Family::Any,
+        code: None,
+        enhanced: None,
+        text: &[],
+        summary: "The server reported a temporary failure.",
+        causes: &["a temporary condition on the server (load, greylisting, a limit)"],
+        fix: &["Try again later"],
+        retry: Retry::Later,
+    },
+];
+
+fn family_of(provider: Option<ProviderId>, reply: &Reply) -> Family {
+    if let Some(p) = provider {
+        if p.is_google() {
+            return Family::Google;
+        }
+        if p.is_microsoft() {
+            return Family::Microsoft;
+        }
+    }
+    // A reply names its provider even when the user gave only --server.
+    let text = reply.text().to_ascii_lowercase();
+    if text.contains("gsmtp") || text.contains("support.google.com") {
+        Family::Google
+    } else if text.contains("outlook.com") || text.contains("aka.ms") || text.contains("microsoft")
+    {
+        Family::Microsoft
+    } else {
+        Family::Any
+    }
+}
+
+fn matches(e: &Entry, fam: Family, reply: &Reply, text: &str) -> bool {
+    if e.family != Family::Any && e.family != fam {
+        return false;
+    }
+    if e.code.is_some_and(|c| c != reply.code) {
+        return false;
+    }
+    if let Some(enh) = e.enhanced
+        && reply.enhanced.map(|x| x.to_string()).as_deref() != Some(enh)
+    {
+        return false;
+    }
+    if e.id == "transient" && !reply.is_transient() {
+        return false;
+    }
+    e.text.iter().all(|t| text.contains(t))
+}
+
+fn render(e: &Entry, ctx: &Context<'_>) -> Explanation {
+    let account = ctx.account.unwrap_or("NAME");
+    let provider = ctx
+        .provider
+        .filter(|p| *p != ProviderId::Generic)
+        .map(|p| p.as_str())
+        .unwrap_or("PROVIDER");
+    let fill = |s: &str| {
+        s.replace("{account}", account)
+            .replace("{provider}", provider)
+    };
+    Explanation {
+        id: e.id,
+        summary: fill(e.summary),
+        causes: e.causes.iter().map(|c| fill(c)).collect(),
+        fix: e.fix.iter().map(|c| fill(c)).collect(),
+        retry: e.retry,
+    }
+}
+
+/// Explain a server reply, or `None` when the catalog has nothing for it.
+pub fn explain_reply(reply: &Reply, ctx: &Context<'_>) -> Option<Explanation> {
+    let fam = family_of(ctx.provider, reply);
+    let text = reply.text().to_ascii_lowercase();
+    CATALOG
+        .iter()
+        .find(|e| matches(e, fam, reply, &text))
+        .map(|e| render(e, ctx))
+}
+
+/// Explain any error from the library: by its reply when it has one, else by
+/// its kind.
+pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
+    if let Some(reply) = err.reply()
+        && let Some(mut x) = explain_reply(reply, ctx)
+    {
+        if let Some(sasl) = err.sasl() {
+            x.causes
+                .insert(0, format!("the server's OAuth error detail: {}", sasl.raw));
+        }
+        return x;
+    }
+    let host = ctx.host.unwrap_or("the server");
+    let (id, summary, causes, fix, retry): (&'static str, String, Vec<String>, Vec<String>, Retry) =
+        match err.kind() {
+            ErrorKind::Unavailable => (
+                "unreachable",
+                format!("Could not reach {host}."),
+                vec![
+                    "the host name or port is wrong".into(),
+                    "a firewall or the hosting provider blocks outgoing SMTP ports (many cloud providers block 25, some 465 and 587)".into(),
+                    "the server is down or the network is offline".into(),
+                ],
+                vec!["Check host and port (`postie account list`); try the other submission port (465 implicit TLS or 587 STARTTLS)".into()],
+                Retry::Later,
+            ),
+            ErrorKind::Tls => (
+                "tls",
+                format!("The secure connection to {host} failed."),
+                vec![
+                    "the server's certificate is not valid for this host name, expired, or signed by an unknown authority".into(),
+                    "the port expects the other TLS mode: 465 is implicit TLS, 587 is STARTTLS".into(),
+                    "a proxy or antivirus intercepts TLS".into(),
+                ],
+                vec!["Check host, port and TLS mode; for a private CA give --ca-file (or ca_file in the account); behind a tunnel give --tls-name with the certificate's name".into()],
+                Retry::No,
+            ),
+            ErrorKind::Credentials => (
+                "credentials",
+                "The server refused the credentials.".into(),
+                vec!["wrong user name or password, or the provider requires an app password or OAuth".into()],
+                vec!["Store the right password with `postie account add`, or use OAuth: `postie login`".into()],
+                Retry::No,
+            ),
+            ErrorKind::Transient => (
+                "transient",
+                "A temporary failure.".into(),
+                vec!["the server or network had a temporary problem".into()],
+                vec!["Try again later".into()],
+                Retry::Later,
+            ),
+            ErrorKind::Message => (
+                "message",
+                "The message cannot be sent as it is.".into(),
+                vec![err.message().to_string()],
+                vec!["Fix the message and send again".into()],
+                Retry::No,
+            ),
+            ErrorKind::Config | ErrorKind::Usage | ErrorKind::Secret => (
+                "configuration",
+                "postie's configuration is incomplete or wrong.".into(),
+                vec![err.message().to_string()],
+                vec!["See `postie account --help`".into()],
+                Retry::No,
+            ),
+            ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Io => (
+                "failure",
+                err.message().to_string(),
+                vec![],
+                vec![],
+                if err.is_transient() { Retry::Later } else { Retry::No },
+            ),
+        };
+    Explanation {
+        id,
+        summary,
+        causes,
+        fix,
+        retry,
+    }
+}

@@ -1,0 +1,50 @@
+//! postie: send mail through Gmail, Google Workspace, Microsoft 365,
+//! Outlook.com, Yahoo, iCloud, Fastmail and any SMTP server, with the
+//! authentication those providers demand today.
+//!
+//! Modules:
+//! - [`provider`]: provider presets (hosts, ports, TLS, accepted auth).
+//! - [`config`]: the TOML config file and its accounts.
+//! - [`secret`]: password sources and the encrypted secret store.
+//! - [`message`]: composing messages and taking raw ones, with envelopes.
+//! - [`transport`]: the tokio + rustls SMTP driver around `postie-proto`.
+//! - [`send`]: one-shot send with a per-recipient report.
+//! - [`explain`]: the catalog that turns failures into cause and fix.
+//! - [`error`]: the error type.
+//!
+//! ```no_run
+//! # async fn demo() -> postie::error::Result<()> {
+//! use postie::message::Draft;
+//! use postie::transport::{ConnectOptions, Endpoint};
+//! use postie_proto::sasl::Credentials;
+//!
+//! let msg = Draft {
+//!     from: "me@example.com".into(),
+//!     to: vec!["you@example.com".into()],
+//!     subject: Some("Hello".into()),
+//!     text: Some("Sent with postie.".into()),
+//!     ..Draft::default()
+//! }
+//! .build()?;
+//! let mut opts = ConnectOptions::new(Endpoint::from_url("smtps://smtp.example.com:465")?);
+//! opts.credentials = Some(Credentials::Password {
+//!     username: "me@example.com".into(),
+//!     password: std::env::var("SMTP_PASSWORD").unwrap_or_default().into(),
+//! });
+//! let report = postie::send::send_once(opts, &msg).await?;
+//! println!("{:?}", report.status);
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod explain;
+pub mod message;
+pub mod provider;
+pub mod secret;
+pub mod send;
+pub mod transport;
+
+pub use error::{Error, ErrorKind};

@@ -1,0 +1,375 @@
+//! Provider presets: where each mail provider accepts submissions and which
+//! authentication it takes today.
+//!
+//! The facts come from the providers' own pages and public traces; the ones
+//! that shape behaviour are quoted next to the field that uses them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// How the connection to the submission server is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 465, RFC 8314).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS (port 587); the upgrade is required.
+    Starttls,
+    /// No TLS at all. Only ever allowed to a loopback address.
+    None,
+}
+
+impl TlsMode {
+    /// The lowercase name used in the config file and in JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TlsMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "implicit" | "tls" | "ssl" | "smtps" => Ok(TlsMode::Implicit),
+            "starttls" => Ok(TlsMode::Starttls),
+            "none" | "plain" | "plaintext" => Ok(TlsMode::None),
+            other => Err(format!(
+                "unknown TLS mode '{other}': use 'starttls' (port 587) or 'implicit' (port 465)"
+            )),
+        }
+    }
+}
+
+/// How an account proves who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// A provider-issued app password (Gmail, Yahoo, iCloud, Fastmail).
+    AppPassword,
+    /// The account's own password (generic servers; refused by the big providers).
+    Password,
+    /// OAuth 2.0 bearer tokens over XOAUTH2 / OAUTHBEARER.
+    Oauth,
+}
+
+impl AuthMethod {
+    /// The kebab-case name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::AppPassword => "app-password",
+            AuthMethod::Password => "password",
+            AuthMethod::Oauth => "oauth",
+        }
+    }
+
+    /// True for the methods whose secret is a password of some kind.
+    pub fn uses_password(self) -> bool {
+        matches!(self, AuthMethod::AppPassword | AuthMethod::Password)
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The providers postie knows by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderId {
+    /// Consumer Gmail (`@gmail.com`).
+    Gmail,
+    /// Google Workspace (a domain hosted by Google).
+    Workspace,
+    /// Outlook.com / Hotmail / Live personal accounts.
+    Outlook,
+    /// Microsoft 365 / Exchange Online work or school accounts.
+    Office365,
+    /// Yahoo Mail.
+    Yahoo,
+    /// iCloud Mail.
+    Icloud,
+    /// Fastmail.
+    Fastmail,
+    /// Any other SMTP submission server.
+    Generic,
+}
+
+impl ProviderId {
+    /// Every named provider, in the order `--help` lists them.
+    pub const ALL: [ProviderId; 8] = [
+        ProviderId::Gmail,
+        ProviderId::Workspace,
+        ProviderId::Outlook,
+        ProviderId::Office365,
+        ProviderId::Yahoo,
+        ProviderId::Icloud,
+        ProviderId::Fastmail,
+        ProviderId::Generic,
+    ];
+
+    /// The lowercase name used in the config file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::Gmail => "gmail",
+            ProviderId::Workspace => "workspace",
+            ProviderId::Outlook => "outlook",
+            ProviderId::Office365 => "office365",
+            ProviderId::Yahoo => "yahoo",
+            ProviderId::Icloud => "icloud",
+            ProviderId::Fastmail => "fastmail",
+            ProviderId::Generic => "generic",
+        }
+    }
+
+    /// The preset for this provider.
+    pub fn preset(self) -> &'static Preset {
+        PRESETS
+            .iter()
+            .find(|p| p.id == self)
+            .expect("every ProviderId has a preset")
+    }
+
+    /// True for Google's SMTP service (consumer Gmail and Workspace).
+    pub fn is_google(self) -> bool {
+        matches!(self, ProviderId::Gmail | ProviderId::Workspace)
+    }
+
+    /// True for Microsoft's SMTP service (Outlook.com and Microsoft 365).
+    pub fn is_microsoft(self) -> bool {
+        matches!(self, ProviderId::Outlook | ProviderId::Office365)
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        let alias = match lower.as_str() {
+            "google" | "googlemail" => "gmail",
+            "gsuite" | "google-workspace" => "workspace",
+            "hotmail" | "live" | "outlook.com" => "outlook",
+            "microsoft365" | "m365" | "o365" | "exchange" => "office365",
+            "apple" | "me" => "icloud",
+            "smtp" | "custom" | "other" => "generic",
+            other => other,
+        };
+        ProviderId::ALL
+            .into_iter()
+            .find(|p| p.as_str() == alias)
+            .ok_or_else(|| {
+                let names: Vec<_> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown provider '{s}': use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What postie knows about one provider's submission service.
+#[derive(Debug)]
+pub struct Preset {
+    /// The provider this preset describes.
+    pub id: ProviderId,
+    /// Human name, for messages.
+    pub display_name: &'static str,
+    /// Submission host; `None` for the generic provider.
+    pub host: Option<&'static str>,
+    /// Preferred port.
+    pub port: u16,
+    /// TLS mode on that port.
+    pub tls: TlsMode,
+    /// Authentication methods the provider accepts, best first.
+    pub auth: &'static [AuthMethod],
+    /// Where the user creates an app password, when the provider has them.
+    pub app_password_url: Option<&'static str>,
+    /// A short note shown by `account add` (requirements, quirks).
+    pub note: &'static str,
+}
+
+impl Preset {
+    /// True when the provider accepts this authentication method.
+    pub fn supports(&self, method: AuthMethod) -> bool {
+        self.auth.contains(&method)
+    }
+
+    /// The method `account add` picks when the user names none.
+    pub fn default_auth(&self) -> AuthMethod {
+        self.auth[0]
+    }
+}
+
+/// All presets. Ports follow each provider's published settings; where a
+/// provider offers both 465 and 587 the one it documents first is used.
+pub static PRESETS: &[Preset] = &[
+    Preset {
+        id: ProviderId::Gmail,
+        display_name: "Gmail",
+        host: Some("smtp.gmail.com"),
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::AppPassword, AuthMethod::Oauth],
+        app_password_url: Some("https://myaccount.google.com/apppasswords"),
+        note: "App passwords need 2-Step Verification turned on; Google shows them as \
+               'xxxx xxxx xxxx xxxx' (the spaces do not matter). OAuth 2.0 ('postie login') \
+               is the durable way.",
+    },
+    Preset {
+        id: ProviderId::Workspace,
+        display_name: "Google Workspace",
+        host: Some("smtp.gmail.com"),
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::Oauth, AuthMethod::AppPassword],
+        app_password_url: Some("https://myaccount.google.com/apppasswords"),
+        note: "Less secure app access ended in 2024. Use OAuth 2.0, or an app password if \
+               your administrator allows them.",
+    },
+    Preset {
+        id: ProviderId::Outlook,
+        display_name: "Outlook.com",
+        host: Some("smtp-mail.outlook.com"),
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::Oauth],
+        app_password_url: None,
+        note: "Outlook.com personal accounts accept only OAuth 2.0 since September 2024.",
+    },
+    Preset {
+        id: ProviderId::Office365,
+        display_name: "Microsoft 365",
+        host: Some("smtp.office365.com"),
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::Oauth, AuthMethod::Password],
+        app_password_url: None,
+        note: "SMTP AUTH must be enabled for the mailbox (Set-CASMailbox \
+               -SmtpClientAuthenticationDisabled $false). Basic authentication is being \
+               turned off by default at the end of 2026: use OAuth 2.0.",
+    },
+    Preset {
+        id: ProviderId::Yahoo,
+        display_name: "Yahoo Mail",
+        host: Some("smtp.mail.yahoo.com"),
+        port: 465,
+        tls: TlsMode::Implicit,
+        auth: &[AuthMethod::AppPassword],
+        app_password_url: Some("https://login.yahoo.com/myaccount/security/app-password"),
+        note: "Yahoo needs an app password (2-step verification on); it accepts no new \
+               OAuth clients for mail.",
+    },
+    Preset {
+        id: ProviderId::Icloud,
+        display_name: "iCloud Mail",
+        host: Some("smtp.mail.me.com"),
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::AppPassword],
+        app_password_url: Some(
+            "https://account.apple.com (Sign-In and Security > App-Specific Passwords)",
+        ),
+        note: "iCloud needs an app-specific password (two-factor authentication on); the \
+               user name is the full iCloud address.",
+    },
+    Preset {
+        id: ProviderId::Fastmail,
+        display_name: "Fastmail",
+        host: Some("smtp.fastmail.com"),
+        port: 465,
+        tls: TlsMode::Implicit,
+        auth: &[AuthMethod::AppPassword],
+        app_password_url: Some("https://app.fastmail.com/settings/security/apps"),
+        note: "Fastmail refuses the account password over SMTP: create an app password \
+               with SMTP access.",
+    },
+    Preset {
+        id: ProviderId::Generic,
+        display_name: "SMTP server",
+        host: None,
+        port: 587,
+        tls: TlsMode::Starttls,
+        auth: &[
+            AuthMethod::Password,
+            AuthMethod::AppPassword,
+            AuthMethod::Oauth,
+        ],
+        app_password_url: None,
+        note: "Give --host and --port (587 STARTTLS or 465 implicit TLS).",
+    },
+];
+
+/// Guess the provider from an address's domain, for `account add` without
+/// `--provider`. Only domains that certainly belong to one provider are named.
+pub fn guess_from_email(email: &str) -> Option<ProviderId> {
+    let domain = email.rsplit_once('@')?.1.to_ascii_lowercase();
+    Some(match domain.as_str() {
+        "gmail.com" | "googlemail.com" => ProviderId::Gmail,
+        "outlook.com" | "hotmail.com" | "live.com" | "msn.com" => ProviderId::Outlook,
+        "yahoo.com" | "ymail.com" | "rocketmail.com" => ProviderId::Yahoo,
+        "icloud.com" | "me.com" | "mac.com" => ProviderId::Icloud,
+        "fastmail.com" | "fastmail.fm" => ProviderId::Fastmail,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_parses_back_from_its_name() {
+        for id in ProviderId::ALL {
+            assert_eq!(id.as_str().parse::<ProviderId>().unwrap(), id);
+            assert_eq!(id.preset().id, id);
+        }
+    }
+
+    #[test]
+    fn aliases_and_unknown_names() {
+        assert_eq!(
+            "Hotmail".parse::<ProviderId>().unwrap(),
+            ProviderId::Outlook
+        );
+        assert_eq!("m365".parse::<ProviderId>().unwrap(), ProviderId::Office365);
+        let err = "aol2".parse::<ProviderId>().unwrap_err();
+        assert!(err.contains("gmail") && err.contains("generic"), "{err}");
+    }
+
+    #[test]
+    fn presets_match_published_settings() {
+        let g = ProviderId::Gmail.preset();
+        assert_eq!(
+            (g.host, g.port, g.tls),
+            (Some("smtp.gmail.com"), 587, TlsMode::Starttls)
+        );
+        let o = ProviderId::Outlook.preset();
+        assert!(!o.supports(AuthMethod::AppPassword) && o.supports(AuthMethod::Oauth));
+        let f = ProviderId::Fastmail.preset();
+        assert_eq!((f.port, f.tls), (465, TlsMode::Implicit));
+        assert!(!ProviderId::Yahoo.preset().supports(AuthMethod::Password));
+    }
+
+    #[test]
+    fn guesses_only_well_known_domains() {
+        assert_eq!(guess_from_email("a@Gmail.com"), Some(ProviderId::Gmail));
+        assert_eq!(guess_from_email("a@example.com"), None);
+        assert_eq!(guess_from_email("no-at-sign"), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! One-shot sending: connect, send one message, QUIT, and report what
+//! happened to each recipient.
+
+use postie_proto::client::TransactionResult;
+use postie_proto::reply::Reply;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::message::OutgoingMessage;
+use crate::provider::TlsMode;
+use crate::transport::{ConnectOptions, Connection, TlsInfo, classify};
+
+/// Overall outcome of a send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Every recipient was accepted and the message was taken.
+    Sent,
+    /// The message was taken for some recipients; others were refused.
+    Partial,
+    /// Nobody will get the message.
+    Failed,
+}
+
+/// What happened to one recipient.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecipientReport {
+    /// The address.
+    pub address: String,
+    /// True when the server took the message for this recipient.
+    pub accepted: bool,
+    /// The reply code (the RCPT reply, or the final reply when it was refused after DATA).
+    pub code: u16,
+    /// Enhanced status code, e.g. `2.1.5`.
+    pub enhanced: Option<String>,
+    /// The reply text, all lines.
+    pub text: String,
+    /// The reply itself.
+    #[serde(skip)]
+    pub reply: Reply,
+}
+
+/// The report of one send.
+#[derive(Clone, Debug, Serialize)]
+pub struct SendReport {
+    /// `host:port` of the server.
+    pub server: String,
+    /// The TLS mode used.
+    pub tls: TlsMode,
+    /// TLS details.
+    pub tls_info: Option<TlsInfo>,
+    /// The SASL mechanism used, if any.
+    pub auth: Option<String>,
+    /// The message's Message-ID.
+    pub message_id: String,
+    /// Message size in bytes.
+    pub size: usize,
+    /// Per-recipient outcome.
+    pub recipients: Vec<RecipientReport>,
+    /// The reply to MAIL FROM when it was refused, else the final reply
+    /// after the message data.
+    #[serde(skip)]
+    pub reply: Option<Reply>,
+    /// Overall outcome.
+    pub status: Status,
+}
+
+impl SendReport {
+    /// Build from a transaction result.
+    pub fn from_result(
+        opts: &ConnectOptions,
+        conn: &Connection,
+        msg: &OutgoingMessage,
+        r: TransactionResult,
+    ) -> SendReport {
+        let data_ok = r.data.as_ref().is_some_and(|d| d.is_positive());
+        let mail_ok = r.mail.is_positive();
+        let recipients: Vec<RecipientReport> = r
+            .recipients
+            .iter()
+            .map(|rc| {
+                // A recipient accepted at RCPT still misses the message when
+                // the data phase failed: report the final reply for it.
+                let (accepted, reply) = match (&rc.reply, &r.data) {
+                    (Some(_), Some(d)) if rc.accepted && !data_ok => (false, d.clone()),
+                    (Some(rr), _) => (rc.accepted && data_ok, rr.clone()),
+                    // MAIL was refused: RCPT was never sent.
+                    (None, _) => (false, r.mail.clone()),
+                };
+                let reply = &reply;
+                RecipientReport {
+                    address: rc.address.to_string(),
+                    accepted,
+                    code: reply.code,
+                    enhanced: reply.enhanced.map(|e| e.to_string()),
+                    text: reply.text(),
+                    reply: reply.clone(),
+                }
+            })
+            .collect();
+        let accepted = recipients.iter().filter(|r| r.accepted).count();
+        let status = if accepted == 0 {
+            Status::Failed
+        } else if accepted == recipients.len() {
+            Status::Sent
+        } else {
+            Status::Partial
+        };
+        let reply = if mail_ok {
+            r.data.clone()
+        } else {
+            Some(r.mail.clone())
+        };
+        SendReport {
+            server: opts.endpoint.authority(),
+            tls: opts.endpoint.tls,
+            tls_info: conn.tls_info().cloned(),
+            auth: conn.mechanism().map(|m| m.to_string()),
+            message_id: msg.message_id.clone(),
+            size: msg.bytes.len(),
+            recipients,
+            reply,
+            status,
+        }
+    }
+
+    /// When the whole message failed, the error that explains it: the MAIL
+    /// or final reply, or the first refused recipient's.
+    pub fn failure(&self) -> Option<Error> {
+        if self.status == Status::Sent {
+            return None;
+        }
+        let reply = match &self.reply {
+            Some(r) if !r.is_positive() => r.clone(),
+            _ => self.recipients.iter().find(|r| !r.accepted)?.reply.clone(),
+        };
+        let kind = classify(&reply, None);
+        Some(
+            Error::new(
+                kind,
+                format!(
+                    "{} refused the message: {}",
+                    self.server,
+                    reply.text().replace('\n', " ")
+                ),
+            )
+            .with_reply(reply),
+        )
+    }
+}
+
+/// Connect, send `msg`, QUIT. Session failures are errors; refused
+/// recipients are in the report.
+pub async fn send_once(opts: ConnectOptions, msg: &OutgoingMessage) -> Result<SendReport> {
+    let mut conn = Connection::connect(opts.clone()).await?;
+    let result = conn.send(msg).await?;
+    let report = SendReport::from_result(&opts, &conn, msg, result);
+    conn.quit().await;
+    Ok(report)
+}

@@ -1,0 +1,705 @@
+//! The async SMTP transport: tokio sockets and rustls around the sans-IO
+//! [`ClientSession`] of `postie-proto`.
+//!
+//! The driver owns one socket and feeds every byte it reads to the session,
+//! which keeps the one persistent read buffer (pipelined replies arrive
+//! together). On `StartTls` it runs the handshake and tells the session,
+//! which drops whatever was buffered before and repeats EHLO. Each wait is
+//! bounded by the RFC 5321 §4.5.3.2 timeout the session names.
+
+mod tls;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postie_proto::address::Domain;
+use postie_proto::client::{
+    BodyType, ClientConfig, ClientSession, Envelope, Event, TransactionResult, TranscriptLine,
+};
+use postie_proto::error::{SessionError, Stage};
+use postie_proto::reply::Reply;
+use postie_proto::sasl::{Credentials, Mechanism};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::OutgoingMessage;
+use crate::provider::TlsMode;
+
+/// Where to connect and how to secure it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Host name or IP address to dial.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// TLS mode.
+    pub tls: TlsMode,
+    /// Verify the certificate for this name instead of `host`.
+    pub tls_name: Option<String>,
+    /// Extra CA file (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Endpoint {
+    /// Parse `smtp://HOST[:PORT]` (STARTTLS, default 587) or
+    /// `smtps://HOST[:PORT]` (implicit TLS, default 465). IPv6 hosts go in
+    /// brackets: `smtp://[::1]:2525`.
+    pub fn from_url(url: &str) -> Result<Endpoint> {
+        let bad = |why: &str| {
+            Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--server '{url}' {why}: write smtp://HOST:587 (STARTTLS) or smtps://HOST:465 (implicit TLS)"
+                ),
+            )
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("has no scheme"))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "smtp" | "submission" => TlsMode::Starttls,
+            "smtps" | "submissions" => TlsMode::Implicit,
+            _ => return Err(bad("has an unknown scheme")),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('@') || rest.is_empty() {
+            return Err(bad("is not HOST:PORT"));
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("has an unclosed '['"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("has text after ']'")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        let port = match port {
+            Some(p) => p.parse::<u16>().map_err(|_| bad("has an invalid port"))?,
+            None if tls == TlsMode::Implicit => 465,
+            None => 587,
+        };
+        if host.is_empty() {
+            return Err(bad("has no host"));
+        }
+        Ok(Endpoint {
+            host,
+            port,
+            tls,
+            tls_name: None,
+            ca_file: None,
+        })
+    }
+
+    /// `host:port`, with brackets around IPv6 addresses.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// True when the host is a loopback address (or `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// A receiver of transcript lines (`-v`). Lines arrive already redacted.
+pub type TranscriptSink = Arc<dyn Fn(&TranscriptEntry) + Send + Sync>;
+
+/// One line of the transcript.
+#[derive(Clone, Debug, Serialize)]
+pub struct TranscriptEntry {
+    /// Time since the connection started.
+    #[serde(serialize_with = "ser_millis")]
+    pub elapsed: Duration,
+    /// `sent`, `received` or `note`.
+    pub direction: &'static str,
+    /// True inside TLS.
+    pub tls: bool,
+    /// The line, with secrets redacted.
+    pub text: String,
+}
+
+fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+impl TranscriptEntry {
+    /// The swaks-style prefix: `->`/`<-` in plain text, `~>`/`<~` inside
+    /// TLS, `***` for postie's own notes.
+    pub fn prefix(&self) -> &'static str {
+        match (self.direction, self.tls) {
+            ("sent", false) => "->",
+            ("sent", true) => "~>",
+            ("received", false) => "<-",
+            ("received", true) => "<~",
+            _ => "***",
+        }
+    }
+}
+
+/// Timeouts; `None` in `command` means the RFC 5321 §4.5.3.2 values.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// TCP connect and TLS handshake.
+    pub connect: Duration,
+    /// Override for every command wait.
+    pub command: Option<Duration>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(30),
+            command: None,
+        }
+    }
+}
+
+/// Everything needed to open an authenticated session.
+#[derive(Clone)]
+pub struct ConnectOptions {
+    /// Where to connect.
+    pub endpoint: Endpoint,
+    /// Credentials; `None` sends no AUTH.
+    pub credentials: Option<Credentials>,
+    /// Force a SASL mechanism instead of choosing from the server's offer.
+    pub mechanism: Option<Mechanism>,
+    /// EHLO name; default: this host's name when it is a domain, else an address literal.
+    pub ehlo_name: Option<String>,
+    /// Transcript receiver.
+    pub transcript: Option<TranscriptSink>,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl ConnectOptions {
+    /// Options for `endpoint` with no credentials and default timeouts.
+    pub fn new(endpoint: Endpoint) -> ConnectOptions {
+        ConnectOptions {
+            endpoint,
+            credentials: None,
+            mechanism: None,
+            ehlo_name: None,
+            transcript: None,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// What a finished connection learned about the TLS session.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TlsInfo {
+    /// Protocol version, e.g. `TLSv1.3`.
+    pub version: Option<String>,
+    /// Cipher suite.
+    pub cipher: Option<String>,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Upgrading,
+}
+
+impl Io {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Io::Plain(s) => s.write_all(b).await,
+            Io::Tls(s) => s.write_all(b).await,
+            Io::Upgrading => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Io::Plain(s) => s.flush().await,
+            Io::Tls(s) => s.flush().await,
+            Io::Upgrading => Ok(()),
+        }
+    }
+    async fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.read(b).await,
+            Io::Tls(s) => s.read(b).await,
+            Io::Upgrading => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// An open SMTP session, ready for transactions.
+pub struct Connection {
+    io: Io,
+    session: ClientSession,
+    opts: ConnectOptions,
+    started: tokio::time::Instant,
+    tls_info: Option<TlsInfo>,
+    mechanism: Option<Mechanism>,
+    read_buf: Vec<u8>,
+}
+
+const BODY_CHUNK: usize = 256 * 1024;
+
+impl Connection {
+    /// Connect, read the greeting, EHLO, STARTTLS when required, and
+    /// authenticate when credentials are given.
+    pub async fn connect(opts: ConnectOptions) -> Result<Connection> {
+        let ep = &opts.endpoint;
+        if ep.tls == TlsMode::None && !ep.is_loopback() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "refusing to connect to {} without TLS: plaintext is only allowed to a loopback address; use smtp:// (STARTTLS) or smtps:// (implicit TLS)",
+                    ep.authority()
+                ),
+            ));
+        }
+        let tls_config = match ep.tls {
+            TlsMode::None => None,
+            _ => Some(tls::client_config(ep.ca_file.as_deref())?),
+        };
+        let started = tokio::time::Instant::now();
+        let note = |text: String| {
+            if let Some(t) = &opts.transcript {
+                t(&TranscriptEntry {
+                    elapsed: started.elapsed(),
+                    direction: "note",
+                    tls: false,
+                    text,
+                });
+            }
+        };
+        note(format!("Trying {}...", ep.authority()));
+        let tcp = tokio::time::timeout(
+            opts.timeouts.connect,
+            TcpStream::connect((ep.host.as_str(), ep.port)),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "connecting to {} timed out after {}s (a firewall may drop SMTP traffic)",
+                    ep.authority(),
+                    opts.timeouts.connect.as_secs()
+                ),
+            )
+        })?
+        .map_err(|e| connect_error(ep, e))?;
+        let _ = tcp.set_nodelay(true);
+        let local = tcp.local_addr().ok();
+        if let Ok(peer) = tcp.peer_addr() {
+            note(format!("Connected to {peer}."));
+        }
+        let ehlo = ehlo_domain(opts.ehlo_name.as_deref(), local.map(|a| a.ip()))?;
+        let mut io = Io::Plain(tcp);
+        let mut tls_info = None;
+        if ep.tls == TlsMode::Implicit {
+            let (stream, info) = handshake(
+                tcp_of(&mut io),
+                ep,
+                tls_config.clone().expect("TLS config for implicit TLS"),
+                opts.timeouts.connect,
+            )
+            .await?;
+            note(tls_note(&info));
+            tls_info = Some(info);
+            io = Io::Tls(Box::new(stream));
+        }
+        let allow_plaintext_auth = ep.tls == TlsMode::None && ep.is_loopback();
+        let session = ClientSession::new(ClientConfig {
+            ehlo_domain: ehlo,
+            tls: match ep.tls {
+                TlsMode::Implicit => postie_proto::client::TlsMode::Implicit,
+                TlsMode::Starttls => postie_proto::client::TlsMode::StartTls,
+                TlsMode::None => postie_proto::client::TlsMode::None,
+            },
+            allow_plaintext_auth,
+            credentials: opts.credentials.clone(),
+            preferred_mechanism: opts.mechanism.clone(),
+            server_host: ep.tls_name.clone().unwrap_or_else(|| ep.host.clone()),
+            server_port: ep.port,
+            pipelining: true,
+            chunking: true,
+        });
+        let mut conn = Connection {
+            io,
+            session,
+            opts,
+            started,
+            tls_info,
+            mechanism: None,
+            read_buf: vec![0u8; 64 * 1024],
+        };
+        let tls_config = tls_config;
+        loop {
+            match conn.next_event(tls_config.as_ref()).await? {
+                Event::Ready => return Ok(conn),
+                Event::Authenticated { mechanism } => conn.mechanism = Some(mechanism),
+                Event::Failed(e) => return Err(session_error(e, &conn.opts.endpoint)),
+                Event::Closed => return Err(closed_error(&conn.opts.endpoint, "during login")),
+                _ => {}
+            }
+        }
+    }
+
+    /// The SASL mechanism used to authenticate, if any.
+    pub fn mechanism(&self) -> Option<&Mechanism> {
+        self.mechanism.as_ref()
+    }
+
+    /// TLS details, when the connection is encrypted.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.tls_info.as_ref()
+    }
+
+    /// The server's capabilities after the last EHLO.
+    pub fn capabilities(&self) -> Option<&postie_proto::capability::Capabilities> {
+        self.session.capabilities()
+    }
+
+    /// Send one message; the result reports each recipient. A refused
+    /// recipient is a result, not an error; an error means the session
+    /// failed (the connection is then unusable).
+    pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<TransactionResult> {
+        let env = Envelope {
+            from: Some(msg.from.clone()),
+            to: msg.recipients.clone(),
+            smtputf8: msg.needs_smtputf8(),
+        };
+        let body = if msg.is_8bit() {
+            BodyType::EightBit
+        } else {
+            BodyType::SevenBit
+        };
+        self.session
+            .start_transaction(env, Some(msg.bytes.len() as u64), body)
+            .map_err(|e| session_error(e, &self.opts.endpoint))?;
+        loop {
+            match self.next_event(None).await? {
+                Event::BodyWanted => {
+                    let mut chunks = msg.bytes.chunks(BODY_CHUNK).peekable();
+                    if chunks.peek().is_none() {
+                        self.session
+                            .write_body(&[], true)
+                            .map_err(|e| session_error(e, &self.opts.endpoint))?;
+                    }
+                    while let Some(chunk) = chunks.next() {
+                        let last = chunks.peek().is_none();
+                        self.session
+                            .write_body(chunk, last)
+                            .map_err(|e| session_error(e, &self.opts.endpoint))?;
+                        self.flush_transmit().await?;
+                    }
+                }
+                Event::TransactionDone(result) => {
+                    // The session queues RSET after a failed transaction;
+                    // run it to Ready so the connection can be reused.
+                    return Ok(result);
+                }
+                Event::Failed(e) => return Err(session_error(e, &self.opts.endpoint)),
+                Event::Closed => {
+                    return Err(closed_error(&self.opts.endpoint, "during the transaction"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Say QUIT and close. Errors are ignored: the mail is already sent.
+    pub async fn quit(mut self) {
+        self.session.quit();
+        let wait = Duration::from_secs(5);
+        let _ = tokio::time::timeout(wait, async {
+            loop {
+                match self.next_event(None).await {
+                    Ok(Event::Closed) | Err(_) | Ok(Event::Failed(_)) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+
+    fn note(&self, text: String) {
+        if let Some(t) = &self.opts.transcript {
+            t(&TranscriptEntry {
+                elapsed: self.started.elapsed(),
+                direction: "note",
+                tls: self.session.is_tls(),
+                text,
+            });
+        }
+    }
+
+    fn emit(&self, line: &TranscriptLine) {
+        if let Some(t) = &self.opts.transcript {
+            use postie_proto::client::Direction;
+            t(&TranscriptEntry {
+                elapsed: self.started.elapsed(),
+                direction: match line.dir {
+                    Direction::Sent => "sent",
+                    Direction::Received => "received",
+                    Direction::Note => "note",
+                },
+                tls: line.tls,
+                text: line.text.clone(),
+            });
+        }
+    }
+
+    async fn flush_transmit(&mut self) -> Result<()> {
+        let mut wrote = false;
+        while let Some(bytes) = self.session.poll_transmit() {
+            let r = self.io.write_all(&bytes).await;
+            r.map_err(|e| io_error(&self.opts.endpoint, e))?;
+            wrote = true;
+        }
+        if wrote {
+            self.io
+                .flush()
+                .await
+                .map_err(|e| io_error(&self.opts.endpoint, e))?;
+        }
+        Ok(())
+    }
+
+    async fn next_event(
+        &mut self,
+        tls_config: Option<&Arc<rustls::ClientConfig>>,
+    ) -> Result<Event> {
+        loop {
+            self.flush_transmit().await?;
+            if let Some(ev) = self.session.poll_event() {
+                match ev {
+                    Event::Transcript(line) => self.emit(&line),
+                    Event::StartTls => {
+                        let cfg = tls_config.cloned().ok_or_else(|| {
+                            Error::new(ErrorKind::Protocol, "STARTTLS requested outside login")
+                        })?;
+                        let tcp = tcp_of(&mut self.io);
+                        let (stream, info) =
+                            handshake(tcp, &self.opts.endpoint, cfg, self.opts.timeouts.connect)
+                                .await?;
+                        self.io = Io::Tls(Box::new(stream));
+                        self.session.tls_established();
+                        self.note(tls_note(&info));
+                        self.tls_info = Some(info);
+                    }
+                    other => return Ok(other),
+                }
+                continue;
+            }
+            let wait = self
+                .opts
+                .timeouts
+                .command
+                .or_else(|| {
+                    self.session
+                        .expected_timeout()
+                        .map(|k| Duration::from_secs(k.default_secs()))
+                })
+                .unwrap_or(Duration::from_secs(300));
+            let n = tokio::time::timeout(wait, self.io.read(&mut self.read_buf))
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Transient,
+                        format!(
+                            "{} did not answer within {}s",
+                            self.opts.endpoint.authority(),
+                            wait.as_secs()
+                        ),
+                    )
+                })?
+                .map_err(|e| io_error(&self.opts.endpoint, e))?;
+            if n == 0 {
+                return Err(closed_error(&self.opts.endpoint, "unexpectedly"));
+            }
+            let data = self.read_buf[..n].to_vec();
+            self.session
+                .handle_input(&data)
+                .map_err(|e| session_error(e, &self.opts.endpoint))?;
+        }
+    }
+}
+
+fn tcp_of(io: &mut Io) -> TcpStream {
+    match std::mem::replace(io, Io::Upgrading) {
+        Io::Plain(s) => s,
+        _ => unreachable!("TLS is started only once, on a plain connection"),
+    }
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    ep: &Endpoint,
+    cfg: Arc<rustls::ClientConfig>,
+    limit: Duration,
+) -> Result<(TlsStream<TcpStream>, TlsInfo)> {
+    let name = ep.tls_name.clone().unwrap_or_else(|| ep.host.clone());
+    let server_name = rustls_pki_types::ServerName::try_from(name.clone()).map_err(|_| {
+        Error::new(
+            ErrorKind::Config,
+            format!("'{name}' is not a valid TLS server name"),
+        )
+    })?;
+    let stream = tokio::time::timeout(limit, TlsConnector::from(cfg).connect(server_name, tcp))
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Tls,
+                format!(
+                    "TLS handshake with {} timed out (is this a plain or STARTTLS port used as implicit TLS?)",
+                    ep.authority()
+                ),
+            )
+        })?
+        .map_err(|e| tls::handshake_error(e, &ep.authority(), &name))?;
+    let (_, conn) = stream.get_ref();
+    let info = TlsInfo {
+        version: conn.protocol_version().map(|v| {
+            v.as_str()
+                .map(|s| s.replace('_', ".").replace("TLSv1.", "TLSv1."))
+                .unwrap_or_else(|| format!("{v:?}"))
+        }),
+        cipher: conn
+            .negotiated_cipher_suite()
+            .map(|c| format!("{:?}", c.suite())),
+    };
+    Ok((stream, info))
+}
+
+fn tls_note(info: &TlsInfo) -> String {
+    format!(
+        "TLS started with {} {}",
+        info.version.as_deref().unwrap_or("?"),
+        info.cipher.as_deref().unwrap_or("")
+    )
+}
+
+fn ehlo_domain(explicit: Option<&str>, local: Option<IpAddr>) -> Result<Domain> {
+    if let Some(n) = explicit {
+        return n
+            .parse::<Domain>()
+            .map_err(|e| Error::new(ErrorKind::Config, format!("invalid EHLO name '{n}': {e}")));
+    }
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    if host.contains('.')
+        && let Ok(d) = host.parse::<Domain>()
+    {
+        return Ok(d);
+    }
+    // RFC 5321 §4.1.4: without a fully qualified name, use an address literal.
+    let literal = match local {
+        Some(IpAddr::V4(v4)) => format!("[{v4}]"),
+        Some(IpAddr::V6(v6)) => format!("[IPv6:{v6}]"),
+        None => "[127.0.0.1]".to_string(),
+    };
+    literal
+        .parse::<Domain>()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("invalid EHLO literal: {e}")))
+}
+
+fn connect_error(ep: &Endpoint, e: std::io::Error) -> Error {
+    let why = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (nothing listens on that port, or a firewall rejects it)"
+                .to_string()
+        }
+        std::io::ErrorKind::TimedOut => "timed out".to_string(),
+        _ if e.to_string().contains("failed to lookup")
+            || e.to_string().contains("Name or service") =>
+        {
+            format!("the host name '{}' cannot be resolved", ep.host)
+        }
+        _ => e.to_string(),
+    };
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("cannot connect to {}: {why}", ep.authority()),
+    )
+}
+
+fn io_error(ep: &Endpoint, e: std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::Transient,
+        format!("the connection to {} failed: {e}", ep.authority()),
+    )
+}
+
+fn closed_error(ep: &Endpoint, when: &str) -> Error {
+    Error::new(
+        ErrorKind::Transient,
+        format!("{} closed the connection {when}", ep.authority()),
+    )
+}
+
+/// Map a session failure to the library's error, classifying by stage and
+/// reply (RFC 3463 classes, RFC 4954 AUTH codes, provider quirks).
+pub fn session_error(e: SessionError, ep: &Endpoint) -> Error {
+    let stage = e.stage();
+    let reply = e.reply().cloned();
+    let kind = match &e {
+        SessionError::StartTlsNotOffered
+        | SessionError::StartTlsRefused { .. }
+        | SessionError::PlaintextAuthRefused => ErrorKind::Tls,
+        SessionError::MessageTooLarge { .. }
+        | SessionError::EightBitMimeNotSupported
+        | SessionError::BinaryMimeNotSupported => ErrorKind::Message,
+        SessionError::NoCommonMechanism { .. } | SessionError::Sasl(_) => ErrorKind::Config,
+        SessionError::ConnectionClosed { .. } => ErrorKind::Transient,
+        _ => match &reply {
+            Some(r) => classify(r, Some(stage)),
+            None if e.is_transient() => ErrorKind::Transient,
+            None => ErrorKind::Protocol,
+        },
+    };
+    let msg = format!("{e} ({})", ep.authority());
+    let sasl = e.sasl_server_error().cloned();
+    let mut err = Error::new(kind, msg).with_stage(stage).with_source(e);
+    if let Some(r) = reply {
+        err = err.with_reply(r);
+    }
+    if let Some(s) = sasl {
+        err = err.with_sasl(s);
+    }
+    err
+}
+
+/// Classify a negative reply at a stage.
+pub fn classify(r: &Reply, stage: Option<Stage>) -> ErrorKind {
+    let enh = r.enhanced.map(|e| e.to_string()).unwrap_or_default();
+    if enh == "5.4.5" {
+        // Gmail's daily quota: permanent by class, but it resets within 24 h.
+        return ErrorKind::Transient;
+    }
+    if r.is_transient() {
+        return ErrorKind::Transient;
+    }
+    match (r.code, stage) {
+        (534 | 535, _) => ErrorKind::Credentials,
+        (530, _) | (538, _) | (504, Some(Stage::Auth)) | (501, Some(Stage::Auth)) => {
+            ErrorKind::Config
+        }
+        (552, _) => ErrorKind::Message,
+        (_, Some(Stage::Greeting)) => ErrorKind::Unavailable,
+        (_, Some(Stage::Ehlo)) => ErrorKind::Protocol,
+        _ if enh == "5.7.30" => ErrorKind::Credentials,
+        _ => ErrorKind::Rejected,
+    }
+}
