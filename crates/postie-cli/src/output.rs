@@ -99,14 +99,28 @@ impl Style {
     }
 }
 
+/// Escape control characters a server may have put in its reply, so that
+/// printing it cannot drive the terminal.
+pub fn clean(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Print an error with its explanation on stderr.
 pub fn print_error(style: &Style, err: &Error, ctx: &Context<'_>) {
     let x = explain(err, ctx);
     let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "{} {}", style.bad("error:"), err.message());
+    let _ = writeln!(e, "{} {}", style.bad("error:"), clean(err.message()));
     if let Some(r) = err.reply() {
-        for line in r.to_string().lines() {
-            let _ = writeln!(e, "  {}", style.dim(&format!("server: {line}")));
+        for line in r.wire_lines() {
+            let _ = writeln!(e, "  {}", style.dim(&format!("server: {}", clean(&line))));
         }
     }
     print_explanation(&mut e, style, &x, err.message());

@@ -212,7 +212,9 @@ fn parse_keyword(word: &str, args: &str) -> Capability {
     // next to the standard line for old Outlook clients).
     if let Some(first) = upper.strip_prefix("AUTH=") {
         let first = &word[word.len() - first.len()..];
-        return Capability::Auth(mechanisms(std::iter::once(first).chain(args.split_whitespace())));
+        return Capability::Auth(mechanisms(
+            std::iter::once(first).chain(args.split_whitespace()),
+        ));
     }
     match upper.as_str() {
         "SIZE" => Capability::Size(args.split_whitespace().next().and_then(|n| n.parse().ok())),

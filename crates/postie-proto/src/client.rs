@@ -15,6 +15,7 @@ use crate::sasl::{Credentials, Mechanism};
 
 pub use crate::error::{SessionError, Stage};
 
+mod opening;
 mod session;
 mod transaction;
 

@@ -249,9 +249,7 @@ pub fn redacted(len: usize, note: Option<&str>) -> String {
 /// the wrong mailbox (MailKit#962).
 fn ir_note(mechanism: &Mechanism, ir: &SecretString) -> Option<String> {
     let user = || -> Option<String> {
-        let raw = SecretString::from(
-            String::from_utf8(B64.decode(ir.expose_secret()).ok()?).ok()?,
-        );
+        let raw = SecretString::from(String::from_utf8(B64.decode(ir.expose_secret()).ok()?).ok()?);
         let raw = raw.expose_secret();
         let user = match mechanism {
             Mechanism::XOAuth2 => raw.strip_prefix("user=")?.split('\x01').next()?,

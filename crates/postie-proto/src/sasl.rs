@@ -56,11 +56,13 @@ impl Mechanism {
     pub fn fits(&self, creds: &Credentials) -> bool {
         matches!(
             (self, creds),
-            (Mechanism::Plain | Mechanism::Login, Credentials::Password { .. })
-                | (
-                    Mechanism::XOAuth2 | Mechanism::OAuthBearer,
-                    Credentials::Bearer { .. }
-                )
+            (
+                Mechanism::Plain | Mechanism::Login,
+                Credentials::Password { .. }
+            ) | (
+                Mechanism::XOAuth2 | Mechanism::OAuthBearer,
+                Credentials::Bearer { .. }
+            )
         )
     }
 }
@@ -217,8 +219,13 @@ pub enum SaslStep {
 #[derive(Clone, Debug)]
 enum Kind {
     Plain,
-    Login { username: String, password: SecretString },
-    Bearer { user: String },
+    Login {
+        username: String,
+        password: SecretString,
+    },
+    Bearer {
+        user: String,
+    },
 }
 
 /// A client-side SASL exchange for one mechanism.
@@ -285,16 +292,28 @@ impl SaslClient {
             ),
             (Mechanism::XOAuth2, Credentials::Bearer { user, token }) => {
                 check_bearer(user, token).map_err(invalid)?;
-                let raw = format!("user={user}\x01auth=Bearer {}\x01\x01", token.expose_secret());
+                let raw = format!(
+                    "user={user}\x01auth=Bearer {}\x01\x01",
+                    token.expose_secret()
+                );
                 (Kind::Bearer { user: user.clone() }, Some(b64(raw)))
             }
             (Mechanism::OAuthBearer, Credentials::Bearer { user, token }) => {
                 check_bearer(user, token).map_err(invalid)?;
                 // RFC 7628 §3.1 with the GS2 header of RFC 5801 §4, where
                 // ',' and '=' in the authzid become "=2C" and "=3D".
+                if host.contains(['\x01', '\0']) {
+                    return Err(invalid("server host"));
+                }
+                // host= is optional; an empty one would only confuse.
                 let authzid = user.replace('=', "=3D").replace(',', "=2C");
+                let host = if host.is_empty() {
+                    String::new()
+                } else {
+                    format!("host={host}\x01")
+                };
                 let raw = format!(
-                    "n,a={authzid},\x01host={host}\x01port={port}\x01auth=Bearer {}\x01\x01",
+                    "n,a={authzid},\x01{host}port={port}\x01auth=Bearer {}\x01\x01",
                     token.expose_secret()
                 );
                 (Kind::Bearer { user: user.clone() }, Some(b64(raw)))

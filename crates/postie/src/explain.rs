@@ -527,17 +527,52 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
                 vec!["Check host and port (`postie account list`); try the other submission port (465 implicit TLS or 587 STARTTLS)".into()],
                 Retry::Later,
             ),
-            ErrorKind::Tls => (
-                "tls",
-                format!("The secure connection to {host} failed."),
-                vec![
-                    "the server's certificate is not valid for this host name, expired, or signed by an unknown authority".into(),
-                    "the port expects the other TLS mode: 465 is implicit TLS, 587 is STARTTLS".into(),
-                    "a proxy or antivirus intercepts TLS".into(),
-                ],
-                vec!["Check host, port and TLS mode; for a private CA give --ca-file (or ca_file in the account); behind a tunnel give --tls-name with the certificate's name".into()],
-                Retry::No,
-            ),
+            ErrorKind::Tls => {
+                let m = err.message();
+                let (causes, fix): (Vec<&str>, Vec<&str>) = if m.contains("not valid for the name") {
+                    (
+                        vec!["the certificate names another host: the host dialled is not the one in the certificate (an IP address, an alias, a tunnel)"],
+                        vec!["Connect by the name on the certificate, or, behind a tunnel or port forward, give --tls-name NAME (tls_name in the account)"],
+                    )
+                } else if m.contains("expired") || m.contains("not valid yet") {
+                    (
+                        vec!["the server's certificate is outside its validity period: the server's administrator must renew it", "this machine's clock is wrong"],
+                        vec!["Check the date on this machine (`date`); otherwise tell the server's administrator"],
+                    )
+                } else if m.contains("unknown authority") || m.contains("CA certificate") {
+                    (
+                        vec!["the certificate is self-signed or issued by a private CA this machine does not trust", "something intercepts TLS (a proxy, an antivirus)"],
+                        vec!["Get the CA certificate (PEM) from the server's administrator and give it with --ca-file (ca_file in the account)"],
+                    )
+                } else if m.contains("did not answer with TLS") || m.contains("used as implicit TLS") {
+                    (
+                        vec!["this port speaks plain SMTP with STARTTLS, not implicit TLS"],
+                        vec!["Use smtp://HOST:587 (STARTTLS) for this port, or smtps://HOST:465 for implicit TLS (tls = \"starttls\" in the account)"],
+                    )
+                } else if m.contains("before greeting") {
+                    (
+                        vec!["this port expects implicit TLS (465) and waited for a TLS handshake that never came"],
+                        vec!["Use smtps://HOST:465 (tls = \"implicit\" in the account)"],
+                    )
+                } else if m.contains("STARTTLS") {
+                    (
+                        vec!["the server does not offer or refused STARTTLS; postie never continues without TLS when credentials or mail follow", "the port is a server-to-server port (25) rather than submission (587)"],
+                        vec!["Use the provider's submission port: 587 with STARTTLS or 465 with implicit TLS"],
+                    )
+                } else {
+                    (
+                        vec!["the certificate is not valid for this host, expired, or from an unknown authority", "the port expects the other TLS mode: 465 is implicit TLS, 587 is STARTTLS", "a proxy or antivirus intercepts TLS"],
+                        vec!["Check host, port and TLS mode; for a private CA give --ca-file; behind a tunnel give --tls-name"],
+                    )
+                };
+                (
+                    "tls",
+                    format!("The secure connection to {host} failed."),
+                    causes.into_iter().map(String::from).collect(),
+                    fix.into_iter().map(String::from).collect(),
+                    Retry::No,
+                )
+            }
             ErrorKind::Credentials => (
                 "credentials",
                 "The server refused the credentials.".into(),

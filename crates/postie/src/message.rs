@@ -429,6 +429,7 @@ mod tests {
 
     #[test]
     fn attachment_with_utf8_name_round_trips() {
+        use mail_parser::MimeHeaders;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("résumé.bin");
         let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();

@@ -9,7 +9,7 @@ fn wire(s: &str) -> Reply {
     let bytes = s.replace('\n', "\r\n") + "\r\n";
     let (r, used) = ReplyParser::parse(bytes.as_bytes())
         .unwrap()
-        .expect("a whole reply");
+        .unwrap_or_else(|| panic!("not a whole reply: {s:?}"));
     assert_eq!(used, bytes.len(), "one reply: {s}");
     r
 }
@@ -91,7 +91,7 @@ static CASES: &[Case] = &[
     },
     Case {
         provider: G,
-        reply: "550-5.4.5 Daily user sending quota exceeded. h26sm - gsmtp",
+        reply: "550 5.4.5 Daily user sending quota exceeded. https://support.google.com/mail/?p=DailyLimitExceeded h26sm - gsmtp",
         id: "google-daily-quota",
         mentions: &["Wait"],
         retry: Retry::Hours,

@@ -33,8 +33,9 @@ pub async fn run(g: &Global, args: SendArgs) -> i32 {
     let transcript: Arc<Mutex<Vec<TranscriptEntry>>> = Arc::default();
     let plan = match plan(g, &args, transcript.clone()) {
         Ok(p) => p,
-        Err(e) => return fail(g, json_mode, &e, &Context::default(), &transcript),
+        Err(e) => return fail(g, json_mode, &e, &Context::default(), None, &transcript),
     };
+    let server = plan.opts.endpoint.authority();
     let ctx = Context {
         provider: plan.provider,
         account: plan.account.as_deref(),
@@ -42,7 +43,7 @@ pub async fn run(g: &Global, args: SendArgs) -> i32 {
     };
     match send_once(plan.opts.clone(), &plan.message).await {
         Ok(report) => report_result(g, json_mode, &report, &ctx, &transcript),
-        Err(e) => fail(g, json_mode, &e, &ctx, &transcript),
+        Err(e) => fail(g, json_mode, &e, &ctx, Some(&server), &transcript),
     }
 }
 
@@ -265,12 +266,13 @@ fn fail(
     json_mode: bool,
     e: &Error,
     ctx: &Context<'_>,
+    server: Option<&str>,
     transcript: &Arc<Mutex<Vec<TranscriptEntry>>>,
 ) -> i32 {
     if json_mode {
         let mut v = json!({
             "status": "failed",
-            "server": ctx.host,
+            "server": server,
             "recipients": [],
             "reply": null,
             "error": output::error_json(e, ctx),
@@ -371,7 +373,11 @@ fn report_result(
         println!(
             "  {mark} {}  {}",
             x.address,
-            s.dim(&format!("{}{enh} {}", x.code, x.text.replace('\n', " ")))
+            s.dim(&format!(
+                "{}{enh} {}",
+                x.code,
+                output::clean(&x.text.replace('\n', " "))
+            ))
         );
     }
     if let Some(e) = &failure {

@@ -4,10 +4,20 @@ use super::*;
 fn accepts_table() {
     for (s, local, domain, utf8) in [
         ("a@example.com", "a", "example.com", false),
-        ("first.last+tag@sub.example.co.uk", "first.last+tag", "sub.example.co.uk", false),
+        (
+            "first.last+tag@sub.example.co.uk",
+            "first.last+tag",
+            "sub.example.co.uk",
+            false,
+        ),
         ("\"a@b\"@example.com", "\"a@b\"", "example.com", false),
         ("user@[192.0.2.1]", "user", "[192.0.2.1]", false),
-        ("user@[IPv6:2001:db8::1]", "user", "[IPv6:2001:db8::1]", false),
+        (
+            "user@[IPv6:2001:db8::1]",
+            "user",
+            "[IPv6:2001:db8::1]",
+            false,
+        ),
         ("user@localhost", "user", "localhost", false),
         ("用户@例子.广告", "用户", "例子.广告", true),
         ("jörg@münchen.de", "jörg", "münchen.de", true),
@@ -38,23 +48,87 @@ fn rejects_table() {
         ("<a@b.com", E::ForbiddenChar { ch: '<', at: 0 }),
         ("a b@c.com", E::ForbiddenChar { ch: ' ', at: 1 }),
         ("a@c.com\t", E::ForbiddenChar { ch: '\t', at: 7 }),
-        ("a\u{a0}b@c.com", E::ForbiddenChar { ch: '\u{a0}', at: 1 }),
+        (
+            "a\u{a0}b@c.com",
+            E::ForbiddenChar {
+                ch: '\u{a0}',
+                at: 1,
+            },
+        ),
         ("a@c.com\x7f", E::ForbiddenChar { ch: '\x7f', at: 7 }),
         ("a@b.com>\r\nRSET", E::ForbiddenChar { ch: '>', at: 7 }),
         ("ab.com", E::MissingAt),
         ("@b.com", E::EmptyLocalPart),
         ("a@", E::Empty),
-        ("a@b..com", E::EmptyLabel { domain: "b..com".into() }),
-        ("a@.com", E::EmptyLabel { domain: ".com".into() }),
-        ("a@b.com.", E::EmptyLabel { domain: "b.com.".into() }),
-        ("a@-b.com", E::HyphenAtLabelEdge { domain: "-b.com".into() }),
-        ("a@b_c.com", E::InvalidDomainChar { ch: '_', domain: "b_c.com".into() }),
-        ("a@b,c", E::InvalidDomainChar { ch: ',', domain: "b,c".into() }),
-        ("a@[1.2.3]", E::InvalidLiteral { literal: "[1.2.3]".into() }),
-        ("a@[IPv6:zz]", E::InvalidLiteral { literal: "[IPv6:zz]".into() }),
-        ("a@[1.2.3.4", E::InvalidLiteral { literal: "[1.2.3.4".into() }),
-        (&long_local, E::TooLong { len: 262, max: MAX_ADDRESS_LEN }),
-        (&long_label, E::LabelTooLong { domain: format!("{}.com", "b".repeat(64)) }),
+        (
+            "a@b..com",
+            E::EmptyLabel {
+                domain: "b..com".into(),
+            },
+        ),
+        (
+            "a@.com",
+            E::EmptyLabel {
+                domain: ".com".into(),
+            },
+        ),
+        (
+            "a@b.com.",
+            E::EmptyLabel {
+                domain: "b.com.".into(),
+            },
+        ),
+        (
+            "a@-b.com",
+            E::HyphenAtLabelEdge {
+                domain: "-b.com".into(),
+            },
+        ),
+        (
+            "a@b_c.com",
+            E::InvalidDomainChar {
+                ch: '_',
+                domain: "b_c.com".into(),
+            },
+        ),
+        (
+            "a@b,c",
+            E::InvalidDomainChar {
+                ch: ',',
+                domain: "b,c".into(),
+            },
+        ),
+        (
+            "a@[1.2.3]",
+            E::InvalidLiteral {
+                literal: "[1.2.3]".into(),
+            },
+        ),
+        (
+            "a@[IPv6:zz]",
+            E::InvalidLiteral {
+                literal: "[IPv6:zz]".into(),
+            },
+        ),
+        (
+            "a@[1.2.3.4",
+            E::InvalidLiteral {
+                literal: "[1.2.3.4".into(),
+            },
+        ),
+        (
+            &long_local,
+            E::TooLong {
+                len: 262,
+                max: MAX_ADDRESS_LEN,
+            },
+        ),
+        (
+            &long_label,
+            E::LabelTooLong {
+                domain: format!("{}.com", "b".repeat(64)),
+            },
+        ),
     ];
     for (s, err) in cases {
         assert_eq!(Address::new(s), Err(err), "{s:?}");
@@ -66,7 +140,10 @@ fn reverse_path() {
     assert_eq!(Address::reverse_path(""), Ok(None));
     assert_eq!(Address::reverse_path("<>"), Ok(None));
     assert_eq!(
-        Address::reverse_path("a@b.example").unwrap().unwrap().as_str(),
+        Address::reverse_path("a@b.example")
+            .unwrap()
+            .unwrap()
+            .as_str(),
         "a@b.example"
     );
     assert!(Address::reverse_path("<a@b.example>").is_err());

@@ -85,7 +85,9 @@ fn postfix_merges_both_auth_forms_and_keeps_unknown_keywords() {
 
 #[test]
 fn keywords_are_case_insensitive() {
-    let c = caps("250-mx\r\n250-pipelining\r\n250-auth=login Plain\r\n250-Size 0\r\n250-starttls\r\n250 X-Custom  a b \r\n");
+    let c = caps(
+        "250-mx\r\n250-pipelining\r\n250-auth=login Plain\r\n250-Size 0\r\n250-starttls\r\n250 X-Custom  a b \r\n",
+    );
     assert!(c.supports_pipelining() && c.starttls());
     assert_eq!(c.auth_mechanisms(), [M::Login, M::Plain]);
     assert!(c.supports_size());
@@ -105,7 +107,7 @@ fn size_forms() {
         ("SIZE abc", C::Size(None), None, true),
     ] {
         let c = caps(&format!("250-mx\r\n250 {line}\r\n"));
-        assert_eq!(c.list, [cap.clone()], "{line}");
+        assert_eq!(c.list, std::slice::from_ref(&cap), "{line}");
         assert_eq!(c.size(), limit, "{line}");
         assert_eq!(c.supports_size(), supported, "{line}");
     }
@@ -168,7 +170,10 @@ fn agrees_with_smtp_proto() {
             (AUTH_XOAUTH2, M::XOAuth2),
             (AUTH_OAUTHBEARER, M::OAuthBearer),
         ] {
-            assert_eq!(theirs.auth() & bit != 0, ours.auth_mechanisms().contains(&m));
+            assert_eq!(
+                theirs.auth() & bit != 0,
+                ours.auth_mechanisms().contains(&m)
+            );
         }
     }
 }

@@ -1,21 +1,16 @@
-//! The session core: input, output, the opening dialogue (greeting, EHLO,
-//! STARTTLS, AUTH) and closing. Transactions are in `transaction.rs`.
+//! The session core: input, output, reply dispatch and closing. The opening
+//! dialogue is in `opening.rs`, transactions in `transaction.rs`.
 
 use std::collections::VecDeque;
+use std::fmt;
 
-use secrecy::{ExposeSecret, SecretString};
-
+use super::opening::AuthState;
 use super::transaction::Transaction;
 use super::{ClientConfig, Direction, Event, SessionError, Stage, TimeoutKind, TlsMode};
 use super::{TranscriptLine, transaction};
 use crate::capability::Capabilities;
-use crate::command::{Command, MAX_COMMAND_LINE, redacted};
+use crate::command::Command;
 use crate::reply::{Reply, ReplyParser};
-use crate::sasl::{self, Credentials, ResponseNote, SaslClient, SaslServerError, SaslStep};
-
-/// More challenges than any supported mechanism needs means a confused or
-/// hostile server; the exchange is cancelled.
-const MAX_CHALLENGES: usize = 8;
 
 /// What a sent command waits for. Replies come in the order the commands
 /// were sent (RFC 2920 §3.1), so a queue of these pairs each reply with its
@@ -94,16 +89,7 @@ pub(super) enum Phase {
     Closed,
 }
 
-#[derive(Debug)]
-struct AuthState {
-    sasl: SaslClient,
-    server_error: Option<SaslServerError>,
-    aborted: Option<String>,
-    challenges: usize,
-}
-
 /// A client SMTP session. See the [module documentation](super).
-#[derive(Debug)]
 pub struct ClientSession {
     pub(super) cfg: ClientConfig,
     pub(super) tls: bool,
@@ -113,9 +99,25 @@ pub struct ClientSession {
     pub(super) expect: VecDeque<Expect>,
     pub(super) phase: Phase,
     pub(super) caps: Option<Capabilities>,
-    auth: Option<AuthState>,
+    pub(super) auth: Option<AuthState>,
     pub(super) txn: Option<Transaction>,
     pub(super) discard_body: bool,
+}
+
+/// Shows the state, never the buffers: the transmit buffer can hold an AUTH
+/// line with credentials.
+impl fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("phase", &self.phase)
+            .field("tls", &self.tls)
+            .field("expect", &self.expect)
+            .field("capabilities", &self.caps)
+            .field("pending_input", &self.rx.len())
+            .field("pending_output", &self.tx.len())
+            .field("pending_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientSession {
@@ -295,7 +297,7 @@ impl ClientSession {
         }
     }
 
-    // ---- output helpers shared with transaction.rs ----
+    // ---- output helpers shared with opening.rs and transaction.rs ----
 
     pub(super) fn send(&mut self, cmd: Command, expect: Expect) {
         cmd.encode(&mut self.tx);
@@ -429,182 +431,5 @@ impl ClientSession {
         } else {
             self.fail(SessionError::UnexpectedReply { stage, reply });
         }
-    }
-
-    fn on_greeting(&mut self, reply: Reply) {
-        if reply.is_completion() {
-            self.events.push_back(Event::Greeting(reply));
-            self.send_ehlo();
-        } else {
-            self.fail(SessionError::GreetingRefused { reply });
-        }
-    }
-
-    fn send_ehlo(&mut self) {
-        let domain = self.cfg.ehlo_domain.clone();
-        self.send(Command::Ehlo(domain), Expect::Ehlo);
-    }
-
-    fn on_ehlo(&mut self, reply: Reply) {
-        if reply.is_completion() {
-            self.got_capabilities(Capabilities::from_ehlo(&reply));
-        } else if matches!(reply.code, 500 | 502) {
-            // RFC 5321 §3.2: an old server that does not know EHLO.
-            let domain = self.cfg.ehlo_domain.clone();
-            self.send(Command::Helo(domain), Expect::Helo);
-        } else {
-            self.fail(SessionError::UnexpectedReply {
-                stage: Stage::Ehlo,
-                reply,
-            });
-        }
-    }
-
-    fn on_helo(&mut self, reply: Reply) {
-        if reply.is_completion() {
-            self.got_capabilities(Capabilities::from_helo(&reply));
-        } else {
-            self.fail(SessionError::UnexpectedReply {
-                stage: Stage::Helo,
-                reply,
-            });
-        }
-    }
-
-    fn got_capabilities(&mut self, caps: Capabilities) {
-        self.events.push_back(Event::Capabilities(caps.clone()));
-        let starttls = caps.starttls();
-        self.caps = Some(caps);
-        if self.cfg.tls == TlsMode::StartTls && !self.tls {
-            if starttls {
-                self.send(Command::StartTls, Expect::StartTls);
-            } else {
-                self.fail(SessionError::StartTlsNotOffered);
-            }
-            return;
-        }
-        match self.cfg.credentials.clone() {
-            Some(creds) => self.begin_auth(&creds),
-            None => self.ready(),
-        }
-    }
-
-    fn on_starttls(&mut self, reply: Reply) {
-        if reply.code == 220 {
-            self.phase = Phase::AwaitingTlsHandshake;
-            self.events.push_back(Event::StartTls);
-        } else {
-            self.fail(SessionError::StartTlsRefused { reply });
-        }
-    }
-
-    fn begin_auth(&mut self, creds: &Credentials) {
-        if !self.tls && !self.cfg.allow_plaintext_auth {
-            return self.fail(SessionError::PlaintextAuthRefused);
-        }
-        let offered = self
-            .caps
-            .as_ref()
-            .map(|c| c.auth_mechanisms().to_vec())
-            .unwrap_or_default();
-        let preferred = self.cfg.preferred_mechanism.as_ref();
-        let Some(mechanism) = sasl::choose(&offered, creds, preferred) else {
-            return self.fail(SessionError::NoCommonMechanism { offered });
-        };
-        let host = self.cfg.server_host.clone();
-        let mut client = match SaslClient::new(mechanism.clone(), creds, &host, self.cfg.server_port)
-        {
-            Ok(c) => c,
-            Err(e) => return self.fail(e.into()),
-        };
-        // RFC 4954 §4: the initial response goes on the AUTH line only if
-        // the line stays within 512 octets; otherwise it follows a 334.
-        let fits = client.initial_response_len().is_some_and(|n| {
-            "AUTH ".len() + mechanism.name().len() + 1 + n + 2 <= MAX_COMMAND_LINE
-        });
-        let initial_response = if fits {
-            client.initial_response()
-        } else {
-            None
-        };
-        self.send(
-            Command::Auth {
-                mechanism,
-                initial_response,
-            },
-            Expect::AuthContinue,
-        );
-        self.auth = Some(AuthState {
-            sasl: client,
-            server_error: None,
-            aborted: None,
-            challenges: 0,
-        });
-    }
-
-    fn on_auth(&mut self, reply: Reply) {
-        let Some(mut st) = self.auth.take() else {
-            return self.fail(SessionError::UnexpectedReply {
-                stage: Stage::Auth,
-                reply,
-            });
-        };
-        let mechanism = st.sasl.mechanism().clone();
-        if reply.code == 334 && st.aborted.is_none() {
-            st.challenges += 1;
-            let step = if st.challenges > MAX_CHALLENGES {
-                SaslStep::Invalid(format!("more than {MAX_CHALLENGES} challenges"))
-            } else {
-                st.sasl.step(reply.lines.concat().trim())
-            };
-            match step {
-                SaslStep::Respond(r) => self.send_auth_response(r, st.sasl.last_response_note()),
-                SaslStep::ServerError { response, detail } => {
-                    st.server_error = Some(detail);
-                    self.send_auth_response(response, st.sasl.last_response_note());
-                }
-                SaslStep::Invalid(reason) => {
-                    st.aborted = Some(reason);
-                    self.send(Command::AuthCancel, Expect::AuthContinue);
-                }
-            }
-            self.auth = Some(st);
-        } else if reply.is_completion() && st.aborted.is_none() {
-            self.events.push_back(Event::Authenticated { mechanism });
-            self.ready();
-        } else if reply.is_transient() || reply.is_permanent() {
-            self.fail(match st.aborted {
-                Some(reason) => SessionError::AuthAborted {
-                    mechanism,
-                    reason,
-                    reply,
-                },
-                None => SessionError::AuthFailed {
-                    mechanism,
-                    reply,
-                    server_error: st.server_error.map(Box::new),
-                },
-            });
-        } else {
-            self.fail(SessionError::UnexpectedReply {
-                stage: Stage::Auth,
-                reply,
-            });
-        }
-    }
-
-    fn send_auth_response(&mut self, response: SecretString, note: &ResponseNote) {
-        let len = response.expose_secret().len();
-        let text = match note {
-            ResponseNote::Secret(what) => redacted(len, Some(what)),
-            ResponseNote::ErrorAcknowledgement if len == 0 => {
-                "<empty line: acknowledges the error challenge>".into()
-            }
-            ResponseNote::ErrorAcknowledgement => response.expose_secret().to_owned(),
-            ResponseNote::None => redacted(len, None),
-        };
-        Command::AuthResponse(response).encode(&mut self.tx);
-        self.transcript(Direction::Sent, text);
-        self.expect.push_back(Expect::AuthContinue);
     }
 }

@@ -280,7 +280,11 @@ impl ClientSession {
         let pipelined = t.pipelined;
         t.mail = Some(reply);
         if !pipelined {
-            if ok { self.send_rcpt(0) } else { self.conclude(true) }
+            if ok {
+                self.send_rcpt(0)
+            } else {
+                self.conclude(true)
+            }
         }
         // Pipelined: the RCPT and DATA replies are on their way regardless.
     }

@@ -10,8 +10,14 @@ fn wire(c: &Command) -> String {
 
 fn table() -> Vec<(Command, &'static str)> {
     vec![
-        (Command::Ehlo(Domain::new("client.example").unwrap()), "EHLO client.example\r\n"),
-        (Command::Helo(Domain::new("[192.0.2.1]").unwrap()), "HELO [192.0.2.1]\r\n"),
+        (
+            Command::Ehlo(Domain::new("client.example").unwrap()),
+            "EHLO client.example\r\n",
+        ),
+        (
+            Command::Helo(Domain::new("[192.0.2.1]").unwrap()),
+            "HELO [192.0.2.1]\r\n",
+        ),
         (Command::StartTls, "STARTTLS\r\n"),
         (
             Command::Auth {
@@ -117,8 +123,20 @@ fn table() -> Vec<(Command, &'static str)> {
             "RCPT TO:<b@example.org> NOTIFY=NEVER ORCPT=utf-8;j\\x{F6}rg@example.org\r\n",
         ),
         (Command::Data, "DATA\r\n"),
-        (Command::Bdat { size: 1024, last: false }, "BDAT 1024\r\n"),
-        (Command::Bdat { size: 0, last: true }, "BDAT 0 LAST\r\n"),
+        (
+            Command::Bdat {
+                size: 1024,
+                last: false,
+            },
+            "BDAT 1024\r\n",
+        ),
+        (
+            Command::Bdat {
+                size: 0,
+                last: true,
+            },
+            "BDAT 0 LAST\r\n",
+        ),
         (Command::Rset, "RSET\r\n"),
         (Command::Noop, "NOOP\r\n"),
         (Command::Quit, "QUIT\r\n"),
@@ -138,7 +156,13 @@ fn encodes_every_command() {
 #[test]
 fn transcript_of_public_commands_is_the_line() {
     for (cmd, want) in table() {
-        if matches!(cmd, Command::Auth { initial_response: Some(_), .. } | Command::AuthResponse(_)) {
+        if matches!(
+            cmd,
+            Command::Auth {
+                initial_response: Some(_),
+                ..
+            } | Command::AuthResponse(_)
+        ) {
             continue;
         }
         assert_eq!(cmd.transcript(), want.trim_end_matches("\r\n"));
@@ -148,21 +172,40 @@ fn transcript_of_public_commands_is_the_line() {
 #[test]
 fn transcript_redacts_at_the_source() {
     let xoauth2 = B64.encode(b"user=me@example.com\x01auth=Bearer ya29.SECRET\x01\x01");
-    let oauthbearer = B64.encode(b"n,a=me=2Cx@example.com,\x01host=h\x01port=587\x01auth=Bearer SECRET\x01\x01");
+    let oauthbearer =
+        B64.encode(b"n,a=me=2Cx@example.com,\x01host=h\x01port=587\x01auth=Bearer SECRET\x01\x01");
     let cases = [
-        (Mechanism::Plain, "AHVzZXIAU0VDUkVU".to_owned(), "AUTH PLAIN <redacted 16 bytes: PLAIN credentials>".to_owned()),
+        (
+            Mechanism::Plain,
+            "AHVzZXIAU0VDUkVU".to_owned(),
+            "AUTH PLAIN <redacted 16 bytes: PLAIN credentials>".to_owned(),
+        ),
         (
             Mechanism::XOAuth2,
             xoauth2.clone(),
-            format!("AUTH XOAUTH2 <redacted {} bytes: user=me@example.com, bearer token>", xoauth2.len()),
+            format!(
+                "AUTH XOAUTH2 <redacted {} bytes: user=me@example.com, bearer token>",
+                xoauth2.len()
+            ),
         ),
         (
             Mechanism::OAuthBearer,
             oauthbearer.clone(),
-            format!("AUTH OAUTHBEARER <redacted {} bytes: user=me,x@example.com, bearer token>", oauthbearer.len()),
+            format!(
+                "AUTH OAUTHBEARER <redacted {} bytes: user=me,x@example.com, bearer token>",
+                oauthbearer.len()
+            ),
         ),
-        (Mechanism::XOAuth2, "%%%".to_owned(), "AUTH XOAUTH2 <redacted 3 bytes: bearer token>".to_owned()),
-        (Mechanism::Other("X".into()), "c2VjcmV0".to_owned(), "AUTH X <redacted 8 bytes>".to_owned()),
+        (
+            Mechanism::XOAuth2,
+            "%%%".to_owned(),
+            "AUTH XOAUTH2 <redacted 3 bytes: bearer token>".to_owned(),
+        ),
+        (
+            Mechanism::Other("X".into()),
+            "c2VjcmV0".to_owned(),
+            "AUTH X <redacted 8 bytes>".to_owned(),
+        ),
     ];
     for (mechanism, ir, want) in cases {
         let cmd = Command::Auth {
@@ -179,7 +222,10 @@ fn transcript_redacts_at_the_source() {
     let r = Command::AuthResponse("c2VjcmV0".into());
     assert_eq!(r.transcript(), "<redacted 8 bytes>");
     assert!(!format!("{r:?}").contains("c2VjcmV0"));
-    assert_eq!(redacted(24, Some("LOGIN password")), "<redacted 24 bytes: LOGIN password>");
+    assert_eq!(
+        redacted(24, Some("LOGIN password")),
+        "<redacted 24 bytes: LOGIN password>"
+    );
 }
 
 #[test]
@@ -209,33 +255,59 @@ fn hand_built_values_cannot_inject_lines() {
 /// `smtp-proto`'s server-side parser reads our lines as intended.
 #[test]
 fn server_parser_reads_our_lines() {
-    use smtp_proto::{MAIL_BODY_8BITMIME, MAIL_RET_HDRS, MAIL_SMTPUTF8, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_SUCCESS, Request};
+    use smtp_proto::{
+        MAIL_BODY_8BITMIME, MAIL_RET_HDRS, MAIL_SMTPUTF8, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_SUCCESS,
+        Request,
+    };
     let parse = |c: &Command| Request::parse(&mut c.to_bytes().iter()).map(Request::into_owned);
 
     let (mail, _) = &table()[11];
-    let Ok(Request::Mail { from }) = parse(mail) else { panic!("MAIL") };
+    let Ok(Request::Mail { from }) = parse(mail) else {
+        panic!("MAIL")
+    };
     assert_eq!(from.address, "jörg@example.com");
     assert_eq!(from.size, 12345);
-    assert_eq!(from.flags & (MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_HDRS), MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_HDRS);
+    assert_eq!(
+        from.flags & (MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_HDRS),
+        MAIL_BODY_8BITMIME | MAIL_SMTPUTF8 | MAIL_RET_HDRS
+    );
     assert_eq!(from.env_id.as_deref(), Some("id+1=2 x"));
 
     let (rcpt, _) = &table()[15];
-    let Ok(Request::Rcpt { to }) = parse(rcpt) else { panic!("RCPT") };
+    let Ok(Request::Rcpt { to }) = parse(rcpt) else {
+        panic!("RCPT")
+    };
     assert_eq!(to.address, "b@example.org");
-    assert_eq!(to.flags & (RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE), RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE);
+    assert_eq!(
+        to.flags & (RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE),
+        RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE
+    );
     assert_eq!(to.orcpt.as_deref(), Some("b+x@example.org"));
 
-    let null = Command::Mail { from: None, params: MailParams::default() };
-    let Ok(Request::Mail { from }) = parse(&null) else { panic!("MAIL <>") };
+    let null = Command::Mail {
+        from: None,
+        params: MailParams::default(),
+    };
+    let Ok(Request::Mail { from }) = parse(&null) else {
+        panic!("MAIL <>")
+    };
     assert_eq!(from.address, "");
 
     assert_eq!(
         parse(&Command::Ehlo(Domain::new("client.example").unwrap())),
-        Ok(Request::Ehlo { host: "client.example".into() })
+        Ok(Request::Ehlo {
+            host: "client.example".into()
+        })
     );
     assert_eq!(
-        parse(&Command::Bdat { size: 7, last: true }),
-        Ok(Request::Bdat { chunk_size: 7, is_last: true })
+        parse(&Command::Bdat {
+            size: 7,
+            last: true
+        }),
+        Ok(Request::Bdat {
+            chunk_size: 7,
+            is_last: true
+        })
     );
     for (c, r) in [
         (Command::Data, Request::Data),

@@ -89,7 +89,10 @@ fn display_renders_the_wire() {
     ] {
         let r = one(wire);
         assert_eq!(r.to_string(), wire.replace("\r\n", "\n").trim_end());
-        assert_eq!(one(&format!("{}\r\n", r.to_string().replace('\n', "\r\n"))), r);
+        assert_eq!(
+            one(&format!("{}\r\n", r.to_string().replace('\n', "\r\n"))),
+            r
+        );
     }
     assert_eq!(one("250\r\n").to_string(), "250");
     assert_eq!(
@@ -128,7 +131,8 @@ fn enhanced_code_display() {
 
 #[test]
 fn pipelined_replies_parse_one_after_another() {
-    let buf = b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550-5.1.1 no\r\n550 5.1.1 such user\r\n354  Go ahead\r\n";
+    let buf =
+        b"250 2.1.0 OK\r\n250 2.1.5 OK\r\n550-5.1.1 no\r\n550 5.1.1 such user\r\n354  Go ahead\r\n";
     let mut rest = &buf[..];
     let mut codes = Vec::new();
     while let Some((r, used)) = ReplyParser::parse(rest).unwrap() {
@@ -168,15 +172,55 @@ fn malformed_table() {
     let many_lines = "250-0123456789012345678901234567890123456789\r\n".repeat(30_000);
     let cases: Vec<(&str, ReplyError)> = vec![
         ("abc\r\n", ReplyError::InvalidCode { line: "abc".into() }),
-        ("HTTP/1.1 400", ReplyError::InvalidCode { line: "HTTP/1.1 400".into() }),
-        ("2x0 ok\r\n", ReplyError::InvalidCode { line: "2x0 ok".into() }),
-        ("150 x\r\n", ReplyError::InvalidCode { line: "150 x".into() }),
-        ("650 x\r\n", ReplyError::InvalidCode { line: "650 x".into() }),
+        (
+            "HTTP/1.1 400",
+            ReplyError::InvalidCode {
+                line: "HTTP/1.1 400".into(),
+            },
+        ),
+        (
+            "2x0 ok\r\n",
+            ReplyError::InvalidCode {
+                line: "2x0 ok".into(),
+            },
+        ),
+        (
+            "150 x\r\n",
+            ReplyError::InvalidCode {
+                line: "150 x".into(),
+            },
+        ),
+        (
+            "650 x\r\n",
+            ReplyError::InvalidCode {
+                line: "650 x".into(),
+            },
+        ),
         ("\r\n", ReplyError::InvalidCode { line: "".into() }),
-        (" 250 x\r\n", ReplyError::InvalidCode { line: " 250 x".into() }),
-        ("250_x\r\n", ReplyError::InvalidSeparator { line: "250_x".into() }),
-        ("2500 x\r\n", ReplyError::InvalidSeparator { line: "2500 x".into() }),
-        ("250\rx\r\n", ReplyError::InvalidSeparator { line: "250\rx".into() }),
+        (
+            " 250 x\r\n",
+            ReplyError::InvalidCode {
+                line: " 250 x".into(),
+            },
+        ),
+        (
+            "250_x\r\n",
+            ReplyError::InvalidSeparator {
+                line: "250_x".into(),
+            },
+        ),
+        (
+            "2500 x\r\n",
+            ReplyError::InvalidSeparator {
+                line: "2500 x".into(),
+            },
+        ),
+        (
+            "250\rx\r\n",
+            ReplyError::InvalidSeparator {
+                line: "250\rx".into(),
+            },
+        ),
         (
             "250-a\r\n251 b\r\n",
             ReplyError::MismatchedCode {
@@ -192,9 +236,24 @@ fn malformed_table() {
                 found: 550,
             },
         ),
-        (&long_line, ReplyError::LineTooLong { limit: MAX_LINE_LEN }),
-        (&long_partial, ReplyError::LineTooLong { limit: MAX_LINE_LEN }),
-        (&many_lines, ReplyError::ReplyTooLong { limit: MAX_REPLY_LEN }),
+        (
+            &long_line,
+            ReplyError::LineTooLong {
+                limit: MAX_LINE_LEN,
+            },
+        ),
+        (
+            &long_partial,
+            ReplyError::LineTooLong {
+                limit: MAX_LINE_LEN,
+            },
+        ),
+        (
+            &many_lines,
+            ReplyError::ReplyTooLong {
+                limit: MAX_REPLY_LEN,
+            },
+        ),
     ];
     for (wire, err) in cases {
         let shown: String = wire.chars().take(40).collect();
@@ -204,7 +263,17 @@ fn malformed_table() {
 
 #[test]
 fn incomplete_table() {
-    for wire in ["", "2", "25", "250", "250-", "250 OK", "250 OK\r", "250-a\r\n", "250-a\r\n250"] {
+    for wire in [
+        "",
+        "2",
+        "25",
+        "250",
+        "250-",
+        "250 OK",
+        "250 OK\r",
+        "250-a\r\n",
+        "250-a\r\n250",
+    ] {
         assert_eq!(ReplyParser::parse(wire.as_bytes()), Ok(None), "{wire:?}");
     }
 }
@@ -239,7 +308,11 @@ fn agrees_with_smtp_proto() {
 fn reply_strategy() -> impl Strategy<Value = Reply> {
     let code = (2u16..=5, 0u16..=9, 0u16..=9).prop_map(|(a, b, c)| a * 100 + b * 10 + c);
     let enhanced = proptest::option::of(
-        (prop_oneof![Just(2u8), Just(4), Just(5)], 0u16..1000, 0u16..1000)
+        (
+            prop_oneof![Just(2u8), Just(4), Just(5)],
+            0u16..1000,
+            0u16..1000,
+        )
             .prop_map(|(c, s, d)| EnhancedCode::new(c, s, d)),
     );
     // Text that cannot itself look like an enhanced code or end a line.

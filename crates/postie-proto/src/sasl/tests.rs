@@ -51,7 +51,10 @@ fn xoauth2_matches_googles_vector() {
 #[test]
 fn oauthbearer_matches_rfc7628_example() {
     // RFC 7628 §4.1 (IMAP port 143 in the RFC's example).
-    let creds = bearer("user@example.com", "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==");
+    let creds = bearer(
+        "user@example.com",
+        "vF9dft4qmTc2Nvb3RlckBhbHRhdmlzdGEuY29tCg==",
+    );
     let mut c = SaslClient::new(Mechanism::OAuthBearer, &creds, "server.example.com", 143).unwrap();
     assert_eq!(
         expose(c.initial_response().unwrap()),
@@ -71,6 +74,13 @@ fn oauthbearer_escapes_the_authzid() {
 }
 
 #[test]
+fn oauthbearer_without_host_omits_it() {
+    let mut c = SaslClient::new(Mechanism::OAuthBearer, &bearer("u@x", "t"), "", 587).unwrap();
+    let raw = B64.decode(expose(c.initial_response().unwrap())).unwrap();
+    assert_eq!(raw, b"n,a=u@x,\x01port=587\x01auth=Bearer t\x01\x01");
+}
+
+#[test]
 fn plain_vector() {
     let mut c = SaslClient::new(Mechanism::Plain, &password("user", "pass"), "h", 587).unwrap();
     assert_eq!(expose(c.initial_response().unwrap()), "AHVzZXIAcGFzcw==");
@@ -86,19 +96,37 @@ fn plain_without_initial_response_answers_the_empty_challenge() {
 
 #[test]
 fn login_counts_steps_not_prompt_text() {
-    let mut c = SaslClient::new(Mechanism::Login, &password("user@x.example", "pw"), "h", 587).unwrap();
+    let mut c = SaslClient::new(
+        Mechanism::Login,
+        &password("user@x.example", "pw"),
+        "h",
+        587,
+    )
+    .unwrap();
     assert_eq!(c.initial_response_len(), None);
     assert!(c.initial_response().is_none());
     // Standard prompts "Username:" and "Password:".
-    assert_eq!(respond(c.step("VXNlcm5hbWU6")), B64.encode("user@x.example"));
-    assert_eq!(c.last_response_note(), &ResponseNote::Secret("LOGIN username".into()));
+    assert_eq!(
+        respond(c.step("VXNlcm5hbWU6")),
+        B64.encode("user@x.example")
+    );
+    assert_eq!(
+        c.last_response_note(),
+        &ResponseNote::Secret("LOGIN username".into())
+    );
     assert_eq!(respond(c.step("UGFzc3dvcmQ6")), B64.encode("pw"));
-    assert_eq!(c.last_response_note(), &ResponseNote::Secret("LOGIN password".into()));
+    assert_eq!(
+        c.last_response_note(),
+        &ResponseNote::Secret("LOGIN password".into())
+    );
     assert!(matches!(c.step(""), SaslStep::Invalid(_)));
 
     // Localised prompts ("Benutzername:", "Passwort:") make no difference.
     let mut c = SaslClient::new(Mechanism::Login, &password("u", "p"), "h", 587).unwrap();
-    assert_eq!(respond(c.step(&B64.encode("Benutzername:"))), B64.encode("u"));
+    assert_eq!(
+        respond(c.step(&B64.encode("Benutzername:"))),
+        B64.encode("u")
+    );
     assert_eq!(respond(c.step(&B64.encode("Passwort:"))), B64.encode("p"));
 }
 
@@ -123,7 +151,10 @@ fn xoauth2_without_initial_response_sends_it_after_334() {
     let creds = bearer("me@example.com", "tok");
     let mut c = SaslClient::new(Mechanism::XOAuth2, &creds, "h", 587).unwrap();
     let first = respond(c.step(""));
-    assert_eq!(B64.decode(first).unwrap(), b"user=me@example.com\x01auth=Bearer tok\x01\x01");
+    assert_eq!(
+        B64.decode(first).unwrap(),
+        b"user=me@example.com\x01auth=Bearer tok\x01\x01"
+    );
     // Then the error challenge, documented form with a trailing newline.
     let SaslStep::ServerError { response, detail } = c.step(GOOGLE_DOC_ERROR_401) else {
         panic!("expected an error");
@@ -193,7 +224,11 @@ fn construction_errors() {
                 given: "a password",
             },
         ),
-        (Mechanism::CramMd5, &pw, SaslError::Unsupported(Mechanism::CramMd5)),
+        (
+            Mechanism::CramMd5,
+            &pw,
+            SaslError::Unsupported(Mechanism::CramMd5),
+        ),
         (
             Mechanism::Other("SCRAM-SHA-256".into()),
             &pw,
@@ -205,7 +240,10 @@ fn construction_errors() {
     }
     assert!(matches!(
         SaslClient::new(Mechanism::Plain, &password("a\0b", "p"), "h", 1),
-        Err(SaslError::InvalidCredentials { field: "user name", .. })
+        Err(SaslError::InvalidCredentials {
+            field: "user name",
+            ..
+        })
     ));
     assert!(matches!(
         SaslClient::new(Mechanism::XOAuth2, &bearer("a", "t\x01"), "h", 1),
@@ -222,7 +260,11 @@ fn mechanism_names() {
         ("xoauth2", Mechanism::XOAuth2, "XOAUTH2"),
         ("OAUTHBEARER", Mechanism::OAuthBearer, "OAUTHBEARER"),
         ("cram-md5", Mechanism::CramMd5, "CRAM-MD5"),
-        ("plain-clienttoken", Mechanism::Other("PLAIN-CLIENTTOKEN".into()), "PLAIN-CLIENTTOKEN"),
+        (
+            "plain-clienttoken",
+            Mechanism::Other("PLAIN-CLIENTTOKEN".into()),
+            "PLAIN-CLIENTTOKEN",
+        ),
         ("XOAUTH", Mechanism::Other("XOAUTH".into()), "XOAUTH"),
     ] {
         assert_eq!(s.parse::<Mechanism>().unwrap(), m, "{s}");
@@ -238,11 +280,23 @@ fn mechanism_names() {
 #[test]
 fn choose_table() {
     use Mechanism::*;
-    let gmail = [Login, Plain, XOAuth2, Other("PLAIN-CLIENTTOKEN".into()), OAuthBearer];
+    let gmail = [
+        Login,
+        Plain,
+        XOAuth2,
+        Other("PLAIN-CLIENTTOKEN".into()),
+        OAuthBearer,
+    ];
     let microsoft = [Login, XOAuth2];
     let pw = password("u", "p");
     let tok = bearer("u", "t");
-    let cases: Vec<(&[Mechanism], &Credentials, Option<Mechanism>, Option<Mechanism>)> = vec![
+    type Case<'a> = (
+        &'a [Mechanism],
+        &'a Credentials,
+        Option<Mechanism>,
+        Option<Mechanism>,
+    );
+    let cases: Vec<Case> = vec![
         (&gmail, &pw, None, Some(Plain)),
         (&gmail, &tok, None, Some(OAuthBearer)),
         (&microsoft, &pw, None, Some(Login)),
@@ -257,7 +311,11 @@ fn choose_table() {
         (&[Plain], &tok, None, None),
     ];
     for (offered, creds, pref, want) in cases {
-        assert_eq!(choose(offered, creds, pref.as_ref()), want, "{offered:?} {pref:?}");
+        assert_eq!(
+            choose(offered, creds, pref.as_ref()),
+            want,
+            "{offered:?} {pref:?}"
+        );
     }
 }
 

@@ -16,7 +16,9 @@ fn b64(s: &str) -> String {
 }
 
 fn xoauth2_ir(token: &str) -> String {
-    b64(&format!("user=me@example.com\x01auth=Bearer {token}\x01\x01"))
+    b64(&format!(
+        "user=me@example.com\x01auth=Bearer {token}\x01\x01"
+    ))
 }
 
 /// Every form a secret could leak in.
@@ -51,9 +53,10 @@ fn plain_with_initial_response() {
         },
         Event::Ready
     ]));
-    assert!(p
-        .sent_lines()
-        .contains(&format!("AUTH PLAIN <redacted {} bytes: PLAIN credentials>", ir.len())));
+    assert!(p.sent_lines().contains(&format!(
+        "AUTH PLAIN <redacted {} bytes: PLAIN credentials>",
+        ir.len()
+    )));
     assert_clean(&p, &[]);
 }
 
@@ -78,8 +81,14 @@ fn login_answers_each_prompt() {
         Event::Ready
     ]));
     let sent = p.sent_lines();
-    assert!(sent.contains(&"<redacted 20 bytes: LOGIN username>".to_owned()), "{sent:?}");
-    assert!(sent.iter().any(|l| l.ends_with("bytes: LOGIN password>")), "{sent:?}");
+    assert!(
+        sent.contains(&"<redacted 20 bytes: LOGIN username>".to_owned()),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|l| l.ends_with("bytes: LOGIN password>")),
+        "{sent:?}"
+    );
     assert_clean(&p, &[&b64("me@example.com")]);
 }
 
@@ -101,8 +110,10 @@ fn long_xoauth2_token_goes_after_334() {
         mechanism: Mechanism::XOAuth2
     }));
     let sent = p.sent_lines();
-    assert!(sent.iter().any(|l| l.starts_with("<redacted ")
-        && l.ends_with("bytes: user=me@example.com, bearer token>")));
+    assert!(
+        sent.iter().any(|l| l.starts_with("<redacted ")
+            && l.ends_with("bytes: user=me@example.com, bearer token>"))
+    );
     assert_clean(&p, &[&jwt, &xoauth2_ir(&jwt)]);
 }
 
@@ -157,16 +168,20 @@ fn xoauth2_error_challenge_then_535() {
     assert_eq!(mechanism, &Mechanism::XOAuth2);
     assert_eq!(reply.code, 535);
     assert_eq!(reply.lines.len(), 2);
-    assert_eq!(reply.to_string(), GMAIL_535.replace("\r\n", "\n").trim_end());
+    assert_eq!(
+        reply.to_string(),
+        GMAIL_535.replace("\r\n", "\n").trim_end()
+    );
     let se = server_error.as_deref().unwrap();
     assert_eq!(se.status.as_deref(), Some("400"));
     assert_eq!(se.scope.as_deref(), Some("https://mail.google.com/"));
     assert_eq!(err.sasl_server_error(), Some(se));
     assert!(err.is_auth() && err.is_permanent() && !err.is_transient());
     assert_eq!(err.stage(), Stage::Auth);
-    assert!(p
-        .sent_lines()
-        .contains(&"<empty line: acknowledges the error challenge>".to_owned()));
+    assert!(
+        p.sent_lines()
+            .contains(&"<empty line: acknowledges the error challenge>".to_owned())
+    );
     assert_clean(&p, &[]);
 }
 
@@ -190,8 +205,17 @@ fn oauthbearer_error_challenge_gets_aq() {
         .recv("535 5.7.8 Username and Password not accepted.\r\n")
         .sent("QUIT\r\n");
     let err = failed(&p.events());
-    assert_eq!(err.sasl_server_error().unwrap().status.as_deref(), Some("invalid_token"));
-    assert!(matches!(err, SessionError::AuthFailed { mechanism: Mechanism::OAuthBearer, .. }));
+    assert_eq!(
+        err.sasl_server_error().unwrap().status.as_deref(),
+        Some("invalid_token")
+    );
+    assert!(matches!(
+        err,
+        SessionError::AuthFailed {
+            mechanism: Mechanism::OAuthBearer,
+            ..
+        }
+    ));
     assert_clean(&p, &[&ir]);
 }
 
@@ -215,7 +239,12 @@ fn gmail_534_multi_line_is_kept_whole() {
     assert!(err.to_string().contains("InvalidSecondFactor"));
     // The transcript shows both lines as received.
     let t: Vec<String> = p.transcript().into_iter().map(|l| l.text).collect();
-    assert!(t.contains(&"534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor h26sm - gsmtp".to_owned()));
+    assert!(
+        t.contains(
+            &"534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor h26sm - gsmtp"
+                .to_owned()
+        )
+    );
 }
 
 #[test]
@@ -249,7 +278,10 @@ fn plaintext_auth_when_explicitly_allowed() {
 #[test]
 fn no_common_mechanism() {
     for (ehlo, offered) in [
-        ("250-mx\r\n250 AUTH PLAIN LOGIN\r\n", vec![Mechanism::Plain, Mechanism::Login]),
+        (
+            "250-mx\r\n250 AUTH PLAIN LOGIN\r\n",
+            vec![Mechanism::Plain, Mechanism::Login],
+        ),
         ("250 mx\r\n", vec![]),
     ] {
         let mut c = cfg(TlsMode::Implicit);
@@ -283,7 +315,9 @@ fn nonsense_challenge_is_cancelled() {
         .recv("501 5.7.0 Authentication aborted\r\n")
         .sent("QUIT\r\n");
     let err = failed(&p.events());
-    let SessionError::AuthAborted { reason, reply, .. } = &err else { panic!("{err:?}") };
+    let SessionError::AuthAborted { reason, reply, .. } = &err else {
+        panic!("{err:?}")
+    };
     assert!(reason.contains("PLAIN"), "{reason}");
     assert_eq!(reply.code, 501);
 }
@@ -321,4 +355,19 @@ fn bad_base64_challenge_is_cancelled() {
         .sent("AUTH LOGIN\r\n")
         .recv("334 Username:\r\n")
         .sent("*\r\n");
+}
+
+#[test]
+fn session_debug_never_shows_pending_credentials() {
+    let mut p = Peer::gmail_after_starttls(Some(password()));
+    // The AUTH line is queued but not yet taken by the driver.
+    let shown = format!("{:?}", p.s);
+    assert!(shown.contains("pending_output"), "{shown}");
+    for s in secrets(&[]) {
+        assert!(!shown.contains(&s), "{shown}");
+    }
+    let ir = b64(&format!("\0me@example.com\0{PASSWORD}"));
+    let bytes: Vec<String> = ir.bytes().map(|b| b.to_string()).collect();
+    assert!(!shown.contains(&bytes.join(", ")), "{shown}");
+    assert!(p.sent_bytes().starts_with(b"AUTH PLAIN "));
 }

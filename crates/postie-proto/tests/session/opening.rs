@@ -15,8 +15,13 @@ fn greeting_then_ehlo_then_ready() {
     assert_eq!(p.s.expected_timeout(), Some(TimeoutKind::Other));
     p.recv("250-mx.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
     let ev = p.events();
-    assert_eq!(ev[0], Event::Greeting(Reply::new(220, "mx.example ESMTP Postfix")));
-    let Event::Capabilities(caps) = &ev[1] else { panic!("{ev:?}") };
+    assert_eq!(
+        ev[0],
+        Event::Greeting(Reply::new(220, "mx.example ESMTP Postfix"))
+    );
+    let Event::Capabilities(caps) = &ev[1] else {
+        panic!("{ev:?}")
+    };
     assert!(caps.supports_pipelining() && caps.eightbitmime());
     assert_eq!(ev[2], Event::Ready);
     assert_eq!(ev.len(), 3);
@@ -59,13 +64,18 @@ fn multi_line_greeting() {
     let mut p = Peer::new(cfg(TlsMode::None));
     p.recv("220-mx.example ESMTP\r\n220-no UCE\r\n220 welcome\r\n")
         .sent("EHLO client.example\r\n");
-    let Event::Greeting(g) = &p.events()[0] else { panic!() };
+    let Event::Greeting(g) = &p.events()[0] else {
+        panic!()
+    };
     assert_eq!(g.lines, ["mx.example ESMTP", "no UCE", "welcome"]);
 }
 
 #[test]
 fn helo_fallback_when_ehlo_is_not_recognised() {
-    for code in ["500 5.5.1 Command unrecognized: \"EHLO\"", "502 Command not implemented"] {
+    for code in [
+        "500 5.5.1 Command unrecognized: \"EHLO\"",
+        "502 Command not implemented",
+    ] {
         let mut p = Peer::new(cfg(TlsMode::None));
         p.recv("220 old.example SMTP\r\n")
             .sent("EHLO client.example\r\n")
@@ -73,7 +83,9 @@ fn helo_fallback_when_ehlo_is_not_recognised() {
             .sent("HELO client.example\r\n")
             .recv("250 old.example Hello client.example\r\n");
         let ev = p.events();
-        let Event::Capabilities(caps) = &ev[1] else { panic!("{ev:?}") };
+        let Event::Capabilities(caps) = &ev[1] else {
+            panic!("{ev:?}")
+        };
         assert_eq!(caps.greeting_domain, "old.example");
         assert!(caps.list.is_empty(), "no extensions after HELO");
         assert_eq!(ev.last(), Some(&Event::Ready));

@@ -68,7 +68,11 @@ impl Peer {
     #[track_caller]
     pub fn sent_nothing(&mut self) -> &mut Peer {
         let got = self.s.poll_transmit();
-        assert!(got.is_none(), "unexpected transmit: {:?}", got.map(|g| String::from_utf8_lossy(&g).into_owned()));
+        assert!(
+            got.is_none(),
+            "unexpected transmit: {:?}",
+            got.map(|g| String::from_utf8_lossy(&g).into_owned())
+        );
         self
     }
 
@@ -169,7 +173,10 @@ pub fn addr(s: &str) -> Address {
 }
 
 pub fn envelope(to: &[&str]) -> Envelope {
-    Envelope::new(Some(addr("me@example.com")), to.iter().map(|a| addr(a)).collect())
+    Envelope::new(
+        Some(addr("me@example.com")),
+        to.iter().map(|a| addr(a)).collect(),
+    )
 }
 
 /// The TransactionDone result among `events`.

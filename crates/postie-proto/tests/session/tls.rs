@@ -15,15 +15,24 @@ fn starttls_then_ehlo_again_with_new_capabilities() {
     p.recv("220 2.0.0 Ready to start TLS\r\n").sent_nothing();
     let ev = p.events();
     assert_eq!(ev.last(), Some(&Event::StartTls));
-    assert_eq!(p.s.expected_timeout(), None, "the driver times the handshake");
+    assert_eq!(
+        p.s.expected_timeout(),
+        None,
+        "the driver times the handshake"
+    );
     assert!(!p.s.is_tls());
 
     p.s.tls_established();
     assert!(p.s.is_tls());
-    assert!(p.s.capabilities().is_none(), "pre-TLS capabilities forgotten");
+    assert!(
+        p.s.capabilities().is_none(),
+        "pre-TLS capabilities forgotten"
+    );
     p.sent("EHLO client.example\r\n").recv(GMAIL_EHLO_TLS);
     let ev = p.events();
-    let Event::Capabilities(caps) = &ev[0] else { panic!("{ev:?}") };
+    let Event::Capabilities(caps) = &ev[0] else {
+        panic!("{ev:?}")
+    };
     assert!(!caps.auth_mechanisms().is_empty());
     assert_eq!(ev[1], Event::Ready);
     assert_eq!(p.s.capabilities(), Some(caps));
@@ -72,7 +81,9 @@ fn starttls_refused_454() {
         .recv("454 4.7.0 TLS not available due to local problem\r\n")
         .sent("QUIT\r\n");
     let err = failed(&p.events());
-    let SessionError::StartTlsRefused { reply } = &err else { panic!("{err:?}") };
+    let SessionError::StartTlsRefused { reply } = &err else {
+        panic!("{err:?}")
+    };
     assert_eq!(reply.code, 454);
     assert!(err.is_transient());
     assert_eq!(err.stage(), Stage::StartTls);
@@ -85,6 +96,7 @@ fn bytes_injected_after_220_in_the_same_read_are_dropped() {
         .sent("EHLO client.example\r\n")
         .recv("250-mx\r\n250 STARTTLS\r\n")
         .sent("STARTTLS\r\n");
+    p.events();
     // A man in the middle appends a fake EHLO reply offering weak AUTH.
     let injected = "250-evil\r\n250 AUTH PLAIN\r\n";
     p.recv(&format!("220 2.0.0 go ahead\r\n{injected}"));
@@ -94,10 +106,16 @@ fn bytes_injected_after_220_in_the_same_read_are_dropped() {
     // The genuine reply after TLS is what counts.
     p.recv("250-mx\r\n250 SIZE 1000\r\n");
     let ev = p.events();
-    let Event::Capabilities(caps) = &ev[0] else { panic!("{ev:?}") };
+    let Event::Capabilities(caps) = &ev[0] else {
+        panic!("{ev:?}")
+    };
     assert_eq!(caps.greeting_domain, "mx");
     assert!(caps.auth_mechanisms().is_empty());
-    let notes: Vec<_> = p.transcript().into_iter().filter(|t| t.dir == Direction::Note).collect();
+    let notes: Vec<_> = p
+        .transcript()
+        .into_iter()
+        .filter(|t| t.dir == Direction::Note)
+        .collect();
     assert_eq!(notes.len(), 1);
     assert!(notes[0].text.contains(&format!("{} bytes", injected.len())));
     assert!(!p.transcript().iter().any(|t| t.text.contains("evil")));

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use postie_proto::address::Domain;
 use postie_proto::client::{
-    BodyType, ClientConfig, ClientSession, Envelope, Event, TransactionResult, TranscriptLine,
+    BodyType, ClientConfig, ClientSession, Envelope, Event, TimeoutKind, TransactionResult,
+    TranscriptLine,
 };
 use postie_proto::error::{SessionError, Stage};
 use postie_proto::reply::Reply;
@@ -250,6 +251,7 @@ pub struct Connection {
     tls_info: Option<TlsInfo>,
     mechanism: Option<Mechanism>,
     read_buf: Vec<u8>,
+    reusable: bool,
 }
 
 const BODY_CHUNK: usize = 256 * 1024;
@@ -344,6 +346,7 @@ impl Connection {
             tls_info,
             mechanism: None,
             read_buf: vec![0u8; 64 * 1024],
+            reusable: true,
         };
         let tls_config = tls_config;
         loop {
@@ -407,14 +410,33 @@ impl Connection {
                     }
                 }
                 Event::TransactionDone(result) => {
-                    // The session queues RSET after a failed transaction;
-                    // run it to Ready so the connection can be reused.
+                    // After a failed transaction the session has an RSET in
+                    // flight; wait for Ready so the connection can be reused.
+                    // The result stands whatever happens to the RSET.
+                    if !result.is_delivered() {
+                        self.reusable = matches!(self.wait_ready().await, Ok(true));
+                    }
                     return Ok(result);
                 }
                 Event::Failed(e) => return Err(session_error(e, &self.opts.endpoint)),
                 Event::Closed => {
                     return Err(closed_error(&self.opts.endpoint, "during the transaction"));
                 }
+                _ => {}
+            }
+        }
+    }
+
+    /// False once the connection cannot carry another transaction.
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    async fn wait_ready(&mut self) -> Result<bool> {
+        loop {
+            match self.next_event(None).await? {
+                Event::Ready => return Ok(true),
+                Event::Failed(_) | Event::Closed => return Ok(false),
                 _ => {}
             }
         }
@@ -528,6 +550,17 @@ impl Connection {
                 })?
                 .map_err(|e| io_error(&self.opts.endpoint, e))?;
             if n == 0 {
+                let waiting_greeting =
+                    self.session.expected_timeout() == Some(TimeoutKind::Greeting);
+                if waiting_greeting && self.opts.endpoint.tls == TlsMode::Starttls {
+                    return Err(Error::new(
+                        ErrorKind::Tls,
+                        format!(
+                            "{} closed the connection before greeting: if this port expects implicit TLS (usually 465), use smtps://",
+                            self.opts.endpoint.authority()
+                        ),
+                    ));
+                }
                 return Err(closed_error(&self.opts.endpoint, "unexpectedly"));
             }
             let data = self.read_buf[..n].to_vec();
