@@ -131,7 +131,8 @@ pub fn print_explanation(e: &mut dyn Write, style: &Style, x: &Explanation, alre
     if x.summary != already {
         let _ = writeln!(e, "{} {}", style.bold("what happened:"), x.summary);
     }
-    if !x.causes.is_empty() && !(x.causes.len() == 1 && x.causes[0] == already) {
+    let only_repeats_message = x.causes.len() == 1 && x.causes[0] == already;
+    if !x.causes.is_empty() && !only_repeats_message {
         let _ = writeln!(e, "{}", style.bold("likely causes:"));
         for c in &x.causes {
             let _ = writeln!(e, "  - {c}");

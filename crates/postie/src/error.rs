@@ -54,9 +54,12 @@ impl ErrorKind {
     }
 }
 
-/// An error from postie's library.
+/// An error from postie's library. Boxed inside, so results stay small.
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     message: String,
     reply: Option<Reply>,
@@ -69,82 +72,82 @@ impl Error {
     /// A new error of `kind` with a message that says what is wrong and,
     /// where one exists, what to do.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             reply: None,
             stage: None,
             sasl: None,
             source: None,
-        }
+        }))
     }
 
     /// Attach the server reply that caused this error.
     pub fn with_reply(mut self, reply: Reply) -> Error {
-        self.reply = Some(reply);
+        self.0.reply = Some(reply);
         self
     }
 
     /// Attach the protocol stage the session was in.
     pub fn with_stage(mut self, stage: Stage) -> Error {
-        self.stage = Some(stage);
+        self.0.stage = Some(stage);
         self
     }
 
     /// Attach the decoded SASL error challenge (XOAUTH2 / OAUTHBEARER JSON).
     pub fn with_sasl(mut self, sasl: SaslServerError) -> Error {
-        self.sasl = Some(sasl);
+        self.0.sasl = Some(sasl);
         self
     }
 
     /// Attach the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Error {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
     }
 
     /// What class of failure this is.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The message alone, without the server's reply.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// The server reply, all lines, when the failure came from the server.
     pub fn reply(&self) -> Option<&Reply> {
-        self.reply.as_ref()
+        self.0.reply.as_ref()
     }
 
     /// The SMTP stage at which it failed, when known.
     pub fn stage(&self) -> Option<Stage> {
-        self.stage
+        self.0.stage
     }
 
     /// The decoded SASL error challenge, for OAuth failures.
     pub fn sasl(&self) -> Option<&SaslServerError> {
-        self.sasl.as_ref()
+        self.0.sasl.as_ref()
     }
 
     /// True when trying again later can succeed without any change.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ErrorKind::Transient | ErrorKind::Unavailable)
+        matches!(self.0.kind, ErrorKind::Transient | ErrorKind::Unavailable)
     }
 
     /// True when the server refused the credentials.
     pub fn is_auth(&self) -> bool {
-        self.kind == ErrorKind::Credentials
+        self.0.kind == ErrorKind::Credentials
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(src) = &self.source {
+        f.write_str(&self.0.message)?;
+        if let Some(src) = &self.0.source {
             let s = src.to_string();
-            if !self.message.contains(&s) {
+            if !self.0.message.contains(&s) {
                 write!(f, ": {s}")?;
             }
         }
@@ -154,7 +157,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|e| e as &(dyn std::error::Error + 'static))
     }

@@ -110,7 +110,7 @@ impl Draft {
     /// Build the message.
     pub fn build(&self) -> Result<OutgoingMessage> {
         let from_mb = mailbox("--from", &self.from)?;
-        let message_id = new_message_id(&from_mb.email.to_string());
+        let message_id = new_message_id(from_mb.email.as_ref());
         let mut b = lettre::Message::builder()
             .from(from_mb.clone())
             .message_id(Some(message_id.clone()))
@@ -119,10 +119,7 @@ impl Draft {
         for (field, list) in [("--to", &self.to), ("--cc", &self.cc), ("--bcc", &self.bcc)] {
             for s in list {
                 let mb = mailbox(field, s)?;
-                push_unique(
-                    &mut recipients,
-                    envelope_address(field, &mb.email.to_string())?,
-                );
+                push_unique(&mut recipients, envelope_address(field, mb.email.as_ref())?);
                 b = match field {
                     "--to" => b.to(mb),
                     "--cc" => b.cc(mb),
@@ -151,7 +148,7 @@ impl Draft {
         }
         let body = self.body()?;
         let msg = b.multipart_or_single(body)?;
-        let from = envelope_address("--from", &from_mb.email.to_string())?;
+        let from = envelope_address("--from", from_mb.email.as_ref())?;
         Ok(OutgoingMessage {
             bytes: msg,
             from,

@@ -159,6 +159,7 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
             "Give --password-stdin, --password-env VAR or --password-command CMD.",
         )?)
     };
+    let mut stored_in = None;
     if let Some(pw) = &stored {
         let pw = if auth == AuthMethod::AppPassword {
             normalize_app_password(pw)
@@ -168,7 +169,9 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
         if pw.expose_secret().is_empty() {
             return Err(Error::new(ErrorKind::Usage, "the password is empty"));
         }
-        open_store(&g.paths)?.set(&a.name, &pw)?;
+        let store = open_store(&g.paths)?;
+        store.set(&a.name, &pw)?;
+        stored_in = Some(store.describe());
     }
 
     let path = &g.paths.config_file;
@@ -189,12 +192,12 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
         ep.tls,
         path.display()
     );
-    match (&a.password_env, &a.password_command, stored.is_some()) {
+    match (&a.password_env, &a.password_command, stored_in) {
         (Some(v), _, _) => eprintln!("the password will be read from ${v} when sending"),
         (_, Some(_), _) => {
             eprintln!("the password will come from the password command when sending")
         }
-        (_, _, true) => eprintln!("the password is stored encrypted in the secret store"),
+        (_, _, Some(place)) => eprintln!("the password is stored in {place}"),
         _ => {}
     }
     Ok(())
@@ -263,10 +266,7 @@ fn remove(g: &Global, name: &str) -> Result<(), Error> {
         ));
     };
     if acct.password_env.is_none() && acct.password_command.is_none() {
-        let store_path = postie::secret::FileStore::default_path(&g.paths.data_dir);
-        if store_path.exists() {
-            open_store(&g.paths)?.delete(name)?;
-        }
+        open_store(&g.paths)?.delete(name)?;
     }
     if config.default_account.as_deref() == Some(name) {
         config.default_account = None;

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 
 use postie::config::Paths;
 use postie::error::{Error, ErrorKind};
-use postie::secret::{FileStore, PASSPHRASE_ENV};
+use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, StoreChoice};
 use secrecy::SecretString;
 
 use crate::output::Style;
@@ -40,18 +40,21 @@ pub fn prompt_secret(question: &str, what_else: &str) -> Result<SecretString, Er
     Ok(SecretString::from(answer))
 }
 
-/// Open the encrypted secret store: the passphrase comes from
-/// `POSTIE_PASSPHRASE`, else from a prompt.
-pub fn open_store(paths: &Paths) -> Result<FileStore, Error> {
+/// Open postie's secret store: the system keyring when one is usable, else
+/// the encrypted file (`POSTIE_SECRET_STORE` decides). The file's passphrase
+/// comes from `POSTIE_PASSPHRASE`, else from a prompt, and is asked only when
+/// the file has to be opened.
+pub fn open_store(paths: &Paths) -> Result<SecretStore, Error> {
     let path = FileStore::default_path(&paths.data_dir);
-    let passphrase = match FileStore::passphrase_from_env() {
-        Some(p) => p,
+    let shown = path.display().to_string();
+    let passphrase = Box::new(move || match FileStore::passphrase_from_env() {
+        Some(p) => Ok(p),
         None => prompt_secret(
-            &format!("Passphrase for postie's secret store ({})", path.display()),
+            &format!("Passphrase for postie's secret store ({shown})"),
             &format!(
                 "Set {PASSPHRASE_ENV}, or use password_env / password_command for the account instead of a stored password."
             ),
-        )?,
-    };
-    Ok(FileStore::new(path, passphrase))
+        ),
+    });
+    SecretStore::open(StoreChoice::from_env()?, path, passphrase)
 }

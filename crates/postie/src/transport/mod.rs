@@ -607,7 +607,7 @@ async fn handshake(
     let info = TlsInfo {
         version: conn.protocol_version().map(|v| {
             v.as_str()
-                .map(|s| s.replace('_', ".").replace("TLSv1.", "TLSv1."))
+                .map(|s| s.replace('_', "."))
                 .unwrap_or_else(|| format!("{v:?}"))
         }),
         cipher: conn

@@ -1,20 +1,14 @@
-//! Secrets: where passwords come from and where they are kept.
+//! The encrypted secret file: the store used when no system keyring is
+//! available (servers, CI, containers) or when `POSTIE_SECRET_STORE=file`.
 //!
-//! A password reaches postie from one of three places, in this order of
-//! precedence: an environment variable (`password_env`), a command
-//! (`password_command`, for `pass`, 1Password's `op`, CI secret helpers), or
-//! postie's secret store. The store is a file encrypted at rest with
-//! XChaCha20-Poly1305 under a key derived (Argon2id) from a passphrase that
-//! comes from `POSTIE_PASSPHRASE` or a prompt; the file is written atomically
-//! with mode 0600, so a crash mid-write never destroys a stored secret.
-//!
-//! Secrets are [`SecretString`]s: their `Debug` is redacted and reading one
-//! takes an explicit `expose_secret()`.
+//! The file is encrypted at rest with XChaCha20-Poly1305 under a key derived
+//! (Argon2id) from a passphrase that comes from `POSTIE_PASSPHRASE` or a
+//! prompt; it is written atomically with mode 0600, so a crash mid-write never
+//! destroys a stored secret, and a lock file serialises writers.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -31,104 +25,6 @@ pub const PASSPHRASE_ENV: &str = "POSTIE_PASSPHRASE";
 const MAGIC: &[u8; 8] = b"POSTIE\x00\x01";
 const SALT_LEN: usize = 16;
 const NONCE_LEN: usize = 24;
-
-/// Where an account's password comes from at run time.
-#[derive(Clone, Debug)]
-pub enum PasswordSource {
-    /// An environment variable's value.
-    Env(String),
-    /// The first line printed by a shell command.
-    Command(String),
-    /// postie's secret store, under this key.
-    Store(String),
-    /// A value the caller already holds (read from a prompt or stdin).
-    Given(SecretString),
-}
-
-impl PasswordSource {
-    /// Produce the password. The error never contains the secret.
-    pub fn resolve(&self, store: &mut dyn FnMut() -> Result<FileStore>) -> Result<SecretString> {
-        match self {
-            PasswordSource::Env(var) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
-                Ok(_) => Err(Error::new(
-                    ErrorKind::Config,
-                    format!("the environment variable {var} (password_env) is empty"),
-                )),
-                Err(_) => Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "the environment variable {var} (password_env) is not set: export it, \
-                         or store the password with `postie account add`"
-                    ),
-                )),
-            },
-            PasswordSource::Command(cmd) => run_password_command(cmd),
-            PasswordSource::Store(key) => store()?.get(key)?.ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "no password is stored for '{key}': run `postie account add {key} ...` \
-                         again, or set password_env / password_command for it"
-                    ),
-                )
-            }),
-            PasswordSource::Given(s) => Ok(s.clone()),
-        }
-    }
-}
-
-/// Run `cmd` with `sh -c` and take the first line of its output.
-fn run_password_command(cmd: &str) -> Result<SecretString> {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot run the password command `{cmd}`: {e}"),
-            )
-        })?;
-    let stdout = Zeroizing::new(out.stdout);
-    if !out.status.success() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            format!(
-                "the password command `{cmd}` failed ({}); run it by hand to see why",
-                out.status
-            ),
-        ));
-    }
-    let text = std::str::from_utf8(&stdout).map_err(|_| {
-        Error::new(
-            ErrorKind::Config,
-            format!("the password command `{cmd}` printed something that is not UTF-8"),
-        )
-    })?;
-    let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
-    if first.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Config,
-            format!("the password command `{cmd}` printed nothing"),
-        ));
-    }
-    Ok(SecretString::from(first.to_string()))
-}
-
-/// Normalise an app password as providers display it: Google shows
-/// `abcd efgh ijkl mnop` and accepts the 16 letters without the spaces.
-/// Only whitespace is removed (iCloud's dashes are part of the password).
-pub fn normalize_app_password(p: &SecretString) -> SecretString {
-    let s = p.expose_secret();
-    if s.chars().any(char::is_whitespace) {
-        SecretString::from(s.chars().filter(|c| !c.is_whitespace()).collect::<String>())
-    } else {
-        p.clone()
-    }
-}
 
 /// The encrypted secret file.
 pub struct FileStore {
@@ -375,29 +271,5 @@ mod tests {
         fs::write(dir.path().join("secrets.enc"), b"not ours").unwrap();
         let err = store(dir.path(), "p").get("a").unwrap_err().to_string();
         assert!(err.contains("damaged"), "{err}");
-    }
-
-    #[test]
-    fn app_password_spaces_are_stripped() {
-        let p = normalize_app_password(&SecretString::from("abcd efgh ijkl mnop".to_string()));
-        assert_eq!(p.expose_secret(), "abcdefghijklmnop");
-        let i = normalize_app_password(&SecretString::from("abcd-efgh-ijkl-mnop".to_string()));
-        assert_eq!(i.expose_secret(), "abcd-efgh-ijkl-mnop");
-    }
-
-    #[test]
-    fn env_and_command_sources() {
-        let mut no_store = || -> Result<FileStore> { unreachable!() };
-        let cmd = PasswordSource::Command("printf 's3cret\\nsecond line\\n'".into());
-        assert_eq!(
-            cmd.resolve(&mut no_store).unwrap().expose_secret(),
-            "s3cret"
-        );
-        let failing = PasswordSource::Command("exit 3".into());
-        let err = failing.resolve(&mut no_store).unwrap_err().to_string();
-        assert!(err.contains("failed"), "{err}");
-        let missing = PasswordSource::Env("POSTIE_TEST_SURELY_UNSET_VAR".into());
-        let err = missing.resolve(&mut no_store).unwrap_err().to_string();
-        assert!(err.contains("not set"), "{err}");
     }
 }

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# bench/send.sh — how fast and how lean `postie send` is, beside the SMTP clients people use
+# today, each measured in the same run against the same real server (Postfix submission on
+# 127.0.0.1, STARTTLS + AUTH PLAIN, certificate verified by every client).
+#
+#   ci/mail-peers.sh install && ci/mail-peers.sh start      # once (ci/test.sh does this too)
+#   bench/send.sh [RUNS]                                     # writes docs/benchmarks.md
+#
+# Measures, with hyperfine (wall time per send, a new process and connection each) and GNU time
+# (peak resident memory): a 1 KB message, and a message with a 5 MB attachment (about 6.8 MB on
+# the wire). Clients: postie (release build), msmtp, swaks, curl, Python smtplib.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-20}
+: "${MAIL_PEERS_DIR:=${TMPDIR:-/tmp}/postie-test-peers}"
+[ -f "$MAIL_PEERS_DIR/env" ] || { echo "no peers at $MAIL_PEERS_DIR: run ci/mail-peers.sh start" >&2; exit 1; }
+set -a; . "$MAIL_PEERS_DIR/env"; set +a
+command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
+cargo build --release --quiet --bin postie
+POSTIE=$PWD/target/release/postie
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+export BENCH_PW=$POSTFIX_PASSWORD HOME=$W XDG_CONFIG_HOME=$W/cfg XDG_DATA_HOME=$W/data NO_COLOR=1
+
+# The two messages, as raw RFC 5322 files every client sends unchanged.
+printf 'From: alice@example.test\r\nTo: bob@example.test\r\nSubject: bench\r\nMessage-ID: <b1@example.test>\r\nDate: Wed, 25 Nov 2026 00:00:00 +0000\r\n\r\n' >"$W/small.eml"
+head -c 1000 /dev/urandom | base64 -w 76 | sed 's/$/\r/' >>"$W/small.eml"
+head -c $((5 * 1024 * 1024)) /dev/urandom >"$W/blob.bin"
+python3 - "$W/blob.bin" "$W/large.eml" <<'PY'
+import sys
+from email.message import EmailMessage
+m = EmailMessage(); m["From"] = "alice@example.test"; m["To"] = "bob@example.test"; m["Subject"] = "bench 5 MB"
+m["Message-ID"] = "<b2@example.test>"; m["Date"] = "Wed, 25 Nov 2026 00:00:00 +0000"
+m.set_content("5 MB attached")
+m.add_attachment(open(sys.argv[1], "rb").read(), maintype="application", subtype="octet-stream", filename="blob.bin")
+open(sys.argv[2], "wb").write(m.as_bytes(policy=m.policy.clone(linesep="\r\n")))
+PY
+
+cat >"$W/smtplib.py" <<PY
+import smtplib, ssl, sys, os
+ctx = ssl.create_default_context(cafile="$MAIL_PEERS_CA")
+s = smtplib.SMTP("127.0.0.1", $POSTFIX_SUBMIT); s.starttls(context=ctx)
+s.login("$POSTFIX_USER", os.environ["BENCH_PW"])
+s.sendmail("alice@example.test", ["bob@example.test"], open(sys.argv[1], "rb").read()); s.quit()
+PY
+
+client_cmd() { # client file
+  case $1 in
+    postie) echo "$POSTIE send --server smtp://127.0.0.1:$POSTFIX_SUBMIT --ca-file $MAIL_PEERS_CA --tls-name localhost --user $POSTFIX_USER --password-env BENCH_PW --from alice@example.test --raw $2 bob@example.test" ;;
+    msmtp) echo "sh -c 'msmtp -C /dev/null --host=127.0.0.1 --port=$POSTFIX_SUBMIT --tls=on --tls-starttls=on --tls-trust-file=$MAIL_PEERS_CA --tls-host-override=localhost --auth=plain --user=$POSTFIX_USER --passwordeval=\"echo \$BENCH_PW\" --from=alice@example.test bob@example.test < $2'" ;;
+    swaks) echo "swaks -S -s 127.0.0.1 -p $POSTFIX_SUBMIT -tls --tls-verify --tls-ca-path $MAIL_PEERS_CA --tls-verify-host localhost -a PLAIN -au $POSTFIX_USER -ap $POSTFIX_PASSWORD -f alice@example.test -t bob@example.test --data @$2" ;;
+    curl) echo "curl -sS --url smtp://localhost:$POSTFIX_SUBMIT --resolve localhost:$POSTFIX_SUBMIT:127.0.0.1 --ssl-reqd --cacert $MAIL_PEERS_CA --user $POSTFIX_USER:$POSTFIX_PASSWORD --mail-from alice@example.test --mail-rcpt bob@example.test --upload-file $2" ;;
+    smtplib) echo "python3 $W/smtplib.py $2" ;;
+  esac
+}
+CLIENTS="postie msmtp swaks curl smtplib"
+
+{
+echo "# Benchmarks"
+echo
+echo "Produced by \`bench/send.sh $RUNS\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -m);"
+echo "server: Postfix $(postconf -d -h mail_version 2>/dev/null) submission on 127.0.0.1 (STARTTLS, AUTH PLAIN,"
+echo "certificate verified by every client). Each send is a new process and a new connection."
+echo "Versions: postie $($POSTIE --version | cut -d' ' -f2), $(msmtp --version | head -1), swaks $(swaks --version | head -1 | grep -o '[0-9.]*' | head -1), $(curl --version | head -1 | cut -d' ' -f1-2), Python $(python3 -c 'import sys; print(sys.version.split()[0])')."
+echo
+for size in small large; do
+  f=$W/$size.eml
+  echo "## $( [ $size = small ] && echo "1 KB message" || echo "5 MB attachment ($(stat -c %s "$f") bytes on the wire)")"
+  echo
+  echo "| client | mean wall time | min | max | peak RSS |"
+  echo "|---|---|---|---|---|"
+  for c in $CLIENTS; do
+    cmd=$(client_cmd $c "$f")
+    # one checked run first: a client that fails is reported, not timed
+    if ! eval "$cmd" >/dev/null 2>"$W/err"; then echo "| $c | failed: $(head -c 120 "$W/err" | tr '\n|' '  ') | | | |"; continue; fi
+    hyperfine -N --warmup 2 --runs "$RUNS" --export-json "$W/h.json" "$cmd" >/dev/null 2>&1 || hyperfine --warmup 2 --runs "$RUNS" --export-json "$W/h.json" "$cmd" >/dev/null
+    /usr/bin/time -o "$W/rss" -f '%M' sh -c "$cmd" >/dev/null 2>&1
+    rss=$(tail -1 "$W/rss")
+    python3 - "$W/h.json" "$c" "$rss" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+ms = lambda s: f"{s*1000:.1f} ms"
+print(f"| {sys.argv[2]} | {ms(r['mean'])} ± {ms(r['stddev'])} | {ms(r['min'])} | {ms(r['max'])} | {int(sys.argv[3])/1024:.1f} MiB |")
+PY
+  done
+  echo
+done
+echo "Peak RSS is of the whole command (for msmtp, the \`sh\` wrapper is included; it is small)."
+} | tee docs/benchmarks.md
