@@ -47,7 +47,7 @@ client_cmd() { # client file
   case $1 in
     postie) echo "$POSTIE send --server smtp://127.0.0.1:$POSTFIX_SUBMIT --ca-file $MAIL_PEERS_CA --tls-name localhost --user $POSTFIX_USER --password-env BENCH_PW --from alice@example.test --raw $2 bob@example.test" ;;
     msmtp) echo "sh -c 'msmtp -C /dev/null --host=127.0.0.1 --port=$POSTFIX_SUBMIT --tls=on --tls-starttls=on --tls-trust-file=$MAIL_PEERS_CA --tls-host-override=localhost --auth=plain --user=$POSTFIX_USER --passwordeval=\"echo \$BENCH_PW\" --from=alice@example.test bob@example.test < $2'" ;;
-    swaks) echo "swaks -S -s 127.0.0.1 -p $POSTFIX_SUBMIT -tls --tls-verify --tls-ca-path $MAIL_PEERS_CA --tls-verify-host localhost -a PLAIN -au $POSTFIX_USER -ap $POSTFIX_PASSWORD -f alice@example.test -t bob@example.test --data @$2" ;;
+    swaks) echo "swaks -S -s 127.0.0.1 -p $POSTFIX_SUBMIT -tls --tls-verify --tls-ca-path $MAIL_PEERS_CA -a PLAIN -au $POSTFIX_USER -ap $POSTFIX_PASSWORD -f alice@example.test -t bob@example.test --data @$2" ;;
     curl) echo "curl -sS --url smtp://localhost:$POSTFIX_SUBMIT --resolve localhost:$POSTFIX_SUBMIT:127.0.0.1 --ssl-reqd --cacert $MAIL_PEERS_CA --user $POSTFIX_USER:$POSTFIX_PASSWORD --mail-from alice@example.test --mail-rcpt bob@example.test --upload-file $2" ;;
     smtplib) echo "python3 $W/smtplib.py $2" ;;
   esac

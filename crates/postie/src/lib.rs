@@ -5,7 +5,7 @@
 //! Modules:
 //! - [`provider`]: provider presets (hosts, ports, TLS, accepted auth).
 //! - [`config`]: the TOML config file and its accounts.
-//! - [`secret`]: password sources and the encrypted secret store.
+//! - [`secret`]: password sources; the OS keyring or the encrypted secret file.
 //! - [`message`]: composing messages and taking raw ones, with envelopes.
 //! - [`transport`]: the tokio + rustls SMTP driver around `postie-proto`.
 //! - [`send`]: one-shot send with a per-recipient report.

@@ -115,8 +115,19 @@ impl Draft {
             .from(from_mb.clone())
             .message_id(Some(message_id.clone()))
             .user_agent(format!("postie/{}", env!("CARGO_PKG_VERSION")));
+        // Recipients given only as arguments become To, as in `mail bob@x`.
+        let promote = self.to.is_empty() && self.cc.is_empty();
+        let to: &[String] = if promote {
+            &self.envelope_only
+        } else {
+            &self.to
+        };
         let mut recipients = Vec::new();
-        for (field, list) in [("--to", &self.to), ("--cc", &self.cc), ("--bcc", &self.bcc)] {
+        for (field, list) in [
+            ("--to", to),
+            ("--cc", &self.cc[..]),
+            ("--bcc", &self.bcc[..]),
+        ] {
             for s in list {
                 let mb = mailbox(field, s)?;
                 push_unique(&mut recipients, envelope_address(field, mb.email.as_ref())?);
@@ -127,8 +138,10 @@ impl Draft {
                 };
             }
         }
-        for s in &self.envelope_only {
-            push_unique(&mut recipients, envelope_address("recipient", s.trim())?);
+        if !promote {
+            for s in &self.envelope_only {
+                push_unique(&mut recipients, envelope_address("recipient", s.trim())?);
+            }
         }
         if recipients.is_empty() {
             return Err(Error::new(
@@ -136,13 +149,22 @@ impl Draft {
                 "the message has no recipient: give --to, --cc, --bcc or recipients as arguments",
             ));
         }
-        if self.to.is_empty() && self.cc.is_empty() {
-            // RFC 5322 allows a message with no To; mail clients show
-            // "undisclosed-recipients" for it, as for an all-Bcc message.
+        if to.is_empty() && self.cc.is_empty() {
+            // Only Bcc recipients: an empty To, which mail clients show as
+            // "undisclosed recipients" (RFC 5322 §3.6.3).
             b = b.header(lettre::message::header::To::from(
                 lettre::message::Mailboxes::new(),
             ));
         }
+        // The envelope is ours; lettre must not derive one from headers.
+        let lettre_rcpts = recipients
+            .iter()
+            .map(|a| a.as_ref().parse::<lettre::Address>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("invalid recipient: {e}")))?;
+        let env = lettre::address::Envelope::new(Some(from_mb.email.clone()), lettre_rcpts)
+            .map_err(|e| Error::new(ErrorKind::Usage, format!("invalid envelope: {e}")))?;
+        b = b.envelope(env);
         if let Some(s) = &self.subject {
             b = b.subject(s.clone());
         }
@@ -158,8 +180,15 @@ impl Draft {
     }
 
     fn body(&self) -> Result<Body> {
-        let text = self.text.clone();
-        let alt = match (text, &self.html) {
+        // lettre ends every part with CRLF; a body that already ends with a
+        // newline would arrive with an extra blank line.
+        let trim = |s: &String| {
+            let t = s.strip_suffix('\n').unwrap_or(s);
+            t.strip_suffix('\r').unwrap_or(t).to_string()
+        };
+        let text = self.text.as_ref().map(trim);
+        let html = self.html.as_ref().map(trim);
+        let alt = match (text, &html) {
             (Some(t), Some(h)) => Body::Multi(MultiPart::alternative_plain_html(t, h.clone())),
             (Some(t), None) => Body::Single(SinglePart::plain(t)),
             (None, Some(h)) => Body::Single(SinglePart::html(h.clone())),
@@ -422,6 +451,35 @@ mod tests {
         );
         assert!(t.contains("Date: ") && t.contains(&format!("Message-ID: {}", m.message_id)));
         assert!(m.message_id.ends_with("@example.com>"));
+    }
+
+    #[test]
+    fn bcc_only_and_argument_recipients() {
+        let bcc_only = Draft {
+            from: "ann@example.com".into(),
+            bcc: vec!["hidden@example.com".into()],
+            text: Some("x".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        assert_eq!(bcc_only.recipients.len(), 1);
+        assert!(!text(&bcc_only).contains("hidden@"));
+
+        let args_only = Draft {
+            from: "ann@example.com".into(),
+            envelope_only: vec!["bob@example.com".into()],
+            text: Some("last line\n".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        let t = text(&args_only);
+        assert!(t.contains("\r\nTo: bob@example.com\r\n"), "{t}");
+        assert!(
+            t.ends_with("\r\n\r\nlast line\r\n"),
+            "body ends once: {t:?}"
+        );
     }
 
     #[test]

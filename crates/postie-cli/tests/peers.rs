@@ -1,0 +1,22 @@
+//! Black-box tests of the `postie` binary against real, independently written mail servers on
+//! 127.0.0.1: Python's aiosmtpd, Nodemailer's smtp-server and Postfix (+ Cyrus SASL), plus
+//! aiosmtpd replaying Gmail's dialogue and aiosmtpd with broken certificates.
+//!
+//! The servers come from `ci/mail-peers.sh` (run by `ci/test.sh`), which writes their ports and
+//! spools to `$MAIL_PEERS_DIR/env`. Every assertion about a message is made on what the server
+//! stored, never on postie's own report alone. Set `POSTIE_BIN` to test another build.
+
+#[path = "peers/accounts.rs"]
+mod accounts;
+#[path = "peers/delivery.rs"]
+mod delivery;
+#[path = "peers/gmail.rs"]
+mod gmail;
+#[path = "peers/secrets.rs"]
+mod secrets;
+#[path = "peers/spool.rs"]
+mod spool;
+#[path = "peers/support.rs"]
+mod support;
+#[path = "peers/tls.rs"]
+mod tls;
