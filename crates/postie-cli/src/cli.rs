@@ -17,6 +17,14 @@ Exit status (sysexits.h):
   77  credentials refused
   78  configuration error";
 
+const TOP_EXAMPLES: &str = "\
+Examples:
+  postie account add personal --provider gmail --email me@gmail.com
+  postie send --to bob@example.com --subject hi --text 'Hello'
+  postie send -v --json --to bob@example.com --text test
+  postie completions bash > ~/.local/share/bash-completion/completions/postie
+  postie man > ~/.local/share/man/man1/postie.1";
+
 const SEND_EXAMPLES: &str = "\
 Examples:
   # With a configured account (see `postie account add --help`):
@@ -51,7 +59,8 @@ Examples:
 /// Send mail through Gmail, Microsoft 365, Yahoo, iCloud, Fastmail and any SMTP server
 /// with app passwords or OAuth 2.0, and explain every failure.
 #[derive(Debug, Parser)]
-#[command(name = "postie", version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(name = "postie", version, about, long_about = None,
+          after_help = format!("{TOP_EXAMPLES}\n\n{EXIT_CODES}"))]
 pub struct Cli {
     /// Config file [default: $XDG_CONFIG_HOME/postie/config.toml]
     #[arg(long, global = true, env = "POSTIE_CONFIG", value_name = "PATH")]
@@ -115,7 +124,8 @@ pub struct TlsArgs {
 /// `postie send`.
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Extra envelope recipients (not written into the headers)
+    /// Recipients: they become To when neither --to nor --cc is given; otherwise they are
+    /// envelope-only, like Bcc
     #[arg(value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
 
