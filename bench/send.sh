@@ -35,7 +35,7 @@ m.add_attachment(open(sys.argv[1], "rb").read(), maintype="application", subtype
 open(sys.argv[2], "wb").write(m.as_bytes(policy=m.policy.clone(linesep="\r\n")))
 PY
 
-cat >"$W/smtplib.py" <<PY
+cat >"$W/send_smtplib.py" <<PY
 import smtplib, ssl, sys, os
 ctx = ssl.create_default_context(cafile="$MAIL_PEERS_CA")
 s = smtplib.SMTP("127.0.0.1", $POSTFIX_SUBMIT); s.starttls(context=ctx)
@@ -49,7 +49,7 @@ client_cmd() { # client file
     msmtp) echo "sh -c 'msmtp -C /dev/null --host=127.0.0.1 --port=$POSTFIX_SUBMIT --tls=on --tls-starttls=on --tls-trust-file=$MAIL_PEERS_CA --tls-host-override=localhost --auth=plain --user=$POSTFIX_USER --passwordeval=\"echo \$BENCH_PW\" --from=alice@example.test bob@example.test < $2'" ;;
     swaks) echo "swaks -S -s 127.0.0.1 -p $POSTFIX_SUBMIT -tls --tls-verify --tls-ca-path $MAIL_PEERS_CA -a PLAIN -au $POSTFIX_USER -ap $POSTFIX_PASSWORD -f alice@example.test -t bob@example.test --data @$2" ;;
     curl) echo "curl -sS --url smtp://localhost:$POSTFIX_SUBMIT --resolve localhost:$POSTFIX_SUBMIT:127.0.0.1 --ssl-reqd --cacert $MAIL_PEERS_CA --user $POSTFIX_USER:$POSTFIX_PASSWORD --mail-from alice@example.test --mail-rcpt bob@example.test --upload-file $2" ;;
-    smtplib) echo "python3 $W/smtplib.py $2" ;;
+    smtplib) echo "python3 $W/send_smtplib.py $2" ;;
   esac
 }
 CLIENTS="postie msmtp swaks curl smtplib"
