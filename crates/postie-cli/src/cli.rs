@@ -98,6 +98,22 @@ pub enum Command {
     /// Add, list and remove accounts
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Sign in with OAuth 2.0 (browser with PKCE, device code, or service account) and store the tokens
+    #[command(after_help = LOGIN_EXAMPLES)]
+    Login(LoginArgs),
+    /// Print a fresh OAuth access token (for msmtp's passwordeval, curl --oauth2-bearer)
+    Token {
+        /// The account [default: the default account]
+        account: Option<String>,
+        /// Print JSON with the token's expiry and scope too
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the account's OAuth tokens at the provider and delete them here
+    Logout {
+        /// The account [default: the default account]
+        account: Option<String>,
+    },
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -105,6 +121,39 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout
     Man,
+}
+
+const LOGIN_EXAMPLES: &str = "\
+Examples:
+  # Opens the browser (and prints the URL for a browser on any machine)
+  postie login work
+
+  # Headless machine: print the URL, paste back the address the browser ends on
+  postie login work --manual
+
+  # Microsoft (and other providers that allow it): a code to enter on another device
+  postie login work --device";
+
+/// `postie login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The account [default: the default account]
+    pub account: Option<String>,
+    /// Do not open a browser; print the URL and wait for the redirect
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Print the URL; then paste the full address the browser was redirected to (browser on another machine)
+    #[arg(long, conflicts_with = "device")]
+    pub manual: bool,
+    /// Use the device-code flow (RFC 8628): enter a code on another device
+    #[arg(long)]
+    pub device: bool,
+    /// Loopback port for the redirect [default: any free port]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Give up after this many seconds
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
 }
 
 /// Connection flags shared by `send` and `account add`.
@@ -152,6 +201,10 @@ pub struct SendArgs {
     pub password_command: Option<String>,
     #[command(flatten, next_help_heading = "Server")]
     pub tls: TlsArgs,
+    /// SASL mechanism to use instead of the best one the server offers
+    /// (plain, login, xoauth2, oauthbearer)
+    #[arg(long, value_name = "MECH", help_heading = "Server", value_parser = parse_mechanism)]
+    pub auth_mechanism: Option<postie_proto::sasl::Mechanism>,
 
     /// From address [default: the account's]
     #[arg(long, value_name = "ADDR", help_heading = "Message")]
@@ -270,6 +323,56 @@ pub struct AccountAddArgs {
     /// Make this the default account
     #[arg(long)]
     pub default: bool,
+    #[command(flatten, next_help_heading = "OAuth 2.0 (--auth oauth)")]
+    pub oauth: OAuthArgs,
+}
+
+/// OAuth settings of `account add`.
+#[derive(Debug, Args, Default)]
+pub struct OAuthArgs {
+    /// OAuth client ID (Google: a "Desktop app" client; Microsoft: an app registration)
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Read the client secret from stdin and keep it in the secret store
+    #[arg(long, conflicts_with_all = ["client_secret_env", "password_stdin"])]
+    pub client_secret_stdin: bool,
+    /// At login/refresh time, read the client secret from this environment variable
+    #[arg(long, value_name = "VAR")]
+    pub client_secret_env: Option<String>,
+    /// Microsoft tenant: common, organizations, consumers or a tenant ID
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Generic provider: the authorization server's issuer URL (RFC 8414 discovery)
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Generic provider: authorization endpoint
+    #[arg(long, value_name = "URL")]
+    pub authorization_endpoint: Option<String>,
+    /// Generic provider: token endpoint
+    #[arg(long, value_name = "URL")]
+    pub token_endpoint: Option<String>,
+    /// Scopes, instead of the provider's default (repeatable)
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+    /// Sign-in flow: auth-code (browser), device, service-account, client-credentials
+    #[arg(long, value_parser = parse_flow)]
+    pub flow: Option<postie::oauth::Flow>,
+    /// Google Workspace service account key (JSON) for domain-wide delegation
+    #[arg(long, value_name = "PATH")]
+    pub service_account_key: Option<PathBuf>,
+}
+
+fn parse_flow(s: &str) -> Result<postie::oauth::Flow, String> {
+    use postie::oauth::Flow;
+    match s {
+        "auth-code" | "browser" | "loopback" => Ok(Flow::AuthCode),
+        "device" | "device-code" => Ok(Flow::Device),
+        "service-account" => Ok(Flow::ServiceAccount),
+        "client-credentials" => Ok(Flow::ClientCredentials),
+        _ => Err(format!(
+            "unknown flow '{s}': use auth-code, device, service-account or client-credentials"
+        )),
+    }
 }
 
 fn parse_provider(s: &str) -> Result<postie::provider::ProviderId, String> {
@@ -282,6 +385,17 @@ fn parse_auth(s: &str) -> Result<postie::provider::AuthMethod, String> {
         "oauth" | "oauth2" => Ok(postie::provider::AuthMethod::Oauth),
         _ => Err(format!(
             "unknown auth method '{s}': use app-password, password or oauth"
+        )),
+    }
+}
+fn parse_mechanism(s: &str) -> Result<postie_proto::sasl::Mechanism, String> {
+    use postie_proto::sasl::Mechanism;
+    match s.parse::<Mechanism>() {
+        Ok(
+            m @ (Mechanism::Plain | Mechanism::Login | Mechanism::XOAuth2 | Mechanism::OAuthBearer),
+        ) => Ok(m),
+        _ => Err(format!(
+            "unsupported mechanism '{s}': use plain, login, xoauth2 or oauthbearer"
         )),
     }
 }

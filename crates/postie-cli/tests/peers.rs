@@ -12,6 +12,8 @@ mod accounts;
 mod delivery;
 #[path = "peers/gmail.rs"]
 mod gmail;
+#[path = "peers/oauth.rs"]
+mod oauth;
 #[path = "peers/secrets.rs"]
 mod secrets;
 #[path = "peers/spool.rs"]

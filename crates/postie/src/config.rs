@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind};
+use crate::oauth::OAuthConfig;
 use crate::provider::{AuthMethod, ProviderId, TlsMode};
 use crate::transport::Endpoint;
 
@@ -65,6 +66,9 @@ pub struct AccountConfig {
     /// Run this shell command; the first line it prints is the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_command: Option<String>,
+    /// OAuth 2.0 client settings (`auth = "oauth"`), `[accounts.NAME.oauth]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OAuthConfig>,
 }
 
 impl AccountConfig {
@@ -334,6 +338,7 @@ mod tests {
             tls_name: None,
             password_env: None,
             password_command: None,
+            oauth: None,
         }
     }
 

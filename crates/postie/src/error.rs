@@ -8,6 +8,8 @@ use postie_proto::error::Stage;
 use postie_proto::reply::Reply;
 use postie_proto::sasl::SaslServerError;
 
+use crate::oauth::OAuthErrorInfo;
+
 /// The class of a failure. Each maps to one sysexits.h code in the CLI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -65,6 +67,7 @@ struct Inner {
     reply: Option<Reply>,
     stage: Option<Stage>,
     sasl: Option<SaslServerError>,
+    oauth: Option<OAuthErrorInfo>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -78,6 +81,7 @@ impl Error {
             reply: None,
             stage: None,
             sasl: None,
+            oauth: None,
             source: None,
         }))
     }
@@ -97,6 +101,13 @@ impl Error {
     /// Attach the decoded SASL error challenge (XOAUTH2 / OAUTHBEARER JSON).
     pub fn with_sasl(mut self, sasl: SaslServerError) -> Error {
         self.0.sasl = Some(sasl);
+        self
+    }
+
+    /// Attach the OAuth error an authorization server answered (token
+    /// endpoint, device polling, or the redirect back from consent).
+    pub fn with_oauth(mut self, info: OAuthErrorInfo) -> Error {
+        self.0.oauth = Some(info);
         self
     }
 
@@ -129,6 +140,11 @@ impl Error {
     /// The decoded SASL error challenge, for OAuth failures.
     pub fn sasl(&self) -> Option<&SaslServerError> {
         self.0.sasl.as_ref()
+    }
+
+    /// The authorization server's OAuth error, for token failures.
+    pub fn oauth(&self) -> Option<&OAuthErrorInfo> {
+        self.0.oauth.as_ref()
     }
 
     /// True when trying again later can succeed without any change.

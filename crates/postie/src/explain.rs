@@ -501,9 +501,23 @@ pub fn explain_reply(reply: &Reply, ctx: &Context<'_>) -> Option<Explanation> {
         .map(|e| render(e, ctx))
 }
 
-/// Explain any error from the library: by its reply when it has one, else by
-/// its kind.
+/// Explain an OAuth authorization server's error (token endpoint, consent
+/// redirect, device polling): `invalid_grant` and why it happens per
+/// provider, scopes, client and redirect registration, consent, Microsoft's
+/// AADSTS codes. The catalog itself is `oauth`'s (next to the flows it
+/// describes); the fixes name `postie login {account}`.
+pub fn explain_oauth(info: &crate::oauth::OAuthErrorInfo, ctx: &Context<'_>) -> Explanation {
+    crate::oauth::explain_info(info, ctx)
+}
+
+/// Explain any error from the library: by its reply when it has one, by the
+/// authorization server's OAuth error when it has one, else by its kind.
 pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
+    if err.reply().is_none()
+        && let Some(info) = err.oauth()
+    {
+        return explain_oauth(info, ctx);
+    }
     if let Some(reply) = err.reply()
         && let Some(mut x) = explain_reply(reply, ctx)
     {

@@ -8,6 +8,7 @@
 //! - [`secret`]: password sources; the OS keyring or the encrypted secret file.
 //! - [`message`]: composing messages and taking raw ones, with envelopes.
 //! - [`transport`]: the tokio + rustls SMTP driver around `postie-proto`.
+//! - [`oauth`]: OAuth 2.0 sign-in (`postie login`), token storage and refresh.
 //! - [`send`]: one-shot send with a per-recipient report.
 //! - [`explain`]: the catalog that turns failures into cause and fix.
 //! - [`error`]: the error type.
@@ -42,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod explain;
 pub mod message;
+pub mod oauth;
 pub mod provider;
 pub mod secret;
 pub mod send;

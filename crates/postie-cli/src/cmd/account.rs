@@ -4,6 +4,7 @@ use std::io::Read;
 
 use postie::config::{AccountConfig, Config};
 use postie::error::{Error, ErrorKind};
+use postie::oauth::{Flow, OAuthConfig};
 use postie::provider::{AuthMethod, ProviderId, guess_from_email};
 use postie::secret::normalize_app_password;
 use secrecy::{ExposeSecret, SecretString};
@@ -66,15 +67,17 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
             ),
         ));
     }
-    if auth == AuthMethod::Oauth {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "OAuth 2.0 sign-in is not available in this build of postie yet; {} Use --auth app-password where the provider allows it.",
-                preset.note
-            ),
-        ));
-    }
+    let oauth = if auth == AuthMethod::Oauth {
+        Some(oauth_config(&a, provider)?)
+    } else {
+        if a.oauth.client_id.is_some() || a.oauth.client_secret_stdin || a.oauth.flow.is_some() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "--client-id, --client-secret-* and --flow need --auth oauth",
+            ));
+        }
+        None
+    };
     if provider == ProviderId::Generic && a.host.is_none() {
         return Err(Error::new(
             ErrorKind::Usage,
@@ -114,12 +117,19 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
         tls_name: a.tls_args.tls_name.clone(),
         password_env: a.password_env.clone(),
         password_command: a.password_command.clone(),
+        oauth,
     };
     acct.endpoint()?; // host/port/TLS consistent before anything is written
 
     // Take the password before touching the config, so a failed prompt
     // leaves nothing half-written.
-    let stored = if a.password_env.is_some() || a.password_command.is_some() {
+    let stored = if auth == AuthMethod::Oauth {
+        if a.oauth.client_secret_stdin {
+            let secret = read_stdin_secret("--client-secret-stdin")?;
+            open_store(&g.paths)?.set(&format!("{}/client-secret", a.name), &secret)?;
+        }
+        None
+    } else if a.password_env.is_some() || a.password_command.is_some() {
         None
     } else if a.password_stdin {
         let mut s = String::new();
@@ -182,6 +192,10 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
     }
     config.save(path)?;
     let ep = config.accounts[&a.name].endpoint()?;
+    if auth == AuthMethod::Oauth {
+        eprintln!("{}", oauth_setup_hint(provider));
+        eprintln!("next: `postie login {}` to sign in", a.name);
+    }
     eprintln!(
         "{} account '{}' ({}, {} via {} {}) in {}",
         if replaced { "updated" } else { "added" },
@@ -220,7 +234,7 @@ fn list(g: &Global, json_mode: bool) -> Result<(), Error> {
                     "auth": a.auth,
                     "server": ep.as_ref().map(|e| e.authority()),
                     "tls": ep.as_ref().map(|e| e.tls),
-                    "password_from": if a.password_env.is_some() { "env" } else if a.password_command.is_some() { "command" } else { "store" },
+                    "password_from": if a.auth == AuthMethod::Oauth { "oauth" } else if a.password_env.is_some() { "env" } else if a.password_command.is_some() { "command" } else { "store" },
                 })
             })
             .collect();
@@ -265,7 +279,13 @@ fn remove(g: &Global, name: &str) -> Result<(), Error> {
             ),
         ));
     };
-    if acct.password_env.is_none() && acct.password_command.is_none() {
+    if acct.auth == AuthMethod::Oauth {
+        // Tokens and the client secret go with the account; revoking them at
+        // the provider is `postie logout`.
+        let store = open_store(&g.paths)?;
+        store.delete(&format!("{name}/oauth"))?;
+        store.delete(&format!("{name}/client-secret"))?;
+    } else if acct.password_env.is_none() && acct.password_command.is_none() {
         open_store(&g.paths)?.delete(name)?;
     }
     if config.default_account.as_deref() == Some(name) {
@@ -274,4 +294,94 @@ fn remove(g: &Global, name: &str) -> Result<(), Error> {
     config.save(path)?;
     eprintln!("removed account '{name}'");
     Ok(())
+}
+
+fn read_stdin_secret(flag: &str) -> Result<SecretString, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read stdin for {flag}: {e}")))?;
+    let s = s.trim_end_matches(['\r', '\n']).to_string();
+    if s.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{flag} read nothing from stdin"),
+        ));
+    }
+    Ok(SecretString::from(s))
+}
+
+fn oauth_config(a: &AccountAddArgs, provider: ProviderId) -> Result<OAuthConfig, Error> {
+    let o = &a.oauth;
+    let flow = o.flow.unwrap_or(if o.service_account_key.is_some() {
+        Flow::ServiceAccount
+    } else {
+        Flow::AuthCode
+    });
+    if flow == Flow::ServiceAccount && o.service_account_key.is_none() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--flow service-account needs --service-account-key PATH (the JSON key of a Google service account with domain-wide delegation)",
+        ));
+    }
+    let client_id = match (&o.client_id, flow) {
+        (Some(id), _) => id.clone(),
+        (None, Flow::ServiceAccount) => String::new(),
+        (None, _) => {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--auth oauth needs --client-id: you register postie as an OAuth client with the provider once. {}",
+                    oauth_setup_hint(provider)
+                ),
+            ));
+        }
+    };
+    if provider == ProviderId::Generic
+        && o.issuer.is_none()
+        && (o.authorization_endpoint.is_none() || o.token_endpoint.is_none())
+    {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "a generic OAuth provider needs --issuer URL (for discovery) or both --authorization-endpoint and --token-endpoint",
+        ));
+    }
+    Ok(OAuthConfig {
+        client_id,
+        client_secret_env: o.client_secret_env.clone(),
+        tenant: o.tenant.clone(),
+        issuer: o.issuer.clone(),
+        authorization_endpoint: o.authorization_endpoint.clone(),
+        token_endpoint: o.token_endpoint.clone(),
+        device_authorization_endpoint: None,
+        revocation_endpoint: None,
+        scopes: (!o.scopes.is_empty()).then(|| o.scopes.clone()),
+        flow: Some(flow),
+        service_account_key: o
+            .service_account_key
+            .as_ref()
+            .map(|p| std::path::absolute(p).unwrap_or(p.clone())),
+        login_hint: Some(a.email.clone()),
+    })
+}
+
+/// Where to register an OAuth client, in plain words.
+fn oauth_setup_hint(provider: ProviderId) -> String {
+    match provider {
+        ProviderId::Gmail | ProviderId::Workspace => "Google: create a client at https://console.cloud.google.com/apis/credentials \
+             (Create credentials > OAuth client ID > Application type \"Desktop app\"); pass its ID with --client-id \
+             and its secret with --client-secret-stdin. The consent screen needs the scope https://mail.google.com/; \
+             while the app is in \"Testing\", Google ends its refresh tokens after 7 days. Loopback redirects \
+             (http://127.0.0.1:PORT) need no registration for Desktop clients."
+            .into(),
+        ProviderId::Outlook | ProviderId::Office365 => "Microsoft: register an app at https://entra.microsoft.com \
+             (App registrations > New registration); under Authentication add the platform \"Mobile and desktop \
+             applications\" with the redirect URI http://localhost and allow public client flows (for --device); \
+             under API permissions add Office 365 Exchange Online / SMTP.Send (delegated) and offline_access. \
+             Pass the Application (client) ID with --client-id and the tenant with --tenant."
+            .into(),
+        _ => "Register postie as a native (public) client with your authorization server, with the redirect \
+              URI http://127.0.0.1 (any port, RFC 8252) and PKCE."
+            .into(),
+    }
 }

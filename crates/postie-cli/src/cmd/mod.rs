@@ -1,6 +1,7 @@
 //! Subcommands: each resolves its flags into settings and calls the library.
 
 pub mod account;
+pub mod login;
 pub mod send;
 
 use std::io::IsTerminal;

@@ -4,14 +4,16 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use postie::config::Config;
+use postie::config::{AccountConfig, Config};
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain_reply};
 use postie::message::{Draft, OutgoingMessage, RawOptions, from_raw};
+use postie::oauth::TokenManager;
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
 use postie::secret::{PasswordSource, normalize_app_password};
 use postie::send::{SendReport, Status, send_once};
 use postie::transport::{ConnectOptions, Endpoint, TranscriptEntry};
+use postie_proto::error::Stage;
 use postie_proto::sasl::Credentials;
 use serde_json::json;
 
@@ -25,6 +27,8 @@ struct Plan {
     provider: Option<ProviderId>,
     account: Option<String>,
     message: OutgoingMessage,
+    /// The account when it signs in with OAuth 2.0.
+    oauth: Option<(String, AccountConfig)>,
 }
 
 /// Run `postie send`; returns the exit code.
@@ -41,9 +45,51 @@ pub async fn run(g: &Global, args: SendArgs) -> i32 {
         account: plan.account.as_deref(),
         host: Some(&plan.opts.endpoint.host),
     };
-    match send_once(plan.opts.clone(), &plan.message).await {
+    let result = match &plan.oauth {
+        None => send_once(plan.opts.clone(), &plan.message).await,
+        Some((name, acct)) => send_oauth(g, &plan, name, acct).await,
+    };
+    match result {
         Ok(report) => report_result(g, json_mode, &report, &ctx, &transcript),
         Err(e) => fail(g, json_mode, &e, &ctx, Some(&server), &transcript),
+    }
+}
+
+/// Send with a bearer token. A token the server refuses at AUTH is
+/// refreshed once and AUTH is retried on a new connection; a second refusal
+/// is explained.
+async fn send_oauth(
+    g: &Global,
+    plan: &Plan,
+    name: &str,
+    acct: &AccountConfig,
+) -> Result<SendReport, Error> {
+    let store = open_store(&g.paths)?;
+    let tm = TokenManager::new(g.paths.data_dir.clone());
+    let mut force = false;
+    loop {
+        let (token, _) = tm.access_token(name, acct, &store, force).await?;
+        let mut opts = plan.opts.clone();
+        opts.credentials = Some(Credentials::Bearer {
+            user: acct.login().to_string(),
+            token,
+        });
+        match send_once(opts, &plan.message).await {
+            Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
+                if let Some(t) = &plan.opts.transcript {
+                    t(&TranscriptEntry {
+                        elapsed: std::time::Duration::ZERO,
+                        direction: "note",
+                        tls: false,
+                        text:
+                            "the server refused the access token: refreshing it once and retrying"
+                                .into(),
+                    });
+                }
+                force = true;
+            }
+            other => return other,
+        }
     }
 }
 
@@ -52,6 +98,7 @@ fn plan(
     a: &SendArgs,
     transcript: Arc<Mutex<Vec<TranscriptEntry>>>,
 ) -> Result<Plan, Error> {
+    let mut oauth = None;
     let (mut endpoint, provider, account, default_from, password, user) = match &a.server {
         Some(url) => {
             let ep = Endpoint::from_url(url)?;
@@ -73,14 +120,7 @@ fn plan(
             let config = Config::load(&g.paths.config_file)?;
             let (name, acct) = config.account(a.account.as_deref())?;
             if acct.auth == AuthMethod::Oauth {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "account '{name}' uses OAuth 2.0, which this build of postie cannot sign in with yet; \
-                         use an app password: `postie account add {name} --provider {} --email {} --auth app-password`",
-                        acct.provider, acct.email
-                    ),
-                ));
+                oauth = Some((name.to_string(), acct.clone()));
             }
             let pw = match (
                 &a.password_env,
@@ -127,6 +167,7 @@ fn plan(
     let message = build_message(a, default_from.as_deref())?;
 
     let credentials = match (password, user) {
+        _ if oauth.is_some() => None, // a bearer token, fetched when sending
         (Some(src), user) => {
             let user = user.unwrap_or_else(|| message.from.to_string());
             let mut store = || open_store(&g.paths);
@@ -151,6 +192,7 @@ fn plan(
 
     let mut opts = ConnectOptions::new(endpoint);
     opts.credentials = credentials;
+    opts.mechanism = a.auth_mechanism.clone();
     if g.verbose > 0 {
         let show_time = g.verbose > 1;
         let json_mode = a.json;
@@ -181,6 +223,7 @@ fn plan(
         provider,
         account,
         message,
+        oauth,
     })
 }
 

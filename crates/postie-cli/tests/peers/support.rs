@@ -251,7 +251,21 @@ impl Sandbox {
 
     /// `postie` with the isolated environment; nothing of the caller's POSTIE_* leaks in.
     pub fn postie(&self) -> Postie {
-        let mut cmd = postie_command();
+        let mut cmd = Command::from(self.std_postie());
+        cmd.timeout(Duration::from_secs(90));
+        Postie {
+            cmd,
+            line: vec!["postie".into()],
+        }
+    }
+
+    /// The same isolated `postie` as a plain process, for runs that must be
+    /// talked to while they run (`postie login`).
+    pub fn std_postie(&self) -> std::process::Command {
+        let bin = std::env::var_os("POSTIE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("postie"));
+        let mut cmd = std::process::Command::new(bin);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("POSTIE_") {
                 cmd.env_remove(&k);
@@ -269,12 +283,9 @@ impl Sandbox {
             .env_remove("SSL_CERT_FILE")
             .env_remove("SSL_CERT_DIR")
             .env_remove("RUST_LOG")
-            .current_dir(d)
-            .timeout(Duration::from_secs(90));
-        Postie {
-            cmd,
-            line: vec!["postie".into()],
-        }
+            .env_remove("BROWSER")
+            .current_dir(d);
+        cmd
     }
 
     /// `postie send` to `peer` with its working credentials, from [`FROM`]; message and
@@ -302,15 +313,6 @@ impl Sandbox {
         let p = dir.join(name);
         std::fs::write(&p, bytes).unwrap();
         p
-    }
-}
-
-/// The path of the binary under test: `POSTIE_BIN` (to check an installed build) or this
-/// workspace's `postie`.
-fn postie_command() -> Command {
-    match std::env::var_os("POSTIE_BIN") {
-        Some(bin) => Command::new(bin),
-        None => Command::cargo_bin("postie").unwrap(),
     }
 }
 

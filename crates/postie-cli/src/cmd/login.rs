@@ -1,0 +1,228 @@
+//! `postie login`, `postie token`, `postie logout`: OAuth 2.0 sign-in and tokens.
+
+use std::io::BufRead;
+use std::time::{Duration, SystemTime};
+
+use postie::config::{AccountConfig, Config};
+use postie::error::{Error, ErrorKind};
+use postie::explain::Context;
+use postie::oauth::{LoginOptions, LoginPrompt, TokenManager, TokenSet};
+use postie::provider::AuthMethod;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::{Global, open_store};
+use crate::cli::LoginArgs;
+use crate::output;
+
+fn oauth_account<'c>(
+    config: &'c Config,
+    name: Option<&str>,
+) -> Result<(&'c str, &'c AccountConfig), Error> {
+    let (name, acct) = config.account(name)?;
+    if acct.auth != AuthMethod::Oauth || acct.oauth.is_none() {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "account '{name}' does not use OAuth 2.0 ({}): add it again with `postie account add {name} --provider {} --email {} --auth oauth --client-id ID`",
+                acct.auth, acct.provider, acct.email
+            ),
+        ));
+    }
+    Ok((name, acct))
+}
+
+fn until(t: Option<SystemTime>) -> String {
+    match t.and_then(|t| t.duration_since(SystemTime::now()).ok()) {
+        Some(d) if d.as_secs() >= 120 => format!("for {} more minutes", d.as_secs() / 60),
+        Some(d) => format!("for {} more seconds", d.as_secs()),
+        None => "(no expiry given)".into(),
+    }
+}
+
+fn fail(g: &Global, e: &Error, name: Option<&str>, acct: Option<&AccountConfig>) -> i32 {
+    let ctx = Context {
+        provider: acct.map(|a| a.provider),
+        account: name,
+        host: None,
+    };
+    output::print_error(&g.style, e, &ctx);
+    output::exit_code(e.kind())
+}
+
+fn show_prompt(p: &LoginPrompt) {
+    match p {
+        LoginPrompt::OpenUrl {
+            url,
+            browser_opened,
+        } => {
+            if *browser_opened {
+                eprintln!(
+                    "A browser window was opened to sign in. If it did not appear, open this address:"
+                );
+            } else {
+                eprintln!("Open this address in a browser to sign in:");
+            }
+            eprintln!("\n  {url}\n");
+            eprintln!("Waiting for the browser to come back to postie...");
+        }
+        LoginPrompt::DeviceCode {
+            verification_uri,
+            verification_uri_complete,
+            user_code,
+            expires_in,
+        } => {
+            eprintln!(
+                "On any device, open {verification_uri} and enter the code:\n\n  {user_code}\n"
+            );
+            if let Some(c) = verification_uri_complete {
+                eprintln!("(or open {c})");
+            }
+            eprintln!(
+                "The code expires in {} minutes. Waiting for you to approve...",
+                expires_in.as_secs() / 60
+            );
+        }
+        LoginPrompt::PasteRedirect { url } => {
+            eprintln!("Open this address in a browser (on any machine) and sign in:\n\n  {url}\n");
+            eprintln!(
+                "The browser then goes to an address starting with http://127.0.0.1 that may not load. \
+                 Copy that whole address from the address bar and paste it here:"
+            );
+        }
+    }
+}
+
+fn read_pasted() -> Result<String, Error> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot read the pasted address: {e}"),
+        )
+    })?;
+    let line = line.trim().to_string();
+    if line.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "nothing was pasted: paste the full http://127.0.0.1... address the browser ended on",
+        ));
+    }
+    Ok(line)
+}
+
+/// The OAuth account `name` (or the default one) and the secret store; on
+/// failure the error is printed and its exit code returned.
+fn open_account(
+    g: &Global,
+    name: Option<&str>,
+) -> Result<(String, AccountConfig, postie::secret::SecretStore), i32> {
+    let config = Config::load(&g.paths.config_file).map_err(|e| fail(g, &e, None, None))?;
+    let (n, acct) = oauth_account(&config, name).map_err(|e| fail(g, &e, name, None))?;
+    let store = open_store(&g.paths).map_err(|e| fail(g, &e, Some(n), Some(acct)))?;
+    Ok((n.to_string(), acct.clone(), store))
+}
+
+/// `postie login`.
+pub async fn login(g: &Global, a: LoginArgs) -> i32 {
+    let (name, acct, store) = match open_account(g, a.account.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let (name, acct) = (name.as_str(), &acct);
+    let opts = LoginOptions {
+        open_browser: !a.no_browser && !a.manual,
+        manual: a.manual,
+        device: a.device,
+        port: a.port,
+        timeout: Duration::from_secs(a.timeout),
+    };
+    let paste: &(dyn Fn() -> postie::error::Result<String> + Send + Sync) = &read_pasted;
+    let result = postie::oauth::login(
+        name,
+        acct,
+        &store,
+        &opts,
+        &show_prompt,
+        if a.manual { Some(paste) } else { None },
+    )
+    .await;
+    match result {
+        Ok(ts) => {
+            eprintln!(
+                "{} signed in as {}; tokens stored in {}; the access token is valid {}.",
+                g.style.good("ok:"),
+                acct.login(),
+                store.describe(),
+                until(ts.expires_at)
+            );
+            if ts.refresh_token.is_none() {
+                eprintln!(
+                    "{} the provider returned no refresh token: you will have to run `postie login {name}` again when the access token expires.",
+                    g.style.warn("warning:")
+                );
+            }
+            warn_expiry(g, acct, &ts);
+            0
+        }
+        Err(e) => fail(g, &e, Some(name), Some(acct)),
+    }
+}
+
+fn warn_expiry(g: &Global, acct: &AccountConfig, ts: &TokenSet) {
+    let tm = TokenManager::new(g.paths.data_dir.clone());
+    if let Some(w) = tm.warn_expiry(ts, acct.provider) {
+        eprintln!("{} {w}", g.style.warn("note:"));
+    }
+}
+
+/// `postie token`.
+pub async fn token(g: &Global, account: Option<String>, json_mode: bool) -> i32 {
+    let (name, acct, store) = match open_account(g, account.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let (name, acct) = (name.as_str(), &acct);
+    let tm = TokenManager::new(g.paths.data_dir.clone());
+    match tm.access_token(name, acct, &store, false).await {
+        Ok((tok, ts)) => {
+            // This command exists to hand the token to another program.
+            if json_mode {
+                output::print_json(&json!({
+                    "account": name,
+                    "user": acct.login(),
+                    "access_token": tok.expose_secret(),
+                    "expires_at": ts.expires_at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
+                    "scope": ts.scope,
+                }));
+            } else {
+                println!("{}", tok.expose_secret());
+            }
+            warn_expiry(g, acct, &ts);
+            0
+        }
+        Err(e) => fail(g, &e, Some(name), Some(acct)),
+    }
+}
+
+/// `postie logout`.
+pub async fn logout(g: &Global, account: Option<String>) -> i32 {
+    let (name, acct, store) = match open_account(g, account.as_deref()) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let (name, acct) = (name.as_str(), &acct);
+    match postie::oauth::logout(name, acct, &store).await {
+        Ok(true) => {
+            eprintln!("revoked the tokens of '{name}' at the provider and deleted them here");
+            0
+        }
+        Ok(false) => {
+            eprintln!(
+                "deleted the tokens of '{name}' here; the provider offers no revocation endpoint, so remove postie's access in your account's security settings if you want it gone there too"
+            );
+            0
+        }
+        Err(e) => fail(g, &e, Some(name), Some(acct)),
+    }
+}

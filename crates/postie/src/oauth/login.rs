@@ -1,0 +1,232 @@
+//! `postie login`: obtain an account's first tokens with the flow its
+//! settings name, and store them.
+
+use std::time::{Duration, Instant};
+
+use super::client::{OAuthClient, Step};
+use super::endpoints::resolve;
+use super::http::Http;
+use super::loopback::{Answer, Listener, NotUsable, parse_answer, query_of};
+use super::service_account::ServiceAccountKey;
+use super::{Flow, TokenSet, browser, client_secret, settings};
+use crate::config::AccountConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::SecretStore;
+
+/// How `login` runs.
+#[derive(Clone, Debug)]
+pub struct LoginOptions {
+    /// Try to open the browser at the authorization URL.
+    pub open_browser: bool,
+    /// Do not listen: show the URL and read the address the browser ended
+    /// on, pasted by the user (a browser on another machine).
+    pub manual: bool,
+    /// Use the device flow whatever the account's `flow` says.
+    pub device: bool,
+    /// Listen on this loopback port instead of a free one.
+    pub port: Option<u16>,
+    /// How long to wait for the user.
+    pub timeout: Duration,
+}
+
+impl Default for LoginOptions {
+    fn default() -> LoginOptions {
+        LoginOptions {
+            open_browser: true,
+            manual: false,
+            device: false,
+            port: None,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the user must be told during a sign-in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoginPrompt {
+    /// Open this URL in a browser (always shown: the machine may have none).
+    OpenUrl {
+        /// The authorization URL.
+        url: String,
+        /// True when a browser command was started with it.
+        browser_opened: bool,
+    },
+    /// Enter `user_code` at `verification_uri` on any device.
+    DeviceCode {
+        /// Where to enter the code.
+        verification_uri: String,
+        /// The same with the code filled in, when the server offers it.
+        verification_uri_complete: Option<String>,
+        /// The code to enter.
+        user_code: String,
+        /// How long the code stays valid.
+        expires_in: Duration,
+    },
+    /// Open this URL, sign in, then paste the address the browser ends on
+    /// (it fails to load; that is expected).
+    PasteRedirect {
+        /// The authorization URL.
+        url: String,
+    },
+}
+
+/// Sign account `name` in and store its tokens under `NAME/oauth`.
+///
+/// The flow is the device flow when `opts.device` is set, else the
+/// account's `flow` (authorization code by default). `prompt` is called
+/// (from the async task, once per flow) with what the user must see;
+/// `read_pasted_url` is needed only with `opts.manual` and may block.
+pub async fn login(
+    name: &str,
+    acct: &AccountConfig,
+    store: &SecretStore,
+    opts: &LoginOptions,
+    prompt: &(dyn Fn(&LoginPrompt) + Send + Sync),
+    read_pasted_url: Option<&(dyn Fn() -> Result<String> + Send + Sync)>,
+) -> Result<TokenSet> {
+    let cfg = settings(name, acct)?;
+    let http = Http::new()?;
+    let endpoints = resolve(&http, acct.provider, cfg).await?;
+    let secret = client_secret(name, cfg, store)?;
+    let client = OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http)?;
+    let flow = if opts.device {
+        Flow::Device
+    } else {
+        cfg.flow.unwrap_or_default()
+    };
+    let deadline = Instant::now() + opts.timeout;
+    let tokens = match flow {
+        Flow::AuthCode if opts.manual => {
+            let read = read_pasted_url.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Usage,
+                    "--manual needs a way to read the pasted address",
+                )
+            })?;
+            manual(name, &client, opts, prompt, read).await?
+        }
+        Flow::AuthCode => loopback(name, &client, opts, prompt, deadline).await?,
+        Flow::Device => device(name, &client, prompt, deadline).await?,
+        Flow::ServiceAccount => {
+            let path = cfg.service_account_key.as_ref().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "flow \"service-account\" needs `service_account_key = \"/path/key.json\"` \
+                         in [accounts.{name}.oauth]"
+                    ),
+                )
+            })?;
+            let key = ServiceAccountKey::read(path)?;
+            client
+                .jwt_bearer(&key, &acct.email, cfg.token_endpoint.is_some())
+                .await?
+        }
+        Flow::ClientCredentials => client.client_credentials().await?,
+    };
+    let previous = TokenSet::load(store, name).ok().flatten();
+    let tokens = tokens.keep_refresh_token_of(previous.as_ref());
+    if tokens.refresh_token.is_none() && !flow.is_app_only() {
+        tracing::warn!(
+            account = name,
+            "the server issued no refresh token: the access token cannot be renewed without \
+             signing in again (Microsoft needs the offline_access scope)"
+        );
+    }
+    tokens.save(store, name)?;
+    Ok(tokens)
+}
+
+async fn loopback(
+    name: &str,
+    client: &OAuthClient,
+    opts: &LoginOptions,
+    prompt: &(dyn Fn(&LoginPrompt) + Send + Sync),
+    deadline: Instant,
+) -> Result<TokenSet> {
+    let listener = Listener::bind(opts.port).await?;
+    let auth = client.authorize(&listener.redirect_uri())?;
+    let browser_opened = opts.open_browser && browser::open(&auth.url);
+    prompt(&LoginPrompt::OpenUrl {
+        url: auth.url.clone(),
+        browser_opened,
+    });
+    listener
+        .wait(&auth.state, deadline, name, |answer| async {
+            match answer {
+                Answer::Code(code) => client.exchange_code(&code, &auth).await,
+                Answer::Refused(info) => Err(client.refused(info, Step::SignIn)),
+            }
+        })
+        .await
+}
+
+async fn manual(
+    name: &str,
+    client: &OAuthClient,
+    opts: &LoginOptions,
+    prompt: &(dyn Fn(&LoginPrompt) + Send + Sync),
+    read: &(dyn Fn() -> Result<String> + Send + Sync),
+) -> Result<TokenSet> {
+    // The redirect must still name a loopback address the server accepts;
+    // nothing listens there, the user copies the address from the browser.
+    let port = match opts.port {
+        Some(p) => p,
+        None => Listener::bind(None).await?.port(),
+    };
+    let auth = client.authorize(&format!("http://127.0.0.1:{port}/"))?;
+    prompt(&LoginPrompt::PasteRedirect {
+        url: auth.url.clone(),
+    });
+    let pasted = read()?;
+    match parse_answer(&query_of(&pasted), &auth.state) {
+        Ok(Answer::Code(code)) => client.exchange_code(&code, &auth).await,
+        Ok(Answer::Refused(info)) => Err(client.refused(info, Step::SignIn)),
+        Err(NotUsable::NoAnswer) => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "the pasted text is not the address the browser was sent back to (it has no \
+                 code= or error=); run `postie login {name} --manual` again and paste the whole \
+                 address from the browser's address bar"
+            ),
+        )),
+        Err(NotUsable::WrongState) => Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "the pasted address belongs to another sign-in (its state does not match): run \
+                 `postie login {name} --manual` again and use the new link"
+            ),
+        )),
+    }
+}
+
+async fn device(
+    name: &str,
+    client: &OAuthClient,
+    prompt: &(dyn Fn(&LoginPrompt) + Send + Sync),
+    deadline: Instant,
+) -> Result<TokenSet> {
+    if !client.endpoints.supports_device {
+        let why = client
+            .endpoints
+            .device_unsupported
+            .clone()
+            .unwrap_or_default()
+            .replace("NAME", name);
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!("the device sign-in cannot be used for '{name}': {why}"),
+        ));
+    }
+    let d = client.device_start().await?;
+    prompt(&LoginPrompt::DeviceCode {
+        verification_uri: d.verification_uri().to_string(),
+        verification_uri_complete: d
+            .verification_uri_complete()
+            .map(|u| u.secret().to_string()),
+        user_code: d.user_code().secret().to_string(),
+        expires_in: d.expires_in(),
+    });
+    let deadline = deadline.min(Instant::now() + d.expires_in());
+    client.device_poll(&d, deadline).await
+}

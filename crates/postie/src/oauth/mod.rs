@@ -1,0 +1,212 @@
+//! OAuth 2.0 for SMTP: signing in (`postie login`), keeping the tokens, and
+//! refreshing them without the user ever handling one.
+//!
+//! - [`login`]: authorization code + PKCE (RFC 7636) with a loopback redirect
+//!   (RFC 8252 §7.3), or a pasted redirect; device authorization (RFC 8628);
+//!   a Google service account (RS256 JWT bearer, RFC 7523); Microsoft client
+//!   credentials. The [`TokenSet`] goes to the secret store under
+//!   `NAME/oauth` ([`TokenSet::store_key`]).
+//! - [`TokenManager`]: hands out an access token valid for a margin,
+//!   refreshing it when needed, once per account even with many concurrent
+//!   callers in one process or across processes, saving every rotated
+//!   refresh token.
+//! - [`logout`]: revokes at the server (RFC 7009) where that is offered, and
+//!   deletes the stored tokens.
+//! - [`endpoints`]: where each provider's endpoints are and which scopes SMTP
+//!   needs; RFC 8414 / OpenID discovery for the generic provider.
+//!
+//! Tokens, client secrets, codes and PKCE verifiers are [`SecretString`]s
+//! or live only inside requests: no `Debug`, `Display`, error or log line of
+//! this module shows one. Token endpoints are reached over https only; plain
+//! http is accepted for loopback hosts (test servers), never beyond.
+//!
+//! [`SecretString`]: secrecy::SecretString
+
+mod advice;
+mod browser;
+mod client;
+mod endpoints;
+mod http;
+mod login;
+mod loopback;
+mod manager;
+mod revocation;
+mod server_error;
+mod service_account;
+mod token;
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AccountConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::AuthMethod;
+use crate::secret::SecretStore;
+
+pub use endpoints::{
+    Endpoints, GOOGLE_SCOPE, MICROSOFT_APP_SCOPE, MICROSOFT_SMTP_SCOPE, endpoints,
+};
+pub use login::{LoginOptions, LoginPrompt, login};
+pub use manager::TokenManager;
+pub use revocation::{LogoutReport, logout, logout_report};
+pub use server_error::OAuthErrorInfo;
+pub use token::TokenSet;
+
+pub(crate) use advice::explain as explain_info;
+
+/// An account's OAuth settings, `[accounts.NAME.oauth]` in the config file.
+/// It holds no secret: a client secret comes from `client_secret_env` or from
+/// the secret store (`NAME/client-secret`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The OAuth client ID the user registered with the provider.
+    pub client_id: String,
+    /// Environment variable holding the client secret. Without it the secret
+    /// store's `NAME/client-secret` is used when present, else none (a public
+    /// client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// Microsoft tenant: `common` (the default), `organizations`,
+    /// `consumers`, or a tenant ID / domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Issuer URL for RFC 8414 / OpenID Connect discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Authorization endpoint (overrides the provider's and discovery's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint (overrides the provider's and discovery's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Device authorization endpoint (RFC 8628).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
+    /// Revocation endpoint (RFC 7009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Scopes to ask for instead of the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// How to obtain tokens; authorization code when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// Google service account JSON key (flow `service-account`); the mailbox
+    /// impersonated (`sub`) is the account's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<PathBuf>,
+    /// Account to preselect at the provider's sign-in page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+}
+
+/// How an account obtains its tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// Authorization code + PKCE in a browser, redirected to a loopback listener.
+    #[default]
+    AuthCode,
+    /// Device authorization (RFC 8628): a code entered on another device.
+    Device,
+    /// Google Workspace service account with domain-wide delegation.
+    ServiceAccount,
+    /// Client credentials (Microsoft app-only access with a client secret).
+    ClientCredentials,
+}
+
+impl Flow {
+    /// The kebab-case name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::AuthCode => "auth-code",
+            Flow::Device => "device",
+            Flow::ServiceAccount => "service-account",
+            Flow::ClientCredentials => "client-credentials",
+        }
+    }
+
+    /// True for the flows that mint tokens without a user and a refresh token.
+    pub fn is_app_only(self) -> bool {
+        matches!(self, Flow::ServiceAccount | Flow::ClientCredentials)
+    }
+}
+
+/// The secret-store key of an account's client secret.
+pub fn client_secret_key(name: &str) -> String {
+    format!("{name}/client-secret")
+}
+
+/// The account's OAuth settings, or an error that says how to add them.
+pub(crate) fn settings<'a>(name: &str, acct: &'a AccountConfig) -> Result<&'a OAuthConfig> {
+    if acct.auth != AuthMethod::Oauth {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "account '{name}' authenticates with {} (auth = \"{}\"), not OAuth: re-run \
+                 `postie account add {name} --auth oauth --client-id ID` to switch it",
+                acct.auth, acct.auth
+            ),
+        ));
+    }
+    acct.oauth.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "account '{name}' has no OAuth client: add `[accounts.{name}.oauth]` with \
+                 `client_id = \"...\"` (or re-run `postie account add {name} --auth oauth \
+                 --client-id ID`)"
+            ),
+        )
+    })
+}
+
+/// The client secret: `client_secret_env`, else the store's
+/// `NAME/client-secret`, else none.
+pub(crate) fn client_secret(
+    name: &str,
+    cfg: &OAuthConfig,
+    store: &SecretStore,
+) -> Result<Option<SecretString>> {
+    if let Some(var) = &cfg.client_secret_env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the environment variable {var} (client_secret_env of account '{name}') is \
+                     not set or empty: export it, or remove client_secret_env and store the \
+                     secret in the secret store as '{}'",
+                    client_secret_key(name)
+                ),
+            )),
+        };
+    }
+    store.get(&client_secret_key(name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_in_toml_with_kebab_flows() {
+        let cfg = OAuthConfig {
+            client_id: "abc.apps.googleusercontent.com".into(),
+            flow: Some(Flow::ServiceAccount),
+            scopes: Some(vec!["https://mail.google.com/".into()]),
+            ..OAuthConfig::default()
+        };
+        let text = toml::to_string(&cfg).unwrap();
+        assert!(text.contains("flow = \"service-account\""), "{text}");
+        assert!(!text.contains("tenant"), "{text}");
+        assert_eq!(toml::from_str::<OAuthConfig>(&text).unwrap(), cfg);
+        let err = toml::from_str::<OAuthConfig>("client_id = \"x\"\nclient_secret = \"s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("client_secret"), "{err}");
+    }
+}

@@ -1,0 +1,234 @@
+//! Authorization code + PKCE with the loopback redirect, and the pasted
+//! redirect of `--manual`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use postie::ErrorKind;
+use postie::explain::{Context, explain};
+use postie::oauth::{LoginOptions, LoginPrompt, TokenSet, login};
+use postie::provider::ProviderId;
+use secrecy::ExposeSecret;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn pkce_login_end_to_end_through_the_loopback_listener() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Gmail,
+        "alice@example.test",
+        authlib_settings(&client),
+    );
+    let seen = Mutex::new(None::<String>);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let prompt = |p: &LoginPrompt| {
+        if let LoginPrompt::OpenUrl {
+            url,
+            browser_opened,
+        } = p
+        {
+            assert!(!browser_opened, "open_browser was off");
+            *seen.lock().unwrap() = Some(url.clone());
+            tx.send(url.clone()).unwrap();
+        }
+    };
+    let follow = async {
+        let url = rx.recv().await.unwrap();
+        let r = browser().get(url).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let opts = headless();
+    let (tokens, (status, page)) =
+        tokio::join!(login("work", &acct, &store, &opts, &prompt, None), follow);
+    let tokens = tokens.unwrap();
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("Signed in") && page.contains("work"),
+        "{page}"
+    );
+
+    // What was asked: PKCE S256, a loopback redirect, Google's offline access.
+    let url = url::Url::parse(seen.lock().unwrap().as_deref().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["prompt"], "consent");
+    assert_eq!(q["scope"], "https://mail.google.com/");
+    assert!(q["redirect_uri"].starts_with("http://127.0.0.1:"), "{q:?}");
+    assert!(q["state"].len() >= 16);
+
+    // What was kept: both tokens, stored, and the access token is live.
+    assert!(tokens.refresh_token.is_some() && tokens.expires_at.is_some());
+    let stored = TokenSet::load(&store, "work").unwrap().unwrap();
+    assert_eq!(
+        stored.access_token.expose_secret(),
+        tokens.access_token.expose_secret()
+    );
+    let info = active(tokens.access_token.expose_secret()).await;
+    assert_eq!(info["active"], true, "{info}");
+    assert_eq!(info["sub"], "alice@example.test");
+    assert_eq!(count(&client, "authorization_code").await, 1);
+}
+
+#[tokio::test]
+async fn an_answer_with_the_wrong_state_is_refused_and_the_login_keeps_waiting() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Generic,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let prompt = move |p: &LoginPrompt| {
+        if let LoginPrompt::OpenUrl { url, .. } = p {
+            tx.send(url.clone()).unwrap();
+        }
+    };
+    let follow = async {
+        let url = rx.recv().await.unwrap();
+        // Another sign-in's answer: same listener, other state.
+        let forged = with_param(&url, "state", "forged-state");
+        let bad = browser().get(forged).send().await.unwrap();
+        let bad = (bad.status().as_u16(), bad.text().await.unwrap());
+        let good = browser().get(url).send().await.unwrap();
+        (bad, good.status().as_u16())
+    };
+    let opts = headless();
+    let (tokens, ((bad_status, bad_page), good_status)) =
+        tokio::join!(login("w", &acct, &store, &opts, &prompt, None), follow);
+    assert_eq!(bad_status, 400);
+    assert!(bad_page.contains("does not match"), "{bad_page}");
+    assert!(bad_page.contains("still waiting"), "{bad_page}");
+    assert_eq!(good_status, 200);
+    tokens.unwrap();
+}
+
+#[tokio::test]
+async fn only_wrong_states_end_in_a_timeout_that_says_so() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Generic,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    let opts = LoginOptions {
+        timeout: Duration::from_secs(3),
+        ..headless()
+    };
+    let (r, page) = browser_login("w", &acct, &store, &opts, |u| {
+        with_param(u, "state", "other")
+    })
+    .await;
+    let (status, page) = page.unwrap();
+    assert_eq!(status, 400, "{page}");
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transient);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 answer(s) with a state that did not match"),
+        "{msg}"
+    );
+    assert!(msg.contains("postie login w"), "{msg}");
+    assert!(TokenSet::load(&store, "w").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn denied_consent_is_shown_in_the_browser_and_explained() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Gmail,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    let (r, page) = browser_login("work", &acct, &store, &headless(), |u| {
+        format!("{u}&test_deny=1")
+    })
+    .await;
+    let (status, page) = page.unwrap();
+    assert_eq!(status, 400);
+    assert!(
+        page.contains("Sign-in failed") && page.contains("access_denied"),
+        "{page}"
+    );
+    let err = r.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Credentials);
+    assert_eq!(err.oauth().unwrap().error, "access_denied");
+    let ctx = Context {
+        provider: Some(ProviderId::Gmail),
+        account: Some("work"),
+        host: None,
+    };
+    let x = explain(&err, &ctx);
+    assert_eq!(x.id, "access-denied");
+    assert!(
+        x.fix.iter().any(|f| f.contains("postie login work")),
+        "{x:?}"
+    );
+    assert!(x.causes.iter().any(|c| c.contains("test users")), "{x:?}");
+    assert_eq!(count(&client, "authorization_code").await, 0);
+}
+
+/// `--manual`: nothing listens; the user pastes the address the browser
+/// was sent to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_login_takes_the_pasted_redirect() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Outlook,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    let url = Mutex::new(String::new());
+    let prompt = |p: &LoginPrompt| match p {
+        LoginPrompt::PasteRedirect { url: u } => *url.lock().unwrap() = u.clone(),
+        other => panic!("unexpected prompt {other:?}"),
+    };
+    // The "user": opens the URL elsewhere and copies where the browser ended.
+    let paste = || -> postie::error::Result<String> {
+        let u = url.lock().unwrap().clone();
+        let location = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                let c = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .unwrap();
+                let r = c.get(u).send().await.unwrap();
+                r.headers()["location"].to_str().unwrap().to_string()
+            })
+        })
+        .join()
+        .unwrap();
+        Ok(format!("  {location}\n"))
+    };
+    let opts = LoginOptions {
+        manual: true,
+        ..headless()
+    };
+    let tokens = login("m", &acct, &store, &opts, &prompt, Some(&paste))
+        .await
+        .unwrap();
+    let q = url.lock().unwrap().clone();
+    assert!(
+        q.contains("scope=https%3A%2F%2Foutlook.office.com%2FSMTP.Send+offline_access"),
+        "{q}"
+    );
+    assert!(!q.contains("access_type"), "Google-only parameters: {q}");
+    assert!(tokens.refresh_token.is_some());
+    let bad = || -> postie::error::Result<String> { Ok("http://127.0.0.1:1/?nothing=here".into()) };
+    let err = login("m", &acct, &store, &opts, &prompt, Some(&bad))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no code="), "{err}");
+}

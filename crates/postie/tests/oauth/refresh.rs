@@ -1,0 +1,268 @@
+//! Refresh: rotation saved, `invalid_grant` explained, one refresh for many
+//! callers (in one process and across two), bounded retries on 503.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use postie::ErrorKind;
+use postie::explain::{Context, Retry, explain};
+use postie::oauth::{TokenManager, TokenSet};
+use postie::provider::ProviderId;
+use postie::secret::SecretStore;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::support::*;
+
+fn ctx<'a>(provider: ProviderId, account: &'a str) -> Context<'a> {
+    Context {
+        provider: Some(provider),
+        account: Some(account),
+        host: None,
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_saved_and_the_old_one_is_dead() {
+    let s = signed_in(None).await;
+    let old_rt = s.tokens.refresh_token.clone().unwrap();
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    let (at, ts) = m
+        .access_token(&s.name, &s.acct, &s.store, true)
+        .await
+        .unwrap();
+    assert_ne!(at.expose_secret(), s.tokens.access_token.expose_secret());
+    let stored = TokenSet::load(&s.store, &s.name).unwrap().unwrap();
+    let new_rt = stored.refresh_token.clone().unwrap();
+    assert_ne!(
+        new_rt.expose_secret(),
+        old_rt.expose_secret(),
+        "not rotated"
+    );
+    assert_eq!(
+        new_rt.expose_secret(),
+        ts.refresh_token.unwrap().expose_secret()
+    );
+    assert!(stored.refresh_token_issued_at >= s.tokens.refresh_token_issued_at);
+    // The server refuses the old refresh token: had postie kept it, the
+    // next refresh would fail.
+    let (status, body) = raw_refresh(&s.client, old_rt.expose_secret()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // The saved one works, through a manager with nothing in memory.
+    let other = TokenManager::new(s.dir.path().to_path_buf());
+    other
+        .access_token(&s.name, &s.acct, &s.store, true)
+        .await
+        .unwrap();
+    assert_eq!(count(&s.client, "refresh_token").await, 3);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_gives_invalid_grant_explained_with_the_login_command() {
+    let s = signed_in(None).await;
+    let rt = s.tokens.refresh_token.clone().unwrap();
+    let r = browser()
+        .post(format!("{}/revoke", authlib()))
+        .form(&[("token", rt.expose_secret())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    let err = m
+        .access_token(&s.name, &s.acct, &s.store, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Credentials);
+    assert_eq!(err.oauth().unwrap().error, "invalid_grant");
+    assert_eq!(err.oauth().unwrap().http_status, Some(400));
+    let login = format!("postie login {}", s.name);
+    assert!(err.to_string().contains(&login), "{err}");
+    let x = explain(&err, &ctx(ProviderId::Gmail, &s.name));
+    assert_eq!(x.id, "google-invalid-grant");
+    assert_eq!(x.retry, Retry::No);
+    assert!(x.fix.iter().any(|f| f.contains(&login)), "{x:?}");
+    let causes = x.causes.join("\n");
+    for why in [
+        "Testing",
+        "7 days",
+        "password",
+        "6 months",
+        "100 refresh tokens",
+    ] {
+        assert!(causes.contains(why), "{why} missing: {causes}");
+    }
+    // 4xx is not retried.
+    assert_eq!(count(&s.client, "refresh_token").await, 1);
+}
+
+#[tokio::test]
+async fn microsoft_aadsts_codes_are_explained() {
+    let s = signed_in(None).await;
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    let mut acct = s.acct.clone();
+    acct.provider = ProviderId::Office365;
+    for (code, id, words) in [
+        (
+            "AADSTS70000: The provided grant is invalid or malformed.",
+            "microsoft-grant-invalid",
+            "90 days",
+        ),
+        (
+            "AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication.",
+            "microsoft-mfa-required",
+            "MFA",
+        ),
+        (
+            "AADSTS65001: The user or administrator has not consented to use the application.",
+            "microsoft-consent-missing",
+            "admin consent",
+        ),
+    ] {
+        fail_next(&s.client, 400, "invalid_grant", code, 1).await;
+        let err = m
+            .access_token(&s.name, &acct, &s.store, true)
+            .await
+            .unwrap_err();
+        let x = explain(&err, &ctx(ProviderId::Office365, &s.name));
+        assert_eq!(x.id, id, "{code}");
+        let all = format!("{x:?}");
+        assert!(all.contains(words), "{words} missing: {all}");
+        assert!(all.contains(&format!("postie login {}", s.name)), "{all}");
+        assert!(all.contains(code.split(':').next().unwrap()), "{all}");
+    }
+    fail_next(
+        &s.client,
+        401,
+        "invalid_client",
+        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        1,
+    )
+    .await;
+    let err = m
+        .access_token(&s.name, &acct, &s.store, true)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    let x = explain(&err, &ctx(ProviderId::Office365, &s.name));
+    assert_eq!(x.id, "microsoft-public-client-disabled");
+    assert!(x.fix[0].contains("Allow public client flows"), "{x:?}");
+}
+
+#[tokio::test]
+async fn an_account_never_signed_in_is_told_to_log_in() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Gmail,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    let err = TokenManager::new(dir.path().to_path_buf())
+        .access_token("new", &acct, &store, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Credentials);
+    assert!(err.to_string().contains("postie login new"), "{err}");
+    let x = explain(&err, &ctx(ProviderId::Gmail, "new"));
+    assert_eq!(x.id, "login-required");
+    assert_eq!(x.fix, vec!["Sign in again: `postie login new`".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_callers_after_expiry_cause_one_refresh() {
+    let s = signed_in(Some(2)).await;
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let got = at_once(&s, 20, &[(m.clone(), s.store.clone())]).await;
+    let tokens: Vec<String> = got
+        .into_iter()
+        .map(|r| r.unwrap().0.expose_secret().to_string())
+        .collect();
+    assert!(
+        tokens.iter().all(|t| t == &tokens[0]),
+        "one new token for all"
+    );
+    assert_ne!(tokens[0], s.tokens.access_token.expose_secret());
+    assert_eq!(count(&s.client, "refresh_token").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_sharing_the_store_refresh_once() {
+    // Eight seconds, not two: in a debug build each write of the encrypted
+    // store costs about two seconds of Argon2, and the other "process" must
+    // still find the token unexpired after reading it back.
+    let s = signed_in(Some(8)).await;
+    tokio::time::sleep(Duration::from_millis(8200)).await;
+    // Two managers and two store handles over the same files behave like
+    // two postie processes: only the file lock keeps them apart.
+    let other_store = Arc::new(store(s.dir.path()));
+    let a = TokenManager::new(s.dir.path().to_path_buf());
+    let b = TokenManager::new(s.dir.path().to_path_buf());
+    let got = at_once(&s, 20, &[(a, s.store.clone()), (b, other_store)]).await;
+    let first = got[0].as_ref().unwrap().0.expose_secret().to_string();
+    for r in &got {
+        assert_eq!(r.as_ref().unwrap().0.expose_secret(), first);
+    }
+    assert_eq!(count(&s.client, "refresh_token").await, 1);
+}
+
+#[tokio::test]
+async fn a_503_is_retried_with_backoff_then_succeeds() {
+    let s = signed_in(None).await;
+    fail_next(&s.client, 503, "temporarily_unavailable", "", 2).await;
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    let started = Instant::now();
+    m.access_token(&s.name, &s.acct, &s.store, true)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(count(&s.client, "refresh_token").await, 3);
+    // Two waits of about 0.5 s and 1 s (±25 %): no tight loop, no long stall.
+    assert!(took >= Duration::from_millis(1100), "{took:?}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+}
+
+#[tokio::test]
+async fn a_permanent_503_ends_after_bounded_tries() {
+    let s = signed_in(None).await;
+    fail_next(&s.client, 503, "temporarily_unavailable", "try later", 10).await;
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    let started = Instant::now();
+    let err = m
+        .access_token(&s.name, &s.acct, &s.store, true)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_transient(), "{:?}", err.kind());
+    assert!(err.to_string().contains("after 4 attempts"), "{err}");
+    assert_eq!(count(&s.client, "refresh_token").await, 4);
+    // 0.5 + 1 + 2 s, each ±25 %.
+    assert!(took >= Duration::from_millis(2600), "{took:?}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(explain(&err, &Context::default()).retry, Retry::Later);
+}
+
+/// Run `n` calls of `access_token` at once, each in its own task, on the
+/// managers and stores given in turn.
+async fn at_once(
+    s: &SignedIn,
+    n: usize,
+    sides: &[(TokenManager, Arc<SecretStore>)],
+) -> Vec<postie::error::Result<(SecretString, TokenSet)>> {
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (m, store) = sides[i % sides.len()].clone();
+            let (name, acct) = (s.name.clone(), s.acct.clone());
+            tokio::spawn(async move { m.access_token(&name, &acct, &store, false).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
