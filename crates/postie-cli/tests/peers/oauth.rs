@@ -350,3 +350,57 @@ fn long_token_goes_through_the_334_continuation() {
     assert!(!run.stderr.contains(&token[..40]), "token leaked: {run}");
     delivered(Peer::SmtpServer, &tok, 1);
 }
+
+/// The provider revokes the grant behind postie's back (the Authlib server revokes the refresh
+/// token with the access token; Postfix + Dovecot check tokens by introspection): AUTH is refused,
+/// postie tries one refresh, which the server refuses, and explains what to run. Nothing is sent,
+/// nothing is retried in a loop, and the config file never holds a token.
+#[test]
+fn token_revoked_at_the_server_is_explained() {
+    let sb = Sandbox::new();
+    logged_in(&sb, "rev", peers().port("POSTFIX_OAUTH"));
+    let old = token_of(&sb, "rev");
+    let out = std::process::Command::new("curl")
+        .args(["-sSf", "-d", "client_id=test-client"])
+        .arg("--data-urlencode")
+        .arg(format!("token={old}"))
+        .arg(format!("{}/revoke", peers().get("OAUTH_AS")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let tok = crate::support::token("oauth-revoked");
+    let run = sb
+        .postie()
+        .args(["send", "-v", "-a", "rev"])
+        .opt("--to", TO)
+        .message(&tok)
+        .run();
+    run.code(exit::NOPERM);
+    assert_eq!(run.stderr.matches("~> AUTH ").count(), 1, "{run}");
+    assert!(
+        run.stderr.contains("refreshing it once"),
+        "one refresh was tried: {run}"
+    );
+    let lower = run.text_lower();
+    assert!(
+        lower.contains("invalid_grant") && lower.contains("postie login rev"),
+        "{run}"
+    );
+    assert!(
+        lower.contains("revoked"),
+        "the likely cause is named: {run}"
+    );
+    crate::spool::assert_not_delivered(Peer::Postfix, &tok);
+
+    let config = std::fs::read_to_string(sb.config_home().join("postie/config.toml")).unwrap();
+    assert!(
+        !config.contains(old.as_str()),
+        "token in the config file: {config}"
+    );
+    assert!(!run.stderr.contains(old.as_str()) && !run.stdout.contains(old.as_str()));
+}
