@@ -12,7 +12,11 @@ cd "$(dirname "$0")/.."
 W=${TMPDIR:-/tmp}/postie-try
 PORT=${POSTIE_TRY_PORT:-19587}
 mkdir -p "$W"
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+  say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  say() { printf '\n== %s\n' "$*"; }
+fi
 
 if [ ! -x "$W/venv/bin/python" ] || ! "$W/venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
   say "installing aiosmtpd into $W/venv"
