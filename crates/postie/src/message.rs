@@ -169,7 +169,7 @@ impl Draft {
             b = b.subject(s.clone());
         }
         let body = self.body()?;
-        let msg = b.multipart_or_single(body)?;
+        let msg = format(b, body)?;
         let from = envelope_address("--from", from_mb.email.as_ref())?;
         Ok(OutgoingMessage {
             bytes: msg,
@@ -226,19 +226,13 @@ enum Body {
     Multi(MultiPart),
 }
 
-trait BuildExt {
-    fn multipart_or_single(self, body: Body) -> Result<Vec<u8>>;
-}
-
-impl BuildExt for lettre::message::MessageBuilder {
-    fn multipart_or_single(self, body: Body) -> Result<Vec<u8>> {
-        let m = match body {
-            Body::Single(s) => self.singlepart(s),
-            Body::Multi(m) => self.multipart(m),
-        }
-        .map_err(|e| Error::new(ErrorKind::Message, format!("cannot build the message: {e}")))?;
-        Ok(m.formatted())
+fn format(b: lettre::message::MessageBuilder, body: Body) -> Result<Vec<u8>> {
+    let m = match body {
+        Body::Single(s) => b.singlepart(s),
+        Body::Multi(m) => b.multipart(m),
     }
+    .map_err(|e| Error::new(ErrorKind::Message, format!("cannot build the message: {e}")))?;
+    Ok(m.formatted())
 }
 
 /// How to find the envelope of a raw message.

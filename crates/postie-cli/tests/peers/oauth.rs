@@ -139,6 +139,25 @@ fn chromium(sb: &Sandbox, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asks the authorization server (RFC 7662) whether `token` is still active.
+fn introspect_active(token: &str) -> bool {
+    let out = std::process::Command::new("curl")
+        .args(["-sSf", "--data-urlencode"])
+        .arg(format!("token={token}"))
+        .arg(format!("{}/introspect", peers().get("OAUTH_AS")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["active"]
+        .as_bool()
+        .expect("introspection answers `active`")
+}
+
 fn token_of(sb: &Sandbox, name: &str) -> String {
     let run = sb.postie().args(["token", name]).run();
     run.success();
@@ -281,7 +300,16 @@ fn denied_consent_is_explained() {
 fn logout_revokes_and_send_says_to_login() {
     let sb = Sandbox::new();
     logged_in(&sb, "out", peers().port("POSTFIX_OAUTH"));
+    let token = token_of(&sb, "out");
+    assert!(
+        introspect_active(&token),
+        "a fresh token is active at the server"
+    );
     sb.postie().args(["logout", "out"]).run().success();
+    assert!(
+        !introspect_active(&token),
+        "after logout the server must no longer accept the token (revoked, not only deleted here)"
+    );
     let run = sb
         .postie()
         .args(["send", "-a", "out"])

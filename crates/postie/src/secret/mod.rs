@@ -88,6 +88,14 @@ impl PasswordSource {
 
 /// Run `cmd` with `sh -c` and take the first line of its output.
 fn run_password_command(cmd: &str) -> Result<SecretString> {
+    // Name only the program: its arguments may carry a secret
+    // (`echo hunter2` in a hurry), and this text reaches logs.
+    let program = cmd.split_whitespace().next().unwrap_or("");
+    let shown = if cmd.trim() == program {
+        program.to_string()
+    } else {
+        format!("{program} ...")
+    };
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -97,7 +105,7 @@ fn run_password_command(cmd: &str) -> Result<SecretString> {
         .map_err(|e| {
             Error::new(
                 ErrorKind::Io,
-                format!("cannot run the password command `{cmd}`: {e}"),
+                format!("cannot run the password command `{shown}`: {e}"),
             )
         })?;
     let stdout = Zeroizing::new(out.stdout);
@@ -105,7 +113,7 @@ fn run_password_command(cmd: &str) -> Result<SecretString> {
         return Err(Error::new(
             ErrorKind::Config,
             format!(
-                "the password command `{cmd}` failed ({}); run it by hand to see why",
+                "the password command `{shown}` failed ({}); run it by hand to see why",
                 out.status
             ),
         ));
@@ -113,14 +121,14 @@ fn run_password_command(cmd: &str) -> Result<SecretString> {
     let text = std::str::from_utf8(&stdout).map_err(|_| {
         Error::new(
             ErrorKind::Config,
-            format!("the password command `{cmd}` printed something that is not UTF-8"),
+            format!("the password command `{shown}` printed something that is not UTF-8"),
         )
     })?;
     let first = text.lines().next().unwrap_or("").trim_end_matches('\r');
     if first.is_empty() {
         return Err(Error::new(
             ErrorKind::Config,
-            format!("the password command `{cmd}` printed nothing"),
+            format!("the password command `{shown}` printed nothing"),
         ));
     }
     Ok(SecretString::from(first.to_string()))
@@ -535,6 +543,12 @@ mod tests {
         let failing = PasswordSource::Command("exit 3".into());
         let err = failing.resolve(&mut no_store).unwrap_err().to_string();
         assert!(err.contains("failed"), "{err}");
+        let leaky = PasswordSource::Command("echo hunter2-secret >/dev/null; false".into());
+        let err = leaky.resolve(&mut no_store).unwrap_err().to_string();
+        assert!(
+            err.contains("`echo ...`") && !err.contains("hunter2"),
+            "{err}"
+        );
         let missing = PasswordSource::Env("POSTIE_TEST_SURELY_UNSET_VAR".into());
         let err = missing.resolve(&mut no_store).unwrap_err().to_string();
         assert!(err.contains("not set"), "{err}");
