@@ -23,6 +23,7 @@ PF_SUBMIT=14587 PF_SMTPS=14465 PF_OAUTH=14588 PF_SMALL=14589
 PF_SIZE_LIMIT=20971520 PF_SMALL_LIMIT=1048576
 GMAIL_STARTTLS=15587 GMAIL_SMTPS=15465
 EXPIRED_STARTTLS=16587 EXPIRED_SMTPS=16465 OTHERNAME_STARTTLS=16588 OTHERNAME_SMTPS=16466
+FLAKY_STARTTLS=17587 FLAKY_PLAIN=17525
 OTHER_NAME=other.test
 REFUSED=refused@example.test
 GMAIL_USER=postie.user@gmail.test GMAIL_ACCOUNT_PW=correct-horse-battery GMAIL_APP_PW=abcdefghijklmnop
@@ -139,11 +140,13 @@ CNF
 start() {
   stop >/dev/null 2>&1 || true          # leftovers of an interrupted run in the same directory
   mkdir -p "$W"; chmod 755 "$W"         # the postfix user must reach its queue and mail dirs
-  cd "$W"; rm -rf spool postfix run env; mkdir -p run spool; : > tokens.txt
+  # flaky.control.json*: no fault (nor stale counters) of a previous run carries over
+  cd "$W"; rm -rf spool postfix run env flaky.control.json flaky.control.json.stats
+  mkdir -p run spool; : > tokens.txt
   local p busy=""
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
            $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $GMAIL_STARTTLS $GMAIL_SMTPS \
-           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS; do
+           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN; do
     port_busy "$p" && busy="$busy $p"
   done
   [ -z "$busy" ] || { echo "mail-peers: ports already in use:$busy (peers of another MAIL_PEERS_DIR still running?)" >&2; exit 1; }
@@ -163,6 +166,10 @@ start() {
      --cert tls/expired.pem --key tls/expired-key.pem --user alice:secret --spool spool/tls-expired
   bg tls-othername "$py" "$smtpd" --starttls-port $OTHERNAME_STARTTLS --smtps-port $OTHERNAME_SMTPS \
      --cert tls/other.pem --key tls/other-key.pem --user alice:secret --spool spool/tls-othername
+  # faults injected at run time through the control file (see provider_smtpd.py --control-file)
+  bg flaky "$py" "$smtpd" --starttls-port $FLAKY_STARTTLS --plain-port $FLAKY_PLAIN \
+     --cert tls/cert.pem --key tls/key.pem --user alice:secret --token-file "$W/tokens.txt" \
+     --spool spool/flaky --control-file "$W/flaky.control.json"
   STARTTLS_PORT=$NODE_STARTTLS SMTPS_PORT=$NODE_SMTPS CERT=$W/tls/cert.pem KEY=$W/tls/key.pem USERS=alice:secret,$SECRET_USER:$SECRET_PW \
      TOKEN_FILE=$W/tokens.txt SPOOL=$W/spool/smtp-server REFUSE_RCPT=$REFUSED bg smtp-server node "$PEERS/provider.js"
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then
@@ -172,7 +179,8 @@ start() {
       "$PEERS/postfix-dovecot.sh" >"$W/run/postfix-setup.log" 2>&1 || { cat "$W/run/postfix-setup.log"; exit 1; }
   fi
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
-           $GMAIL_STARTTLS $GMAIL_SMTPS $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS; do
+           $GMAIL_STARTTLS $GMAIL_SMTPS $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS \
+           $FLAKY_STARTTLS $FLAKY_PLAIN; do
     wait_port "$p"; done
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then for p in $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL; do wait_port "$p"; done; fi
   # one KEY=value per line, no quoting: values never contain spaces
@@ -210,6 +218,13 @@ TLS_OTHERNAME_SMTPS=$OTHERNAME_SMTPS
 TLS_OTHERNAME_SPOOL=$W/spool/tls-othername
 TLS_PEERS_USER=alice
 TLS_PEERS_PASSWORD=secret
+FLAKY_STARTTLS=$FLAKY_STARTTLS
+FLAKY_PLAIN=$FLAKY_PLAIN
+FLAKY_SPOOL=$W/spool/flaky
+FLAKY_CONTROL=$W/flaky.control.json
+FLAKY_STATS=$W/flaky.control.json.stats
+FLAKY_USER=alice
+FLAKY_PASSWORD=secret
 ENV
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then cat >> "$W/env.tmp" <<ENV
 POSTFIX_SUBMIT=$PF_SUBMIT

@@ -9,7 +9,8 @@ AUTH: PLAIN, LOGIN (user:pass from --user), XOAUTH2 and OAUTHBEARER
 (bearer tokens from --token or lines of --token-file, re-read on every AUTH).
 Every accepted message is written to --spool as NNNN.eml + NNNN.json (envelope);
 the .json is written first and both appear atomically (rename), so a reader that finds a
-message in NNNN.eml can read NNNN.json at once.
+message in NNNN.eml can read NNNN.json at once. Numbering goes on from the highest NNNN already
+in the spool, so a restarted server never overwrites its predecessor's messages.
 
 Extras for client tests:
   --refuse-rcpt ADDR   answer RCPT TO:<ADDR> with `550 5.1.1 <ADDR>: Recipient address rejected`
@@ -19,9 +20,32 @@ Extras for client tests:
                        with the account password gets Gmail's `534 5.7.9 Application-specific
                        password required`, a wrong password `535 5.7.8 ... BadCredentials`, the app
                        password (16 letters, spaces ignored as Google does) `235 2.7.0 Accepted`.
+  --control-file PATH  fault injection, driven at run time by a JSON file that the tests write
+                       (atomically: write a temporary file and rename it over PATH). The file is
+                       re-read at every new connection and at every end of DATA; a missing file
+                       means no faults. Keys (all optional):
+                         "down": true        every new connection gets the greeting
+                                             `421 4.3.2 Service not available, closing transmission
+                                             channel` and is closed
+                         "fail_rate": 0.3    probability that an end of DATA fails; the message is
+                                             then NOT stored
+                         "modes": [...]      how it fails, one picked at random among
+                                             "451" (`451 4.3.0 Temporary failure, try again later`,
+                                             the session goes on), "421" (`421 4.4.2 Closing
+                                             connection`, then the connection is closed) and
+                                             "drop" (the TCP connection is closed without any
+                                             reply); default: all three
+                         "seed": 7           seed of the random draws (random.Random(seed) is
+                                             created anew whenever the file's content changes,
+                                             so a given file gives a reproducible sequence)
+                         "refuse_rcpt": [..] addresses refused like --refuse-rcpt, on top of them
+                       Counters go to PATH.stats (JSON, rewritten atomically after every event):
+                       connections, transactions (ends of DATA reached), stored, refused_rcpt,
+                       failures {"down", "451", "421", "drop"}. They start at zero when the server
+                       starts and are never reset: tests compare before/after.
 """
 import logging, warnings
-import argparse, asyncio, base64, binascii, collections, json, os, signal, ssl, sys, time
+import argparse, asyncio, base64, binascii, collections, json, os, random, signal, ssl, sys, time
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, MISSING
 
@@ -35,6 +59,16 @@ class BigSMTP(SMTP):
         super().__init__(*a, **kw)
         self.command_size_limits["AUTH"] = 16384
 
+    async def _handle_client(self):
+        # aiosmtpd runs this once per TCP connection (not again after STARTTLS) and its first act
+        # is the 220 greeting: the place to refuse the whole connection when the control file
+        # says the service is down.
+        if self.event_handler.faults is not None and self.event_handler.faults.on_connect():
+            await self.push(DOWN_GREETING)
+            self.transport.close()
+            return
+        await super()._handle_client()
+
 
 # Gmail's exact replies (provider-facts.md 1.1 and 1.2); GSMTP_ID stands for its per-session token.
 GSMTP_ID = "h26sm30121397pfq.64"
@@ -46,6 +80,91 @@ GMAIL_BAD_CREDENTIALS = (
     "535-5.7.8 Username and Password not accepted. For more information, go to\r\n"
     "535 5.7.8  https://support.google.com/mail/?p=BadCredentials %s - gsmtp" % GSMTP_ID)
 GMAIL_AUTH_OK = "235 2.7.0 Accepted"
+
+# --control-file replies
+DOWN_GREETING = "421 4.3.2 Service not available, closing transmission channel"
+FAIL_451 = "451 4.3.0 Temporary failure, try again later"
+FAIL_421 = "421 4.4.2 Closing connection"
+FAIL_MODES = ("451", "421", "drop")
+
+
+class Faults:
+    """Fault injection driven by --control-file, with its counters in <control-file>.stats."""
+
+    def __init__(self, path):
+        self.path = path
+        self.raw = None            # the file's bytes when last parsed (None: no file)
+        self.conf = {}
+        self.rng = random.Random()
+        self.stats = {"connections": 0, "transactions": 0, "stored": 0, "refused_rcpt": 0,
+                      "failures": {"down": 0, "451": 0, "421": 0, "drop": 0}}
+        self.reload()
+        self.save()                # a stats file exists (all zeros) as soon as the server is up
+
+    def reload(self):
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            raw = None
+        if raw == self.raw:
+            return                 # unchanged: keep the random sequence going
+        if raw is None:
+            conf = {}
+        else:
+            try:
+                conf = json.loads(raw)
+                if not isinstance(conf, dict):
+                    raise ValueError("not a JSON object")
+                modes = conf.get("modes", FAIL_MODES)
+                if not modes or any(m not in FAIL_MODES for m in modes):
+                    raise ValueError("modes must be a non-empty list of %s" % (FAIL_MODES,))
+            except ValueError as e:
+                # Most likely a file caught half-written: keep the previous faults and leave
+                # self.raw alone, so that the next read parses it again.
+                print("CONTROL-FILE ignored (%s): %r" % (e, raw[:200]), file=sys.stderr, flush=True)
+                return
+        self.raw, self.conf = raw, conf
+        # A new generator for every new content, so that a test writing {"seed": 7, ...} gets
+        # the same sequence of failures each run (given the same order of transactions).
+        self.rng = random.Random(conf.get("seed"))
+        print("CONTROL-FILE", conf, flush=True)
+
+    def save(self):
+        write_atomic(self.path + ".stats", json.dumps(self.stats).encode())
+
+    def refused(self):
+        return {a.lower() for a in self.conf.get("refuse_rcpt", [])}
+
+    def count_refused_rcpt(self):
+        self.stats["refused_rcpt"] += 1
+        self.save()
+
+    def on_connect(self):
+        """A new TCP connection. True: refuse it with DOWN_GREETING."""
+        self.reload()
+        self.stats["connections"] += 1
+        down = bool(self.conf.get("down"))
+        if down:
+            self.stats["failures"]["down"] += 1
+        self.save()
+        return down
+
+    def on_data_end(self):
+        """The end of DATA. Returns None (store the message) or the failure mode to act out."""
+        self.reload()
+        self.stats["transactions"] += 1
+        mode = None
+        # Draw only when a rate is set: the sequence then starts at the first transaction after
+        # the file gained its fail_rate, whatever went through before.
+        rate = float(self.conf.get("fail_rate", 0))
+        if rate > 0 and self.rng.random() < rate:
+            mode = self.rng.choice(list(self.conf.get("modes", FAIL_MODES)))
+            self.stats["failures"][mode] += 1
+        else:
+            self.stats["stored"] += 1
+        self.save()
+        return mode
 
 
 def is_tls(server):
@@ -63,8 +182,12 @@ class Handler:
             user, account_pw, app_pw = acct.rsplit(":", 2)
             self.gmail[user] = (account_pw, app_pw.replace(" ", ""))
         self.refused = {a.lower() for a in args.refuse_rcpt}
-        self.n = 0
+        self.faults = Faults(args.control_file) if args.control_file else None
         os.makedirs(args.spool, exist_ok=True)
+        # Number on from what is already in the spool (normally empty), so that a provider
+        # restarted by a test never overwrites the messages its predecessor accepted.
+        self.n = max((int(f[:-5]) for f in os.listdir(args.spool)
+                      if f.endswith(".json") and f[:-5].isdigit()), default=0)
 
     # ---- Gmail-like dialogue ----
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -86,7 +209,10 @@ class Handler:
         return "250 2.1.0 OK %s - gsmtp" % GSMTP_ID if self.gmail else "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.lower() in self.refused:
+        refused = self.refused | (self.faults.refused() if self.faults else set())
+        if address.lower() in refused:
+            if self.faults:
+                self.faults.count_refused_rcpt()
             return "550 5.1.1 <%s>: Recipient address rejected" % address
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -156,6 +282,21 @@ class Handler:
 
     # ---- delivery ----
     async def handle_DATA(self, server, session, envelope):
+        mode = self.faults.on_data_end() if self.faults else None
+        if mode == "451":
+            print("FAULT 451", envelope.mail_from, envelope.rcpt_tos, flush=True)
+            return FAIL_451        # aiosmtpd sends it; the session goes on, nothing stored
+        if mode in ("421", "drop"):
+            print("FAULT", mode, envelope.mail_from, envelope.rcpt_tos, flush=True)
+            if mode == "421":
+                await server.push(FAIL_421)
+                server.transport.close()   # flushes the 421 first
+            else:
+                server.transport.abort()   # no reply at all
+            # Whatever this hook returned, aiosmtpd would try to send it as the reply. Instead,
+            # wait here: closing the transport makes aiosmtpd's connection_lost() cancel the
+            # task that runs this session (and so this sleep).
+            await asyncio.sleep(3600)
         self.n += 1
         base = os.path.join(self.args.spool, "%04d" % self.n)
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
@@ -215,6 +356,7 @@ async def main():
     ap.add_argument("--refuse-rcpt", action="append", default=[], metavar="ADDR")
     ap.add_argument("--gmail-account", action="append", default=[],
                     metavar="USER:ACCOUNT_PASSWORD:APP_PASSWORD")
+    ap.add_argument("--control-file", metavar="PATH", help="fault injection, see the docstring")
     args = ap.parse_args()
     logging.basicConfig(level=getattr(logging, os.environ.get("LOGLEVEL","ERROR")))
     warnings.simplefilter("ignore")

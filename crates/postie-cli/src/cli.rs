@@ -114,6 +114,15 @@ pub enum Command {
         /// The account [default: the default account]
         account: Option<String>,
     },
+    /// Run the local relay: legacy programs send to 127.0.0.1:1587, postie delivers with modern auth
+    #[command(after_help = RELAY_EXAMPLES)]
+    Relay(RelayArgs),
+    /// List, inspect, retry, purge and flush the outbox
+    #[command(subcommand, after_help = QUEUE_EXAMPLES)]
+    Queue(QueueCommand),
+    /// The sendmail command line: queue a message from stdin and deliver it (also as argv[0] `sendmail`)
+    #[command(after_help = SENDMAIL_HELP)]
+    Sendmail(SendmailArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell
@@ -412,4 +421,155 @@ mod tests {
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+const RELAY_EXAMPLES: &str = "\
+Examples:
+  # Serve on 127.0.0.1:1587 and deliver in the background (Ctrl-C or SIGTERM stops it gracefully)
+  postie relay
+
+  # Python smtplib, cron, git send-email: point them at 127.0.0.1 port 1587, no login needed
+  swaks --server 127.0.0.1 --port 1587 --from me@gmail.com --to bob@example.com
+
+  # A script that insists on server.login(user, password): give it a relay user
+  postie relay user add me@gmail.com --account personal
+
+Clients on loopback need no AUTH. STARTTLS is offered with a certificate postie makes for
+localhost (its CA: $XDG_DATA_HOME/postie/relay-tls/ca.pem). Listening beyond loopback needs
+[relay] users and tls_cert/tls_key. A message is answered 250 only once it is on disk.
+
+Exit status: 0 after a graceful stop, 69 when an address cannot be bound, 78 configuration error.";
+
+const QUEUE_EXAMPLES: &str = "\
+Examples:
+  postie queue list                 # every message and its state
+  postie queue list --json          # for scripts
+  postie queue show 42              # replies of every attempt, and what to do
+  postie queue retry --all          # retry failed and waiting messages now
+  postie queue run                  # deliver what is due, once (for cron)";
+
+const SENDMAIL_HELP: &str = "\
+Compatible with /usr/sbin/sendmail as cron, git send-email, mutt and PHP's mail() call it:
+  postie sendmail -t -i < message.eml
+  postie sendmail -f me@gmail.com bob@example.com < message.eml
+  ln -s \"$(command -v postie)\" ~/bin/sendmail      # then `sendmail ...` runs postie
+  git config sendemail.sendmailCmd \"postie sendmail\"
+
+The message is stored in the outbox first, then delivered at once when possible; a
+temporary failure leaves it queued for `postie relay` or `postie queue run`.
+Options: -t (recipients from To/Cc/Bcc; Bcc is removed), -i / -oi (a lone '.' does not end
+the message), -f ADDR (envelope sender), -F NAME (sender's full name), --account NAME;
+-o*, -B*, -N, -R, -v, -bm and -odX are accepted and ignored.
+
+Exit status: 0 stored (and sent, or queued for retry), 64 usage, 65 bad message,
+67 recipient refused, 73 cannot store, 78 configuration error.";
+
+/// `postie relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on (repeatable) [default: [relay] listen, else 127.0.0.1:1587]
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Vec<String>,
+    /// Only accept and store; do not deliver (another process runs `postie queue run`)
+    #[arg(long)]
+    pub no_deliver: bool,
+    /// Manage local relay logins
+    #[command(subcommand)]
+    pub user: Option<RelayUserCommand>,
+}
+
+/// `postie relay user ...`.
+#[derive(Debug, Subcommand)]
+pub enum RelayUserCommand {
+    /// Add or replace a relay login; its mail goes out through ACCOUNT
+    User {
+        #[command(subcommand)]
+        action: RelayUserAction,
+    },
+}
+
+/// `postie relay user add|remove|list`.
+#[derive(Debug, Subcommand)]
+pub enum RelayUserAction {
+    /// Add (or replace) a login. The password is prompted for, or read from stdin / an env var
+    Add {
+        /// The user name the program logs in with (often its email address)
+        username: String,
+        /// The account its mail goes out through
+        #[arg(long)]
+        account: String,
+        /// Read the password from this environment variable
+        #[arg(long, value_name = "VAR")]
+        password_env: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a login
+    Remove {
+        /// The user name
+        username: String,
+    },
+    /// List logins (never their passwords)
+    List,
+}
+
+/// `postie queue ...`.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List messages with their state
+    List {
+        /// Only this state: queued, delivering, sent, failed
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this account
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one message: recipients, every attempt with the server's reply, the explanation
+    Show {
+        /// The message id
+        id: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry a failed or waiting message now (or all of them); resumes paused accounts
+    Retry {
+        /// The message id
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every failed or waiting message
+        #[arg(long)]
+        all: bool,
+    },
+    /// Delete a message and its stored copy
+    Purge {
+        /// The message id
+        id: String,
+    },
+    /// Deliver everything that is due, once, then exit (for cron)
+    Run {
+        /// Only this account
+        #[arg(long)]
+        account: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `postie sendmail`: sendmail's own option syntax, parsed by hand.
+#[derive(Debug, Args)]
+pub struct SendmailArgs {
+    /// sendmail options and recipients
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
+    pub args: Vec<String>,
 }

@@ -23,7 +23,21 @@ fn main() {
 }
 
 fn real_main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // Called as `sendmail` (a symlink): the whole command line is sendmail's.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let called_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("");
+    if called_as == "sendmail" {
+        argv.insert(1, "sendmail".into());
+        argv.insert(2, "--".into());
+    } else if argv.get(1).is_some_and(|a| a == "sendmail") {
+        // sendmail's options (-v, -t, -oi ...) are not postie's.
+        argv.insert(2, "--".into());
+    }
+    let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {
             let code = match e.kind() {
@@ -83,6 +97,21 @@ fn real_main() -> i32 {
         Command::Login(a) => rt.block_on(cmd::login::login(&g, a)),
         Command::Token { account, json } => rt.block_on(cmd::login::token(&g, account, json)),
         Command::Logout { account } => rt.block_on(cmd::login::logout(&g, account)),
+        Command::Relay(a) => {
+            // The relay serves many clients and delivers at once: all cores.
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(mt) => mt.block_on(cmd::relay::run(&g, a)),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    exit::SOFTWARE
+                }
+            }
+        }
+        Command::Queue(c) => rt.block_on(cmd::queue::run(&g, c)),
+        Command::Sendmail(a) => rt.block_on(cmd::sendmail::run(&g, &a.args)),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }

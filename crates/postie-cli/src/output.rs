@@ -22,6 +22,8 @@ pub mod exit {
     pub const UNAVAILABLE: i32 = 69;
     /// Internal software error.
     pub const SOFTWARE: i32 = 70;
+    /// Can't create (user) output file: here, the outbox cannot store the message.
+    pub const CANTCREAT: i32 = 73;
     /// Input/output error.
     pub const IOERR: i32 = 74;
     /// Temporary failure.

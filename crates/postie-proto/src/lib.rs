@@ -12,6 +12,7 @@
 //! | [`data`] | Dot-stuffing and CRLF normalisation for message bodies, streaming |
 //! | [`sasl`] | PLAIN, LOGIN, XOAUTH2, OAUTHBEARER as step functions |
 //! | [`client`] | [`ClientSession`](client::ClientSession), the state machine |
+//! | [`server`] | [`ServerSession`](server::ServerSession), the receiving side's state machine |
 //! | [`error`] | [`SessionError`](error::SessionError) and [`Stage`](error::Stage) |
 //!
 //! # Example
@@ -61,3 +62,4 @@ pub mod data;
 pub mod error;
 pub mod reply;
 pub mod sasl;
+pub mod server;

@@ -30,6 +30,86 @@ pub struct Config {
     /// Accounts by name.
     #[serde(default)]
     pub accounts: BTreeMap<String, AccountConfig>,
+    /// The local relay and its outbox, `[relay]`.
+    #[serde(default, skip_serializing_if = "RelayConfig::is_default")]
+    pub relay: RelayConfig,
+}
+
+/// `[relay]`: the local SMTP relay (`postie relay`), its delivery workers and
+/// `postie sendmail`. Every field has a default, so the section is optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Addresses to listen on [default: `127.0.0.1:1587`]. A non-loopback
+    /// address needs `users` (relay AUTH) and TLS, so the relay is never open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
+    /// PEM certificate for STARTTLS [default: one generated for loopback
+    /// names, kept in the data directory].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest message accepted, in bytes [default: 35882577, Gmail's SIZE].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_size: Option<u64>,
+    /// Most recipients per message [default: 100, RFC 5321 4.5.3.1.8].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_recipients: Option<usize>,
+    /// Idle time allowed between client commands, e.g. `"5m"` [default: 5 minutes].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_timeout: Option<String>,
+    /// Stop retrying a message this long after it was queued, e.g. `"5d"`
+    /// [default: 5 days, RFC 5321 4.5.4.1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub give_up_after: Option<String>,
+    /// First wait after a temporary failure, e.g. `"1m"` [default: 1 minute];
+    /// it doubles per failure up to `retry_max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_first: Option<String>,
+    /// Longest wait between tries, e.g. `"1h"` [default: 1 hour].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_max: Option<String>,
+    /// Account for senders that match no account (cron's `root@host`)
+    /// [default: none: such senders are refused].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_account: Option<String>,
+    /// Upstream connections per account at once [default: 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_per_account: Option<usize>,
+    /// Messages per account per rolling 24 hours, by account name [default:
+    /// Gmail 500, Google Workspace 2000, others unlimited].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub daily_limit: BTreeMap<String, u32>,
+    /// Shell command run when a message fails for good; it gets the message
+    /// id, account and reason in `POSTIE_ID`, `POSTIE_ACCOUNT`, `POSTIE_REASON`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_command: Option<String>,
+    /// Local logins accepted by the relay's AUTH, `[[relay.users]]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<RelayUser>,
+}
+
+impl RelayConfig {
+    fn is_default(&self) -> bool {
+        *self == RelayConfig::default()
+    }
+}
+
+/// A local login for the relay: a legacy program that insists on
+/// `login(user, password)` keeps its code, and its mail goes out through
+/// `account` with that account's own authentication.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayUser {
+    /// The user name the program logs in with (often its email address).
+    pub username: String,
+    /// The account its mail goes out through.
+    pub account: String,
+    /// Argon2id hash of the password in PHC form (`postie relay user add`
+    /// writes it); the password itself is never stored.
+    pub password_hash: String,
 }
 
 /// One account as written in the config file.

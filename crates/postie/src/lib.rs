@@ -11,6 +11,9 @@
 //! - [`oauth`]: OAuth 2.0 sign-in (`postie login`), token storage and refresh.
 //! - [`send`]: one-shot send with a per-recipient report.
 //! - [`explain`]: the catalog that turns failures into cause and fix.
+//! - [`outbox`]: the durable queue: spooled bodies, leases, retries (SQLite).
+//! - [`relay`]: the local SMTP relay for programs that cannot do modern auth.
+//! - [`delivery`]: workers that send the outbox's messages upstream.
 //! - [`error`]: the error type.
 //!
 //! ```no_run
@@ -40,11 +43,14 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod explain;
 pub mod message;
 pub mod oauth;
+pub mod outbox;
 pub mod provider;
+pub mod relay;
 pub mod secret;
 pub mod send;
 pub mod transport;

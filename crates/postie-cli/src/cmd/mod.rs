@@ -2,7 +2,11 @@
 
 pub mod account;
 pub mod login;
+pub mod queue;
+mod queue_show;
+pub mod relay;
 pub mod send;
+pub mod sendmail;
 
 use std::io::IsTerminal;
 

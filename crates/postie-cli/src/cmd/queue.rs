@@ -1,0 +1,318 @@
+//! `postie queue ...`, and the outbox plumbing shared with `relay` and `sendmail`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use postie::config::Config;
+use postie::delivery::{Delivered, Deliverer, Progress, Settings};
+use postie::error::{Error, ErrorKind};
+use postie::outbox::{Disposition, ListFilter, MessageId, Outbox, RetryPolicy, State, Which};
+use postie::secret::SecretStore;
+use serde_json::json;
+
+use super::{Global, open_store};
+use crate::cli::QueueCommand;
+use crate::output::{self, Style, exit};
+
+/// The outbox under postie's data directory.
+pub fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
+    Ok(Arc::new(Outbox::open(&g.paths.data_dir.join("outbox"))?))
+}
+
+/// Retry policy and the rest of the delivery settings from the config.
+pub fn delivery_settings(
+    g: &Global,
+    config: Config,
+    progress: Option<Progress>,
+) -> Result<Settings, Error> {
+    let mut policy = RetryPolicy::default();
+    let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>, Error> {
+        v.as_ref()
+            .map(|t| {
+                humantime::parse_duration(t).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "[relay] {key} = \"{t}\" is not a duration like \"5d\" or \"30s\": {e}"
+                        ),
+                    )
+                })
+            })
+            .transpose()
+    };
+    if let Some(d) = dur("give_up_after", &config.relay.give_up_after)? {
+        policy.give_up_after = d;
+    }
+    if let Some(d) = dur("retry_first", &config.relay.retry_first)? {
+        policy.first_retry = d;
+    }
+    if let Some(d) = dur("retry_max", &config.relay.retry_max)? {
+        policy.max_interval = d;
+    }
+    Ok(Settings {
+        config,
+        data_dir: g.paths.data_dir.clone(),
+        policy,
+        progress,
+    })
+}
+
+/// Opens the secret store once, when an account first needs it.
+pub fn store_opener(g: &Global) -> Arc<dyn Fn() -> Result<Arc<SecretStore>, Error> + Send + Sync> {
+    let paths = g.paths.clone();
+    let cell: Arc<std::sync::Mutex<Option<Arc<SecretStore>>>> = Arc::default();
+    Arc::new(move || {
+        let mut c = cell.lock().expect("store lock");
+        if let Some(s) = c.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(open_store(&paths)?);
+        *c = Some(s.clone());
+        Ok(s)
+    })
+}
+
+/// One line per finished message, for the relay's log and `queue run`.
+pub fn progress_line(s: &Style, d: &Delivered) -> String {
+    let what = match &d.disposition {
+        Disposition::Sent => s.good("sent"),
+        Disposition::PartlyFailed { failed } => {
+            s.warn(&format!("sent, but refused for {}", failed.join(", ")))
+        }
+        Disposition::RetryAt(t) => s.warn(&format!("will retry {}", when(*t))),
+        Disposition::Failed => s.bad("failed for good"),
+        Disposition::Paused { account, newly } => s.bad(&format!(
+            "account {account} paused{}",
+            if *newly {
+                " (fix it, then `postie queue retry --all`)"
+            } else {
+                ""
+            }
+        )),
+        Disposition::LeaseLost => s.dim("taken over by another deliverer"),
+    };
+    format!(
+        "message {} via {}: {what}: {}",
+        d.id,
+        d.account,
+        output::clean(&d.detail)
+    )
+}
+
+fn disposition_name(d: &Disposition) -> &'static str {
+    match d {
+        Disposition::Sent => "sent",
+        Disposition::PartlyFailed { .. } => "partly-failed",
+        Disposition::RetryAt(_) => "retry",
+        Disposition::Failed => "failed",
+        Disposition::Paused { .. } => "paused",
+        Disposition::LeaseLost => "taken-over",
+    }
+}
+
+fn when(t: SystemTime) -> String {
+    match t.duration_since(SystemTime::now()) {
+        Ok(d) => format!(
+            "in {}",
+            humantime::format_duration(Duration::from_secs(d.as_secs().max(1)))
+        ),
+        Err(_) => "now".into(),
+    }
+}
+
+fn parse_id(s: &str) -> Result<MessageId, Error> {
+    s.parse::<MessageId>().map_err(|_| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("'{s}' is not a message id: `postie queue list` shows them"),
+        )
+    })
+}
+
+/// Run `postie queue ...`; returns the exit code.
+pub async fn run(g: &Global, c: QueueCommand) -> i32 {
+    match run_inner(g, c).await {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&g.style, &e, &Default::default());
+            output::exit_code(e.kind())
+        }
+    }
+}
+
+async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
+    let outbox = open_outbox(g)?;
+    let s = &g.style;
+    match c {
+        QueueCommand::List {
+            state,
+            account,
+            json,
+        } => {
+            let state = state
+                .map(|x| {
+                    x.parse::<State>().map_err(|_| {
+                        Error::new(
+                            ErrorKind::Usage,
+                            format!("unknown state '{x}': use queued, delivering, sent or failed"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let rows = outbox.list(&ListFilter {
+                state,
+                account,
+                limit: None,
+            })?;
+            if json {
+                output::print_json(&json!({ "messages": rows, "paused": outbox.paused()? }));
+                return Ok(exit::OK);
+            }
+            for p in outbox.paused()? {
+                println!(
+                    "{} account {} is paused since {}: {}",
+                    s.bad("!"),
+                    p.account,
+                    humantime::format_rfc3339_seconds(p.since),
+                    output::clean(&p.reason)
+                );
+            }
+            if rows.is_empty() {
+                println!("the outbox is empty");
+                return Ok(exit::OK);
+            }
+            println!(
+                "{:>6}  {:<10}  {:<12}  {:>5}  {:<28}  LAST REPLY / SUBJECT",
+                "ID", "STATE", "ACCOUNT", "TRIES", "RECIPIENTS"
+            );
+            for r in rows {
+                let st = r.state.to_string();
+                let c = r.counts;
+                let st = match r.state {
+                    State::Sent if c.failed > 0 => s.warn(&format!("{st}*")),
+                    State::Sent => s.good(&st),
+                    State::Failed => s.bad(&st),
+                    _ => st,
+                };
+                let rcpts = format!(
+                    "{} sent, {} failed, {} pending",
+                    c.sent, c.failed, c.pending
+                );
+                let last = r
+                    .last_reply
+                    .as_ref()
+                    .map(|x| format!("{} {}", x.code, x.text.replace('\n', " ")))
+                    .or(r.subject.clone())
+                    .unwrap_or_default();
+                println!(
+                    "{:>6}  {:<10}  {:<12}  {:>5}  {:<28}  {}",
+                    r.id.to_string(),
+                    st,
+                    r.account,
+                    r.attempts,
+                    rcpts,
+                    output::clean(&last).chars().take(80).collect::<String>()
+                );
+            }
+        }
+        QueueCommand::Show { id, json } => {
+            let id = parse_id(&id)?;
+            let Some(d) = outbox.show(id)? else {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("there is no message {id} in the outbox"),
+                ));
+            };
+            if json {
+                output::print_json(&serde_json::to_value(&d).unwrap_or_default());
+                return Ok(exit::OK);
+            }
+            print!("{}", super::queue_show::render(s, &d));
+        }
+        QueueCommand::Retry { id, all } => {
+            let which = match (id, all) {
+                (_, true) => Which::All,
+                (Some(id), false) => Which::One(parse_id(&id)?),
+                (None, false) => unreachable!("clap requires ID or --all"),
+            };
+            let n = outbox.retry(which, SystemTime::now())?;
+            println!("{n} message(s) queued for delivery now");
+        }
+        QueueCommand::Purge { id } => {
+            let id = parse_id(&id)?;
+            if !outbox.purge(id)? {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("there is no message {id} in the outbox"),
+                ));
+            }
+            println!("message {id} purged");
+        }
+        QueueCommand::Run { account, json } => {
+            let config = Config::load(&g.paths.config_file)?;
+            return run_queue(g, config, outbox, account, json).await;
+        }
+    }
+    Ok(exit::OK)
+}
+
+async fn run_queue(
+    g: &Global,
+    config: Config,
+    outbox: Arc<Outbox>,
+    account: Option<String>,
+    json: bool,
+) -> Result<i32, Error> {
+    let due = outbox.counts()?.queued;
+    let bar =
+        (!json && due > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let b = indicatif::ProgressBar::new(due);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+    let style = g.style;
+    let bar2 = bar.clone();
+    let progress: Progress = Arc::new(move |d: &Delivered| match &bar2 {
+        Some(b) => {
+            b.inc(1);
+            b.println(progress_line(&style, d));
+        }
+        None if !json => eprintln!("{}", progress_line(&style, d)),
+        None => {}
+    });
+    let deliverer = Deliverer::new(
+        delivery_settings(g, config, Some(progress))?,
+        outbox,
+        store_opener(g),
+    )?;
+    let done = deliverer.run_once(account.as_deref()).await?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let failed = done
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.disposition,
+                Disposition::Failed | Disposition::Paused { .. }
+            )
+        })
+        .count();
+    if json {
+        output::print_json(&json!({
+            "delivered": done.iter().filter(|d| matches!(d.disposition, Disposition::Sent)).count(),
+            "results": done.iter().map(|d| json!({
+                "id": d.id.to_string(),
+                "account": d.account,
+                "disposition": disposition_name(&d.disposition),
+                "detail": d.detail,
+            })).collect::<Vec<_>>(),
+        }));
+    } else if done.is_empty() {
+        eprintln!("nothing is due");
+    }
+    Ok(if failed > 0 { exit::TEMPFAIL } else { exit::OK })
+}

@@ -1,0 +1,205 @@
+//! `postie relay` and `postie relay user ...`.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use postie::config::{Config, RelayUser};
+use postie::delivery::{Delivered, Deliverer};
+use postie::error::{Error, ErrorKind};
+use postie::relay::{BindOptions, Relay, users};
+use secrecy::SecretString;
+use tokio::sync::{Notify, watch};
+
+use super::{Global, interactive, prompt_secret};
+use crate::cli::{RelayArgs, RelayUserAction, RelayUserCommand};
+use crate::output::{self, exit};
+
+/// Run `postie relay`; returns the exit code.
+pub async fn run(g: &Global, a: RelayArgs) -> i32 {
+    if let Some(RelayUserCommand::User { action }) = a.user {
+        return match user(g, action) {
+            Ok(()) => exit::OK,
+            Err(e) => fail(g, &e),
+        };
+    }
+    match serve(g, a).await {
+        Ok(()) => exit::OK,
+        Err(e) => fail(g, &e),
+    }
+}
+
+fn fail(g: &Global, e: &Error) -> i32 {
+    output::print_error(&g.style, e, &Default::default());
+    output::exit_code(e.kind())
+}
+
+async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
+    let config = Config::load(&g.paths.config_file)?;
+    for u in &config.relay.users {
+        users::check(u)?;
+    }
+    let outbox = super::queue::open_outbox(g)?;
+    let wake = Arc::new(Notify::new());
+    let relay = Relay::bind(
+        config.clone(),
+        outbox.clone(),
+        BindOptions {
+            listen: a.listen.clone(),
+            data_dir: &g.paths.data_dir,
+            wake: wake.clone(),
+        },
+    )
+    .await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let deliverer = if a.no_deliver {
+        None
+    } else {
+        let style = g.style;
+        let progress: postie::delivery::Progress = Arc::new(move |d: &Delivered| {
+            eprintln!("{}", super::queue::progress_line(&style, d));
+        });
+        Some(Deliverer::new(
+            super::queue::delivery_settings(g, config.clone(), Some(progress))?,
+            outbox.clone(),
+            super::queue::store_opener(g),
+        )?)
+    };
+    let addrs: Vec<String> = relay.local_addrs().iter().map(|a| a.to_string()).collect();
+    eprintln!(
+        "postie relay: listening on {} (STARTTLS; AUTH optional on loopback){}",
+        addrs.join(", "),
+        if a.no_deliver {
+            "; not delivering (--no-deliver)"
+        } else {
+            ""
+        }
+    );
+    eprintln!(
+        "postie relay: outbox {}; accounts: {}",
+        outbox.dir().display(),
+        if config.accounts.is_empty() {
+            "none (add one with `postie account add`)".to_string()
+        } else {
+            config.account_names()
+        }
+    );
+    let server = tokio::spawn(relay.serve(stop_rx.clone()));
+    let worker = deliverer.map(|d| {
+        let rx = stop_rx.clone();
+        let wake = wake.clone();
+        tokio::spawn(async move { d.run(rx, wake).await })
+    });
+    wait_for_signal().await;
+    eprintln!(
+        "postie relay: stopping: finishing transactions in progress; nothing unacknowledged is kept half"
+    );
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    eprintln!("postie relay: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn user(g: &Global, action: RelayUserAction) -> Result<(), Error> {
+    let mut config = Config::load(&g.paths.config_file)?;
+    match action {
+        RelayUserAction::Add {
+            username,
+            account,
+            password_env,
+            password_stdin,
+        } => {
+            if !config.accounts.contains_key(&account) {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "there is no account '{account}' (accounts: {}); add it first with `postie account add`",
+                        config.account_names()
+                    ),
+                ));
+            }
+            let password = if let Some(var) = password_env {
+                match std::env::var(&var) {
+                    Ok(v) if !v.is_empty() => SecretString::from(v),
+                    _ => {
+                        return Err(Error::new(
+                            ErrorKind::Usage,
+                            format!("the environment variable {var} is not set or empty"),
+                        ));
+                    }
+                }
+            } else if password_stdin || !interactive() {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read the password from stdin: {e}"),
+                    )
+                })?;
+                let s = s.trim_end_matches(['\r', '\n']).to_string();
+                if s.is_empty() {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        "no password on stdin: pipe it in, or give --password-env VAR",
+                    ));
+                }
+                SecretString::from(s)
+            } else {
+                prompt_secret(
+                    &format!("Password for relay user {username}"),
+                    "Give --password-env VAR or --password-stdin.",
+                )?
+            };
+            let hash = users::hash_password(&password)?;
+            config.relay.users.retain(|u| u.username != username);
+            config.relay.users.push(RelayUser {
+                username: username.clone(),
+                account: account.clone(),
+                password_hash: hash,
+            });
+            config.save(&g.paths.config_file)?;
+            println!(
+                "relay user {username} added: its mail goes out through account '{account}' (restart `postie relay` to use it)"
+            );
+        }
+        RelayUserAction::Remove { username } => {
+            let before = config.relay.users.len();
+            config.relay.users.retain(|u| u.username != username);
+            if config.relay.users.len() == before {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("there is no relay user '{username}'"),
+                ));
+            }
+            config.save(&g.paths.config_file)?;
+            println!("relay user {username} removed");
+        }
+        RelayUserAction::List => {
+            if config.relay.users.is_empty() {
+                println!("no relay users (clients on this machine need none)");
+            }
+            for u in &config.relay.users {
+                println!("{}  -> account {}", u.username, u.account);
+            }
+        }
+    }
+    Ok(())
+}

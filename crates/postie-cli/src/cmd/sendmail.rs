@@ -1,0 +1,275 @@
+//! `postie sendmail` and argv[0] `sendmail`: the classic command line, for
+//! cron, git send-email, mutt and PHP's mail().
+//!
+//! The message is stored in the outbox before anything else happens, then
+//! delivered at once when possible. Exit codes are sendmail's (sysexits.h).
+
+use std::io::{BufRead, Read};
+
+use postie::config::Config;
+use postie::delivery::Deliverer;
+use postie::error::{Error, ErrorKind};
+use postie::message::{RawOptions, from_raw};
+use postie::outbox::{Disposition, NewMessage};
+
+use super::Global;
+use super::queue::{delivery_settings, open_outbox, store_opener};
+use crate::output::{self, exit};
+
+/// Parsed sendmail options.
+#[derive(Debug, Default, PartialEq)]
+pub struct Options {
+    /// `-t`: recipients from the header.
+    pub read_headers: bool,
+    /// `-i` / `-oi`: a lone `.` does not end the message.
+    pub ignore_dots: bool,
+    /// `-f ADDR`.
+    pub from: Option<String>,
+    /// `-F NAME`.
+    pub full_name: Option<String>,
+    /// `--account NAME` (postie's own).
+    pub account: Option<String>,
+    /// Recipients given as arguments.
+    pub recipients: Vec<String>,
+}
+
+/// Parse sendmail's command line (its own syntax: `-fADDR` or `-f ADDR`,
+/// `-oi`, `-oem`, `--` before recipients).
+pub fn parse(args: &[String]) -> Result<Options, Error> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            o.recipients.extend(it.by_ref().cloned());
+            break;
+        }
+        if a == "--account" {
+            o.account = Some(value("--account", "", &mut it)?);
+            continue;
+        }
+        let Some(flag) = a.strip_prefix('-').filter(|f| !f.is_empty()) else {
+            o.recipients.push(a.clone());
+            continue;
+        };
+        let (c, rest) = flag.split_at(1);
+        match c {
+            "t" if rest.is_empty() => o.read_headers = true,
+            "i" if rest.is_empty() => o.ignore_dots = true,
+            "f" | "r" => o.from = Some(value("-f", rest, &mut it)?),
+            "F" => o.full_name = Some(value("-F", rest, &mut it)?),
+            "o" if rest == "i" => o.ignore_dots = true,
+            // -oem, -odb, -oQ..., -B8BITMIME, -v, -bm, -odi: accepted, no effect here
+            "o" | "B" | "v" | "b" | "d" | "U" | "X" | "n" => {
+                if c == "b" && !matches!(rest, "m" | "") {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!("sendmail: -b{rest} is not supported (only -bm, deliver mail)"),
+                    ));
+                }
+            }
+            "N" | "R" | "V" | "L" | "h" | "q" if !rest.is_empty() => {}
+            "N" | "R" | "V" | "L" | "h" => {
+                value(a, "", &mut it)?;
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("sendmail: unknown option {a} (see `postie sendmail --help`)"),
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// An option's value: attached (`-fme@x`) or the next argument (`-f me@x`).
+fn value(flag: &str, rest: &str, it: &mut std::slice::Iter<'_, String>) -> Result<String, Error> {
+    if !rest.is_empty() {
+        return Ok(rest.to_string());
+    }
+    it.next()
+        .cloned()
+        .ok_or_else(|| Error::new(ErrorKind::Usage, format!("sendmail: {flag} needs a value")))
+}
+
+/// Read the message from stdin: without `-i`, a line with a single `.` ends
+/// it, as sendmail does.
+fn read_message(ignore_dots: bool) -> Result<Vec<u8>, Error> {
+    let io = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("sendmail: cannot read the message from stdin: {e}"),
+        )
+    };
+    let mut stdin = std::io::stdin().lock();
+    let mut buf = Vec::new();
+    if ignore_dots {
+        stdin.read_to_end(&mut buf).map_err(io)?;
+        return Ok(buf);
+    }
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if stdin.read_until(b'\n', &mut line).map_err(io)? == 0 {
+            break;
+        }
+        if line == b".\n" || line == b".\r\n" || line == b"." {
+            break;
+        }
+        buf.extend_from_slice(&line);
+    }
+    Ok(buf)
+}
+
+/// Run `postie sendmail ARGS`; returns the exit code.
+pub async fn run(g: &Global, args: &[String]) -> i32 {
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        use clap::CommandFactory;
+        let mut cmd = crate::cli::Cli::command();
+        if let Some(sc) = cmd.find_subcommand_mut("sendmail") {
+            let _ = sc.print_long_help();
+        }
+        return exit::OK;
+    }
+    match run_inner(g, args).await {
+        Ok(code) => code,
+        Err(e) => {
+            output::print_error(&g.style, &e, &Default::default());
+            match e.kind() {
+                ErrorKind::Io | ErrorKind::Secret => exit::CANTCREAT,
+                k => output::exit_code(k),
+            }
+        }
+    }
+}
+
+async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
+    let o = parse(args)?;
+    let config = Config::load(&g.paths.config_file)?;
+    let raw = read_message(o.ignore_dots)?;
+    let msg = from_raw(
+        raw,
+        &RawOptions {
+            from: o.from.clone(),
+            recipients: o.recipients.clone(),
+            read_headers: o.read_headers,
+        },
+    )?;
+    let account = pick_account(&config, &o, msg.from.as_ref())?;
+    let outbox = open_outbox(g)?;
+    let id = outbox.enqueue(
+        &msg.bytes,
+        NewMessage {
+            mail_from: Some(msg.from.to_string()),
+            account: account.clone(),
+            recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
+            eight_bit: msg.is_8bit(),
+            smtputf8: msg.needs_smtputf8(),
+            message_id: Some(msg.message_id.clone()).filter(|m| !m.is_empty()),
+            subject: None,
+            source: "sendmail".into(),
+        },
+    )?;
+    // Stored: from here on nothing is lost whatever happens. Deliver now.
+    let deliverer = Deliverer::new(
+        delivery_settings(g, config, None)?,
+        outbox.clone(),
+        store_opener(g),
+    )?;
+    let done = deliverer.run_once(Some(&account)).await?;
+    let mine = done.iter().find(|d| d.id == id);
+    let code = match mine.map(|d| &d.disposition) {
+        Some(Disposition::Sent) => exit::OK,
+        Some(Disposition::Failed) | Some(Disposition::PartlyFailed { .. }) => {
+            eprintln!(
+                "postie sendmail: message {id} was refused: {} (details: postie queue show {id})",
+                output::clean(&mine.map(|d| d.detail.clone()).unwrap_or_default())
+            );
+            exit::NOUSER
+        }
+        Some(Disposition::RetryAt(t)) => {
+            eprintln!(
+                "postie sendmail: message {id} is queued; delivery failed for now ({}); it will be retried {} by `postie relay` or `postie queue run`",
+                output::clean(&mine.map(|d| d.detail.clone()).unwrap_or_default()),
+                humantime::format_rfc3339_seconds(*t)
+            );
+            exit::OK
+        }
+        Some(Disposition::Paused { account, .. }) => {
+            eprintln!(
+                "postie sendmail: message {id} is queued, but account {account} is paused: {} (see `postie queue show {id}`)",
+                output::clean(&mine.map(|d| d.detail.clone()).unwrap_or_default())
+            );
+            exit::OK
+        }
+        Some(Disposition::LeaseLost) | None => exit::OK, // another deliverer has it
+    };
+    Ok(code)
+}
+
+/// The account: `--account`, else the one whose address is the sender,
+/// else `[relay] fallback_account`, else the default account.
+fn pick_account(config: &Config, o: &Options, sender: &str) -> Result<String, Error> {
+    if let Some(a) = &o.account {
+        return config.account(Some(a)).map(|(n, _)| n.to_string());
+    }
+    if let Some((n, _)) = config
+        .accounts
+        .iter()
+        .find(|(_, a)| a.email.eq_ignore_ascii_case(sender))
+    {
+        return Ok(n.clone());
+    }
+    if let Some(f) = &config.relay.fallback_account {
+        return Ok(f.clone());
+    }
+    config.account(None).map(|(n, _)| n.to_string()).map_err(|e| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "sendmail: the sender <{sender}> matches no account, and no account is the default: {}",
+                e.message()
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Options {
+        parse(&args.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    #[test]
+    fn parses_what_cron_git_mutt_and_php_pass() {
+        // PHP mail(): sendmail -t -i
+        let o = p(&["-t", "-i"]);
+        assert!(o.read_headers && o.ignore_dots && o.recipients.is_empty());
+        // mutt: -oem -oi -- rcpts
+        let o = p(&["-oem", "-oi", "--", "a@x.test", "-b@x.test"]);
+        assert!(o.ignore_dots);
+        assert_eq!(o.recipients, ["a@x.test", "-b@x.test"]);
+        // git send-email: -i -f from rcpts
+        let o = p(&["-i", "-f", "me@x.test", "bob@y.test"]);
+        assert_eq!(o.from.as_deref(), Some("me@x.test"));
+        assert_eq!(o.recipients, ["bob@y.test"]);
+        // attached values
+        let o = p(&["-fme@x.test", "-FMe Myself", "bob@y.test"]);
+        assert_eq!(o.from.as_deref(), Some("me@x.test"));
+        assert_eq!(o.full_name.as_deref(), Some("Me Myself"));
+        let o = p(&["-N", "never", "-odb", "-B8BITMIME", "bob@y.test"]);
+        assert_eq!(o.recipients, ["bob@y.test"]);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do_with_the_reason() {
+        let e = parse(&["-bs".to_string()]).unwrap_err();
+        assert!(e.message().contains("-bs is not supported"));
+        let e = parse(&["-f".to_string()]).unwrap_err();
+        assert!(e.message().contains("-f needs a value"));
+        let e = parse(&["-Z".to_string()]).unwrap_err();
+        assert!(e.message().contains("unknown option -Z"));
+    }
+}

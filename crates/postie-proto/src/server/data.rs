@@ -1,0 +1,337 @@
+//! Message bodies: DATA (unstuffing, the end-of-data line) and BDAT
+//! chunks, both streamed, with the checks that refuse a message.
+//!
+//! Only `CRLF.CRLF` ends DATA. `\n.\n`, `\n.\r\n`, `\r\n.\n` and `\r.\r`
+//! are content, and any bare CR or LF refuses the whole message at the real
+//! end of the data: a lenient next hop could otherwise read a second,
+//! smuggled message out of it (CVE-2023-51764 and friends).
+
+use super::command::chunk_received;
+use super::session::{Pending, ServerSession, State};
+use super::{BodyType, DATA_PIECE, DataRejection, DataSummary, Event, ServerConfig};
+use crate::reply::Reply;
+
+/// What is counted and checked in a body, whichever command carries it.
+#[derive(Debug)]
+struct BodyCheck {
+    max_size: u64,
+    max_line: usize,
+    bytes: u64,
+    eight_bit: bool,
+    line_len: usize,
+    problem: Option<DataRejection>,
+}
+
+impl BodyCheck {
+    fn new(cfg: &ServerConfig) -> BodyCheck {
+        BodyCheck {
+            max_size: cfg.max_message_size,
+            max_line: cfg.max_data_line,
+            bytes: 0,
+            eight_bit: false,
+            line_len: 0,
+            problem: None,
+        }
+    }
+
+    /// The first problem wins, so the verdict does not depend on how the
+    /// input was split.
+    fn fail(&mut self, p: DataRejection) {
+        self.problem.get_or_insert(p);
+    }
+
+    /// One wire octet of the current line.
+    fn wire_octet(&mut self) {
+        self.line_len += 1;
+        if self.line_len > self.max_line {
+            self.fail(DataRejection::LineTooLong);
+        }
+    }
+
+    fn line_end(&mut self) {
+        self.line_len = 0;
+    }
+
+    /// One octet of content, kept in `out` while the message is still good.
+    fn content(&mut self, b: u8, out: &mut Vec<u8>) {
+        self.bytes += 1;
+        if self.max_size > 0 && self.bytes > self.max_size {
+            self.fail(DataRejection::TooLarge);
+        }
+        if b >= 0x80 {
+            self.eight_bit = true;
+        }
+        if self.problem.is_none() {
+            out.push(b);
+        }
+    }
+}
+
+/// Where the DATA reader is within a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum At {
+    /// After CRLF, or at the start of the data.
+    LineStart,
+    /// A `.` at the start of a line: stuffing, or the end of the data.
+    Dot,
+    /// `.` CR at the start of a line.
+    DotCr,
+    /// Inside a line.
+    InLine,
+    /// A CR inside a line; only LF makes it a line end.
+    Cr,
+}
+
+/// The DATA content reader (RFC 5321 §4.1.1.4, §4.5.2).
+#[derive(Debug)]
+pub(super) struct DataReader {
+    at: At,
+    check: BodyCheck,
+}
+
+impl DataReader {
+    pub(super) fn new(cfg: &ServerConfig) -> DataReader {
+        DataReader {
+            at: At::LineStart,
+            check: BodyCheck::new(cfg),
+        }
+    }
+
+    /// Reads `input`, unstuffed content into `out`. Returns the octets used
+    /// and whether the end-of-data line was among them.
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> (usize, bool) {
+        for (i, &b) in input.iter().enumerate() {
+            // RFC 5321 §4.5.3.1.6: the line limit does not count the dot
+            // added for transparency.
+            if !(self.at == At::LineStart && b == b'.') {
+                self.check.wire_octet();
+            }
+            match self.at {
+                At::LineStart if b == b'.' => self.at = At::Dot,
+                At::Dot if b == b'\r' => self.at = At::DotCr,
+                // The leading dot of a stuffed line is dropped.
+                At::LineStart | At::Dot | At::InLine => self.in_line(b, out),
+                At::DotCr if b == b'\n' => return (i + 1, true),
+                At::Cr if b == b'\n' => {
+                    self.check.content(b'\r', out);
+                    self.check.content(b'\n', out);
+                    self.check.line_end();
+                    self.at = At::LineStart;
+                }
+                At::DotCr | At::Cr => {
+                    self.check.fail(DataRejection::BareNewline);
+                    self.check.content(b'\r', out);
+                    self.in_line(b, out);
+                }
+            }
+        }
+        (input.len(), false)
+    }
+
+    fn in_line(&mut self, b: u8, out: &mut Vec<u8>) {
+        match b {
+            b'\r' => self.at = At::Cr,
+            b'\n' => {
+                self.check.fail(DataRejection::BareNewline);
+                self.check.content(b, out);
+                self.check.line_end();
+                self.at = At::InLine;
+            }
+            _ => {
+                if b == 0 {
+                    self.check.fail(DataRejection::Nul);
+                }
+                self.check.content(b, out);
+                self.at = At::InLine;
+            }
+        }
+    }
+}
+
+/// The state of a BDAT body across its chunks (RFC 3030).
+#[derive(Debug)]
+pub(super) struct ChunkBody {
+    check: BodyCheck,
+    /// BINARYMIME: octets are not checked for line ends, lines or NUL.
+    binary: bool,
+    declared: BodyType,
+    /// The previous octet was a CR.
+    cr: bool,
+}
+
+impl ChunkBody {
+    pub(super) fn new(cfg: &ServerConfig, declared: BodyType) -> ChunkBody {
+        ChunkBody {
+            check: BodyCheck::new(cfg),
+            binary: declared == BodyType::Binary,
+            declared,
+            cr: false,
+        }
+    }
+
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &b in input {
+            if !self.binary {
+                self.check.wire_octet();
+                if self.cr != (b == b'\n') {
+                    self.check.fail(DataRejection::BareNewline);
+                }
+                if b == 0 {
+                    self.check.fail(DataRejection::Nul);
+                }
+                if b == b'\n' {
+                    self.check.line_end();
+                }
+                self.cr = b == b'\r';
+            }
+            self.check.content(b, out);
+        }
+    }
+
+    /// The last chunk ended: a CR at the very end is bare.
+    fn finish(&mut self) {
+        if self.cr {
+            self.check.fail(DataRejection::BareNewline);
+        }
+    }
+}
+
+impl ServerSession {
+    /// Reads DATA content; false when there is no input.
+    pub(super) fn step_data(&mut self) -> bool {
+        let State::ExpectDataLine(reader) = &mut self.state else {
+            return false;
+        };
+        let input = &self.rx[self.rx_pos..];
+        if input.is_empty() {
+            return false;
+        }
+        let take = input.len().min(DATA_PIECE);
+        let (used, done) = reader.feed(&input[..take], &mut self.piece);
+        self.consume(used);
+        self.maybe_flush_piece();
+        if done {
+            let State::ExpectDataLine(reader) =
+                std::mem::replace(&mut self.state, State::ExpectCommand)
+            else {
+                unreachable!("checked above");
+            };
+            let declared = self.txn.as_ref().map(|t| t.body).unwrap_or_default();
+            self.end_of_data(reader.check, declared);
+        }
+        true
+    }
+
+    /// Reads BDAT chunk octets; false when there is no input.
+    pub(super) fn step_chunk(&mut self) -> bool {
+        let State::ExpectChunk {
+            remaining,
+            size,
+            last,
+            refuse,
+        } = &mut self.state
+        else {
+            return false;
+        };
+        let available = (self.rx.len() - self.rx_pos) as u64;
+        let take = (*remaining).min(available).min(DATA_PIECE as u64);
+        if take == 0 && *remaining > 0 {
+            return false;
+        }
+        *remaining -= take;
+        let (size, last, done, refused) = (*size, *last, *remaining == 0, refuse.is_some());
+        let take = take as usize;
+        if !refused && let Some(body) = self.txn.as_mut().and_then(|t| t.chunks.as_mut()) {
+            body.feed(&self.rx[self.rx_pos..self.rx_pos + take], &mut self.piece);
+        }
+        self.consume(take);
+        self.maybe_flush_piece();
+        if !done {
+            return true;
+        }
+        let State::ExpectChunk { refuse, .. } =
+            std::mem::replace(&mut self.state, State::ExpectCommand)
+        else {
+            unreachable!("checked above");
+        };
+        if let Some(r) = refuse {
+            self.reply(&r);
+        } else if !last {
+            self.reply(&chunk_received(size));
+        } else if let Some(mut body) = self.txn.as_mut().and_then(|t| t.chunks.take()) {
+            body.finish();
+            self.end_of_data(body.check, body.declared);
+        }
+        true
+    }
+
+    /// The data is complete: refuse it, or ask the host.
+    fn end_of_data(&mut self, check: BodyCheck, declared: BodyType) {
+        self.flush_piece();
+        let Some(problem) = check.problem else {
+            self.events.push_back(Event::DataEnd(DataSummary {
+                bytes: check.bytes,
+                eight_bit: check.eight_bit,
+                declared,
+            }));
+            self.state = State::ExpectDecision(Pending::DataEnd);
+            return;
+        };
+        let replies = &self.cfg.replies;
+        let r: Reply = match problem {
+            DataRejection::BareNewline => replies.bare_newline.clone(),
+            DataRejection::Nul => replies.nul_byte.clone(),
+            DataRejection::LineTooLong => replies.line_too_long.clone(),
+            DataRejection::TooLarge => replies.too_large.clone(),
+        };
+        self.reply(&r);
+        self.txn = None;
+        self.events.push_back(Event::DataRejected(problem));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(input: &[u8]) -> (Vec<u8>, Option<usize>, Option<DataRejection>) {
+        let mut r = DataReader::new(&ServerConfig::new("mx.example"));
+        let mut out = Vec::new();
+        let (used, done) = r.feed(input, &mut out);
+        (out, done.then_some(used), r.check.problem)
+    }
+
+    #[test]
+    fn unstuffing_and_the_end_of_data_table() {
+        let table: &[(&[u8], &[u8], Option<usize>)] = &[
+            (b".\r\n", b"", Some(3)),
+            (b"a\r\n.\r\n", b"a\r\n", Some(6)),
+            (b"..\r\n.\r\n", b".\r\n", Some(7)),
+            (b"..a\r\n.\r\nMAIL", b".a\r\n", Some(8)),
+            (b".a\r\n", b"a\r\n", None),
+            (b"a.\r\n.b\r\n", b"a.\r\nb\r\n", None),
+            (b"\r\n\r\n.\r\n", b"\r\n\r\n", Some(7)),
+        ];
+        for (input, out, end) in table {
+            let (o, e, p) = read(input);
+            assert_eq!((o.as_slice(), e, p), (*out, *end, None), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn lenient_line_ends_never_end_the_data() {
+        for input in [
+            &b"a\n.\nb"[..],
+            b"a\n.\r\nb",
+            b"a\r\n.\nb",
+            b"a\r.\rb",
+            b"a\r\n.\rb",
+            b".\n",
+            b".\r.\r\n",
+        ] {
+            let (_, end, problem) = read(input);
+            assert_eq!(end, None, "{input:?}");
+            assert_eq!(problem, Some(DataRejection::BareNewline), "{input:?}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Opening an upstream connection for an account with its own credentials,
+//! and sending one claimed message over it.
+
+use std::sync::Arc;
+
+use postie_proto::address::Address;
+use postie_proto::client::TransactionResult;
+use postie_proto::error::Stage;
+use postie_proto::sasl::Credentials;
+
+use super::Inner;
+use crate::config::AccountConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::OutgoingMessage;
+use crate::outbox::Claim;
+use crate::provider::AuthMethod;
+use crate::secret::{PasswordSource, SecretStore, normalize_app_password};
+use crate::transport::{ConnectOptions, Connection};
+
+impl Inner {
+    /// Send `claim` through `account`: over a pooled connection when one is
+    /// open (retried once on a new connection if the server had dropped the
+    /// idle one), else a new one.
+    pub(super) async fn send(
+        &self,
+        account: &str,
+        acct: &AccountConfig,
+        claim: &Claim,
+    ) -> Result<TransactionResult> {
+        let msg = outgoing(acct, claim)?;
+        if let Some(mut conn) = self.pool.take(account) {
+            match conn.send(&msg).await {
+                Ok(r) => {
+                    self.pool.put(account, conn);
+                    return Ok(r);
+                }
+                Err(e) if e.is_transient() => {
+                    tracing::debug!(
+                        "pooled connection for {account} failed ({}); reconnecting",
+                        e.message()
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut conn = self.connect(account, acct).await?;
+        let r = conn.send(&msg).await?;
+        if conn.is_reusable() {
+            self.pool.put(account, conn);
+        } else {
+            conn.quit().await;
+        }
+        Ok(r)
+    }
+
+    /// Connect and authenticate as `account`. An OAuth token the server
+    /// refuses is refreshed once and AUTH retried on a new connection, as
+    /// `postie send` does.
+    async fn connect(&self, name: &str, acct: &AccountConfig) -> Result<Connection> {
+        let opts = ConnectOptions::new(acct.endpoint()?);
+        if acct.auth != AuthMethod::Oauth {
+            let mut opts = opts;
+            let src = match (&acct.password_env, &acct.password_command) {
+                (Some(v), _) => PasswordSource::Env(v.clone()),
+                (None, Some(c)) => PasswordSource::Command(c.clone()),
+                (None, None) => PasswordSource::Store(name.to_string()),
+            };
+            let password = match &src {
+                PasswordSource::Store(key) => {
+                    let store = (self.store)()?;
+                    stored(&store, key)?
+                }
+                other => other.resolve(&mut || {
+                    Err(Error::new(ErrorKind::Secret, "no secret store needed"))
+                })?,
+            };
+            opts.credentials = Some(Credentials::Password {
+                username: acct.login().to_string(),
+                password: normalize_app_password(&password),
+            });
+            return Connection::connect(opts).await;
+        }
+        let store = (self.store)()?;
+        let mut force = false;
+        loop {
+            let (token, _) = self.tokens.access_token(name, acct, &store, force).await?;
+            let mut o = opts.clone();
+            o.credentials = Some(Credentials::Bearer {
+                user: acct.login().to_string(),
+                token,
+            });
+            match Connection::connect(o).await {
+                Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
+                    tracing::info!(
+                        "{name}: the server refused the access token; refreshing it once"
+                    );
+                    force = true;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn stored(store: &Arc<SecretStore>, key: &str) -> Result<secrecy::SecretString> {
+    store.get(key)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::Config,
+            format!(
+                "no password is stored for account '{key}' in {}: run `postie account add {key} ...` \
+                 again, or set password_env / password_command for it",
+                store.describe()
+            ),
+        )
+    })
+}
+
+/// The claimed message as the transport sends it. The body is read whole:
+/// the relay limits messages to the upstream's SIZE (35 MB by default).
+fn outgoing(acct: &AccountConfig, claim: &Claim) -> Result<OutgoingMessage> {
+    let bytes = std::fs::read(&claim.body_path).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "cannot read message {} from {}: {e}",
+                claim.id,
+                claim.body_path.display()
+            ),
+        )
+    })?;
+    let from_text = claim.mail_from.as_deref().unwrap_or(&acct.email);
+    let from = Address::new(from_text).map_err(|e| {
+        Error::new(
+            ErrorKind::Message,
+            format!(
+                "message {}: the sender <{from_text}> is not valid: {e}",
+                claim.id
+            ),
+        )
+    })?;
+    let recipients = claim
+        .recipients
+        .iter()
+        .map(|r| {
+            Address::new(r).map_err(|e| {
+                Error::new(
+                    ErrorKind::Message,
+                    format!(
+                        "message {}: the recipient <{r}> is not valid: {e}",
+                        claim.id
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(OutgoingMessage {
+        bytes,
+        from,
+        recipients,
+        message_id: String::new(),
+    })
+}

@@ -1,0 +1,602 @@
+//! The outbox against real SQLite files in temporary directories.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+
+const LEASE: Duration = Duration::from_secs(120);
+
+fn open() -> (tempfile::TempDir, Outbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox")).unwrap();
+    (dir, outbox)
+}
+
+fn new(account: &str, rcpts: &[&str]) -> NewMessage {
+    NewMessage {
+        account: account.into(),
+        mail_from: Some("me@example.com".into()),
+        recipients: rcpts.iter().map(|r| r.to_string()).collect(),
+        subject: Some("hello".into()),
+        source: "sendmail".into(),
+        ..NewMessage::default()
+    }
+}
+
+/// A little in the future, so whatever was just queued is due.
+fn soon() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(1)
+}
+
+fn reply(code: u16, text: &str) -> ReplyRecord {
+    ReplyRecord {
+        code,
+        enhanced: Some(format!("{}.0.0", code / 100)),
+        text: text.into(),
+    }
+}
+
+fn rcpt(address: &str, result: RecipientResult) -> RecipientOutcome {
+    RecipientOutcome {
+        address: address.into(),
+        result,
+    }
+}
+
+fn claim_one(o: &Outbox, now: SystemTime) -> Claim {
+    let mut c = o.claim(now, LEASE, 10, None, "t-").unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    c.remove(0)
+}
+
+fn accept_all(c: &Claim) -> Outcome {
+    Outcome::Transaction(
+        c.recipients
+            .iter()
+            .map(|r| rcpt(r, RecipientResult::Accepted(reply(250, "ok"))))
+            .collect(),
+    )
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn enqueue_claim_finish_sent() {
+    let (_d, o) = open();
+    let id = o.enqueue(
+        b"Subject: hi\r\n\r\nbody\r\n",
+        new("work", &["a@x.org", "b@x.org"]),
+    );
+    let id = id.unwrap();
+    let c = claim_one(&o, soon());
+    assert_eq!(c.id, id);
+    assert_eq!(c.recipients, ["a@x.org", "b@x.org"]);
+    assert_eq!(
+        std::fs::read(&c.body_path).unwrap(),
+        b"Subject: hi\r\n\r\nbody\r\n"
+    );
+    assert_eq!((c.size, c.attempts), (21, 0));
+    assert!(c.lease_token.starts_with("t-"));
+    // Leased: nobody else gets it.
+    assert!(o.claim(soon(), LEASE, 10, None, "").unwrap().is_empty());
+    let d = o.finish(&c, accept_all(&c), soon(), &RetryPolicy::default());
+    assert_eq!(d.unwrap(), Disposition::Sent);
+    let s = &o.list(&ListFilter::default()).unwrap()[0];
+    assert_eq!((s.state, s.attempts), (State::Sent, 1));
+    assert_eq!((s.counts.sent, s.counts.pending), (2, 0));
+    assert_eq!(o.counts().unwrap().sent, 1);
+    assert_eq!(o.next_due().unwrap(), None);
+    assert_eq!(
+        o.sent_since("work", SystemTime::UNIX_EPOCH).unwrap().len(),
+        1
+    );
+    // Finishing twice is refused: the lease is gone.
+    let again = o.finish(&c, accept_all(&c), soon(), &RetryPolicy::default());
+    assert_eq!(again.unwrap(), Disposition::LeaseLost);
+}
+
+#[test]
+fn dropped_spool_leaves_no_file_and_no_row() {
+    let (_d, o) = open();
+    let mut s = o.spool().unwrap();
+    s.write_all(&vec![b'x'; 200_000]).unwrap();
+    assert_eq!(s.size(), 200_000);
+    let tmp = o.messages_dir().join(TMP_DIR);
+    assert_eq!(files_in(&tmp).len(), 1);
+    drop(s);
+    assert!(files_in(&tmp).is_empty());
+    assert!(files_in(&o.messages_dir()).is_empty());
+    assert_eq!(o.counts().unwrap(), Counts::default());
+}
+
+#[test]
+fn committed_message_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox");
+    let id = {
+        let o = Outbox::open(&path).unwrap();
+        let mut s = o.spool().unwrap();
+        s.write_all(b"Subject: persisted\r\n\r\n").unwrap();
+        o.commit(s, new("work", &["a@x.org"])).unwrap()
+    };
+    let o = Outbox::open(&path).unwrap();
+    let d = o.show(id).unwrap().expect("still there");
+    assert_eq!(d.summary.state, State::Queued);
+    assert_eq!(d.summary.subject.as_deref(), Some("hello"));
+    assert_eq!(
+        std::fs::read(&d.body_path).unwrap(),
+        b"Subject: persisted\r\n\r\n"
+    );
+    assert_eq!(claim_one(&o, soon()).id, id);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o700);
+        assert_eq!(mode(&d.body_path), 0o600);
+    }
+}
+
+#[test]
+fn claims_are_exclusive_across_handles_and_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox");
+    let o = Outbox::open(&path).unwrap();
+    let mut want = Vec::new();
+    for i in 0..200 {
+        let account = if i % 2 == 0 { "a" } else { "b" };
+        want.push(o.enqueue(b"x", new(account, &["r@x.org"])).unwrap());
+    }
+    let now = soon();
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let o = Arc::new(Outbox::open(&path).unwrap());
+                let mut got = Vec::new();
+                loop {
+                    let batch = o.claim(now, LEASE, 3, None, &format!("w{w}-")).unwrap();
+                    if batch.is_empty() {
+                        break got;
+                    }
+                    got.extend(batch.into_iter().map(|c| c.id));
+                }
+            })
+        })
+        .collect();
+    let mut seen: HashMap<MessageId, usize> = HashMap::new();
+    for w in workers {
+        for id in w.join().unwrap() {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 200);
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a message was claimed twice"
+    );
+    assert!(want.iter().all(|id| seen.contains_key(id)));
+    assert_eq!(o.counts().unwrap().delivering, 200);
+}
+
+#[test]
+fn expired_lease_is_reclaimed_and_the_stale_finish_is_lost() {
+    let (_d, o) = open();
+    o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let t0 = soon();
+    let first = claim_one(&o, t0);
+    // Still leased just before the end.
+    assert!(
+        o.claim(t0 + LEASE - Duration::from_millis(1), LEASE, 10, None, "")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(o.next_due().unwrap(), Some(first.lease_until));
+    let second = claim_one(&o, t0 + LEASE);
+    assert_eq!(second.id, first.id);
+    assert_ne!(second.lease_token, first.lease_token);
+    assert_eq!(second.attempts, 1, "the interrupted attempt counts");
+    let p = RetryPolicy::default();
+    let stale = o.finish(&first, accept_all(&first), t0 + LEASE, &p);
+    assert_eq!(stale.unwrap(), Disposition::LeaseLost);
+    assert!(!o.renew(&first, t0 + LEASE, LEASE).unwrap());
+    assert!(o.renew(&second, t0 + LEASE, LEASE).unwrap());
+    assert_eq!(
+        o.finish(&second, accept_all(&second), t0 + LEASE, &p)
+            .unwrap(),
+        Disposition::Sent
+    );
+    let d = o.show(second.id).unwrap().unwrap();
+    let kinds: Vec<_> = d.history.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [AttemptKind::Interrupted, AttemptKind::Delivered]);
+}
+
+#[test]
+fn one_accepted_one_refused_is_partly_failed_with_both_replies() {
+    let (_d, o) = open();
+    let id = o
+        .enqueue(b"x", new("work", &["ok@x.org", "bad@x.org"]))
+        .unwrap();
+    let c = claim_one(&o, soon());
+    let outcome = Outcome::Transaction(vec![
+        rcpt(
+            "ok@x.org",
+            RecipientResult::Accepted(reply(250, "queued as 1")),
+        ),
+        rcpt(
+            "bad@x.org",
+            RecipientResult::PermFailed(reply(550, "no such user")),
+        ),
+    ]);
+    let d = o
+        .finish(&c, outcome, soon(), &RetryPolicy::default())
+        .unwrap();
+    assert_eq!(
+        d,
+        Disposition::PartlyFailed {
+            failed: vec!["bad@x.org".into()]
+        }
+    );
+    let d = o.show(id).unwrap().unwrap();
+    assert_eq!(d.summary.state, State::Sent);
+    assert_eq!((d.summary.counts.sent, d.summary.counts.failed), (1, 1));
+    assert_eq!(d.recipients[0].state, RecipientState::Sent);
+    assert_eq!(d.recipients[0].reply.as_ref().unwrap().text, "queued as 1");
+    assert_eq!(d.recipients[1].state, RecipientState::Failed);
+    assert_eq!(d.recipients[1].reply.as_ref().unwrap().code, 550);
+    assert_eq!(d.summary.last_reply.unwrap().code, 550);
+    assert_eq!(d.history[0].kind, AttemptKind::Partial);
+    let json = serde_json::to_value(o.show(id).unwrap().unwrap()).unwrap();
+    assert_eq!(json["state"], "sent");
+    assert_eq!(json["recipients"][1]["reply"]["text"], "no such user");
+    assert!(json["queued_at"].as_str().unwrap().ends_with('Z'));
+}
+
+#[test]
+fn temp_failed_recipient_alone_stays_pending_and_is_retried() {
+    let (_d, o) = open();
+    let id = o
+        .enqueue(b"x", new("work", &["ok@x.org", "later@x.org"]))
+        .unwrap();
+    let now = soon();
+    let c = claim_one(&o, now);
+    let outcome = Outcome::Transaction(vec![
+        rcpt("ok@x.org", RecipientResult::Accepted(reply(250, "ok"))),
+        rcpt(
+            "later@x.org",
+            RecipientResult::TempFailed(reply(451, "greylisted")),
+        ),
+    ]);
+    let Disposition::RetryAt(at) = o.finish(&c, outcome, now, &RetryPolicy::default()).unwrap()
+    else {
+        panic!("expected a retry")
+    };
+    let wait = at.duration_since(now).unwrap();
+    assert!((29_999..=60_000).contains(&wait.as_millis()), "{wait:?}");
+    assert_eq!(o.next_due().unwrap(), Some(at));
+    let s = &o.list(&ListFilter::default()).unwrap()[0];
+    assert_eq!(
+        (s.state, s.counts.pending, s.counts.sent),
+        (State::Queued, 1, 1)
+    );
+    assert!(
+        o.claim(now, LEASE, 10, None, "").unwrap().is_empty(),
+        "not due yet"
+    );
+    let again = claim_one(&o, at);
+    assert_eq!((again.id, again.attempts), (id, 1));
+    assert_eq!(again.recipients, ["later@x.org"]);
+    let d = o.finish(&again, accept_all(&again), at, &RetryPolicy::default());
+    assert_eq!(d.unwrap(), Disposition::Sent);
+}
+
+#[test]
+fn credentials_failure_pauses_the_account_once_and_retry_resumes_it() {
+    let (_d, o) = open();
+    let a1 = o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
+    let a2 = o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
+    let b1 = o.enqueue(b"x", new("fine", &["r@x.org"])).unwrap();
+    let now = soon();
+    let claims = o.claim(now, LEASE, 2, None, "").unwrap();
+    assert_eq!(claims.iter().map(|c| c.id).collect::<Vec<_>>(), [a1, a2]);
+    let fail = || Outcome::Failed {
+        class: FailureClass::Credentials,
+        reply: Some(reply(535, "5.7.8 Username and Password not accepted")),
+        explanation: "the password was refused; run `postie login broken`".into(),
+    };
+    let p = RetryPolicy::default();
+    let first = o.finish(&claims[0], fail(), now, &p).unwrap();
+    assert_eq!(
+        first,
+        Disposition::Paused {
+            account: "broken".into(),
+            newly: true
+        }
+    );
+    let second = o.finish(&claims[1], fail(), now, &p).unwrap();
+    assert_eq!(
+        second,
+        Disposition::Paused {
+            account: "broken".into(),
+            newly: false
+        }
+    );
+    let paused = o.paused().unwrap();
+    assert_eq!(paused.len(), 1);
+    assert!(paused[0].reason.contains("postie login broken"));
+    // Only the other account's message is claimed, however late.
+    let later = now + Duration::from_secs(86_400);
+    let c = o.claim(later, LEASE, 10, None, "").unwrap();
+    assert_eq!(c.iter().map(|c| c.id).collect::<Vec<_>>(), [b1]);
+    assert!(
+        o.claim(later, LEASE, 10, Some("broken"), "")
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        o.list(&ListFilter::default()).unwrap()[0].state,
+        State::Queued
+    );
+    assert!(o.list(&ListFilter::default()).unwrap()[0].paused);
+    // The worker sleeps on nothing while the only due account is paused.
+    o.release(&c[0]).unwrap();
+    assert!(o.next_due().unwrap().is_some());
+    assert_eq!(o.retry(Which::One(a1), later).unwrap(), 1);
+    assert!(o.paused().unwrap().is_empty());
+    let ids: Vec<_> = o
+        .claim(later, LEASE, 10, None, "")
+        .unwrap()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(ids, [a1, a2, b1]);
+}
+
+#[test]
+fn expiring_pause_sends_a_single_probe() {
+    let (_d, o) = open();
+    for _ in 0..3 {
+        o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
+    }
+    let p = RetryPolicy {
+        credentials_pause: Some(Duration::from_secs(3600)),
+        ..RetryPolicy::default()
+    };
+    let now = soon();
+    let c = o.claim(now, LEASE, 1, None, "").unwrap().remove(0);
+    let fail = || Outcome::Failed {
+        class: FailureClass::Credentials,
+        reply: None,
+        explanation: "refused".into(),
+    };
+    assert!(matches!(
+        o.finish(&c, fail(), now, &p).unwrap(),
+        Disposition::Paused { newly: true, .. }
+    ));
+    assert!(
+        o.claim(now + Duration::from_secs(3599), LEASE, 10, None, "")
+            .unwrap()
+            .is_empty()
+    );
+    let probe_at = now + Duration::from_secs(3600);
+    assert_eq!(
+        o.next_due().unwrap().map(time::to_ms),
+        Some(time::to_ms(probe_at))
+    );
+    let probe = o.claim(probe_at, LEASE, 10, None, "").unwrap();
+    assert_eq!(probe.len(), 1, "one probe, not the whole queue");
+    assert!(o.claim(probe_at, LEASE, 10, None, "").unwrap().is_empty());
+    let again = o.finish(&probe[0], fail(), probe_at, &p).unwrap();
+    assert!(matches!(again, Disposition::Paused { newly: false, .. }));
+    // The next probe gets through: the pause ends, the rest follows.
+    let t2 = probe_at + Duration::from_secs(3600);
+    let probe = o.claim(t2, LEASE, 10, None, "").unwrap().remove(0);
+    assert_eq!(
+        o.finish(&probe, accept_all(&probe), t2, &p).unwrap(),
+        Disposition::Sent
+    );
+    assert!(o.paused().unwrap().is_empty());
+    assert_eq!(o.claim(t2, LEASE, 10, None, "").unwrap().len(), 2);
+}
+
+#[test]
+fn give_up_fails_pending_recipients_and_retry_brings_them_back() {
+    let (_d, o) = open();
+    let id = o
+        .enqueue(b"x", new("work", &["ok@x.org", "slow@x.org"]))
+        .unwrap();
+    let p = RetryPolicy::default();
+    let t0 = soon();
+    let c = claim_one(&o, t0);
+    let outcome = Outcome::Transaction(vec![
+        rcpt("ok@x.org", RecipientResult::Accepted(reply(250, "ok"))),
+        rcpt(
+            "slow@x.org",
+            RecipientResult::TempFailed(reply(452, "mailbox full")),
+        ),
+    ]);
+    assert!(matches!(
+        o.finish(&c, outcome, t0, &p).unwrap(),
+        Disposition::RetryAt(_)
+    ));
+    let late = t0 + p.give_up_after;
+    let c = claim_one(&o, late);
+    let outcome = Outcome::Failed {
+        class: FailureClass::Transient,
+        reply: Some(reply(421, "try later")),
+        explanation: "the server is busy".into(),
+    };
+    // One recipient got it: sent, with the other failed.
+    let d = o.finish(&c, outcome, late, &p).unwrap();
+    assert_eq!(
+        d,
+        Disposition::PartlyFailed {
+            failed: vec!["slow@x.org".into()]
+        }
+    );
+    let detail = o.show(id).unwrap().unwrap();
+    assert_eq!(detail.recipients[1].reply.as_ref().unwrap().code, 421);
+    assert!(detail.explanation.unwrap().contains("gave up"));
+    // A sent message is not retried.
+    assert_eq!(o.retry(Which::All, late).unwrap(), 0);
+
+    // A message nobody got fails, and retry makes its recipients pending.
+    let id = o
+        .enqueue(b"x", new("work", &["a@x.org", "b@x.org"]))
+        .unwrap();
+    let c = claim_one(&o, soon());
+    let outcome = Outcome::Failed {
+        class: FailureClass::Permanent,
+        reply: Some(reply(554, "message refused")),
+        explanation: String::new(),
+    };
+    assert_eq!(
+        o.finish(&c, outcome, soon(), &p).unwrap(),
+        Disposition::Failed
+    );
+    let failed = ListFilter {
+        state: Some(State::Failed),
+        ..ListFilter::default()
+    };
+    assert_eq!(o.list(&failed).unwrap().len(), 1);
+    let now = soon();
+    assert_eq!(o.retry(Which::All, now).unwrap(), 1);
+    let c = claim_one(&o, now);
+    assert_eq!((c.id, c.recipients.len()), (id, 2));
+}
+
+#[test]
+fn purge_deletes_the_body_but_not_while_leased() {
+    let (_d, o) = open();
+    let id = o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let c = claim_one(&o, SystemTime::now());
+    let e = o.purge(id).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Transient);
+    assert!(e.message().contains("being delivered"));
+    assert!(o.release(&c).unwrap());
+    assert!(c.body_path.exists());
+    assert!(o.purge(id).unwrap());
+    assert!(!c.body_path.exists());
+    assert!(o.show(id).unwrap().is_none());
+    assert!(!o.purge(id).unwrap());
+    // Ids are never reused.
+    let next = o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    assert!(next > id);
+}
+
+#[test]
+fn leftovers_are_removed_at_open_but_recent_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox");
+    let o = Outbox::open(&path).unwrap();
+    let kept = o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let msgs = o.messages_dir();
+    let old = SystemTime::now() - Duration::from_secs(3600);
+    let make = |p: std::path::PathBuf, mtime: SystemTime| {
+        let f = std::fs::File::create(&p).unwrap();
+        f.set_modified(mtime).unwrap();
+        p
+    };
+    let orphan = make(msgs.join("0123.eml"), old);
+    let fresh_orphan = make(msgs.join("4567.eml"), SystemTime::now());
+    let stale_tmp = make(msgs.join(TMP_DIR).join("89ab.tmp"), old);
+    // A live spool whose file looks old: its lock keeps it.
+    let live = o.spool().unwrap();
+    let live_path = msgs.join(TMP_DIR).join(
+        files_in(&msgs.join(TMP_DIR))
+            .into_iter()
+            .find(|n| n != "89ab.tmp")
+            .unwrap(),
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&live_path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    drop(o);
+    let o = Outbox::open(&path).unwrap();
+    assert!(!orphan.exists());
+    assert!(!stale_tmp.exists());
+    assert!(
+        fresh_orphan.exists(),
+        "a committer may be between rename and COMMIT"
+    );
+    assert!(live_path.exists(), "a spool still being written");
+    let body = o.show(kept).unwrap().unwrap().body_path;
+    assert!(body.exists());
+    drop(live);
+    assert!(!live_path.exists());
+}
+
+#[test]
+fn messages_without_recipients_or_with_line_breaks_are_refused() {
+    let (_d, o) = open();
+    let e = o.enqueue(b"x", new("work", &[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Message);
+    let e = o
+        .enqueue(b"x", new("work", &["a@x.org\r\nRCPT TO:<b@x.org>"]))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Message);
+    // Refused at commit too, and the spool file goes away.
+    let s = o.spool().unwrap();
+    assert!(o.commit(s, new("work", &[])).is_err());
+    assert!(files_in(&o.messages_dir().join(TMP_DIR)).is_empty());
+    assert_eq!(o.counts().unwrap(), Counts::default());
+}
+
+#[test]
+fn release_holder_and_postpone_return_messages_to_the_queue() {
+    let (_d, o) = open();
+    for _ in 0..3 {
+        o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    }
+    let now = soon();
+    let mine = o.claim(now, LEASE, 2, None, "dead1-").unwrap();
+    let other = o.claim(now, LEASE, 1, None, "alive-").unwrap().remove(0);
+    assert_eq!(o.release_holder("dead1-").unwrap(), 2);
+    assert_eq!(o.counts().unwrap().delivering, 1);
+    let until = now + Duration::from_secs(7200);
+    assert!(o.postpone(&other, until, "daily limit reached").unwrap());
+    let back = o
+        .claim(now + Duration::from_secs(5), LEASE, 10, None, "")
+        .unwrap();
+    assert_eq!(back.len(), 2);
+    assert!(back.iter().all(|c| c.attempts == 1));
+    let s = o.show(other.id).unwrap().unwrap();
+    let until = time::from_ms(time::to_ms(until));
+    assert_eq!(
+        (s.summary.attempts, s.summary.next_attempt_at),
+        (0, Some(until))
+    );
+    assert!(
+        mine.iter().all(|c| !o.release(c).unwrap()),
+        "released leases are gone"
+    );
+}
+
+#[test]
+fn message_ids_and_states_parse() {
+    assert_eq!("42".parse::<MessageId>().unwrap(), MessageId(42));
+    assert_eq!(MessageId(42).to_string(), "42");
+    for bad in ["", "0", "-3", "x1"] {
+        assert_eq!(
+            bad.parse::<MessageId>().unwrap_err().kind(),
+            ErrorKind::Usage
+        );
+    }
+    for s in State::ALL {
+        assert_eq!(s.as_str().parse::<State>().unwrap(), s);
+    }
+    assert!("bogus".parse::<State>().is_err());
+}
