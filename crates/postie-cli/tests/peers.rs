@@ -14,6 +14,12 @@ mod delivery;
 mod gmail;
 #[path = "peers/oauth.rs"]
 mod oauth;
+#[path = "peers/relay.rs"]
+mod relay;
+#[path = "peers/relay_clients.rs"]
+mod relay_clients;
+#[path = "peers/relay_support.rs"]
+mod relay_support;
 #[path = "peers/secrets.rs"]
 mod secrets;
 #[path = "peers/spool.rs"]

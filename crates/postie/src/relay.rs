@@ -69,6 +69,8 @@ impl Ctx {
         c.ehlo_greeting = "postie relay at your service".into();
         c.max_message_size = self.max_message_size;
         c.max_recipients = self.max_recipients;
+        // Python's smtplib.sendmail(bytes) sends bare LFs; store them as CRLF.
+        c.normalize_bare_lf = true;
         c.starttls = self.tls.is_some();
         c.auth = vec![Mechanism::Plain, Mechanism::Login];
         c.auth_requires_tls = !local;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::spool::delivered;
 use crate::support::*;
 
-const USER: &str = "alice@example.test";
+pub(crate) const USER: &str = "alice@example.test";
 
 /// Adds an OAuth account `name` for the Authlib server, sending through `peer`'s STARTTLS port.
 fn add_account(sb: &Sandbox, name: &str, port: u16) {
@@ -166,7 +166,7 @@ fn token_of(sb: &Sandbox, name: &str) -> String {
     t
 }
 
-fn logged_in(sb: &Sandbox, name: &str, port: u16) {
+pub(crate) fn logged_in(sb: &Sandbox, name: &str, port: u16) {
     add_account(sb, name, port);
     let mut login = Login::start(sb, name);
     let url = login.url();

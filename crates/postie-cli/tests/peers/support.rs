@@ -109,6 +109,8 @@ pub enum Peer {
     Postfix,
     /// aiosmtpd replaying smtp.gmail.com's dialogue and auth failures.
     GmailLike,
+    /// aiosmtpd with injectable faults (421/451/dropped connections, down) from its control file.
+    Flaky,
     /// aiosmtpd with an expired certificate.
     TlsExpired,
     /// aiosmtpd with a certificate for `TLS_OTHERNAME` only.
@@ -122,6 +124,7 @@ impl Peer {
             Peer::SmtpServer => "SMTPSERVER",
             Peer::Postfix => "POSTFIX",
             Peer::GmailLike => "GMAILLIKE",
+            Peer::Flaky => "FLAKY",
             Peer::TlsExpired => "TLS_EXPIRED",
             Peer::TlsOtherName => "TLS_OTHERNAME",
         }

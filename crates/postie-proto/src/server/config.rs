@@ -23,6 +23,14 @@ pub struct ServerConfig {
     /// Longest message line in octets including CRLF; RFC 5321
     /// §4.5.3.1.6 says 1000.
     pub max_data_line: usize,
+    /// A bare LF in a message body ends the line as if it were CRLF, and is
+    /// stored as CRLF, instead of refusing the message. Postfix does the same
+    /// (`smtpd_forbid_bare_newline = normalize`): Python's `smtplib.sendmail`
+    /// with bytes sends bare LFs, and such programs are what a local relay
+    /// serves. Only `CRLF.CRLF` still ends the data, and what is stored has
+    /// CRLF line ends only, so nothing can be smuggled to the next hop. A bare
+    /// CR is refused either way.
+    pub normalize_bare_lf: bool,
     /// Advertise and accept STARTTLS while not yet in TLS (RFC 3207).
     pub starttls: bool,
     /// SASL mechanisms to offer; empty means no AUTH. Only PLAIN, LOGIN,
@@ -55,6 +63,7 @@ impl ServerConfig {
             max_message_size: 25 * 1024 * 1024,
             max_recipients: 100,
             max_data_line: 1000,
+            normalize_bare_lf: false,
             starttls: false,
             auth: Vec::new(),
             auth_requires_tls: true,

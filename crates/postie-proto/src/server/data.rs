@@ -20,6 +20,7 @@ struct BodyCheck {
     eight_bit: bool,
     line_len: usize,
     problem: Option<DataRejection>,
+    normalize_lf: bool,
 }
 
 impl BodyCheck {
@@ -31,6 +32,7 @@ impl BodyCheck {
             eight_bit: false,
             line_len: 0,
             problem: None,
+            normalize_lf: cfg.normalize_bare_lf,
         }
     }
 
@@ -87,6 +89,9 @@ enum At {
 pub(super) struct DataReader {
     at: At,
     check: BodyCheck,
+    /// The current line started after a normalized bare LF: a `.` line
+    /// there is content, since only a real `CRLF.CRLF` ends the data.
+    after_bare_lf: bool,
 }
 
 impl DataReader {
@@ -94,6 +99,7 @@ impl DataReader {
         DataReader {
             at: At::LineStart,
             check: BodyCheck::new(cfg),
+            after_bare_lf: false,
         }
     }
 
@@ -111,12 +117,21 @@ impl DataReader {
                 At::Dot if b == b'\r' => self.at = At::DotCr,
                 // The leading dot of a stuffed line is dropped.
                 At::LineStart | At::Dot | At::InLine => self.in_line(b, out),
+                At::DotCr if b == b'\n' && self.after_bare_lf => {
+                    // `LF . CRLF`: a stuffed empty line, not the end.
+                    self.check.content(b'\r', out);
+                    self.check.content(b'\n', out);
+                    self.check.line_end();
+                    self.at = At::LineStart;
+                    self.after_bare_lf = false;
+                }
                 At::DotCr if b == b'\n' => return (i + 1, true),
                 At::Cr if b == b'\n' => {
                     self.check.content(b'\r', out);
                     self.check.content(b'\n', out);
                     self.check.line_end();
                     self.at = At::LineStart;
+                    self.after_bare_lf = false;
                 }
                 At::DotCr | At::Cr => {
                     self.check.fail(DataRejection::BareNewline);
@@ -131,6 +146,13 @@ impl DataReader {
     fn in_line(&mut self, b: u8, out: &mut Vec<u8>) {
         match b {
             b'\r' => self.at = At::Cr,
+            b'\n' if self.check.normalize_lf => {
+                self.check.content(b'\r', out);
+                self.check.content(b'\n', out);
+                self.check.line_end();
+                self.at = At::LineStart;
+                self.after_bare_lf = true;
+            }
             b'\n' => {
                 self.check.fail(DataRejection::BareNewline);
                 self.check.content(b, out);
@@ -173,7 +195,9 @@ impl ChunkBody {
         for &b in input {
             if !self.binary {
                 self.check.wire_octet();
-                if self.cr != (b == b'\n') {
+                if b == b'\n' && !self.cr && self.check.normalize_lf {
+                    self.check.content(b'\r', out);
+                } else if self.cr != (b == b'\n') {
                     self.check.fail(DataRejection::BareNewline);
                 }
                 if b == 0 {
@@ -333,5 +357,40 @@ mod tests {
             assert_eq!(end, None, "{input:?}");
             assert_eq!(problem, Some(DataRejection::BareNewline), "{input:?}");
         }
+    }
+
+    #[test]
+    fn normalized_bare_lf_is_stored_as_crlf_and_still_never_ends_the_data() {
+        let mut cfg = ServerConfig::new("mx.example");
+        cfg.normalize_bare_lf = true;
+        let table: &[(&[u8], &[u8], Option<usize>)] = &[
+            // smtplib.sendmail(bytes): LF lines, dot-stuffed after LF
+            (b"a\nb\r\n.\r\n", b"a\r\nb\r\n", Some(8)),
+            (b"a\n..x\n.\r\n", b"a\r\n.x\r\n\r\n", None),
+            (b"a\n.\r\n.\r\n", b"a\r\n\r\n", Some(8)),
+            // the smuggling shapes stay content
+            (
+                b"a\n.\nMAIL FROM:<x@y>\r\n",
+                b"a\r\n\r\nMAIL FROM:<x@y>\r\n",
+                None,
+            ),
+            (b"a\r\n.\nb", b"a\r\n\r\nb", None),
+        ];
+        for (input, want, end) in table {
+            let mut r = DataReader::new(&cfg);
+            let mut out = Vec::new();
+            let (used, done) = r.feed(input, &mut out);
+            assert_eq!(r.check.problem, None, "{input:?}");
+            assert_eq!(out.as_slice(), *want, "{input:?}");
+            if let Some(e) = end {
+                assert!(done && used == *e, "{input:?}");
+            } else {
+                assert!(!done, "{input:?}");
+            }
+        }
+        // a bare CR is still refused
+        let mut r = DataReader::new(&cfg);
+        r.feed(b"a\rb\r\n", &mut Vec::new());
+        assert_eq!(r.check.problem, Some(DataRejection::BareNewline));
     }
 }

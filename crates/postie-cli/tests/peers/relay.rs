@@ -1,0 +1,589 @@
+//! `postie relay` against real clients and servers: the article's smtplib functions unchanged
+//! but for host and port, a crash test with `kill -9`, upstream faults, the open-relay guard, and
+//! hostile input on the wire.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::oauth::{USER, logged_in};
+use crate::relay_support::*;
+use crate::spool::{assert_not_delivered, delivered};
+
+use crate::support::*;
+
+/// Fast retries so faults resolve within a test.
+const FAST_RETRY: &str = "[relay]\nretry_first = \"200ms\"\nretry_max = \"1s\"\n";
+
+/// Runs one function of the article (tests/peers/article.py) against the relay.
+fn article(mode: &str, port: u16, sender: &str, secret: &str, subject: &str) -> String {
+    let out = python()
+        .arg(script("article.py"))
+        .args([
+            mode,
+            sender,
+            secret,
+            "bob@example.test",
+            subject,
+            "Hello from the article",
+        ])
+        .env("ARTICLE_SMTP_HOST", "127.0.0.1")
+        .env("ARTICLE_SMTP_PORT", port.to_string())
+        .output()
+        .expect("run article.py");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The article's three smtplib functions, unchanged but for host and port, through the relay to
+/// the Gmail-like peer, which the relay signs in to with an OAuth 2.0 token (consent given in a
+/// real browser). No password of the scripts ever reaches the upstream server.
+#[test]
+fn article_scripts_deliver_through_the_relay_with_oauth_upstream() {
+    let sb = Sandbox::new();
+    logged_in(&sb, "gm", peers().port("GMAILLIKE_STARTTLS"));
+    sb.postie()
+        .args([
+            "relay",
+            "user",
+            "add",
+            USER,
+            "--account",
+            "gm",
+            "--password-env",
+            "RELAY_PW",
+        ])
+        .env("RELAY_PW", "the-scripts-old-password")
+        .run()
+        .success();
+    let port = free_port();
+    let relay = RelayProc::start(&sb, port, "");
+
+    // 1. The plain-password function: its password is now a local relay login, so it delivers.
+    let t1 = token("article-plain");
+    let out = article("plain", port, USER, "the-scripts-old-password", &t1);
+    assert!(
+        out.contains("Email sent successfully!"),
+        "{out}\n{}",
+        relay.log_text()
+    );
+    let d = delivered(Peer::GmailLike, &t1, 1);
+    assert_eq!(
+        d.auth_user.as_deref(),
+        Some(USER),
+        "upstream AUTH is the account's bearer token"
+    );
+    assert!(d.tls);
+
+    // 2. The app-password function with a password the relay does not know: a clear refusal
+    //    that says what to do, and nothing sent.
+    let t2 = token("article-app");
+    let out = article("app", port, USER, "abcd efgh ijkl mnop", &t2);
+    assert!(
+        out.contains("535") && out.contains("postie relay") && out.contains("relay user add"),
+        "{out}"
+    );
+    // 3. The XOAUTH2 function sends its auth string raw (not base64): the relay answers 501 like
+    //    Gmail, docmd() ignores the answer, and since clients on this machine need no AUTH the
+    //    message is delivered with the account's own token.
+    let t3 = token("article-oauth");
+    let out = article("oauth", port, USER, "ya29.not-a-real-token", &t3);
+    assert!(
+        out.contains("Email sent successfully using OAuth2!"),
+        "{out}"
+    );
+    let d = delivered(Peer::GmailLike, &t3, 1);
+    assert_eq!(d.auth_user.as_deref(), Some(USER));
+    assert_not_delivered(Peer::GmailLike, &t2);
+
+    let msgs = queue_settled(&sb, Duration::from_secs(20));
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs.iter().all(|m| m["state"] == "sent"), "{msgs:?}");
+    // The scripts' passwords and the token never show in the relay's output.
+    let log = relay.log_text();
+    assert!(
+        !log.contains("the-scripts-old-password") && !log.contains("ya29."),
+        "{log}"
+    );
+    relay.stop();
+}
+
+/// Messages of load.py found in a spool directory: index -> copies.
+fn load_copies(spool: &Path, run: &str) -> BTreeMap<u32, usize> {
+    let mut m = BTreeMap::new();
+    let needle = format!("Subject: load {run} ");
+    for e in std::fs::read_dir(spool).unwrap().flatten() {
+        if e.path().extension().is_none_or(|x| x != "eml") {
+            continue;
+        }
+        let bytes = std::fs::read(e.path()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(&needle)
+                && let Ok(i) = rest.trim().parse::<u32>()
+            {
+                *m.entry(i).or_insert(0) += 1;
+            }
+        }
+    }
+    m
+}
+
+fn acked(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// `kill -9` of the relay at random moments while several clients send: every message that got
+/// a 250 is delivered after the restarts; duplicates only for what was in flight at a kill.
+#[test]
+fn relay_survives_kill_9_with_nothing_lost() {
+    let sb = Sandbox::new();
+    let from = "loader@example.test";
+    add_password_account(&sb, "k", from, Peer::Aiosmtpd);
+    append_config(&sb, FAST_RETRY);
+    let pw = peers().get("AIOSMTPD_PASSWORD");
+    let port = free_port();
+    let run = token("crash");
+    let acked_file = sb.path().join("acked.txt");
+    const N: u32 = 240;
+    let mut load = python()
+        .arg(script("load.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--count",
+            &N.to_string(),
+            "--clients",
+            "4",
+            "--run-id",
+            &run,
+        ])
+        .arg("--acked")
+        .arg(&acked_file)
+        .args([
+            "--deadline",
+            "150",
+            "--from",
+            from,
+            "--to",
+            "sink@example.test",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut relay = RelayProc::start(&sb, port, pw);
+    let mut seed = run
+        .bytes()
+        .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+    let kills = 4;
+    for _ in 0..kills {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(300 + (seed >> 33) % 1200));
+        relay.kill9();
+        std::thread::sleep(Duration::from_millis(100));
+        relay = RelayProc::start(&sb, port, pw);
+    }
+    let status = load.wait().unwrap();
+    let mut summary = String::new();
+    load.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut summary)
+        .unwrap();
+    assert!(
+        status.success(),
+        "load.py did not get every message acked: {summary}"
+    );
+    let msgs = queue_settled(&sb, Duration::from_secs(60));
+    let acked = acked(&acked_file);
+    assert!(acked.len() >= N as usize, "{summary}");
+    let spool = Path::new(peers().get("AIOSMTPD_SPOOL"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let copies = loop {
+        let c = load_copies(spool, &run);
+        if acked.iter().all(|i| c.contains_key(i)) || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let lost: Vec<_> = acked.iter().filter(|i| !copies.contains_key(i)).collect();
+    assert!(
+        lost.is_empty(),
+        "acked but never delivered: {lost:?}\nqueue: {msgs:?}\n{}",
+        relay.log_text()
+    );
+    let dups: usize = copies.values().map(|n| n - 1).sum();
+    // In flight at a kill: at most the connections per account (2) of the delivering worker,
+    // plus a message whose 250 to the client was lost (load.py then sends it again).
+    assert!(
+        dups <= kills * 6,
+        "{dups} duplicates for {kills} kills: {copies:?}"
+    );
+    eprintln!(
+        "crash test: {} acked, {} delivered, {dups} duplicates",
+        acked.len(),
+        copies.len()
+    );
+    relay.stop();
+}
+
+fn control(path: &str, json: &str) {
+    let tmp = format!("{path}.tmp");
+    std::fs::write(&tmp, json).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn stats() -> serde_json::Value {
+    let text = std::fs::read_to_string(peers().get("FLAKY_STATS")).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+/// The upstream answers 421 / 451 or drops the connection for a share of transactions, then is
+/// down for a while: everything is delivered once it recovers.
+#[test]
+fn upstream_faults_are_retried_until_everything_is_delivered() {
+    let sb = Sandbox::new();
+    let from = "flaky-user@example.test";
+    add_password_account(&sb, "f", from, Peer::Flaky);
+    append_config(&sb, FAST_RETRY);
+    let ctl = peers().get("FLAKY_CONTROL");
+    let run = token("faults");
+    let before = stats();
+    // The peer re-reads its control file per connection, and the relay reuses connections:
+    // the refused recipient is in every version of the file.
+    let refused = peers().get("REFUSED_RCPT");
+    control(
+        ctl,
+        &format!(
+            r#"{{"fail_rate": 0.4, "modes": ["451", "421", "drop"], "seed": 11, "run": "{run}", "refuse_rcpt": ["{refused}"]}}"#
+        ),
+    );
+    let port = free_port();
+    let relay = RelayProc::start(&sb, port, peers().get("FLAKY_PASSWORD"));
+    let acked_file = sb.path().join("acked.txt");
+    const N: u32 = 30;
+    let out = python()
+        .arg(script("load.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--count",
+            &N.to_string(),
+            "--clients",
+            "3",
+            "--run-id",
+            &run,
+        ])
+        .arg("--acked")
+        .arg(&acked_file)
+        .args([
+            "--deadline",
+            "60",
+            "--from",
+            from,
+            "--to",
+            "sink@example.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Down for a while, then faults again, then healthy.
+    control(ctl, &format!(r#"{{"down": true, "run": "{run}-down"}}"#));
+    std::thread::sleep(Duration::from_secs(2));
+    control(
+        ctl,
+        &format!(
+            r#"{{"fail_rate": 0.3, "modes": ["451", "drop"], "seed": 5, "run": "{run}-2", "refuse_rcpt": ["{refused}"]}}"#
+        ),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    control(
+        ctl,
+        &format!(r#"{{"run": "{run}-ok", "refuse_rcpt": ["{refused}"]}}"#),
+    );
+    let msgs = queue_settled(&sb, Duration::from_secs(60));
+    let failures = |v: &serde_json::Value| {
+        v["failures"]
+            .as_object()
+            .map(|o| o.values().filter_map(|x| x.as_u64()).sum::<u64>())
+            .unwrap_or(0)
+    };
+    assert!(
+        failures(&stats()) > failures(&before),
+        "the peer injected no fault: {:?}",
+        stats()
+    );
+    let spool = Path::new(peers().get("FLAKY_SPOOL"));
+    let copies = load_copies(spool, &run);
+    let missing: Vec<u32> = (0..N).filter(|i| !copies.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "not delivered: {missing:?}\nqueue: {msgs:?}\n{}",
+        relay.log_text()
+    );
+    assert!(msgs.iter().all(|m| m["state"] == "sent"), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m["attempts"].as_u64().unwrap_or(0) > 1),
+        "some message must have needed a retry: {msgs:?}"
+    );
+
+    relay.stop();
+}
+
+/// A 550 for one recipient fails that recipient only, and `postie queue show` says so.
+#[test]
+fn a_refused_recipient_fails_alone_and_queue_show_says_so() {
+    let sb = Sandbox::new();
+    let from = "partial@example.test";
+    add_password_account(&sb, "p", from, Peer::Aiosmtpd);
+    let refused = peers().get("REFUSED_RCPT");
+    let port = free_port();
+    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    // One refused recipient among two.
+    let t = token("one-refused");
+    let sw = std::process::Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--from",
+            from,
+            "--to",
+            &format!("ok@example.test,{refused}"),
+        ])
+        .args(["--header", &format!("Subject: {t}")])
+        .output()
+        .unwrap();
+    assert!(
+        sw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sw.stdout)
+    );
+    delivered(Peer::Aiosmtpd, &t, 1);
+    let msgs = queue_settled(&sb, Duration::from_secs(30));
+    let m = msgs
+        .iter()
+        .find(|m| m["subject"].as_str() == Some(t.as_str()))
+        .unwrap_or_else(|| panic!("{msgs:?}"));
+    let id = m["id"].to_string();
+    let show = sb.postie().args(["queue", "show", &id, "--json"]).run();
+    show.success();
+    let v = show.json();
+    let rcpts = v["recipients"].as_array().unwrap();
+    let by = |a: &str| rcpts.iter().find(|r| r["address"] == a).unwrap().clone();
+    assert_eq!(by("ok@example.test")["state"], "sent", "{v}");
+    assert_eq!(by(refused)["state"], "failed", "{v}");
+    assert_eq!(by(refused)["reply"]["code"], 550, "{v}");
+    let human = sb.postie().args(["queue", "show", &id]).run();
+    human.success();
+    assert!(
+        human.stdout.contains("550") && human.stdout.contains(refused),
+        "{human}"
+    );
+    relay.stop();
+}
+
+/// Beyond loopback the relay refuses to start without relay users, and with the generated
+/// certificate; it never binds the address.
+#[test]
+fn not_an_open_relay() {
+    let sb = Sandbox::new();
+    add_password_account(&sb, "a", "open@example.test", Peer::Aiosmtpd);
+    let run = sb.postie().args(["relay", "--listen", "0.0.0.0:1"]).run();
+    run.code(78);
+    assert!(
+        run.stderr.contains("refusing to listen on 0.0.0.0:1") && run.stderr.contains("relay user"),
+        "{run}"
+    );
+    sb.postie()
+        .args([
+            "relay",
+            "user",
+            "add",
+            "u",
+            "--account",
+            "a",
+            "--password-env",
+            "P",
+        ])
+        .env("P", "pw")
+        .run()
+        .success();
+    let run = sb.postie().args(["relay", "--listen", "0.0.0.0:1"]).run();
+    run.code(78);
+    assert!(run.stderr.contains("tls_cert"), "{run}");
+}
+
+/// A line-based SMTP client for hostile input.
+struct Raw {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut r = Raw {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        assert!(r.reply().starts_with("220"));
+        r
+    }
+
+    /// One whole reply (all its lines).
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.r.read_line(&mut line).unwrap() == 0 {
+                return all + "<closed>";
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    /// MAIL, RCPT and DATA, each accepted.
+    fn open_data(&mut self, from: &str, to: &str) {
+        let r = self.send(format!("MAIL FROM:<{from}>\r\nRCPT TO:<{to}>\r\nDATA\r\n").as_bytes());
+        assert!(r.starts_with("250"), "{r}");
+        let r = self.reply();
+        assert!(r.starts_with("250"), "{r}");
+        let r = self.reply();
+        assert!(r.starts_with("354"), "{r}");
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> String {
+        self.w.write_all(bytes).unwrap();
+        self.reply()
+    }
+}
+
+/// Over-long lines, a message over SIZE, NUL bytes, a bare-LF dot (SMTP smuggling), 8-bit data
+/// without BODY=8BITMIME: clear replies, nothing stored half, no second message smuggled; the
+/// well-formed 8-bit message is delivered byte for byte.
+#[test]
+fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
+    let sb = Sandbox::new();
+    let from = "wire@example.test";
+    add_password_account(&sb, "w", from, Peer::Aiosmtpd);
+    let port = free_port();
+    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    let mut c = Raw::connect(port);
+    assert!(c.send(b"EHLO client.test\r\n").contains("250 "));
+
+    let long = format!("MAIL FROM:<{from}> {}\r\n", "X".repeat(600));
+    let r = c.send(long.as_bytes());
+    assert!(r.starts_with("500 5.5.2"), "{r}");
+
+    let r = c.send(format!("MAIL FROM:<{from}> SIZE=999999999999\r\n").as_bytes());
+    assert!(r.starts_with("552"), "{r}");
+
+    // Smuggling: a bare-LF dot inside the body does not end it. Bare LFs are stored as CRLF
+    // (Python's smtplib.sendmail(bytes) sends them), so the would-be second message is just
+    // text of the first, and no hop after this one can read it as a command.
+    let outer = token("outer");
+    let smuggled = token("smuggled");
+    c.open_data(from, "victim@example.test");
+    let body = format!(
+        "Subject: {outer}\r\n\r\nhello\n.\nMAIL FROM:<{from}>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nSubject: {smuggled}\r\n\r\nevil\r\n.\r\n"
+    );
+    let r = c.send(body.as_bytes());
+    assert!(r.starts_with("250"), "one message, one reply: {r}");
+    // the next reply answers the next command: nothing was left over as commands
+    assert!(c.send(b"NOOP\r\n").starts_with("250"));
+
+    // A bare CR is refused.
+    c.open_data(from, "victim@example.test");
+    let r = c.send(b"Subject: cr\r\n\r\nbare\rcr\r\n.\r\n");
+    assert!(r.starts_with("554"), "{r}");
+
+    // NUL in the body.
+    c.open_data(from, "victim@example.test");
+    let r = c.send(b"Subject: nul\r\n\r\nbad\0byte\r\n.\r\n");
+    assert!(r.starts_with("554"), "{r}");
+
+    // A data line over 1000 octets.
+    c.open_data(from, "victim@example.test");
+    let r = c.send(format!("Subject: long\r\n\r\n{}\r\n.\r\n", "y".repeat(2000)).as_bytes());
+    assert!(r.starts_with('5'), "{r}");
+
+    // 8-bit without BODY=8BITMIME: accepted (as Postfix does) and delivered unchanged.
+    let eight = token("eight-bit");
+    let msg = format!(
+        "From: <{from}>\r\nTo: <victim@example.test>\r\nSubject: {eight}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße, naïve café\r\n"
+    );
+    c.open_data(from, "victim@example.test");
+    let r = c.send(format!("{msg}.\r\n").as_bytes());
+    assert!(r.starts_with("250"), "{r}");
+    assert!(c.send(b"QUIT\r\n").starts_with("221"));
+
+    let d = delivered(Peer::Aiosmtpd, &eight, 1);
+    assert_eq!(d.copies[0].1, msg.as_bytes(), "stored bytes differ");
+    let d = delivered(Peer::Aiosmtpd, &smuggled, 1);
+    assert_eq!(d.copies.len(), 1, "one message, not two");
+    let stored = String::from_utf8_lossy(&d.copies[0].1).into_owned();
+    assert!(
+        stored.starts_with(&format!("Subject: {outer}\r\n")),
+        "{stored}"
+    );
+    assert!(
+        !stored.replace("\r\n", "").contains('\n'),
+        "only CRLF line ends: {stored:?}"
+    );
+    let msgs = queue_settled(&sb, Duration::from_secs(20));
+    assert_eq!(
+        msgs.len(),
+        2,
+        "the outer and the 8-bit message only: {msgs:?}"
+    );
+    relay.stop();
+}
+
+/// SIGTERM while a client is in the middle of DATA: the relay lets the transaction finish,
+/// answers 250 only after storing it, then says 421 and stops; the message is delivered.
+#[test]
+fn graceful_stop_finishes_the_transaction_in_progress() {
+    let sb = Sandbox::new();
+    let from = "term@example.test";
+    add_password_account(&sb, "t", from, Peer::Aiosmtpd);
+    append_config(&sb, "[relay]\nretry_first = \"200ms\"\n");
+    let port = free_port();
+    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    let t = token("sigterm");
+    let mut c = Raw::connect(port);
+    assert!(c.send(b"EHLO client.test\r\n").contains("250 "));
+    c.open_data(from, "x@example.test");
+    c.w.write_all(format!("Subject: {t}\r\n\r\nfirst half\r\n").as_bytes())
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &relay.child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = c.send(b"second half\r\n.\r\n");
+    assert!(r.starts_with("250"), "{r}");
+    let next = c.reply();
+    assert!(next.starts_with("421"), "{next}");
+    let code = relay.stop();
+    assert_eq!(code, Some(0));
+    // Delivered by the next run of the queue (the stopping relay may not have sent it).
+    sb.postie()
+        .args(["queue", "run"])
+        .env(UPSTREAM_PW_VAR, peers().get("AIOSMTPD_PASSWORD"))
+        .run();
+    delivered(Peer::Aiosmtpd, &t, 1);
+}
