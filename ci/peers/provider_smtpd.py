@@ -260,6 +260,7 @@ class Handler:
         auth = fields.get(b"auth", b"").decode()
         tok = auth[7:] if auth.lower().startswith("bearer ") else ""
         if user and self.token_ok(tok):
+            server.session.auth_mechanism = "XOAUTH2"   # recorded in the spool's .json
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         return await self._bearer_fail(server, "XOAUTH2")
 
@@ -277,6 +278,7 @@ class Handler:
         auth = fields.get(b"auth", b"").decode()
         tok = auth[7:] if auth.lower().startswith("bearer ") else ""
         if self.token_ok(tok):
+            server.session.auth_mechanism = "OAUTHBEARER"
             return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
         return await self._bearer_fail(server, "OAUTHBEARER")
 
@@ -302,6 +304,7 @@ class Handler:
         meta = {"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                 "auth_user": session.auth_data.login.decode(errors="replace")
                 if isinstance(session.auth_data, LoginPassword) else None,
+                "auth_mechanism": getattr(session, "auth_mechanism", None),
                 "peer": list(session.peer), "tls": is_tls(server)}
         # .json first, each file renamed into place: a reader never sees a partial message
         write_atomic(base + ".json", json.dumps(meta).encode())
@@ -320,6 +323,7 @@ def write_atomic(path, data):
 
 def password_authenticator(users, gmail):
     def auth(server, session, envelope, mechanism, auth_data):
+        session.auth_mechanism = mechanism
         if isinstance(auth_data, LoginPassword):
             u = auth_data.login.decode(errors="replace")
             p = auth_data.password.decode(errors="replace")

@@ -437,6 +437,7 @@ Examples:
 Clients on loopback need no AUTH. STARTTLS is offered with a certificate postie makes for
 localhost (its CA: $XDG_DATA_HOME/postie/relay-tls/ca.pem). Listening beyond loopback needs
 [relay] users and tls_cert/tls_key. A message is answered 250 only once it is on disk.
+What the relay and its delivery do is logged on stderr (POSTIE_LOG=postie=debug for more).
 
 Exit status: 0 after a graceful stop, 69 when an address cannot be bound, 78 configuration error.";
 
@@ -446,7 +447,10 @@ Examples:
   postie queue list --json          # for scripts
   postie queue show 42              # replies of every attempt, and what to do
   postie queue retry --all          # retry failed and waiting messages now
-  postie queue run                  # deliver what is due, once (for cron)";
+  postie queue run                  # deliver what is due, once (for cron)
+
+Exit status: 0 done; 75 after `queue run` when a message failed for good or an account is paused
+(`postie queue list` says which); 64 usage (unknown id); 73/74 the outbox cannot be opened.";
 
 const SENDMAIL_HELP: &str = "\
 Compatible with /usr/sbin/sendmail as cron, git send-email, mutt and PHP's mail() call it:
@@ -461,8 +465,10 @@ Options: -t (recipients from To/Cc/Bcc; Bcc is removed), -i / -oi (a lone '.' do
 the message), -f ADDR (envelope sender), -F NAME (sender's full name), --account NAME;
 -o*, -B*, -N, -R, -v, -bm and -odX are accepted and ignored.
 
-Exit status: 0 stored (and sent, or queued for retry), 64 usage, 65 bad message,
-67 recipient refused, 73 cannot store, 78 configuration error.";
+Exit status: 0 stored, and sent or queued for a retry; 65 the server refused the message and 67
+it refused a recipient (stored; `postie queue show ID` has the replies). Nothing was stored on
+64 usage, 65 unreadable message, 73 cannot store, 78 configuration error (e.g. no account for
+the sender): the caller still holds the message.";
 
 /// `postie relay`.
 #[derive(Debug, Args)]

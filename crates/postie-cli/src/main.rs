@@ -22,6 +22,27 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Diagnostics of the library (the relay's and the delivery workers' in
+/// particular) on stderr: warnings and errors by default, what the relay
+/// does at `info`; `POSTIE_LOG` (an EnvFilter, e.g. `postie=debug`) decides
+/// otherwise. The library never logs a secret at any level.
+fn init_logging(cli: &Cli, style: Style) {
+    let default = match (&cli.command, cli.verbose) {
+        (_, v) if v > 1 => "debug",
+        (Command::Relay(_), _) | (Command::Queue(_), _) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("POSTIE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("postie={default},postie_cli={default}"))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(style.color())
+        .with_target(false)
+        .try_init();
+}
+
 fn real_main() -> i32 {
     // Called as `sendmail` (a symlink): the whole command line is sendmail's.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -51,6 +72,7 @@ fn real_main() -> i32 {
         }
     };
     let style = Style::new(cli.color);
+    init_logging(&cli, style);
     match cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "postie", &mut std::io::stdout());

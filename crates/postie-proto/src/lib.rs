@@ -1,4 +1,4 @@
-//! The SMTP client protocol core of postie, without I/O.
+//! The SMTP protocol core of postie, client and server side, without I/O.
 //!
 //! Bytes go in, events and bytes come out; nothing here opens a socket or
 //! reads a clock, so every behaviour can be tested in memory.

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorKind};
 use crate::oauth::OAuthConfig;
 use crate::provider::{AuthMethod, ProviderId, TlsMode};
+use crate::secret::PasswordSource;
 use crate::transport::Endpoint;
+use postie_proto::sasl::Mechanism;
 
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "POSTIE_CONFIG";
@@ -149,12 +151,45 @@ pub struct AccountConfig {
     /// OAuth 2.0 client settings (`auth = "oauth"`), `[accounts.NAME.oauth]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthConfig>,
+    /// SASL mechanism to use instead of the one postie picks from the
+    /// server's offer (`"XOAUTH2"`, `"OAUTHBEARER"`, `"PLAIN"`, `"LOGIN"`),
+    /// for a server whose offer promises more than it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_mechanism: Option<String>,
 }
 
 impl AccountConfig {
     /// The login name: `user` when set, else the address.
     pub fn login(&self) -> &str {
         self.user.as_deref().unwrap_or(&self.email)
+    }
+
+    /// Where account `name`'s password comes from when nothing overrides
+    /// it: `password_env`, else `password_command`, else the secret store.
+    pub fn password_source(&self, name: &str) -> PasswordSource {
+        match (&self.password_env, &self.password_command) {
+            (Some(v), _) => PasswordSource::Env(v.clone()),
+            (None, Some(c)) => PasswordSource::Command(c.clone()),
+            (None, None) => PasswordSource::Store(name.to_string()),
+        }
+    }
+
+    /// `auth_mechanism` parsed.
+    pub fn mechanism(&self) -> Result<Option<Mechanism>, Error> {
+        self.auth_mechanism
+            .as_deref()
+            .map(|m| {
+                m.parse::<Mechanism>().map_err(|_| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!(
+                            "auth_mechanism = \"{m}\" is not a SASL mechanism name: use XOAUTH2, \
+                             OAUTHBEARER, PLAIN or LOGIN"
+                        ),
+                    )
+                })
+            })
+            .transpose()
     }
 
     /// Where and how to connect, from the preset and this account's overrides.
@@ -238,6 +273,15 @@ fn no_home() -> Error {
 }
 
 impl Config {
+    /// The name of the account whose address is `addr`, compared without
+    /// regard to ASCII case (as providers treat their own addresses).
+    pub fn account_for_address(&self, addr: &str) -> Option<&str> {
+        self.accounts
+            .iter()
+            .find(|(_, a)| a.email.eq_ignore_ascii_case(addr))
+            .map(|(n, _)| n.as_str())
+    }
+
     /// Load the config file; a missing file is an empty config.
     pub fn load(path: &Path) -> Result<Config, Error> {
         let text = match fs::read_to_string(path) {
@@ -293,6 +337,12 @@ impl Config {
                     ),
                 ));
             }
+            a.mechanism().map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("{}: account '{name}': {}", path.display(), e.message()),
+                )
+            })?;
         }
         Ok(())
     }
@@ -419,6 +469,7 @@ mod tests {
             password_env: None,
             password_command: None,
             oauth: None,
+            auth_mechanism: None,
         }
     }
 

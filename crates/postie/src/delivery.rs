@@ -149,7 +149,8 @@ impl Deliverer {
             tokio::select! {
                 _ = tokio::time::sleep(sleep.max(Duration::from_millis(20))) => {}
                 _ = wake.notified() => {}
-                _ = shutdown.changed() => {}
+                // A dropped sender is a stop too (never a busy loop).
+                r = shutdown.changed() => if r.is_err() { break },
             }
         }
         self.0.pool.close_all().await;

@@ -608,11 +608,24 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
                 vec!["Fix the message and send again".into()],
                 Retry::No,
             ),
-            ErrorKind::Config | ErrorKind::Usage | ErrorKind::Secret => (
+            ErrorKind::Config => (
                 "configuration",
                 "postie's configuration is incomplete or wrong.".into(),
                 vec![err.message().to_string()],
                 vec!["See `postie account --help`".into()],
+                Retry::No,
+            ),
+            // The message says what was wrong with the command line and how
+            // to write it; a generic "configuration" story would mislead.
+            ErrorKind::Usage => ("usage", err.message().to_string(), vec![], vec![], Retry::No),
+            ErrorKind::Secret => (
+                "secret-store",
+                "postie's secret store could not be used.".into(),
+                vec![err.message().to_string()],
+                vec![
+                    "With the encrypted file: set POSTIE_PASSPHRASE (or run where a prompt can be answered)".into(),
+                    "Or take the password from password_env / password_command instead of the store".into(),
+                ],
                 Retry::No,
             ),
             ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Io => (

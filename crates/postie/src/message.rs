@@ -235,6 +235,37 @@ fn format(b: lettre::message::MessageBuilder, body: Body) -> Result<Vec<u8>> {
     Ok(m.formatted())
 }
 
+/// What is read from a message's header for routing and display: the
+/// first `From:` address, the subject, the Message-ID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadSummary {
+    /// The address of the first mailbox in `From:`.
+    pub from: Option<String>,
+    /// `Subject:`, decoded (RFC 2047), at most 200 characters.
+    pub subject: Option<String>,
+    /// `Message-ID:` with its angle brackets.
+    pub message_id: Option<String>,
+}
+
+impl HeadSummary {
+    /// Read the header of `bytes` (the whole message or its first part).
+    pub fn parse(bytes: &[u8]) -> HeadSummary {
+        let Some(msg) = mail_parser::MessageParser::new().parse_headers(bytes) else {
+            return HeadSummary::default();
+        };
+        HeadSummary {
+            from: msg
+                .from()
+                .and_then(|f| f.first())
+                .and_then(|a| a.address())
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty()),
+            subject: msg.subject().map(|s| s.chars().take(200).collect()),
+            message_id: msg.message_id().map(|m| format!("<{m}>")),
+        }
+    }
+}
+
 /// How to find the envelope of a raw message.
 #[derive(Clone, Debug, Default)]
 pub struct RawOptions {

@@ -105,9 +105,8 @@ impl Outbox {
         let mut conn = Connection::open(&path).map_err(|e| {
             Error::new(
                 ErrorKind::Io,
-                format!("cannot open the outbox database {}", path.display()),
+                format!("cannot open the outbox database {}: {e}", path.display()),
             )
-            .with_source(e)
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
         // WAL lets `postie queue list` read while a relay writes; FULL makes
@@ -171,13 +170,16 @@ fn db(e: rusqlite::Error) -> Error {
         )
         .with_source(e)
     } else {
-        Error::new(ErrorKind::Io, "the outbox database failed").with_source(e)
+        Error::new(ErrorKind::Io, format!("the outbox database failed: {e}"))
     }
 }
 
 /// A local file-system error on `path`.
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Io, format!("cannot {what} {}", path.display())).with_source(e)
+    Error::new(
+        ErrorKind::Io,
+        format!("cannot {what} {}: {e}", path.display()),
+    )
 }
 
 /// Create `dir` and its parents; the ones created are private to the user

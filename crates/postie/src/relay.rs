@@ -257,7 +257,7 @@ async fn accept_loop(
         }
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => continue,
+            r = shutdown.changed() => if r.is_err() { break } else { continue },
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -269,7 +269,7 @@ async fn accept_loop(
                     continue;
                 }
             },
-            _ = shutdown.changed() => continue,
+            r = shutdown.changed() => if r.is_err() { break } else { continue },
         };
         let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
         conns.spawn(async move {

@@ -1,16 +1,14 @@
 //! `postie account add|list|remove`.
 
-use std::io::Read;
-
 use postie::config::{AccountConfig, Config};
 use postie::error::{Error, ErrorKind};
 use postie::oauth::{Flow, OAuthConfig};
 use postie::provider::{AuthMethod, ProviderId, guess_from_email};
 use postie::secret::normalize_app_password;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{Global, interactive, open_store, prompt_secret};
+use super::{Global, interactive, open_store, prompt_secret, read_stdin_secret};
 use crate::cli::{AccountAddArgs, AccountCommand};
 use crate::output;
 
@@ -118,6 +116,7 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
         password_env: a.password_env.clone(),
         password_command: a.password_command.clone(),
         oauth,
+        auth_mechanism: None,
     };
     acct.endpoint()?; // host/port/TLS consistent before anything is written
 
@@ -132,21 +131,7 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
     } else if a.password_env.is_some() || a.password_command.is_some() {
         None
     } else if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot read the password from stdin: {e}"),
-            )
-        })?;
-        let s = s.trim_end_matches(['\r', '\n']).to_string();
-        if s.is_empty() {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                "--password-stdin read an empty password",
-            ));
-        }
-        Some(SecretString::from(s))
+        Some(read_stdin_secret("--password-stdin")?)
     } else {
         if interactive() {
             eprintln!("{}", preset.note);
@@ -294,21 +279,6 @@ fn remove(g: &Global, name: &str) -> Result<(), Error> {
     config.save(path)?;
     eprintln!("removed account '{name}'");
     Ok(())
-}
-
-fn read_stdin_secret(flag: &str) -> Result<SecretString, Error> {
-    let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read stdin for {flag}: {e}")))?;
-    let s = s.trim_end_matches(['\r', '\n']).to_string();
-    if s.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!("{flag} read nothing from stdin"),
-        ));
-    }
-    Ok(SecretString::from(s))
 }
 
 fn oauth_config(a: &AccountAddArgs, provider: ProviderId) -> Result<OAuthConfig, Error> {

@@ -8,7 +8,7 @@ pub mod relay;
 pub mod send;
 pub mod sendmail;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 
 use postie::config::Paths;
 use postie::error::{Error, ErrorKind};
@@ -43,6 +43,23 @@ pub fn prompt_secret(question: &str, what_else: &str) -> Result<SecretString, Er
     let answer = rpassword::prompt_password(format!("{question}: "))
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read from the terminal: {e}")))?;
     Ok(SecretString::from(answer))
+}
+
+/// A secret piped to stdin (`--password-stdin` and friends), without its
+/// trailing newline; empty input is an error naming the flag.
+pub fn read_stdin_secret(flag: &str) -> Result<SecretString, Error> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read stdin for {flag}: {e}")))?;
+    let s = s.trim_end_matches(['\r', '\n']).to_string();
+    if s.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!("{flag} read nothing from stdin"),
+        ));
+    }
+    Ok(SecretString::from(s))
 }
 
 /// Open postie's secret store: the system keyring when one is usable, else

@@ -1,16 +1,17 @@
 //! `postie relay` and `postie relay user ...`.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use postie::config::{Config, RelayUser};
 use postie::delivery::{Delivered, Deliverer};
 use postie::error::{Error, ErrorKind};
+use postie::provider::AuthMethod;
 use postie::relay::{BindOptions, Relay, users};
+use postie::secret::PasswordSource;
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 
-use super::{Global, interactive, prompt_secret};
+use super::{Global, interactive, prompt_secret, read_stdin_secret};
 use crate::cli::{RelayArgs, RelayUserAction, RelayUserCommand};
 use crate::output::{self, exit};
 
@@ -58,10 +59,21 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         let progress: postie::delivery::Progress = Arc::new(move |d: &Delivered| {
             eprintln!("{}", super::queue::progress_line(&style, d));
         });
+        // Open the secret store now, when an account needs it: a passphrase
+        // is asked while someone is watching, and a store that cannot be
+        // opened stops the relay here instead of failing every delivery.
+        let store = super::queue::store_opener(g);
+        let needs_store = config.accounts.iter().any(|(name, acct)| {
+            acct.auth == AuthMethod::Oauth
+                || matches!(acct.password_source(name), PasswordSource::Store(_))
+        });
+        if needs_store {
+            store()?;
+        }
         Some(Deliverer::new(
             super::queue::delivery_settings(g, config.clone(), Some(progress))?,
             outbox.clone(),
-            super::queue::store_opener(g),
+            store,
         )?)
     };
     let addrs: Vec<String> = relay.local_addrs().iter().map(|a| a.to_string()).collect();
@@ -147,21 +159,7 @@ fn user(g: &Global, action: RelayUserAction) -> Result<(), Error> {
                     }
                 }
             } else if password_stdin || !interactive() {
-                let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Io,
-                        format!("cannot read the password from stdin: {e}"),
-                    )
-                })?;
-                let s = s.trim_end_matches(['\r', '\n']).to_string();
-                if s.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::Usage,
-                        "no password on stdin: pipe it in, or give --password-env VAR",
-                    ));
-                }
-                SecretString::from(s)
+                read_stdin_secret("--password-stdin")?
             } else {
                 prompt_secret(
                     &format!("Password for relay user {username}"),

@@ -13,7 +13,6 @@ use postie::provider::{AuthMethod, ProviderId, TlsMode};
 use postie::secret::{PasswordSource, normalize_app_password};
 use postie::send::{SendReport, Status, send_once};
 use postie::transport::{ConnectOptions, Endpoint, TranscriptEntry};
-use postie_proto::error::Stage;
 use postie_proto::sasl::Credentials;
 use serde_json::json;
 
@@ -66,30 +65,30 @@ async fn send_oauth(
 ) -> Result<SendReport, Error> {
     let store = open_store(&g.paths)?;
     let tm = TokenManager::new(g.paths.data_dir.clone());
-    let mut force = false;
-    loop {
-        let (token, _) = tm.access_token(name, acct, &store, force).await?;
-        let mut opts = plan.opts.clone();
-        opts.credentials = Some(Credentials::Bearer {
-            user: acct.login().to_string(),
-            token,
-        });
-        match send_once(opts, &plan.message).await {
-            Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
-                if let Some(t) = &plan.opts.transcript {
-                    t(&TranscriptEntry {
-                        elapsed: std::time::Duration::ZERO,
-                        direction: "note",
-                        tls: false,
-                        text:
-                            "the server refused the access token: refreshing it once and retrying"
-                                .into(),
-                    });
-                }
-                force = true;
-            }
-            other => return other,
+    let note = || {
+        if let Some(t) = &plan.opts.transcript {
+            t(&TranscriptEntry {
+                elapsed: std::time::Duration::ZERO,
+                direction: "note",
+                tls: false,
+                text: "the server refused the access token: refreshing it once and retrying".into(),
+            });
         }
+    };
+    tm.with_bearer(name, acct, &store, note, |creds| {
+        let mut opts = plan.opts.clone();
+        opts.credentials = Some(creds);
+        send_once(opts, &plan.message)
+    })
+    .await
+}
+
+/// `--password-env` / `--password-command`, which override the account's.
+fn cli_password(a: &SendArgs) -> Option<PasswordSource> {
+    match (&a.password_env, &a.password_command) {
+        (Some(v), _) => Some(PasswordSource::Env(v.clone())),
+        (None, Some(c)) => Some(PasswordSource::Command(c.clone())),
+        (None, None) => None,
     }
 }
 
@@ -99,20 +98,16 @@ fn plan(
     transcript: Arc<Mutex<Vec<TranscriptEntry>>>,
 ) -> Result<Plan, Error> {
     let mut oauth = None;
+    let mut account_mechanism = None;
     let (mut endpoint, provider, account, default_from, password, user) = match &a.server {
         Some(url) => {
             let ep = Endpoint::from_url(url)?;
-            let pw = match (&a.password_env, &a.password_command) {
-                (Some(v), _) => Some(PasswordSource::Env(v.clone())),
-                (None, Some(c)) => Some(PasswordSource::Command(c.clone())),
-                (None, None) => None,
-            };
             (
                 ep,
                 None,
                 None,
                 a.user.clone().filter(|u| u.contains('@')),
-                pw,
+                cli_password(a),
                 a.user.clone(),
             )
         }
@@ -122,18 +117,8 @@ fn plan(
             if acct.auth == AuthMethod::Oauth {
                 oauth = Some((name.to_string(), acct.clone()));
             }
-            let pw = match (
-                &a.password_env,
-                &a.password_command,
-                &acct.password_env,
-                &acct.password_command,
-            ) {
-                (Some(v), _, _, _) => PasswordSource::Env(v.clone()),
-                (None, Some(c), _, _) => PasswordSource::Command(c.clone()),
-                (None, None, Some(v), _) => PasswordSource::Env(v.clone()),
-                (None, None, None, Some(c)) => PasswordSource::Command(c.clone()),
-                (None, None, None, None) => PasswordSource::Store(name.to_string()),
-            };
+            let pw = cli_password(a).unwrap_or_else(|| acct.password_source(name));
+            account_mechanism = acct.mechanism()?;
             let user = a.user.clone().unwrap_or_else(|| acct.login().to_string());
             (
                 acct.endpoint()?,
@@ -192,7 +177,7 @@ fn plan(
 
     let mut opts = ConnectOptions::new(endpoint);
     opts.credentials = credentials;
-    opts.mechanism = a.auth_mechanism.clone();
+    opts.mechanism = a.auth_mechanism.clone().or(account_mechanism);
     if g.verbose > 0 {
         let show_time = g.verbose > 1;
         let json_mode = a.json;

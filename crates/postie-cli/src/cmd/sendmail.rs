@@ -9,8 +9,10 @@ use std::io::{BufRead, Read};
 use postie::config::Config;
 use postie::delivery::Deliverer;
 use postie::error::{Error, ErrorKind};
-use postie::message::{RawOptions, from_raw};
-use postie::outbox::{Disposition, NewMessage};
+use postie::message::{HeadSummary, RawOptions, from_raw};
+use postie::outbox::{
+    AttemptKind, Disposition, MessageId, NewMessage, Outbox, RecipientState, ReplyRecord,
+};
 
 use super::Global;
 use super::queue::{delivery_settings, open_outbox, store_opener};
@@ -156,6 +158,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
         },
     )?;
     let account = pick_account(&config, &o, msg.from.as_ref())?;
+    let head = HeadSummary::parse(&msg.bytes);
     let outbox = open_outbox(g)?;
     let id = outbox.enqueue(
         &msg.bytes,
@@ -165,8 +168,10 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
             recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
             eight_bit: msg.is_8bit(),
             smtputf8: msg.needs_smtputf8(),
-            message_id: Some(msg.message_id.clone()).filter(|m| !m.is_empty()),
-            subject: None,
+            message_id: head
+                .message_id
+                .or(Some(msg.message_id.clone()).filter(|m| !m.is_empty())),
+            subject: head.subject,
             source: "sendmail".into(),
         },
     )?;
@@ -180,13 +185,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     let mine = done.iter().find(|d| d.id == id);
     let code = match mine.map(|d| &d.disposition) {
         Some(Disposition::Sent) => exit::OK,
-        Some(Disposition::Failed) | Some(Disposition::PartlyFailed { .. }) => {
-            eprintln!(
-                "postie sendmail: message {id} was refused: {} (details: postie queue show {id})",
-                output::clean(&mine.map(|d| d.detail.clone()).unwrap_or_default())
-            );
-            exit::NOUSER
-        }
+        Some(Disposition::Failed) | Some(Disposition::PartlyFailed { .. }) => refused(&outbox, id),
         Some(Disposition::RetryAt(t)) => {
             eprintln!(
                 "postie sendmail: message {id} is queued; delivery failed for now ({}); it will be retried {} by `postie relay` or `postie queue run`",
@@ -207,18 +206,61 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     Ok(code)
 }
 
+/// Say who refused what (each refused recipient with its reply, or the
+/// refusal of the whole message) and pick the exit code: 67 when recipients
+/// were refused, 65 when the message itself was.
+fn refused(outbox: &Outbox, id: MessageId) -> i32 {
+    let detail = match outbox.show(id) {
+        Ok(Some(d)) => d,
+        _ => {
+            eprintln!(
+                "postie sendmail: message {id} was refused (details: postie queue show {id})"
+            );
+            return exit::NOUSER;
+        }
+    };
+    let reply = |r: &Option<ReplyRecord>| {
+        r.as_ref()
+            .map(|r| output::clean(&format!("{} {}", r.code, r.text.replace('\n', " "))))
+            .unwrap_or_default()
+    };
+    let whole = detail
+        .history
+        .last()
+        .is_some_and(|a| a.kind == AttemptKind::Permanent);
+    if whole {
+        eprintln!(
+            "postie sendmail: message {id} was refused: {} (details: postie queue show {id})",
+            reply(&detail.history.last().and_then(|a| a.reply.clone()))
+        );
+        return exit::DATAERR;
+    }
+    for r in detail
+        .recipients
+        .iter()
+        .filter(|r| r.state == RecipientState::Failed)
+    {
+        eprintln!(
+            "postie sendmail: message {id}: <{}> was refused: {}",
+            r.address,
+            reply(&r.reply)
+        );
+    }
+    let sent = detail.summary.counts.sent;
+    if sent > 0 {
+        eprintln!("postie sendmail: message {id} was sent to the {sent} other recipient(s)");
+    }
+    exit::NOUSER
+}
+
 /// The account: `--account`, else the one whose address is the sender,
 /// else `[relay] fallback_account`, else the default account.
 fn pick_account(config: &Config, o: &Options, sender: &str) -> Result<String, Error> {
     if let Some(a) = &o.account {
         return config.account(Some(a)).map(|(n, _)| n.to_string());
     }
-    if let Some((n, _)) = config
-        .accounts
-        .iter()
-        .find(|(_, a)| a.email.eq_ignore_ascii_case(sender))
-    {
-        return Ok(n.clone());
+    if let Some(n) = config.account_for_address(sender) {
+        return Ok(n.to_string());
     }
     if let Some(f) = &config.relay.fallback_account {
         return Ok(f.clone());

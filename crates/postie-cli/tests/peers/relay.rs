@@ -38,12 +38,22 @@ fn article(mode: &str, port: u16, sender: &str, secret: &str, subject: &str) -> 
 }
 
 /// The article's three smtplib functions, unchanged but for host and port, through the relay to
-/// the Gmail-like peer, which the relay signs in to with an OAuth 2.0 token (consent given in a
-/// real browser). No password of the scripts ever reaches the upstream server.
+/// the Gmail-like peer, which the relay signs in to with XOAUTH2 and an OAuth 2.0 token (consent
+/// given in a real browser). No password of the scripts ever reaches the upstream server.
 #[test]
-fn article_scripts_deliver_through_the_relay_with_oauth_upstream() {
+fn article_scripts_deliver_through_the_relay_with_xoauth2_upstream() {
     let sb = Sandbox::new();
     logged_in(&sb, "gm", peers().port("GMAILLIKE_STARTTLS"));
+    // The peer offers OAUTHBEARER too (as Gmail does), which postie would pick; the account
+    // asks for XOAUTH2, the mechanism of the article.
+    let cfg = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("[accounts.gm]\n"), "{text}");
+    let text = text.replace(
+        "[accounts.gm]\n",
+        "[accounts.gm]\nauth_mechanism = \"XOAUTH2\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
     sb.postie()
         .args([
             "relay",
@@ -70,6 +80,7 @@ fn article_scripts_deliver_through_the_relay_with_oauth_upstream() {
         relay.log_text()
     );
     let d = delivered(Peer::GmailLike, &t1, 1);
+    assert_eq!(d.auth_mechanism.as_deref(), Some("XOAUTH2"));
     assert_eq!(
         d.auth_user.as_deref(),
         Some(USER),
@@ -95,6 +106,7 @@ fn article_scripts_deliver_through_the_relay_with_oauth_upstream() {
         "{out}"
     );
     let d = delivered(Peer::GmailLike, &t3, 1);
+    assert_eq!(d.auth_mechanism.as_deref(), Some("XOAUTH2"));
     assert_eq!(d.auth_user.as_deref(), Some(USER));
     assert_not_delivered(Peer::GmailLike, &t2);
 
@@ -143,12 +155,10 @@ fn acked(path: &Path) -> Vec<u32> {
 /// a 250 is delivered after the restarts; duplicates only for what was in flight at a kill.
 #[test]
 fn relay_survives_kill_9_with_nothing_lost() {
-    let sb = Sandbox::new();
     let from = "loader@example.test";
-    add_password_account(&sb, "k", from, Peer::Aiosmtpd);
-    append_config(&sb, FAST_RETRY);
-    let pw = peers().get("AIOSMTPD_PASSWORD");
-    let port = free_port();
+    let (sb, mut relay) = relay_for(Peer::Aiosmtpd, from, FAST_RETRY);
+    let pw = Peer::Aiosmtpd.password();
+    let port = relay.port;
     let run = token("crash");
     let acked_file = sb.path().join("acked.txt");
     const N: u32 = 240;
@@ -177,7 +187,6 @@ fn relay_survives_kill_9_with_nothing_lost() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut relay = RelayProc::start(&sb, port, pw);
     let mut seed = run
         .bytes()
         .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
@@ -250,10 +259,7 @@ fn stats() -> serde_json::Value {
 /// down for a while: everything is delivered once it recovers.
 #[test]
 fn upstream_faults_are_retried_until_everything_is_delivered() {
-    let sb = Sandbox::new();
     let from = "flaky-user@example.test";
-    add_password_account(&sb, "f", from, Peer::Flaky);
-    append_config(&sb, FAST_RETRY);
     let ctl = peers().get("FLAKY_CONTROL");
     let run = token("faults");
     let before = stats();
@@ -266,8 +272,8 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
             r#"{{"fail_rate": 0.4, "modes": ["451", "421", "drop"], "seed": 11, "run": "{run}", "refuse_rcpt": ["{refused}"]}}"#
         ),
     );
-    let port = free_port();
-    let relay = RelayProc::start(&sb, port, peers().get("FLAKY_PASSWORD"));
+    let (sb, relay) = relay_for(Peer::Flaky, from, FAST_RETRY);
+    let port = relay.port;
     let acked_file = sb.path().join("acked.txt");
     const N: u32 = 30;
     let out = python()
@@ -344,12 +350,10 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
 /// A 550 for one recipient fails that recipient only, and `postie queue show` says so.
 #[test]
 fn a_refused_recipient_fails_alone_and_queue_show_says_so() {
-    let sb = Sandbox::new();
     let from = "partial@example.test";
-    add_password_account(&sb, "p", from, Peer::Aiosmtpd);
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "");
     let refused = peers().get("REFUSED_RCPT");
-    let port = free_port();
-    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    let port = relay.port;
     // One refused recipient among two.
     let t = token("one-refused");
     let sw = std::process::Command::new("swaks")
@@ -477,11 +481,9 @@ impl Raw {
 /// well-formed 8-bit message is delivered byte for byte.
 #[test]
 fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
-    let sb = Sandbox::new();
     let from = "wire@example.test";
-    add_password_account(&sb, "w", from, Peer::Aiosmtpd);
-    let port = free_port();
-    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "");
+    let port = relay.port;
     let mut c = Raw::connect(port);
     assert!(c.send(b"EHLO client.test\r\n").contains("250 "));
 
@@ -557,12 +559,9 @@ fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
 /// answers 250 only after storing it, then says 421 and stops; the message is delivered.
 #[test]
 fn graceful_stop_finishes_the_transaction_in_progress() {
-    let sb = Sandbox::new();
     let from = "term@example.test";
-    add_password_account(&sb, "t", from, Peer::Aiosmtpd);
-    append_config(&sb, "[relay]\nretry_first = \"200ms\"\n");
-    let port = free_port();
-    let relay = RelayProc::start(&sb, port, peers().get("AIOSMTPD_PASSWORD"));
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, FAST_RETRY);
+    let port = relay.port;
     let t = token("sigterm");
     let mut c = Raw::connect(port);
     assert!(c.send(b"EHLO client.test\r\n").contains("250 "));
@@ -586,4 +585,116 @@ fn graceful_stop_finishes_the_transaction_in_progress() {
         .env(UPSTREAM_PW_VAR, peers().get("AIOSMTPD_PASSWORD"))
         .run();
     delivered(Peer::Aiosmtpd, &t, 1);
+}
+
+/// A password variable missing from one process's environment (a cron job's `postie sendmail`)
+/// leaves the message queued and the account running: the relay, which has the variable,
+/// delivers it without anyone running `postie queue retry`.
+#[test]
+fn a_local_credential_problem_does_not_pause_the_account() {
+    let from = "cron@example.test";
+    let sb = Sandbox::new();
+    add_password_account(&sb, "ali", from, Peer::Aiosmtpd);
+    append_config(&sb, FAST_RETRY);
+    let t = token("no-env");
+    // std_postie passes no POSTIE_* variable, so the account's password variable is unset here.
+    let run = sb
+        .postie()
+        .args(["sendmail", "-i", "someone@example.test"])
+        .stdin(format!(
+            "From: <{from}>\r\nSubject: {t}\r\n\r\nfrom cron\r\n"
+        ))
+        .run();
+    run.success();
+    assert!(
+        run.stderr.contains("queued") && run.stderr.contains(UPSTREAM_PW_VAR),
+        "says it is queued and which variable is missing: {run}"
+    );
+    let list = sb.postie().args(["queue", "list", "--json"]).run();
+    list.success();
+    let v = list.json();
+    assert_eq!(v["paused"], serde_json::json!([]), "{v}");
+    assert_eq!(v["messages"][0]["state"], "queued", "{v}");
+    let show = sb.postie().args(["queue", "show", "1"]).run();
+    show.success();
+    assert!(
+        show.stdout.contains(UPSTREAM_PW_VAR),
+        "the reason names the variable: {show}"
+    );
+
+    let relay = RelayProc::start(&sb, free_port(), Peer::Aiosmtpd.password());
+    delivered(Peer::Aiosmtpd, &t, 1);
+    let msgs = queue_settled(&sb, Duration::from_secs(20));
+    assert!(msgs.iter().all(|m| m["state"] == "sent"), "{msgs:?}");
+    relay.stop();
+}
+
+/// A daily sending limit: once the account has sent its quota in the last 24 hours, the next
+/// message waits in the queue (about a day), saying why, instead of being tried upstream.
+#[test]
+fn the_daily_limit_holds_messages_back_and_says_why() {
+    let from = "limited@example.test";
+    let (sb, relay) = relay_for(
+        Peer::Aiosmtpd,
+        from,
+        "[relay]\nretry_first = \"200ms\"\n[relay.daily_limit]\nali = 2\n",
+    );
+    let tokens: Vec<String> = (0..3).map(|i| token(&format!("daily-{i}"))).collect();
+    let mut ids = Vec::new();
+    for t in &tokens {
+        let sw = std::process::Command::new("swaks")
+            .args(["--server", "127.0.0.1", "--port", &relay.port.to_string()])
+            .args(["--from", from, "--to", "someone@example.test"])
+            .args(["--header", &format!("Subject: {t}")])
+            .output()
+            .unwrap();
+        assert!(
+            sw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sw.stdout)
+        );
+        // One at a time, so which message is held back is known: wait until this one was
+        // either sent or held back.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let id = loop {
+            let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+            let m = v["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["subject"] == t.as_str())
+                .cloned();
+            if let Some(m) = m {
+                let id = m["id"].to_string();
+                let d = sb
+                    .postie()
+                    .args(["queue", "show", &id, "--json"])
+                    .run()
+                    .json();
+                let held = d["explanation"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("daily sending limit"));
+                if m["state"] == "sent" || held {
+                    break id;
+                }
+            }
+            assert!(Instant::now() < deadline, "{t} neither sent nor held back");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        ids.push(id);
+    }
+    delivered(Peer::Aiosmtpd, &tokens[0], 1);
+    delivered(Peer::Aiosmtpd, &tokens[1], 1);
+    assert_not_delivered(Peer::Aiosmtpd, &tokens[2]);
+    let held = sb
+        .postie()
+        .args(["queue", "show", &ids[2], "--json"])
+        .run()
+        .json();
+    assert_eq!(held["state"], "queued", "{held}");
+    assert_eq!(held["attempts"], 0, "held back, not tried: {held}");
+    let show = sb.postie().args(["queue", "show", &ids[2]]).run();
+    show.success();
+    assert!(show.stdout.contains("daily sending limit"), "{show}");
+    relay.stop();
 }

@@ -36,6 +36,18 @@ pub fn add_password_account(sb: &Sandbox, name: &str, email: &str, peer: Peer) {
         .success();
 }
 
+/// A sandbox with account `ali` (address `from`) sending through `peer`, `extra_toml` appended
+/// to its config, and a relay for it on a free port.
+pub fn relay_for(peer: Peer, from: &str, extra_toml: &str) -> (Sandbox, RelayProc) {
+    let sb = Sandbox::new();
+    add_password_account(&sb, "ali", from, peer);
+    if !extra_toml.is_empty() {
+        append_config(&sb, extra_toml);
+    }
+    let relay = RelayProc::start(&sb, free_port(), peer.password());
+    (sb, relay)
+}
+
 /// Appends TOML to the sandbox's config file (e.g. `[relay]` settings).
 pub fn append_config(sb: &Sandbox, toml: &str) {
     let path = sb.config_home().join("postie/config.toml");

@@ -29,6 +29,8 @@ pub struct Delivery {
     pub rcpt_tos: BTreeSet<String>,
     /// The SASL login the peer recorded (spool peers only).
     pub auth_user: Option<String>,
+    /// The SASL mechanism of that login (aiosmtpd peers only).
+    pub auth_mechanism: Option<String>,
     /// Whether the session was encrypted: spool .json, or "ESMTPS"/"ESMTPSA" in Postfix's
     /// Received header.
     pub tls: bool,
@@ -70,6 +72,7 @@ pub fn delivered(peer: Peer, token: &str, rcpts: usize) -> Delivery {
                 mail_from: String::new(),
                 rcpt_tos: BTreeSet::new(),
                 auth_user: None,
+                auth_mechanism: None,
                 tls: true,
             };
             for (eml, bytes) in found {
@@ -85,6 +88,7 @@ pub fn delivered(peer: Peer, token: &str, rcpts: usize) -> Delivery {
                         .map(|r| r.as_str().unwrap().to_lowercase()),
                 );
                 d.auth_user = meta["auth_user"].as_str().map(str::to_owned);
+                d.auth_mechanism = meta["auth_mechanism"].as_str().map(str::to_owned);
                 d.tls &= meta["tls"].as_bool() == Some(true);
                 d.copies.push((eml, bytes));
             }
@@ -97,6 +101,7 @@ pub fn delivered(peer: Peer, token: &str, rcpts: usize) -> Delivery {
                 mail_from: String::new(),
                 rcpt_tos: BTreeSet::new(),
                 auth_user: None,
+                auth_mechanism: None,
                 tls: true,
             };
             for (path, bytes) in found {

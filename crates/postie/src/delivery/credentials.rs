@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use postie_proto::address::Address;
 use postie_proto::client::TransactionResult;
-use postie_proto::error::Stage;
 use postie_proto::sasl::Credentials;
 
 use super::Inner;
@@ -27,7 +26,7 @@ impl Inner {
         acct: &AccountConfig,
         claim: &Claim,
     ) -> Result<TransactionResult> {
-        let msg = outgoing(acct, claim)?;
+        let msg = outgoing(acct, claim).await?;
         if let Some(mut conn) = self.pool.take(account) {
             match conn.send(&msg).await {
                 Ok(r) => {
@@ -57,19 +56,11 @@ impl Inner {
     /// refuses is refreshed once and AUTH retried on a new connection, as
     /// `postie send` does.
     async fn connect(&self, name: &str, acct: &AccountConfig) -> Result<Connection> {
-        let opts = ConnectOptions::new(acct.endpoint()?);
+        let mut opts = ConnectOptions::new(acct.endpoint()?);
+        opts.mechanism = acct.mechanism()?;
         if acct.auth != AuthMethod::Oauth {
-            let mut opts = opts;
-            let src = match (&acct.password_env, &acct.password_command) {
-                (Some(v), _) => PasswordSource::Env(v.clone()),
-                (None, Some(c)) => PasswordSource::Command(c.clone()),
-                (None, None) => PasswordSource::Store(name.to_string()),
-            };
-            let password = match &src {
-                PasswordSource::Store(key) => {
-                    let store = (self.store)()?;
-                    stored(&store, key)?
-                }
+            let password = match acct.password_source(name) {
+                PasswordSource::Store(key) => stored(&(self.store)()?, &key)?,
                 other => other.resolve(&mut || {
                     Err(Error::new(ErrorKind::Secret, "no secret store needed"))
                 })?,
@@ -81,24 +72,15 @@ impl Inner {
             return Connection::connect(opts).await;
         }
         let store = (self.store)()?;
-        let mut force = false;
-        loop {
-            let (token, _) = self.tokens.access_token(name, acct, &store, force).await?;
-            let mut o = opts.clone();
-            o.credentials = Some(Credentials::Bearer {
-                user: acct.login().to_string(),
-                token,
-            });
-            match Connection::connect(o).await {
-                Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
-                    tracing::info!(
-                        "{name}: the server refused the access token; refreshing it once"
-                    );
-                    force = true;
-                }
-                other => return other,
-            }
-        }
+        let refreshing =
+            || tracing::info!("{name}: the server refused the access token; refreshing it once");
+        self.tokens
+            .with_bearer(name, acct, &store, refreshing, |creds| {
+                let mut o = opts.clone();
+                o.credentials = Some(creds);
+                Connection::connect(o)
+            })
+            .await
     }
 }
 
@@ -117,8 +99,8 @@ fn stored(store: &Arc<SecretStore>, key: &str) -> Result<secrecy::SecretString> 
 
 /// The claimed message as the transport sends it. The body is read whole:
 /// the relay limits messages to the upstream's SIZE (35 MB by default).
-fn outgoing(acct: &AccountConfig, claim: &Claim) -> Result<OutgoingMessage> {
-    let bytes = std::fs::read(&claim.body_path).map_err(|e| {
+async fn outgoing(acct: &AccountConfig, claim: &Claim) -> Result<OutgoingMessage> {
+    let bytes = tokio::fs::read(&claim.body_path).await.map_err(|e| {
         Error::new(
             ErrorKind::Io,
             format!(

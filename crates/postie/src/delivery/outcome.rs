@@ -130,29 +130,41 @@ fn is_auth_reply(r: &Reply) -> bool {
 pub(super) fn from_error(e: &Error, ex: &Explanation) -> (Outcome, String) {
     let class = match e.kind() {
         _ if ex.retry == Retry::Hours => FailureClass::Quota,
-        // Credentials, a missing secret or a broken config do not fix
-        // themselves: pause the account and say so once.
-        ErrorKind::Credentials | ErrorKind::Secret | ErrorKind::Config | ErrorKind::Usage => {
-            FailureClass::Credentials
-        }
+        // The server refused the credentials: more attempts only risk
+        // getting the account locked. Pause it and say so once.
+        ErrorKind::Credentials => FailureClass::Credentials,
         // The message itself is refused or cannot be read: final.
         ErrorKind::Rejected | ErrorKind::Message => FailureClass::Permanent,
-        // Unreachable, TLS, protocol trouble, 4xx, local I/O: try again later.
+        // Unreachable, TLS, protocol trouble, 4xx: try again later. So are
+        // local problems (a password variable missing from this process's
+        // environment, a secret store this process cannot open): they say
+        // nothing about the account, and another deliverer (the relay, with
+        // its environment) may well succeed, so they must not pause it.
         ErrorKind::Unavailable
         | ErrorKind::Tls
         | ErrorKind::Protocol
         | ErrorKind::Transient
-        | ErrorKind::Io => FailureClass::Transient,
+        | ErrorKind::Io
+        | ErrorKind::Secret
+        | ErrorKind::Config
+        | ErrorKind::Usage => FailureClass::Transient,
     };
     let detail = match e.reply() {
         Some(r) => format!("{}: {}", e.message(), one_line(r)),
         None => e.message().to_string(),
     };
+    // The error's own words first: the catalog's summary is general
+    // ("the configuration is incomplete"), the message says which part.
+    let explanation = if ex.summary == e.message() {
+        text(ex)
+    } else {
+        format!("{}\n{}", e.message(), text(ex))
+    };
     (
         Outcome::Failed {
             class,
             reply: e.reply().map(record),
-            explanation: text(ex),
+            explanation,
         },
         detail,
     )

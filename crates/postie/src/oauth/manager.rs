@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use postie_proto::error::Stage;
+use postie_proto::sasl::Credentials;
 use secrecy::SecretString;
 
 use super::client::OAuthClient;
@@ -71,6 +73,40 @@ impl std::fmt::Debug for TokenManager {
 }
 
 impl TokenManager {
+    /// Run `attempt` with a bearer credential for account `name`. When the
+    /// server refuses the token at AUTH, the token is refreshed once (the
+    /// server knows better than its expiry time) and `attempt` runs again on
+    /// whatever new connection it opens; `on_refresh` is told just before.
+    /// A second refusal is returned as it is.
+    pub async fn with_bearer<T, F, Fut>(
+        &self,
+        name: &str,
+        acct: &AccountConfig,
+        store: &SecretStore,
+        on_refresh: impl Fn(),
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Credentials) -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut force = false;
+        loop {
+            let (token, _) = self.access_token(name, acct, store, force).await?;
+            let creds = Credentials::Bearer {
+                user: acct.login().to_string(),
+                token,
+            };
+            match attempt(creds).await {
+                Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
+                    on_refresh();
+                    force = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// A manager whose per-account lock files live in `data_dir`.
     pub fn new(data_dir: PathBuf) -> TokenManager {
         TokenManager {

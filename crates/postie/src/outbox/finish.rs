@@ -27,7 +27,8 @@ struct Attempt {
 impl Outbox {
     /// Record the outcome of a claimed attempt and decide what follows.
     /// Only the holder of the current lease may do so: a stale claim gets
-    /// [`Disposition::LeaseLost`] and changes nothing.
+    /// [`Disposition::LeaseLost`] and changes nothing. A lease that ran out
+    /// but was not claimed again still counts: the result is real.
     pub fn finish(
         &self,
         claim: &Claim,

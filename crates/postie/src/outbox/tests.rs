@@ -600,3 +600,32 @@ fn message_ids_and_states_parse() {
     }
     assert!("bogus".parse::<State>().is_err());
 }
+
+#[test]
+fn outbox_is_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Outbox>();
+}
+
+#[test]
+fn quota_failure_waits_hours() {
+    let (_d, o) = open();
+    o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let now = soon();
+    let c = claim_one(&o, now);
+    let outcome = Outcome::Failed {
+        class: FailureClass::Quota,
+        reply: Some(reply(550, "5.4.5 Daily user sending limit exceeded")),
+        explanation: "Gmail's daily limit".into(),
+    };
+    let Disposition::RetryAt(at) = o.finish(&c, outcome, now, &RetryPolicy::default()).unwrap()
+    else {
+        panic!("expected a retry")
+    };
+    let wait = at.duration_since(now).unwrap().as_secs_f64();
+    assert!((wait - 3.0 * 3600.0).abs() < 0.01, "{wait}");
+    let d = o.show(c.id).unwrap().unwrap();
+    assert_eq!(d.history[0].kind, AttemptKind::Quota);
+    assert_eq!(d.summary.last_reply.unwrap().code, 550);
+    assert_eq!(d.explanation.as_deref(), Some("Gmail's daily limit"));
+}

@@ -15,6 +15,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::Ctx;
 use super::route;
+use crate::message::HeadSummary;
 use crate::outbox::{NewMessage, Spool};
 
 /// The head of a message kept in memory to read `From:` and `Subject:`.
@@ -161,7 +162,8 @@ pub(crate) async fn serve(
                         let account = login_account.clone().or_else(|| {
                             sender
                                 .as_deref()
-                                .and_then(|s| route::account_for(&ctx.config, s))
+                                .and_then(|s| ctx.config.account_for_address(s))
+                                .map(str::to_string)
                         });
                         txn = Some(Txn {
                             account,
@@ -287,14 +289,15 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
             "4.3.1 postie relay cannot store the message right now (local disk); nothing was accepted, try again later",
         );
     }
-    let head = route::head(&t.head);
+    let head = HeadSummary::parse(&t.head);
     let account = t
         .account
         .clone()
         .or_else(|| {
             head.from
                 .as_deref()
-                .and_then(|f| route::account_for(&ctx.config, f))
+                .and_then(|f| ctx.config.account_for_address(f))
+                .map(str::to_string)
         })
         .or_else(|| ctx.config.relay.fallback_account.clone());
     let Some(account) = account else {

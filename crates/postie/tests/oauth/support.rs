@@ -212,6 +212,7 @@ pub fn account(provider: ProviderId, email: &str, oauth: OAuthConfig) -> Account
         password_env: None,
         password_command: None,
         oauth: Some(oauth),
+        auth_mechanism: None,
     }
 }
 
