@@ -123,6 +123,10 @@ pub enum Command {
     /// The sendmail command line: queue a message from stdin and deliver it (also as argv[0] `sendmail`)
     #[command(after_help = SENDMAIL_HELP)]
     Sendmail(SendmailArgs),
+    /// Run a local provider that behaves like Gmail (SMTP, OAuth 2.0, a mailbox), for trying
+    /// and testing offline
+    #[command(after_help = crate::cmd::sandbox::EXAMPLES)]
+    Sandbox(crate::cmd::sandbox::SandboxArgs),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell

@@ -224,7 +224,14 @@ impl AccountConfig {
             port,
             tls,
             tls_name: self.tls_name.clone(),
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.clone().or_else(|| {
+                // The sandbox's CA, where `postie sandbox` keeps it by default.
+                (self.provider == ProviderId::Sandbox)
+                    .then(|| {
+                        crate::sandbox::default_data_dir().map(|d| crate::sandbox::ca_path(&d))
+                    })
+                    .flatten()
+            }),
         })
     }
 }

@@ -14,6 +14,7 @@
 //! - [`outbox`]: the durable queue: spooled bodies, leases, retries (SQLite).
 //! - [`relay`]: the local SMTP relay for programs that cannot do modern auth.
 //! - [`delivery`]: workers that send the outbox's messages upstream.
+//! - [`sandbox`]: a local provider that behaves like Gmail (SMTP, OAuth, a mailbox).
 //! - [`error`]: the error type.
 //!
 //! ```no_run
@@ -51,8 +52,10 @@ pub mod oauth;
 pub mod outbox;
 pub mod provider;
 pub mod relay;
+pub mod sandbox;
 pub mod secret;
 pub mod send;
+mod smtp_server;
 pub mod transport;
 
 pub use error::{Error, ErrorKind};

@@ -106,11 +106,13 @@ pub enum ProviderId {
     Fastmail,
     /// Any other SMTP submission server.
     Generic,
+    /// postie's local stand-in for Gmail (`postie sandbox`).
+    Sandbox,
 }
 
 impl ProviderId {
     /// Every named provider, in the order `--help` lists them.
-    pub const ALL: [ProviderId; 8] = [
+    pub const ALL: [ProviderId; 9] = [
         ProviderId::Gmail,
         ProviderId::Workspace,
         ProviderId::Outlook,
@@ -119,6 +121,7 @@ impl ProviderId {
         ProviderId::Icloud,
         ProviderId::Fastmail,
         ProviderId::Generic,
+        ProviderId::Sandbox,
     ];
 
     /// The lowercase name used in the config file and on the command line.
@@ -132,6 +135,7 @@ impl ProviderId {
             ProviderId::Icloud => "icloud",
             ProviderId::Fastmail => "fastmail",
             ProviderId::Generic => "generic",
+            ProviderId::Sandbox => "sandbox",
         }
     }
 
@@ -312,6 +316,20 @@ pub static PRESETS: &[Preset] = &[
         ],
         app_password_url: None,
         note: "Give --host and --port (587 STARTTLS or 465 implicit TLS).",
+    },
+    Preset {
+        id: ProviderId::Sandbox,
+        display_name: "postie sandbox",
+        // Ports and CA of `postie sandbox` with its defaults (crate::sandbox);
+        // the CA file is found in the sandbox's data directory.
+        host: Some("127.0.0.1"),
+        port: 2587,
+        tls: TlsMode::Starttls,
+        auth: &[AuthMethod::AppPassword, AuthMethod::Oauth],
+        app_password_url: Some("the one `postie sandbox` prints (abcd efgh ijkl mnop by default)"),
+        note: "The local stand-in for Gmail that `postie sandbox` runs on 127.0.0.1: same replies, \
+               same rules (the account password is refused, app passwords and OAuth work). Its \
+               default user is me@sandbox.postie.test; OAuth needs no --client-id.",
     },
 ];
 

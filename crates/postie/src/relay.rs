@@ -34,6 +34,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use crate::outbox::Outbox;
+use crate::smtp_server::accept_loop;
 
 pub use tls::LocalCert;
 
@@ -236,51 +237,19 @@ impl Relay {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let mut tasks = tokio::task::JoinSet::new();
         for l in self.listeners {
-            let (ctx, limit, shutdown) = (self.ctx.clone(), limit.clone(), shutdown.clone());
-            tasks.spawn(accept_loop(l, ctx, limit, shutdown));
+            let ctx = self.ctx.clone();
+            tasks.spawn(accept_loop(
+                l,
+                limit.clone(),
+                shutdown.clone(),
+                DRAIN,
+                "relay",
+                move |stream, peer, shutdown| conn::serve(stream, peer, ctx.clone(), shutdown),
+            ));
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<Ctx>,
-    limit: Arc<Semaphore>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            r = shutdown.changed() => if r.is_err() { break } else { continue },
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("relay: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            r = shutdown.changed() => if r.is_err() { break } else { continue },
-        };
-        let (ctx, shutdown) = (ctx.clone(), shutdown.clone());
-        conns.spawn(async move {
-            conn::serve(stream, peer, ctx, shutdown).await;
-            drop(permit);
-        });
-        while conns.try_join_next().is_some() {}
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(DRAIN, async { while conns.join_next().await.is_some() {} }).await;
-    conns.shutdown().await;
 }
 
 fn parse_listen(a: &str) -> Result<SocketAddr> {

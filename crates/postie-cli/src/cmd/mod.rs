@@ -5,6 +5,7 @@ pub mod login;
 pub mod queue;
 mod queue_show;
 pub mod relay;
+pub mod sandbox;
 pub mod send;
 pub mod sendmail;
 

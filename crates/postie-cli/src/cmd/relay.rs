@@ -114,7 +114,8 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -138,7 +138,9 @@ impl ServerSession {
         }
         if c.chunking {
             v.push("CHUNKING".into());
-            v.push("BINARYMIME".into());
+            if c.binarymime {
+                v.push("BINARYMIME".into());
+            }
         }
         if c.starttls && !self.tls {
             v.push("STARTTLS".into());

@@ -47,6 +47,9 @@ pub struct ServerConfig {
     pub smtputf8: bool,
     /// Advertise and accept BDAT (CHUNKING and BINARYMIME, RFC 3030).
     pub chunking: bool,
+    /// With `chunking`, also advertise and accept `BODY=BINARYMIME`
+    /// (RFC 3030 §3). Gmail offers CHUNKING without it.
+    pub binarymime: bool,
     /// Texts for the replies the session makes by itself.
     pub replies: CannedReplies,
 }
@@ -71,6 +74,7 @@ impl ServerConfig {
             require_auth: false,
             smtputf8: true,
             chunking: true,
+            binarymime: true,
             replies: CannedReplies::default(),
         }
     }

@@ -61,7 +61,7 @@ pub(super) fn parse_mail(
                 m.body = Some(match v.to_ascii_uppercase().as_str() {
                     "7BIT" => BodyType::SevenBit,
                     "8BITMIME" => BodyType::EightBit,
-                    "BINARYMIME" if cfg.chunking => BodyType::Binary,
+                    "BINARYMIME" if cfg.chunking && cfg.binarymime => BodyType::Binary,
                     "BINARYMIME" => return Err(ArgError::UnknownParameter),
                     _ => return Err(ArgError::Syntax),
                 });
@@ -230,6 +230,17 @@ mod tests {
         for arg in ["FROM:<> BODY=BINARYMIME", "FROM:<> SMTPUTF8"] {
             assert_eq!(parse_mail(arg, &c, false), Err(ArgError::UnknownParameter));
         }
+    }
+
+    #[test]
+    fn chunking_without_binarymime_refuses_it() {
+        let mut c = cfg();
+        c.binarymime = false;
+        assert_eq!(
+            parse_mail("FROM:<> BODY=BINARYMIME", &c, false),
+            Err(ArgError::UnknownParameter)
+        );
+        assert!(parse_mail("FROM:<> BODY=8BITMIME", &c, false).is_ok());
     }
 
     #[test]

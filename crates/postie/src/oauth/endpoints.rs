@@ -99,6 +99,18 @@ fn defaults(provider: ProviderId, cfg: &OAuthConfig) -> Result<Defaults> {
             scopes,
         });
     }
+    if provider == ProviderId::Sandbox {
+        // `postie sandbox` on its default HTTP port; `issuer` (discovery)
+        // points elsewhere when it runs on another port.
+        let base = "http://127.0.0.1:2580";
+        return Ok(Defaults {
+            authorization: Some(format!("{base}/o/oauth2/v2/auth")),
+            token: Some(format!("{base}/token")),
+            device: Some(format!("{base}/device/code")),
+            revocation: Some(format!("{base}/revoke")),
+            scopes: vec![GOOGLE_SCOPE.into()],
+        });
+    }
     Ok(Defaults {
         authorization: None,
         token: None,

@@ -1,5 +1,5 @@
-//! One client connection: the sans-IO server session driven over TCP (and
-//! TLS after STARTTLS), with the relay's decisions: who may log in, which
+//! One client connection: the relay's decisions for the shared SMTP server
+//! driver ([`crate::smtp_server`]): who may log in, which
 //! account a sender maps to, and 250 only after the message is committed.
 
 use std::io::Write;
@@ -7,46 +7,20 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use postie_proto::reply::Reply;
-use postie_proto::server::{AuthIdentity, AuthOutcome, Event, ServerSession};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use postie_proto::server::{
+    AuthIdentity, AuthOutcome, AuthRequest, DataSummary, MailRequest, RcptRequest, ServerSession,
+};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio_rustls::server::TlsStream;
 
 use super::Ctx;
 use super::route;
 use crate::message::HeadSummary;
 use crate::outbox::{NewMessage, Spool};
+use crate::smtp_server::{ConnSettings, Host, Io, drive};
 
 /// The head of a message kept in memory to read `From:` and `Subject:`.
 const HEAD_MAX: usize = 64 * 1024;
-
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    Gone,
-}
-
-impl Io {
-    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Io::Plain(s) => s.read(buf).await,
-            Io::Tls(s) => s.read(buf).await,
-            Io::Gone => Ok(0),
-        }
-    }
-
-    async fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        match self {
-            Io::Plain(s) => s.write_all(buf).await,
-            Io::Tls(s) => {
-                s.write_all(buf).await?;
-                s.flush().await
-            }
-            Io::Gone => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-}
 
 /// The transaction being received.
 struct Txn {
@@ -67,162 +41,125 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     ctx: Arc<Ctx>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
-    let mut session = ServerSession::new(ctx.server_config(&peer), false);
-    let mut io = Io::Plain(stream);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut txn: Option<Txn> = None;
-    // The account of the relay user this client logged in as.
-    let mut login_account: Option<String> = None;
-    let mut stopping = *shutdown.borrow();
-    if stopping {
-        session.shutdown();
+    let session = ServerSession::new(ctx.server_config(&peer), false);
+    let settings = ConnSettings {
+        tls: ctx.tls.clone(),
+        command_timeout: ctx.command_timeout,
+        name: "relay",
+    };
+    let mut host = RelayConn {
+        ctx,
+        txn: None,
+        login_account: None,
+    };
+    drive(
+        Io::Plain(stream),
+        peer,
+        session,
+        &mut host,
+        &settings,
+        shutdown,
+    )
+    .await;
+}
+
+/// The relay's decisions for one connection.
+struct RelayConn {
+    ctx: Arc<Ctx>,
+    txn: Option<Txn>,
+    /// The account of the relay user this client logged in as.
+    login_account: Option<String>,
+}
+
+impl Host for RelayConn {
+    async fn auth(&mut self, req: AuthRequest) -> AuthOutcome {
+        let ctx = &self.ctx;
+        match req.identity {
+            AuthIdentity::Password {
+                username, password, ..
+            } => {
+                let relay = ctx.config.relay.clone();
+                let u = username.clone();
+                // Argon2 is deliberately slow: off the async threads.
+                let found = tokio::task::spawn_blocking(move || {
+                    super::users::verify(&relay, &u, &password).map(|x| x.account.clone())
+                })
+                .await
+                .ok()
+                .flatten();
+                match found {
+                    Some(account) => {
+                        self.login_account = Some(account);
+                        AuthOutcome::Accepted(Reply::new(235, "2.7.0 Authentication successful"))
+                    }
+                    None => AuthOutcome::Rejected(auth_refusal(ctx, &username)),
+                }
+            }
+            AuthIdentity::Bearer { .. } => AuthOutcome::Rejected(Reply::new(
+                504,
+                "5.5.4 postie relay takes no OAuth tokens: it holds the account's tokens itself. \
+                 Log in with a relay user, or do not log in at all from this machine",
+            )),
+        }
     }
-    loop {
-        // Replies first (pipelined replies go out together), then events.
-        while let Some(out) = session.poll_transmit() {
-            if io.write_all(&out).await.is_err() {
-                return;
-            }
+
+    async fn mail(&mut self, req: MailRequest) -> Reply {
+        let ctx = &self.ctx;
+        let sender = req.reverse_path.as_ref().map(|a| a.to_string());
+        if ctx.config.accounts.is_empty() {
+            return Reply::new(
+                550,
+                "5.7.1 postie relay has no account to send through: add one with `postie account add`",
+            );
         }
-        let mut progressed = false;
-        while let Some(ev) = session.poll_event() {
-            progressed = true;
-            match ev {
-                Event::StartTls => {
-                    // The 220 must reach the client before the handshake.
-                    while let Some(out) = session.poll_transmit() {
-                        if io.write_all(&out).await.is_err() {
-                            return;
-                        }
-                    }
-                    let Some(acceptor) = ctx.tls.clone() else {
-                        return;
-                    };
-                    let Io::Plain(tcp) = std::mem::replace(&mut io, Io::Gone) else {
-                        return;
-                    };
-                    match tokio::time::timeout(ctx.command_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            io = Io::Tls(Box::new(tls));
-                            session.tls_established();
-                        }
-                        _ => {
-                            tracing::debug!("relay: TLS handshake with {peer} failed");
-                            return;
-                        }
-                    }
-                    txn = None;
-                    login_account = None;
-                }
-                Event::Auth(req) => {
-                    let outcome = match req.identity {
-                        AuthIdentity::Password {
-                            username, password, ..
-                        } => {
-                            let relay = ctx.config.relay.clone();
-                            let u = username.clone();
-                            // Argon2 is deliberately slow: off the async threads.
-                            let found = tokio::task::spawn_blocking(move || {
-                                super::users::verify(&relay, &u, &password)
-                                    .map(|x| x.account.clone())
-                            })
-                            .await
-                            .ok()
-                            .flatten();
-                            match found {
-                                Some(account) => {
-                                    login_account = Some(account);
-                                    AuthOutcome::Accepted(Reply::new(
-                                        235,
-                                        "2.7.0 Authentication successful",
-                                    ))
-                                }
-                                None => AuthOutcome::Rejected(auth_refusal(&ctx, &username)),
-                            }
-                        }
-                        AuthIdentity::Bearer { .. } => AuthOutcome::Rejected(Reply::new(
-                            504,
-                            "5.5.4 postie relay takes no OAuth tokens: it holds the account's tokens itself. \
-                             Log in with a relay user, or do not log in at all from this machine",
-                        )),
-                    };
-                    session.auth_result(outcome);
-                }
-                Event::MailFrom(req) => {
-                    let sender = req.reverse_path.as_ref().map(|a| a.to_string());
-                    let reply = if ctx.config.accounts.is_empty() {
-                        Reply::new(
-                            550,
-                            "5.7.1 postie relay has no account to send through: add one with `postie account add`",
-                        )
-                    } else {
-                        let account = login_account.clone().or_else(|| {
-                            sender
-                                .as_deref()
-                                .and_then(|s| ctx.config.account_for_address(s))
-                                .map(str::to_string)
-                        });
-                        txn = Some(Txn {
-                            account,
-                            sender,
-                            smtputf8: req.smtputf8,
-                            recipients: Vec::new(),
-                            spool: None,
-                            head: Vec::new(),
-                            spool_error: None,
-                        });
-                        Reply::new(250, "2.1.0 Sender OK")
-                    };
-                    session.decide(reply);
-                }
-                Event::RcptTo(req) => {
-                    if let Some(t) = txn.as_mut() {
-                        t.recipients.push(req.forward_path.to_string());
-                    }
-                    session.decide(Reply::new(250, "2.1.5 Recipient OK"));
-                }
-                Event::Data(bytes) => {
-                    if let Some(t) = txn.as_mut() {
-                        spool_write(&ctx, t, &bytes);
-                    }
-                }
-                Event::DataEnd(summary) => {
-                    let reply = match txn.take() {
-                        Some(t) => finish(&ctx, t, summary.eight_bit).await,
-                        None => Reply::new(503, "5.5.1 No transaction in progress"),
-                    };
-                    session.decide(reply);
-                    if stopping {
-                        session.shutdown();
-                    }
-                }
-                Event::DataRejected(_) | Event::Reset => txn = None,
-                Event::Quit => {}
-                Event::Helo { .. } => {}
-            }
+        let account = self.login_account.clone().or_else(|| {
+            sender
+                .as_deref()
+                .and_then(|s| ctx.config.account_for_address(s))
+                .map(str::to_string)
+        });
+        self.txn = Some(Txn {
+            account,
+            sender,
+            smtputf8: req.smtputf8,
+            recipients: Vec::new(),
+            spool: None,
+            head: Vec::new(),
+            spool_error: None,
+        });
+        Reply::new(250, "2.1.0 Sender OK")
+    }
+
+    fn rcpt(&mut self, req: RcptRequest) -> Reply {
+        if let Some(t) = self.txn.as_mut() {
+            t.recipients.push(req.forward_path.to_string());
         }
-        if progressed {
-            continue;
+        Reply::new(250, "2.1.5 Recipient OK")
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        if let Some(t) = self.txn.as_mut() {
+            spool_write(&self.ctx, t, bytes);
         }
-        if session.is_closed() {
-            return;
+    }
+
+    async fn data_end(&mut self, summary: DataSummary) -> Reply {
+        match self.txn.take() {
+            Some(t) => finish(&self.ctx, t, summary.eight_bit).await,
+            None => Reply::new(503, "5.5.1 No transaction in progress"),
         }
-        let read = tokio::select! {
-            r = tokio::time::timeout(ctx.command_timeout, io.read(&mut buf)) => r,
-            _ = shutdown.changed(), if !stopping => {
-                stopping = true;
-                session.shutdown();
-                continue;
-            }
-        };
-        match read {
-            Err(_) => session.timeout(),
-            Ok(Ok(0)) | Ok(Err(_)) => return, // the spool of an unfinished message is dropped with txn
-            Ok(Ok(n)) => session.handle_input(&buf[..n]),
-        }
+    }
+
+    fn reset(&mut self) {
+        // The spool of an unfinished message is dropped with the transaction.
+        self.txn = None;
+    }
+
+    fn tls_started(&mut self) {
+        self.txn = None;
+        self.login_account = None;
     }
 }
 
