@@ -109,6 +109,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check an account end to end (config, DNS, TCP, TLS, EHLO, credentials, AUTH) and explain any failure
+    #[command(after_help = DOCTOR_HELP)]
+    Doctor(DoctorArgs),
     /// Revoke the account's OAuth tokens at the provider and delete them here
     Logout {
         /// The account [default: the default account]
@@ -272,7 +275,60 @@ pub struct SendArgs {
     #[arg(short = 't', long, requires = "raw", help_heading = "Message")]
     pub read_recipients: bool,
 
+    /// With -v: show the message itself in the transcript, not only its size
+    #[arg(long)]
+    pub show_body: bool,
+
     /// Print one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+const DOCTOR_HELP: &str = "\
+Stages, in order: config (provider, host, port, TLS mode, file permissions), dns, connect (TCP),
+tls (version, cipher, certificate subject, issuer, expiry, name), ehlo (SIZE, the AUTH mechanisms
+offered after TLS against what the account needs), credentials (the password is there; OAuth: a
+refresh token is stored, an access token can be obtained, its expiry and scope), auth (a real
+authentication, then RSET and QUIT: no mail is sent), and send-test with --send-test. The first
+failure stops the run; the stages after it are listed as not checked.
+
+Examples:
+  postie doctor                       # the default account
+  postie doctor work -v               # with the SMTP conversation (secrets redacted)
+  postie doctor work --send-test me@example.com
+  postie doctor work --json | jq '.checks[] | select(.status != \"ok\")'
+
+Exit status (sysexits.h where one fits):
+  0   every check passed (warnings allowed)
+  64  usage: bad command line
+  78  config: the account's settings are wrong or missing
+  68  dns: the host name does not resolve
+  69  connect: no TCP connection (refused, timed out: a firewall?)
+  76  tls: handshake or certificate failure, STARTTLS missing
+  79  ehlo: the server does not offer what the account needs (AUTH mechanism)
+  80  credentials: no password here, not signed in, or no access token obtainable
+  77  auth: the server refused the credentials
+  81  send-test: the test message was refused";
+
+/// `postie doctor`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The account [default: the default account]
+    pub account: Option<String>,
+
+    /// After AUTH, send a short test message to this address
+    #[arg(long, value_name = "ADDRESS")]
+    pub send_test: Option<String>,
+
+    /// With -v and --send-test: show the test message in the transcript
+    #[arg(long)]
+    pub show_body: bool,
+
+    /// Time allowed for each connection attempt and each server reply
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+
+    /// Print one JSON object on stdout: the checklist and the transcript
     #[arg(long)]
     pub json: bool,
 }

@@ -10,6 +10,8 @@
 mod accounts;
 #[path = "peers/delivery.rs"]
 mod delivery;
+#[path = "peers/doctor.rs"]
+mod doctor;
 #[path = "peers/gmail.rs"]
 mod gmail;
 #[path = "peers/oauth.rs"]

@@ -55,6 +55,9 @@ pub struct Context<'a> {
 enum Family {
     Google,
     Microsoft,
+    Yahoo,
+    Icloud,
+    Fastmail,
     Any,
 }
 
@@ -62,6 +65,9 @@ struct Entry {
     id: &'static str,
     family: Family,
     code: Option<u16>,
+    /// The reply's class (4 transient, 5 permanent) when no code is given.
+    class: Option<u16>,
+    /// An enhanced code; one ending in '.' matches as a prefix (`5.7.`).
     enhanced: Option<&'static str>,
     /// Every pattern must occur in the reply text (case-insensitive).
     text: &'static [&'static str],
@@ -79,6 +85,7 @@ static CATALOG: &[Entry] = &[
         id: "google-app-password-required",
         family: Family::Google,
         code: Some(534),
+        class: None,
         enhanced: Some("5.7.9"),
         text: &["application-specific password required"],
         summary: "Gmail refused the password: the account has 2-Step Verification on, so it accepts an app password (or OAuth), not the account password.",
@@ -96,6 +103,7 @@ static CATALOG: &[Entry] = &[
         id: "google-web-login-required",
         family: Family::Google,
         code: Some(534),
+        class: None,
         enhanced: None,
         text: &["log in", "web browser"],
         summary: "Google blocked this sign-in as suspicious and wants you to sign in with a web browser first.",
@@ -114,6 +122,7 @@ static CATALOG: &[Entry] = &[
         id: "google-bad-credentials",
         family: Family::Google,
         code: Some(535),
+        class: None,
         enhanced: Some("5.7.8"),
         text: &[],
         summary: "Gmail did not accept the user name and password.",
@@ -133,6 +142,7 @@ static CATALOG: &[Entry] = &[
         id: "google-starttls-first",
         family: Family::Any,
         code: Some(530),
+        class: None,
         enhanced: Some("5.7.0"),
         text: &["starttls"],
         summary: "The server requires STARTTLS before authentication or mail.",
@@ -149,6 +159,7 @@ static CATALOG: &[Entry] = &[
         id: "auth-required",
         family: Family::Any,
         code: Some(530),
+        class: None,
         enhanced: None,
         text: &["authentication required"],
         summary: "The server requires authentication before it accepts mail.",
@@ -162,6 +173,7 @@ static CATALOG: &[Entry] = &[
         id: "google-daily-quota",
         family: Family::Any,
         code: Some(550),
+        class: None,
         enhanced: Some("5.4.5"),
         text: &[],
         summary: "The account reached its daily sending limit. This is not a problem with the message.",
@@ -177,6 +189,7 @@ static CATALOG: &[Entry] = &[
         id: "google-too-many-recipients",
         family: Family::Any,
         code: Some(452),
+        class: None,
         enhanced: Some("4.5.3"),
         text: &[],
         summary: "The message has too many recipients for one submission.",
@@ -188,6 +201,7 @@ static CATALOG: &[Entry] = &[
         id: "google-dmarc-unauthenticated",
         family: Family::Any,
         code: None,
+        class: None,
         enhanced: Some("5.7.26"),
         text: &[],
         summary: "The message failed sender authentication checks (SPF, DKIM or DMARC).",
@@ -204,6 +218,7 @@ static CATALOG: &[Entry] = &[
         id: "cannot-decode-auth",
         family: Family::Any,
         code: Some(501),
+        class: None,
         enhanced: Some("5.5.2"),
         text: &[],
         summary: "The server could not decode the AUTH data.",
@@ -217,6 +232,7 @@ static CATALOG: &[Entry] = &[
         id: "google-xoauth-obsolete",
         family: Family::Any,
         code: Some(504),
+        class: None,
         enhanced: Some("5.7.4"),
         text: &["xoauth"],
         summary: "The server no longer supports the old XOAUTH mechanism.",
@@ -228,6 +244,7 @@ static CATALOG: &[Entry] = &[
         id: "too-many-logins",
         family: Family::Any,
         code: Some(454),
+        class: None,
         enhanced: None,
         text: &["too many login attempts"],
         summary: "The server is refusing logins for a while after too many attempts.",
@@ -237,11 +254,102 @@ static CATALOG: &[Entry] = &[
         ],
         retry: Retry::Later,
     },
+    Entry {
+        id: "google-unauthenticated-rate-limited",
+        family: Family::Any,
+        code: Some(421),
+        class: None,
+        enhanced: Some("4.7.26"),
+        text: &[],
+        summary: "Gmail rate-limits this mail because the sending domain does not authenticate it (SPF or DKIM).",
+        causes: &[
+            "the From domain publishes no SPF record covering this server and signs no DKIM",
+            "the message is relayed through a server the From domain does not list",
+        ],
+        fix: &[
+            "Send with a From address of the account's own domain, or set up SPF and DKIM for the domain (https://support.google.com/mail/answer/81126)",
+        ],
+        retry: Retry::Later,
+    },
+    Entry {
+        id: "google-likely-spam",
+        family: Family::Google,
+        code: Some(550),
+        class: None,
+        enhanced: Some("5.7.1"),
+        text: &["unsolicited"],
+        summary: "Gmail refused the message as likely spam.",
+        causes: &[
+            "the content or links look like spam to Gmail's filters",
+            "the sending domain or IP address has a poor reputation, or lacks SPF/DKIM/DMARC",
+        ],
+        fix: &[
+            "Review the content and links; authenticate the domain (SPF, DKIM, DMARC) as https://support.google.com/mail/answer/81126 describes",
+        ],
+        retry: Retry::No,
+    },
+    // ---- Yahoo, iCloud, Fastmail: app passwords only (provider-facts §8) ----
+    Entry {
+        id: "yahoo-app-password-required",
+        family: Family::Yahoo,
+        code: Some(535),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "Yahoo did not accept the password: Yahoo Mail takes only an app password over SMTP.",
+        causes: &[
+            "the Yahoo account password was used; SMTP needs an app password (2-step verification on)",
+            "the app password was deleted, or the user name is not the full @yahoo.com address",
+        ],
+        fix: &[
+            "Create an app password at https://login.yahoo.com/myaccount/security/app-password (16 letters)",
+            "Store it: `postie account add {account} --provider yahoo --email you@yahoo.com` and paste it when asked",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "icloud-app-password-required",
+        family: Family::Icloud,
+        code: Some(535),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "iCloud did not accept the password: iCloud Mail takes only an app-specific password over SMTP.",
+        causes: &[
+            "the Apple Account password was used; SMTP needs an app-specific password (two-factor authentication on)",
+            "the user name is not the full iCloud address (name@icloud.com, @me.com or @mac.com)",
+            "the app-specific password was revoked (changing the Apple Account password revokes them all)",
+        ],
+        fix: &[
+            "Create an app-specific password at https://account.apple.com (Sign-In and Security > App-Specific Passwords; shown as xxxx-xxxx-xxxx-xxxx)",
+            "Store it: `postie account add {account} --provider icloud --email you@icloud.com` and paste it when asked",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "fastmail-app-password-required",
+        family: Family::Fastmail,
+        code: Some(535),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "Fastmail did not accept the password: Fastmail refuses the account password over SMTP.",
+        causes: &[
+            "the Fastmail account password was used; SMTP needs an app password",
+            "the app password was created without SMTP access, or was revoked",
+        ],
+        fix: &[
+            "Create an app password with SMTP access at https://app.fastmail.com/settings/security/apps",
+            "Store it: `postie account add {account} --provider fastmail --email you@fastmail.com` and paste it when asked",
+        ],
+        retry: Retry::No,
+    },
     // ---- Microsoft (provider-facts §7) ----
     Entry {
         id: "microsoft-smtp-auth-disabled-tenant",
         family: Family::Any,
         code: Some(535),
+        class: None,
         enhanced: Some("5.7.139"),
         text: &["smtpclientauthentication is disabled"],
         summary: "SMTP AUTH is turned off for the whole Microsoft 365 organization. This is an admin setting, not a wrong password.",
@@ -256,6 +364,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-security-defaults",
         family: Family::Any,
         code: Some(535),
+        class: None,
         enhanced: Some("5.7.139"),
         text: &["security defaults"],
         summary: "Microsoft's security defaults policy blocks password (basic) authentication for this user.",
@@ -270,6 +379,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-criteria-not-met",
         family: Family::Any,
         code: Some(535),
+        class: None,
         enhanced: Some("5.7.139"),
         text: &["did not meet the criteria"],
         summary: "Microsoft refused the sign-in because a policy blocks it, not because of the password itself.",
@@ -288,6 +398,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-auth-unsuccessful",
         family: Family::Any,
         code: Some(535),
+        class: None,
         enhanced: Some("5.7.3"),
         text: &[],
         summary: "Microsoft did not accept the credentials.",
@@ -306,6 +417,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-not-authenticated",
         family: Family::Any,
         code: Some(530),
+        class: None,
         enhanced: Some("5.7.57"),
         text: &[],
         summary: "Microsoft requires authentication before MAIL FROM.",
@@ -319,6 +431,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-basic-auth-retired",
         family: Family::Any,
         code: Some(550),
+        class: None,
         enhanced: Some("5.7.30"),
         text: &[],
         summary: "Basic (password) authentication is not supported for client submission any more.",
@@ -332,6 +445,7 @@ static CATALOG: &[Entry] = &[
         id: "microsoft-send-as-denied",
         family: Family::Any,
         code: Some(554),
+        class: None,
         enhanced: Some("5.2.252"),
         text: &[],
         summary: "The From address differs from the signed-in mailbox, which has no right to send as it.",
@@ -345,9 +459,22 @@ static CATALOG: &[Entry] = &[
     },
     // ---- generic SMTP classes (RFC 3463, RFC 4954) ----
     Entry {
+        id: "mailbox-full",
+        family: Family::Any,
+        code: None,
+        class: None,
+        enhanced: Some("5.2.2"),
+        text: &[],
+        summary: "The recipient's mailbox is full.",
+        causes: &["the recipient has used up their storage"],
+        fix: &["Tell the recipient by another way, or try again much later"],
+        retry: Retry::No,
+    },
+    Entry {
         id: "message-too-large",
         family: Family::Any,
         code: Some(552),
+        class: None,
         enhanced: None,
         text: &[],
         summary: "The message is larger than the server accepts.",
@@ -362,6 +489,7 @@ static CATALOG: &[Entry] = &[
         id: "mechanism-too-weak",
         family: Family::Any,
         code: Some(534),
+        class: None,
         enhanced: None,
         text: &[],
         summary: "The server wants a stronger authentication mechanism or an app password.",
@@ -373,6 +501,7 @@ static CATALOG: &[Entry] = &[
         id: "bad-credentials",
         family: Family::Any,
         code: Some(535),
+        class: None,
         enhanced: None,
         text: &[],
         summary: "The server did not accept the user name and password.",
@@ -390,6 +519,7 @@ static CATALOG: &[Entry] = &[
         id: "encryption-required",
         family: Family::Any,
         code: Some(538),
+        class: None,
         enhanced: None,
         text: &[],
         summary: "The server requires encryption for this authentication mechanism.",
@@ -401,6 +531,7 @@ static CATALOG: &[Entry] = &[
         id: "mailbox-unknown",
         family: Family::Any,
         code: None,
+        class: None,
         enhanced: Some("5.1.1"),
         text: &[],
         summary: "The recipient address does not exist.",
@@ -412,6 +543,7 @@ static CATALOG: &[Entry] = &[
         id: "service-closing",
         family: Family::Any,
         code: Some(421),
+        class: None,
         enhanced: None,
         text: &[],
         summary: "The server is closing the connection and asks to try again later.",
@@ -420,15 +552,124 @@ static CATALOG: &[Entry] = &[
         retry: Retry::Later,
     },
     Entry {
+        id: "password-transition",
+        family: Family::Any,
+        code: Some(432),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "The server wants a one-time password change before it accepts this mechanism (RFC 4954 432 4.7.12).",
+        causes: &["the account's password must be changed or re-set once with the provider"],
+        fix: &[
+            "Sign in to the provider's web interface, follow its password prompt, then store the new password with `postie account add {account} ...`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "auth-line-too-long",
+        family: Family::Any,
+        code: Some(500),
+        class: None,
+        enhanced: Some("5.5.6"),
+        text: &[],
+        summary: "The server found the AUTH line too long (RFC 4954 500 5.5.6).",
+        causes: &[
+            "a long OAuth token was sent as an initial response on the AUTH line; the server wants it after a 334 prompt",
+        ],
+        fix: &[
+            "Set auth_mechanism = \"XOAUTH2\" or \"OAUTHBEARER\" explicitly and try again; report the server's name if it persists",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "auth-mechanism-unknown",
+        family: Family::Any,
+        code: Some(504),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "The server does not support the authentication mechanism that was used.",
+        causes: &[
+            "auth_mechanism names a mechanism the server does not offer, or the server's EHLO offer was wrong",
+        ],
+        fix: &[
+            "Remove auth_mechanism from the account so postie picks from the server's offer; `postie doctor {account}` lists what the server offers",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "relay-denied",
+        family: Family::Any,
+        code: None,
+        class: Some(5),
+        enhanced: None,
+        text: &["relay"],
+        summary: "The server refused to relay: it does not accept mail for that recipient from this sender without authentication.",
+        causes: &[
+            "no authentication was done (no credentials configured, or a port that does not authenticate)",
+            "the envelope sender is not an address this account may use",
+        ],
+        fix: &[
+            "Configure credentials for the account and use the submission port (587 or 465); `postie doctor {account}` checks both",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "address-invalid",
+        family: Family::Any,
+        code: None,
+        class: None,
+        enhanced: Some("5.1.3"),
+        text: &[],
+        summary: "The server found an address malformed.",
+        causes: &["a typo in the address, or characters the server does not accept"],
+        fix: &["Check the addresses of the message"],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "policy-refused",
+        family: Family::Any,
+        code: None,
+        class: None,
+        enhanced: Some("5.7."),
+        text: &[],
+        summary: "The server refused for a security or policy reason (RFC 3463 class 5.7).",
+        causes: &[
+            "the sender is not allowed to use this From address or to send to this recipient",
+            "the message or the sending address was judged unacceptable by the server's policy",
+        ],
+        fix: &[
+            "Read the server's text above for the policy named; send with the account's own address as From",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
         id: "transient",
         family: Family::Any,
         code: None,
+        class: Some(4),
         enhanced: None,
         text: &[],
         summary: "The server reported a temporary failure.",
         causes: &["a temporary condition on the server (load, greylisting, a limit)"],
         fix: &["Try again later"],
         retry: Retry::Later,
+    },
+    Entry {
+        id: "permanent",
+        family: Family::Any,
+        code: None,
+        class: Some(5),
+        enhanced: None,
+        text: &[],
+        summary: "The server refused permanently.",
+        causes: &[
+            "the server's text above says why; sending the same thing again will be refused again",
+        ],
+        fix: &[
+            "Change what the server objects to (address, content, settings) before trying again",
+        ],
+        retry: Retry::No,
     },
 ];
 
@@ -439,6 +680,12 @@ fn family_of(provider: Option<ProviderId>, reply: &Reply) -> Family {
         }
         if p.is_microsoft() {
             return Family::Microsoft;
+        }
+        match p {
+            ProviderId::Yahoo => return Family::Yahoo,
+            ProviderId::Icloud => return Family::Icloud,
+            ProviderId::Fastmail => return Family::Fastmail,
+            _ => {}
         }
     }
     // A reply names its provider even when the user gave only --server.
@@ -460,12 +707,17 @@ fn matches(e: &Entry, fam: Family, reply: &Reply, text: &str) -> bool {
     if e.code.is_some_and(|c| c != reply.code) {
         return false;
     }
-    if let Some(enh) = e.enhanced
-        && reply.enhanced.map(|x| x.to_string()).as_deref() != Some(enh)
-    {
-        return false;
+    if let Some(want) = e.enhanced {
+        let got = reply.enhanced.map(|x| x.to_string()).unwrap_or_default();
+        let fits = match want.strip_suffix('.') {
+            Some(_) => got.starts_with(want),
+            None => got == want,
+        };
+        if !fits {
+            return false;
+        }
     }
-    if e.id == "transient" && !reply.is_transient() {
+    if e.class.is_some_and(|c| c != reply.code / 100) {
         return false;
     }
     e.text.iter().all(|t| text.contains(t))
@@ -489,6 +741,17 @@ fn render(e: &Entry, ctx: &Context<'_>) -> Explanation {
         fix: e.fix.iter().map(|c| fill(c)).collect(),
         retry: e.retry,
     }
+}
+
+/// The identifiers of every catalog entry for server replies, in matching
+/// order (for tests that prove each one is reachable).
+pub fn reply_catalog_ids() -> Vec<&'static str> {
+    CATALOG.iter().map(|e| e.id).collect()
+}
+
+/// The identifiers of every entry for authorization-server errors.
+pub fn oauth_catalog_ids() -> Vec<&'static str> {
+    crate::oauth::advice_ids()
 }
 
 /// Explain a server reply, or `None` when the catalog has nothing for it.

@@ -14,6 +14,7 @@
 //! - [`outbox`]: the durable queue: spooled bodies, leases, retries (SQLite).
 //! - [`relay`]: the local SMTP relay for programs that cannot do modern auth.
 //! - [`delivery`]: workers that send the outbox's messages upstream.
+//! - [`doctor`]: `postie doctor`, an account checked stage by stage.
 //! - [`sandbox`]: a local provider that behaves like Gmail (SMTP, OAuth, a mailbox).
 //! - [`error`]: the error type.
 //!
@@ -45,6 +46,7 @@
 
 pub mod config;
 pub mod delivery;
+pub mod doctor;
 pub mod error;
 pub mod explain;
 pub mod message;

@@ -1,6 +1,7 @@
 //! Subcommands: each resolves its flags into settings and calls the library.
 
 pub mod account;
+pub mod doctor;
 pub mod login;
 pub mod queue;
 mod queue_show;
@@ -10,10 +11,13 @@ pub mod send;
 pub mod sendmail;
 
 use std::io::{IsTerminal, Read};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use postie::config::Paths;
 use postie::error::{Error, ErrorKind};
 use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, StoreChoice};
+use postie::transport::{TranscriptEntry, TranscriptSink};
 use secrecy::SecretString;
 
 use crate::output::Style;
@@ -80,4 +84,41 @@ pub fn open_store(paths: &Paths) -> Result<SecretStore, Error> {
         ),
     });
     SecretStore::open(StoreChoice::from_env()?, path, passphrase)
+}
+
+/// The receiver of the SMTP transcript (`-v`): each line on stderr,
+/// swaks-style (`->`/`<-` plain, `~>`/`<~` inside TLS, `***` notes; `-vv`
+/// adds the time since the command started), or kept in `keep` for
+/// `--json` when `print` is false. Times count from this call, so the lines
+/// of several connections share one clock.
+pub fn transcript_sink(
+    g: &Global,
+    print: bool,
+    keep: Arc<Mutex<Vec<TranscriptEntry>>>,
+) -> TranscriptSink {
+    let show_time = g.verbose > 1;
+    let style = g.style;
+    let start = Instant::now();
+    Arc::new(move |t: &TranscriptEntry| {
+        let mut t = t.clone();
+        t.elapsed = start.elapsed();
+        if !print {
+            keep.lock().expect("transcript lock").push(t);
+            return;
+        }
+        let time = if show_time {
+            format!("[{:>8.3}s] ", t.elapsed.as_secs_f64())
+        } else {
+            String::new()
+        };
+        let line = format!("{time}{} {}", t.prefix(), crate::output::clean(&t.text));
+        eprintln!(
+            "{}",
+            if t.direction == "note" {
+                style.dim(&line)
+            } else {
+                line
+            }
+        );
+    })
 }

@@ -16,7 +16,7 @@ use postie::transport::{ConnectOptions, Endpoint, TranscriptEntry};
 use postie_proto::sasl::Credentials;
 use serde_json::json;
 
-use super::{Global, open_store, prompt_secret};
+use super::{Global, open_store, prompt_secret, transcript_sink};
 use crate::cli::SendArgs;
 use crate::output::{self, exit};
 
@@ -178,30 +178,9 @@ fn plan(
     let mut opts = ConnectOptions::new(endpoint);
     opts.credentials = credentials;
     opts.mechanism = a.auth_mechanism.clone().or(account_mechanism);
+    opts.show_body = a.show_body;
     if g.verbose > 0 {
-        let show_time = g.verbose > 1;
-        let json_mode = a.json;
-        let style = g.style;
-        opts.transcript = Some(Arc::new(move |t: &TranscriptEntry| {
-            if json_mode {
-                transcript.lock().expect("transcript lock").push(t.clone());
-                return;
-            }
-            let time = if show_time {
-                format!("[{:>8.3}s] ", t.elapsed.as_secs_f64())
-            } else {
-                String::new()
-            };
-            let line = format!("{time}{} {}", t.prefix(), t.text);
-            eprintln!(
-                "{}",
-                if t.direction == "note" {
-                    style.dim(&line)
-                } else {
-                    line
-                }
-            );
-        }));
+        opts.transcript = Some(transcript_sink(g, !a.json, transcript));
     }
     Ok(Plan {
         opts,
@@ -311,6 +290,20 @@ fn fail(
         output::print_json(&v);
     } else {
         output::print_error(&g.style, e, ctx);
+        // Connection, TLS and login problems: the whole path, stage by stage.
+        if let Some(name) = ctx.account
+            && matches!(
+                e.kind(),
+                ErrorKind::Unavailable | ErrorKind::Tls | ErrorKind::Credentials
+            )
+        {
+            eprintln!(
+                "{}",
+                g.style.dim(&format!(
+                    "(`postie doctor {name}` checks every step of the connection)"
+                ))
+            );
+        }
     }
     output::exit_code(e.kind())
 }

@@ -158,7 +158,7 @@ fn introspect_active(token: &str) -> bool {
         .expect("introspection answers `active`")
 }
 
-fn token_of(sb: &Sandbox, name: &str) -> String {
+pub(crate) fn token_of(sb: &Sandbox, name: &str) -> String {
     let run = sb.postie().args(["token", name]).run();
     run.success();
     let t = run.stdout.trim().to_string();

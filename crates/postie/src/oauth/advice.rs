@@ -519,6 +519,11 @@ fn matches(a: &Advice, fam: Family, info: &OAuthErrorInfo, codes: &[u64], text: 
         && a.text.iter().all(|t| text.contains(t))
 }
 
+/// The identifiers of every entry, and of the fallback.
+pub(crate) fn ids() -> Vec<&'static str> {
+    ADVICE.iter().map(|a| a.id).chain(["oauth-error"]).collect()
+}
+
 /// Explain an authorization server's error.
 pub(crate) fn explain(info: &OAuthErrorInfo, ctx: &Context<'_>) -> Explanation {
     let fam = family(info, ctx);

@@ -369,6 +369,18 @@ fn backoff(attempt: u32, e: &HttpError) -> Duration {
     base.mul_f64(rand::rng().random_range(0.75..1.25))
 }
 
+impl Http {
+    /// The `Date` of any answer from `url`'s server, for a clock check:
+    /// a skewed clock makes JWT assertions and token lifetimes fail.
+    pub(crate) async fn server_date(&self, url: &str) -> Option<std::time::SystemTime> {
+        let url = Url::parse(url).ok()?;
+        check_url(&url, "OAuth endpoint").ok()?;
+        let resp = self.client.head(url).send().await.ok()?;
+        let date = resp.headers().get(header::DATE)?.to_str().ok()?;
+        httpdate::parse_http_date(date).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,6 +55,7 @@ pub use server_error::OAuthErrorInfo;
 pub use token::TokenSet;
 
 pub(crate) use advice::explain as explain_info;
+pub(crate) use advice::ids as advice_ids;
 
 /// An account's OAuth settings, `[accounts.NAME.oauth]` in the config file.
 /// It holds no secret: a client secret comes from `client_secret_env` or from
@@ -186,6 +187,44 @@ pub(crate) fn client_secret(
         };
     }
     store.get(&client_secret_key(name))
+}
+
+/// Google's token information endpoint: it tells an access token's scopes.
+pub const GOOGLE_TOKENINFO: &str = "https://oauth2.googleapis.com/tokeninfo";
+
+/// How far this machine's clock is ahead of the token endpoint's server
+/// (negative: behind), in seconds, from the HTTP `Date` of its answer.
+/// `None` when the server cannot be asked or sends no date.
+pub async fn clock_skew(name: &str, acct: &AccountConfig) -> Option<i64> {
+    let cfg = settings(name, acct).ok()?;
+    let ep = endpoints(acct.provider, cfg).await.ok()?;
+    let http = http::Http::new().ok()?;
+    let server = http.server_date(&ep.token).await?;
+    let now = std::time::SystemTime::now();
+    Some(match now.duration_since(server) {
+        Ok(ahead) => ahead.as_secs() as i64,
+        Err(behind) => -(behind.duration().as_secs() as i64),
+    })
+}
+
+/// The scopes Google's tokeninfo endpoint reports for an access token
+/// (sent in a POST body, never in a URL). `None` when it cannot tell.
+pub async fn google_token_scope(token: &SecretString) -> Option<String> {
+    use secrecy::ExposeSecret;
+    #[derive(Deserialize)]
+    struct Info {
+        scope: Option<String>,
+    }
+    let http = http::Http::new().ok()?;
+    let body = http
+        .post_form(
+            GOOGLE_TOKENINFO,
+            &[("access_token", token.expose_secret())],
+            None,
+        )
+        .await
+        .ok()?;
+    serde_json::from_slice::<Info>(&body).ok()?.scope
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! which drops whatever was buffered before and repeats EHLO. Each wait is
 //! bounded by the RFC 5321 §4.5.3.2 timeout the session names.
 
+pub mod cert;
 mod tls;
 
 use std::net::IpAddr;
@@ -31,6 +32,7 @@ use tokio_rustls::client::TlsStream;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::OutgoingMessage;
 use crate::provider::TlsMode;
+use cert::{CertInfo, InspectOnly};
 
 /// Where to connect and how to secure it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +189,9 @@ pub struct ConnectOptions {
     pub transcript: Option<TranscriptSink>,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Put the message body in the transcript, line by line, instead of a
+    /// note giving its size.
+    pub show_body: bool,
 }
 
 impl ConnectOptions {
@@ -199,6 +204,7 @@ impl ConnectOptions {
             ehlo_name: None,
             transcript: None,
             timeouts: Timeouts::default(),
+            show_body: false,
         }
     }
 }
@@ -210,6 +216,8 @@ pub struct TlsInfo {
     pub version: Option<String>,
     /// Cipher suite.
     pub cipher: Option<String>,
+    /// The server's certificate, when it could be read.
+    pub certificate: Option<CertInfo>,
 }
 
 enum Io {
@@ -260,6 +268,25 @@ impl Connection {
     /// Connect, read the greeting, EHLO, STARTTLS when required, and
     /// authenticate when credentials are given.
     pub async fn connect(opts: ConnectOptions) -> Result<Connection> {
+        Connection::open(opts, None).await
+    }
+
+    /// Connect without trusting the certificate, only to see it: greeting,
+    /// EHLO, STARTTLS when the endpoint uses it, then QUIT. Credentials in
+    /// `opts` are dropped, so nothing secret crosses such a connection.
+    /// For diagnosing a refused certificate (`postie doctor`).
+    pub async fn inspect_tls(mut opts: ConnectOptions) -> Result<TlsInfo> {
+        opts.credentials = None;
+        let conn = Connection::open(opts, Some(InspectOnly::config())).await?;
+        let info = conn.tls_info.clone().unwrap_or_default();
+        conn.quit().await;
+        Ok(info)
+    }
+
+    async fn open(
+        opts: ConnectOptions,
+        tls_override: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Connection> {
         let ep = &opts.endpoint;
         if ep.tls == TlsMode::None && !ep.is_loopback() {
             return Err(Error::new(
@@ -270,8 +297,9 @@ impl Connection {
                 ),
             ));
         }
-        let tls_config = match ep.tls {
-            TlsMode::None => None,
+        let tls_config = match (ep.tls, tls_override) {
+            (TlsMode::None, _) => None,
+            (_, Some(cfg)) => Some(cfg),
             _ => Some(tls::client_config(ep.ca_file.as_deref())?),
         };
         let started = tokio::time::Instant::now();
@@ -395,6 +423,9 @@ impl Connection {
         loop {
             match self.next_event(None).await? {
                 Event::BodyWanted => {
+                    if self.opts.show_body {
+                        self.emit_body(&msg.bytes);
+                    }
                     let mut chunks = msg.bytes.chunks(BODY_CHUNK).peekable();
                     if chunks.peek().is_none() {
                         self.session
@@ -442,6 +473,16 @@ impl Connection {
         }
     }
 
+    /// Send RSET and wait for its reply: the session is then as after
+    /// EHLO (and AUTH). `postie doctor` ends its AUTH check this way.
+    pub async fn reset(&mut self) -> Result<()> {
+        self.session.reset();
+        match self.wait_ready().await? {
+            true => Ok(()),
+            false => Err(closed_error(&self.opts.endpoint, "after RSET")),
+        }
+    }
+
     /// Say QUIT and close. Errors are ignored: the mail is already sent.
     pub async fn quit(mut self) {
         self.session.quit();
@@ -465,6 +506,22 @@ impl Connection {
                 tls: self.session.is_tls(),
                 text,
             });
+        }
+    }
+
+    /// The message as sent, one transcript line per line (`--show-body`).
+    fn emit_body(&self, bytes: &[u8]) {
+        if let Some(t) = &self.opts.transcript {
+            let text = String::from_utf8_lossy(bytes);
+            let text = text.strip_suffix("\r\n").unwrap_or(&text);
+            for line in text.split("\r\n") {
+                t(&TranscriptEntry {
+                    elapsed: self.started.elapsed(),
+                    direction: "sent",
+                    tls: self.session.is_tls(),
+                    text: line.to_string(),
+                });
+            }
         }
     }
 
@@ -536,6 +593,7 @@ impl Connection {
                         .map(|k| Duration::from_secs(k.default_secs()))
                 })
                 .unwrap_or(Duration::from_secs(300));
+            let stage = self.session.stage();
             let n = tokio::time::timeout(wait, self.io.read(&mut self.read_buf))
                 .await
                 .map_err(|_| {
@@ -547,6 +605,7 @@ impl Connection {
                             wait.as_secs()
                         ),
                     )
+                    .with_stage(stage)
                 })?
                 .map_err(|e| io_error(&self.opts.endpoint, e))?;
             if n == 0 {
@@ -559,7 +618,8 @@ impl Connection {
                             "{} closed the connection before greeting: if this port expects implicit TLS (usually 465), use smtps://",
                             self.opts.endpoint.authority()
                         ),
-                    ));
+                    )
+                    .with_stage(stage));
                 }
                 return Err(closed_error(&self.opts.endpoint, "unexpectedly"));
             }
@@ -613,6 +673,10 @@ async fn handshake(
         cipher: conn
             .negotiated_cipher_suite()
             .map(|c| format!("{:?}", c.suite())),
+        certificate: conn
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|der| CertInfo::parse(der)),
     };
     Ok((stream, info))
 }

@@ -178,6 +178,43 @@ async fn denied_consent_is_shown_in_the_browser_and_explained() {
     assert_eq!(count(&client, "authorization_code").await, 0);
 }
 
+/// The code exchange itself refused (a code used twice, expired, or made
+/// for another redirect): explained as such, not as a revoked grant.
+#[tokio::test]
+async fn a_refused_code_is_explained() {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(
+        ProviderId::Generic,
+        "a@example.test",
+        authlib_settings(&client),
+    );
+    fail_next(
+        &client,
+        400,
+        "invalid_grant",
+        "Invalid \"code\" in request.",
+        1,
+    )
+    .await;
+    let (r, _page) = browser_login("work", &acct, &store, &headless(), str::to_string).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.oauth().unwrap().error, "invalid_grant");
+    let ctx = Context {
+        provider: Some(ProviderId::Generic),
+        account: Some("work"),
+        host: None,
+    };
+    let x = explain(&err, &ctx);
+    assert_eq!(x.id, "code-refused", "{x:?}");
+    assert!(
+        x.fix.iter().any(|f| f.contains("postie login work")),
+        "{x:?}"
+    );
+    assert!(TokenSet::load(&store, "work").unwrap().is_none());
+}
+
 /// `--manual`: nothing listens; the user pastes the address the browser
 /// was sent to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,3 +266,266 @@ async fn at_once(
     }
     out
 }
+
+/// One authorization-server error, as the provider words it, and what the
+/// explanation must say.
+struct OAuthCase {
+    provider: ProviderId,
+    status: u16,
+    error: &'static str,
+    description: &'static str,
+    id: &'static str,
+    words: &'static [&'static str],
+}
+
+const OAUTH_CASES: &[OAuthCase] = &[
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_grant",
+        description: "AADSTS50076: Due to a configuration change made by your administrator, or because you moved to a new location, you must use multi-factor authentication to access '00000002-0000-0ff1-ce00-000000000000'.",
+        id: "microsoft-mfa-required",
+        words: &["MFA"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_grant",
+        description: "AADSTS65001: The user or administrator has not consented to use the application with ID 'abc'.",
+        id: "microsoft-consent-missing",
+        words: &["admin consent"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_grant",
+        description: "AADSTS70000: The provided grant is invalid or malformed.",
+        id: "microsoft-grant-invalid",
+        words: &["90 days"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 401,
+        error: "invalid_client",
+        description: "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        id: "microsoft-public-client-disabled",
+        words: &["Allow public client flows"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 401,
+        error: "invalid_client",
+        description: "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+        id: "microsoft-secret-invalid",
+        words: &["secret"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "unauthorized_client",
+        description: "AADSTS700016: Application with identifier 'abc' was not found in the directory 'contoso'.",
+        id: "microsoft-app-not-found",
+        words: &["client"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_request",
+        description: "AADSTS900144: The request body must contain the following parameter: 'grant_type'.",
+        id: "microsoft-missing-parameter",
+        words: &["parameter"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_grant",
+        description: "AADSTS50126: Error validating credentials due to invalid username or password.",
+        id: "microsoft-bad-password",
+        words: &["password"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "invalid_request",
+        description: "AADSTS50011: The redirect URI 'http://127.0.0.1:5000/' specified in the request does not match the redirect URIs configured for the application 'abc'.",
+        id: "microsoft-redirect-uri",
+        words: &["redirect"],
+    },
+    OAuthCase {
+        provider: ProviderId::Office365,
+        status: 400,
+        error: "interaction_required",
+        description: "The user must sign in again.",
+        id: "microsoft-invalid-grant",
+        words: &["postie login"],
+    },
+    OAuthCase {
+        provider: ProviderId::Gmail,
+        status: 400,
+        error: "invalid_grant",
+        description: "Token has been expired or revoked.",
+        id: "google-invalid-grant",
+        words: &["Testing", "7 days"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "invalid_grant",
+        description: "The refresh token is invalid.",
+        id: "invalid-grant",
+        words: &["postie login"],
+    },
+    OAuthCase {
+        provider: ProviderId::Gmail,
+        status: 400,
+        error: "invalid_scope",
+        description: "Invalid device flow scope: https://mail.google.com/",
+        id: "google-device-scope",
+        words: &["browser"],
+    },
+    OAuthCase {
+        provider: ProviderId::Gmail,
+        status: 400,
+        error: "invalid_scope",
+        description: "Some requested scopes were invalid.",
+        id: "google-invalid-scope",
+        words: &["https://mail.google.com/"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "invalid_scope",
+        description: "The requested scope is invalid.",
+        id: "invalid-scope",
+        words: &["scope"],
+    },
+    OAuthCase {
+        provider: ProviderId::Gmail,
+        status: 400,
+        error: "redirect_uri_mismatch",
+        description: "Bad Request",
+        id: "google-redirect-uri-mismatch",
+        words: &["Desktop app"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "redirect_uri_mismatch",
+        description: "The redirect URI does not match.",
+        id: "redirect-uri-mismatch",
+        words: &["redirect"],
+    },
+    OAuthCase {
+        provider: ProviderId::Gmail,
+        status: 400,
+        error: "invalid_request",
+        description: "client_secret is missing.",
+        id: "google-client-secret-missing",
+        words: &["client_secret_env"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 401,
+        error: "invalid_client",
+        description: "Client authentication failed.",
+        id: "invalid-client",
+        words: &["client"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "unauthorized_client",
+        description: "The client is not authorized to use this grant type.",
+        id: "unauthorized-client",
+        words: &["grant"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "unauthorized_client",
+        description: "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+        id: "service-account-not-delegated",
+        words: &["delegation"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "consent_required",
+        description: "The user must consent again.",
+        id: "login-required",
+        words: &["postie login"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "server_error",
+        description: "The server had a problem.",
+        id: "oauth-server-unavailable",
+        words: &["Try again in a few minutes"],
+    },
+    OAuthCase {
+        provider: ProviderId::Generic,
+        status: 400,
+        error: "some_new_error",
+        description: "Something the catalog does not know.",
+        id: "oauth-error",
+        words: &["some_new_error"],
+    },
+];
+
+/// Each authorization-server error comes from the real token endpoint
+/// (Authlib, told to answer the next request with it) and is explained
+/// by the right entry, naming the cause and the fix.
+#[tokio::test]
+async fn every_token_endpoint_error_is_explained_from_the_servers_answer() {
+    let s = signed_in(None).await;
+    let m = TokenManager::new(s.dir.path().to_path_buf());
+    for c in OAUTH_CASES {
+        let mut acct = s.acct.clone();
+        acct.provider = c.provider;
+        // 5xx answers are retried; the case's answer is given to every try.
+        let tries = if c.status >= 500 { 4 } else { 1 };
+        fail_next(&s.client, c.status, c.error, c.description, tries).await;
+        let err = m
+            .access_token(&s.name, &acct, &s.store, true)
+            .await
+            .unwrap_err();
+        let info = err
+            .oauth()
+            .unwrap_or_else(|| panic!("{}: no OAuth error in {err}", c.id));
+        assert_eq!(info.error, c.error);
+        let x = explain(&err, &ctx(c.provider, &s.name));
+        assert_eq!(x.id, c.id, "{} {}", c.error, c.description);
+        let all = format!("{} {} {}", x.summary, x.causes.join(" "), x.fix.join(" "));
+        for w in c.words {
+            assert!(all.contains(w), "{}: '{w}' missing in {all}", c.id);
+        }
+        assert!(!x.fix.is_empty(), "{}: no fix", c.id);
+    }
+}
+
+/// Entries without a test do not count: every entry of the OAuth catalog is
+/// reached by a case above or by the flow test named here.
+#[test]
+fn every_oauth_entry_has_a_test() {
+    let elsewhere = [
+        // code_flow::denied_consent_is_shown_in_the_browser_and_explained, device::a_denied_device_code_is_explained
+        "access-denied",
+        // device::a_code_not_approved_in_time_expires
+        "expired-token",
+        // app_only::an_assertion_signed_with_another_key_is_refused
+        "service-account-assertion-refused",
+        // code_flow::a_refused_code_is_explained
+        "code-refused",
+    ];
+    let tested: std::collections::HashSet<&str> =
+        OAUTH_CASES.iter().map(|c| c.id).chain(elsewhere).collect();
+    let missing: Vec<_> = postie::explain::oauth_catalog_ids()
+        .into_iter()
+        .filter(|id| !tested.contains(id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "OAuth catalog entries without a test: {missing:?}"
+    );
+}

@@ -1,0 +1,149 @@
+//! `postie doctor`: the checklist, printed as each check is made.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use postie::config::Config;
+use postie::doctor::{self, Check, Options, Report, Status, Target};
+use postie::explain::Context;
+use postie::transport::{Timeouts, TranscriptEntry};
+use serde_json::json;
+
+use super::{Global, open_store, transcript_sink};
+use crate::cli::DoctorArgs;
+use crate::output::{self, Style, clean, exit};
+
+/// Run `postie doctor`; returns the exit code.
+pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
+    let config = match Config::load(&g.paths.config_file) {
+        Ok(c) => c,
+        Err(e) => return usage_failure(g, &args, &e),
+    };
+    let (name, acct) = match config.account(args.account.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return usage_failure(g, &args, &e),
+    };
+    let transcript: Arc<Mutex<Vec<TranscriptEntry>>> = Arc::default();
+    let opts = Options {
+        send_test: args.send_test.clone(),
+        transcript: (g.verbose > 0 || args.json)
+            .then(|| transcript_sink(g, !args.json, transcript.clone())),
+        show_body: args.show_body,
+        timeouts: Timeouts {
+            connect: args.timeout,
+            command: Some(args.timeout),
+        },
+        data_dir: g.paths.data_dir.clone(),
+    };
+    let target = Target {
+        name,
+        account: acct,
+        config_file: &g.paths.config_file,
+    };
+    if !args.json {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(
+            out,
+            "{}",
+            g.style.bold(&format!(
+                "postie doctor: account {name} ({}, {})",
+                acct.provider.preset().display_name,
+                acct.email
+            ))
+        );
+    }
+    let style = g.style;
+    let json_mode = args.json;
+    let mut print = |c: &Check| {
+        if !json_mode {
+            print_check(&mut std::io::stdout().lock(), &style, c);
+        }
+    };
+    let mut store = || open_store(&g.paths);
+    let report = doctor::run(&target, &mut store, &opts, &mut print).await;
+    let code = report.exit_code();
+    if args.json {
+        let transcript = transcript.lock().expect("transcript lock");
+        output::print_json(&report_json(&report, code, &transcript));
+    } else {
+        print_result(&mut std::io::stdout().lock(), &style, &report, code);
+    }
+    code
+}
+
+/// No account to check: the config cannot be read, or names no such account.
+fn usage_failure(g: &Global, args: &DoctorArgs, e: &postie::error::Error) -> i32 {
+    let code = exit::CONFIG;
+    if args.json {
+        let mut v = output::error_json(e, &Context::default());
+        v["exit_code"] = json!(code);
+        output::print_json(&v);
+    } else {
+        output::print_error(&g.style, e, &Context::default());
+    }
+    code
+}
+
+fn report_json(report: &Report, code: i32, transcript: &[TranscriptEntry]) -> serde_json::Value {
+    json!({
+        "account": report.account,
+        "server": report.server,
+        "ok": code == 0,
+        "exit_code": code,
+        "failed_stage": report.failed().map(|c| c.stage.title()),
+        "checks": report.checks,
+        "transcript": transcript,
+    })
+}
+
+const INDENT: &str = "                      ";
+
+/// One checklist line, its details and, for a warning or failure, the
+/// explanation.
+pub fn print_check(out: &mut dyn Write, style: &Style, c: &Check) {
+    let (word, paint): (&str, fn(&Style, &str) -> String) = match c.status {
+        Status::Ok => ("ok", Style::good),
+        Status::Warning => ("warning", Style::warn),
+        Status::Failed => ("failed", Style::bad),
+        Status::Skipped => ("skipped", Style::dim),
+    };
+    let _ = writeln!(
+        out,
+        "  {} {:<11} {}",
+        paint(style, &format!("{word:<7}")),
+        c.stage.title(),
+        clean(&c.summary)
+    );
+    for d in &c.details {
+        let _ = writeln!(out, "{INDENT}{}", style.dim(&clean(d)));
+    }
+    if let Some(x) = &c.explanation
+        && matches!(c.status, Status::Warning | Status::Failed)
+    {
+        let mut buf = Vec::new();
+        output::print_explanation(&mut buf, style, x, &c.summary);
+        for line in String::from_utf8_lossy(&buf).lines() {
+            let _ = writeln!(out, "{INDENT}{line}");
+        }
+    }
+}
+
+fn print_result(out: &mut dyn Write, style: &Style, report: &Report, code: i32) {
+    let warnings = report
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Warning)
+        .count();
+    let line = match report.failed() {
+        Some(c) => style.bad(&format!(
+            "failed at {} (exit {code}); the fix is above",
+            c.stage.title()
+        )),
+        None if warnings > 0 => style.warn(&format!(
+            "all checks passed, {warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        )),
+        None => style.good("all checks passed"),
+    };
+    let _ = writeln!(out, "{line}");
+}
