@@ -7,21 +7,27 @@
 
 use serde_json::Value;
 
-use crate::oauth::{USER, logged_in, token_of};
+use crate::oauth::{USER, logged_in, sign_in, token_of};
 use crate::relay_support::free_port;
+use crate::secrets::assert_no_leak;
 use crate::support::*;
 
 const DOCTOR_PW: &str = "POSTIE_TEST_DOCTOR_PW";
 
 /// Adds password account `name` for `peer` at `port` with TLS mode `tls`.
 fn add(sb: &Sandbox, name: &str, peer: Peer, port: u16, tls: &str) {
+    add_as(sb, name, "generic", peer.user(), port, tls);
+}
+
+/// Adds password account `name` of `provider` logging in as `user` at 127.0.0.1:`port`.
+fn add_as(sb: &Sandbox, name: &str, provider: &str, user: &str, port: u16, tls: &str) {
     sb.postie()
-        .args(["account", "add", name, "--provider", "generic"])
+        .args(["account", "add", name, "--provider", provider])
         .opt("--host", "127.0.0.1")
         .opt("--port", port.to_string())
         .opt("--tls", tls)
         .opt("--email", FROM)
-        .opt("--user", peer.user())
+        .opt("--user", user)
         .opt("--password-env", DOCTOR_PW)
         .opt("--ca-file", peers().ca())
         .run()
@@ -124,10 +130,12 @@ fn every_stage_ok_on_three_servers_starttls_and_implicit_tls() {
 #[test]
 fn json_report_has_checks_and_transcript() {
     let sb = Sandbox::new();
-    let peer = Peer::Aiosmtpd;
-    add(&sb, "j", peer, peer.port(Tls::StartTls), "starttls");
-    let run = doctor(&sb, "j", peer.password(), &["--json"]);
+    let (user, password) = (peers().get("SECRET_USER"), peers().get("SECRET_PASSWORD"));
+    let port = Peer::Aiosmtpd.port(Tls::StartTls);
+    add_as(&sb, "j", "generic", user, port, "starttls");
+    let run = doctor(&sb, "j", password, &["--json", "-vv"]);
     run.success();
+    assert_no_leak(&run, user, password);
     let v = run.json();
     assert_eq!(v["ok"], true, "{run}");
     assert_eq!(v["exit_code"], 0);
@@ -384,6 +392,71 @@ fn send_test_delivers_one_message() {
         String::from_utf8_lossy(&d.client_bytes()).contains("postie doctor: test message"),
         "the peer stored the test message"
     );
+}
+
+/// A Gmail account whose password does not have the shape of a Google app password: warned
+/// about at the credentials stage (the server here accepts it, so the run passes).
+#[test]
+fn a_gmail_password_that_is_not_an_app_password_is_warned_about() {
+    let sb = Sandbox::new();
+    let (user, password) = (peers().get("SECRET_USER"), peers().get("SECRET_PASSWORD"));
+    let port = Peer::Aiosmtpd.port(Tls::StartTls);
+    add_as(&sb, "g", "gmail", user, port, "starttls");
+    let run = doctor(&sb, "g", password, &["--json", "-vv"]);
+    run.success();
+    let v = run.json();
+    let creds = stage(&v, "credentials");
+    assert_eq!(creds["status"], "warning", "{run}");
+    assert_eq!(creds["explanation"]["id"], "doctor-app-password-shape");
+    let x = creds["explanation"].to_string();
+    assert!(x.contains("16 letters"), "{run}");
+    assert!(
+        x.contains("https://myaccount.google.com/apppasswords"),
+        "{run}"
+    );
+    assert_no_leak(&run, user, password);
+}
+
+/// A Google token with only the gmail.send scope, which Gmail's SMTP server refuses: the
+/// credentials stage says so from the scope the token endpoint granted.
+#[test]
+fn a_gmail_send_scope_is_warned_about() {
+    let sb = Sandbox::new();
+    sb.postie()
+        .args([
+            "account",
+            "add",
+            "gs",
+            "--provider",
+            "gmail",
+            "--auth",
+            "oauth",
+        ])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", peers().port("AIOSMTPD_STARTTLS").to_string())
+        .opt("--tls", "starttls")
+        .opt("--email", USER)
+        .opt("--client-id", "test-client")
+        .opt("--issuer", peers().get("OAUTH_AS"))
+        .opt("--scope", "https://www.googleapis.com/auth/gmail.send")
+        .opt("--ca-file", peers().ca())
+        .run()
+        .success();
+    sign_in(&sb, "gs");
+    let run = sb.postie().args(["doctor", "gs", "--json", "-vv"]).run();
+    let v = run.json();
+    let creds = stage(&v, "credentials");
+    assert_eq!(creds["status"], "warning", "{run}");
+    assert_eq!(creds["explanation"]["id"], "doctor-google-scope", "{run}");
+    assert!(
+        creds["explanation"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("gmail.send"),
+        "{run}"
+    );
+    assert!(creds["details"].to_string().contains("scope: "), "{run}");
+    assert_no_secret(&run, &token_of(&sb, "gs"));
 }
 
 /// Asserts `secret` appears in no output, in any encoding a transcript might use.

@@ -168,6 +168,11 @@ pub(crate) fn token_of(sb: &Sandbox, name: &str) -> String {
 
 pub(crate) fn logged_in(sb: &Sandbox, name: &str, port: u16) {
     add_account(sb, name, port);
+    sign_in(sb, name);
+}
+
+/// `postie login` for an account already added, consent given in headless Chromium.
+pub(crate) fn sign_in(sb: &Sandbox, name: &str) {
     let mut login = Login::start(sb, name);
     let url = login.url();
     let page = chromium(sb, &url);
