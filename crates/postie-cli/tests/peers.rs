@@ -22,6 +22,8 @@ mod relay;
 mod relay_clients;
 #[path = "peers/relay_support.rs"]
 mod relay_support;
+#[path = "peers/sandbox.rs"]
+mod sandbox;
 #[path = "peers/secrets.rs"]
 mod secrets;
 #[path = "peers/spool.rs"]

@@ -46,7 +46,7 @@ Settings file (--settings):
   token_lifetime = \"1h\"
   [[users]]
   email = \"me@sandbox.postie.test\"
-  password = \"correct horse battery staple\"
+  password = \"correct-horse-battery-staple\"
   app_passwords = [\"abcd efgh ijkl mnop\"]
   two_step_verification = true
 
@@ -108,7 +108,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR")]
     pub user: Option<String>,
     /// The user's account password (refused over SMTP while 2-Step Verification is on)
-    /// [default: correct horse battery staple]
+    /// [default: correct-horse-battery-staple]
     #[arg(long, value_name = "PW")]
     pub password: Option<String>,
     /// An app password for the user (repeatable) [default: abcd efgh ijkl mnop]

@@ -46,6 +46,12 @@ pub struct Gmail {
     pub id: String,
 }
 
+impl Default for Gmail {
+    fn default() -> Gmail {
+        Gmail::new()
+    }
+}
+
 impl Gmail {
     /// Texts for a new session.
     pub fn new() -> Gmail {

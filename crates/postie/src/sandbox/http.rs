@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::Shared;
 use super::gmail::MAIL_SCOPE;
 use super::pages;
-use super::tokens::{DEVICE_LIFETIME, Issued, OAuthError};
+use super::tokens::{Consent, DEVICE_LIFETIME, Issued, OAuthError};
 
 /// The authorization endpoint (Google's path).
 pub(crate) const AUTHORIZE: &str = "/o/oauth2/v2/auth";
@@ -289,15 +289,8 @@ fn authorize(s: &Shared, q: &HashMap<String, String>) -> Resp {
     }
     let now = s.now();
     let hint = get("login_hint").map(str::to_string);
-    let id = s.grants().add_consent(
-        client_id,
-        redirect_uri,
-        scope,
-        state.clone(),
-        challenge,
-        hint,
-        now,
-    );
+    let request = Consent::new(client_id, redirect_uri, scope, state, challenge, hint);
+    let id = s.grants().add_consent(request, now);
     let grants = s.grants();
     let consent = grants.consent(&id, now).expect("just added");
     html(StatusCode::OK, pages::consent(&id, consent, &s.users))
@@ -450,9 +443,9 @@ fn device_code(s: &Shared, f: &HashMap<String, String>, basic: Option<String>) -
         &json!({
             "device_code": device_code,
             "user_code": user_code,
+            // RFC 8628's name. Google says `verification_url`; sending both
+            // breaks clients that take either name for the same field.
             "verification_uri": page,
-            // Google's name for the same field.
-            "verification_url": page,
             "verification_uri_complete": with_params(&page, &[("user_code", &user_code)]),
             "expires_in": DEVICE_LIFETIME,
             "interval": interval,

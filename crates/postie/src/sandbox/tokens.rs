@@ -79,6 +79,28 @@ pub struct Consent {
     expires_at: u64,
 }
 
+impl Consent {
+    /// A request as the authorization endpoint received it.
+    pub fn new(
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+        state: Option<String>,
+        code_challenge: &str,
+        login_hint: Option<String>,
+    ) -> Consent {
+        Consent {
+            client_id: client_id.into(),
+            redirect_uri: redirect_uri.into(),
+            scope: scope.into(),
+            state,
+            code_challenge: code_challenge.into(),
+            login_hint,
+            expires_at: 0,
+        }
+    }
+}
+
 /// An issued authorization code.
 #[derive(Clone, Debug)]
 struct Code {
@@ -184,30 +206,11 @@ impl Grants {
 
     /// Keeps an authorization request until the user answers; returns its
     /// id for the consent form.
-    pub fn add_consent(
-        &mut self,
-        client_id: &str,
-        redirect_uri: &str,
-        scope: &str,
-        state: Option<String>,
-        code_challenge: &str,
-        login_hint: Option<String>,
-        now: u64,
-    ) -> String {
+    pub fn add_consent(&mut self, mut c: Consent, now: u64) -> String {
         self.consents.retain(|_, c| c.expires_at > now);
+        c.expires_at = now + CONSENT_LIFETIME;
         let id = random(16);
-        self.consents.insert(
-            id.clone(),
-            Consent {
-                client_id: client_id.into(),
-                redirect_uri: redirect_uri.into(),
-                scope: scope.into(),
-                state,
-                code_challenge: code_challenge.into(),
-                login_hint,
-                expires_at: now + CONSENT_LIFETIME,
-            },
-        );
+        self.consents.insert(id.clone(), c);
         id
     }
 
@@ -507,15 +510,15 @@ mod tests {
     const MAIL: &str = "https://mail.google.com/";
 
     fn code_for(g: &mut Grants, user: &str) -> String {
-        let id = g.add_consent(
+        let c = Consent::new(
             "postie-sandbox",
             "http://127.0.0.1:5000/",
             MAIL,
             Some("xyz".into()),
             CHALLENGE,
             None,
-            100,
         );
+        let id = g.add_consent(c, 100);
         let (c, code) = g.decide_consent(&id, Some(user), 101).unwrap();
         assert_eq!(c.state.as_deref(), Some("xyz"));
         code.unwrap()
@@ -641,7 +644,8 @@ mod tests {
     #[test]
     fn denied_consent_gives_no_code_and_is_used_up() {
         let mut g = Grants::new(3600, 5);
-        let id = g.add_consent("c", "http://127.0.0.1:1/", MAIL, None, CHALLENGE, None, 0);
+        let c = Consent::new("c", "http://127.0.0.1:1/", MAIL, None, CHALLENGE, None);
+        let id = g.add_consent(c, 0);
         let (_, code) = g.decide_consent(&id, None, 1).unwrap();
         assert!(code.is_none());
         assert!(g.decide_consent(&id, Some("u"), 2).is_none());

@@ -12,7 +12,9 @@ use crate::error::{Error, ErrorKind, Result};
 /// for it can ever leave the machine.
 pub const DEFAULT_USER: &str = "me@sandbox.postie.test";
 /// The default user's account password: the one Gmail refuses over SMTP.
-pub const DEFAULT_PASSWORD: &str = "correct horse battery staple";
+/// Without spaces, so that clients which strip an app password's spaces
+/// (as postie does) still send it as typed.
+pub const DEFAULT_PASSWORD: &str = "correct-horse-battery-staple";
 /// The default user's app password, shown as Google shows them.
 pub const DEFAULT_APP_PASSWORD: &str = "abcd efgh ijkl mnop";
 /// The OAuth client every sandbox knows: public (no secret), any loopback
@@ -76,7 +78,7 @@ fn squash(s: &str) -> String {
 ///
 /// [[users]]
 /// email = "me@sandbox.postie.test"
-/// password = "correct horse battery staple"
+/// password = "correct-horse-battery-staple"
 /// app_passwords = ["abcd efgh ijkl mnop"]
 /// two_step_verification = true
 /// ```
