@@ -129,7 +129,7 @@ pub enum Command {
     /// Run a local provider that behaves like Gmail (SMTP, OAuth 2.0, a mailbox), for trying
     /// and testing offline
     #[command(after_help = crate::cmd::sandbox::EXAMPLES)]
-    Sandbox(crate::cmd::sandbox::SandboxArgs),
+    Sandbox(Box<crate::cmd::sandbox::SandboxArgs>),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell

@@ -135,7 +135,7 @@ fn real_main() -> i32 {
         }
         Command::Queue(c) => rt.block_on(cmd::queue::run(&g, c)),
         Command::Sendmail(a) => rt.block_on(cmd::sendmail::run(&g, &a.args)),
-        Command::Sandbox(a) => rt.block_on(cmd::sandbox::run(&g, a)),
+        Command::Sandbox(a) => rt.block_on(cmd::sandbox::run(&g, *a)),
         Command::Completions { .. } | Command::Man => unreachable!("handled above"),
     }
 }

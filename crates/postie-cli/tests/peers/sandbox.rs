@@ -938,3 +938,51 @@ fn expired_access_token_is_refreshed_transparently() {
     second.success();
     assert_ne!(first.stdout.trim(), second.stdout.trim(), "a new token");
 }
+
+/// The relay (which shares the SMTP server driver with the sandbox) takes a message from a legacy
+/// client without login and delivers it upstream to the sandbox with the account's app password.
+#[test]
+fn relay_delivers_to_the_sandbox() {
+    use crate::relay_support::{RelayProc, UPSTREAM_PW_VAR, free_port, queue_settled};
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    sb.postie()
+        .args([
+            "account",
+            "add",
+            "up",
+            "--provider",
+            "sandbox",
+            "--email",
+            USER,
+        ])
+        .opt("--port", sp.smtp().to_string())
+        .opt("--password-env", UPSTREAM_PW_VAR)
+        .run()
+        .success();
+    let relay = RelayProc::start(&sb, free_port(), APP_PW);
+    let subject = token("sb-relay");
+    let (code, out, _) = run(std::process::Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", relay.port)])
+        .args([
+            "--from",
+            USER,
+            "--to",
+            TO,
+            "--header",
+            &format!("Subject: {subject}"),
+        ]));
+    assert_eq!(code, Some(0), "{out}");
+    let msgs = queue_settled(&sb, Duration::from_secs(30));
+    assert!(
+        msgs.iter().all(|m| m["state"] == "sent"),
+        "{msgs:#?}\n{}",
+        relay.log_text()
+    );
+    let m = stored(&sb, &subject);
+    assert_eq!(
+        (m["user"].as_str(), m["mechanism"].as_str()),
+        (Some(USER), Some("PLAIN"))
+    );
+    assert_eq!(relay.stop(), Some(0));
+}
