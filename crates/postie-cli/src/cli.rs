@@ -112,6 +112,9 @@ pub enum Command {
     /// Check an account end to end (config, DNS, TCP, TLS, EHLO, credentials, AUTH) and explain any failure
     #[command(after_help = DOCTOR_HELP)]
     Doctor(DoctorArgs),
+    /// Show the whole story offline: the smtplib-and-Gmail article's three cases and the relay, against an in-process sandbox
+    #[command(after_help = DEMO_HELP)]
+    Demo(DemoArgs),
     /// Revoke the account's OAuth tokens at the provider and delete them here
     Logout {
         /// The account [default: the default account]
@@ -309,6 +312,28 @@ Exit status (sysexits.h where one fits):
   80  credentials: no password here, not signed in, or no access token obtainable
   77  auth: the server refused the credentials
   81  send-test: the test message was refused";
+
+const DEMO_HELP: &str = "\
+Starts a sandbox provider in this process (127.0.0.1 only, free ports, a temporary directory)
+and walks through: the account password (refused with Gmail's 534-5.7.9, explained), an app
+password (delivered), OAuth 2.0 (consent page approved automatically, token stored, XOAUTH2,
+then an expired token refreshed on the fly), and a legacy Python smtplib script sending through
+`postie relay`, which delivers upstream with OAuth. Ends with the sandbox's mailbox. Touches no
+configured account, keyring or real provider; leaves nothing running.
+
+Examples:
+  postie demo
+  postie demo --keep      # keep the temporary directory (sandbox mailbox, outbox) to look at
+
+Exit status: 0 when every step went as described, 70 when one did not.";
+
+/// `postie demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the temporary directory instead of removing it
+    #[arg(long)]
+    pub keep: bool,
+}
 
 /// `postie doctor`.
 #[derive(Debug, Args)]

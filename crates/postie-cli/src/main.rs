@@ -118,6 +118,7 @@ fn real_main() -> i32 {
         Command::Account(c) => cmd::account::run(&g, c),
         Command::Login(a) => rt.block_on(cmd::login::login(&g, a)),
         Command::Doctor(a) => rt.block_on(cmd::doctor::run(&g, a)),
+        Command::Demo(a) => rt.block_on(cmd::demo::run(&g, a)),
         Command::Token { account, json } => rt.block_on(cmd::login::token(&g, account, json)),
         Command::Logout { account } => rt.block_on(cmd::login::logout(&g, account)),
         Command::Relay(a) => {

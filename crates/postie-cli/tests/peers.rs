@@ -10,6 +10,8 @@
 mod accounts;
 #[path = "peers/delivery.rs"]
 mod delivery;
+#[path = "peers/demo.rs"]
+mod demo;
 #[path = "peers/doctor.rs"]
 mod doctor;
 #[path = "peers/gmail.rs"]

@@ -380,14 +380,34 @@ fn send_test_delivers_one_message() {
     add(&sb, "s", peer, peer.port(Tls::StartTls), "starttls");
     let tok = token("doctor-send-test");
     let to = format!("{tok}@example.test");
-    let run = doctor(&sb, "s", peer.password(), &["--send-test", &to]);
+    let run = doctor(&sb, "s", peer.password(), &["-v", "--send-test", &to]);
     run.success();
+    // the body is elided from the transcript unless asked for
+    assert!(
+        !run.stderr
+            .contains("to check that this account can send mail"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("~> MAIL FROM:"), "{run}");
     assert!(
         lines(&run).contains(&("ok".into(), "send-test".into())),
         "{run}"
     );
     let d = crate::spool::delivered(peer, &tok, 1);
     assert!(d.rcpt_tos.contains(&to), "{:?}", d.rcpt_tos);
+    let shown = doctor(
+        &sb,
+        "s",
+        peer.password(),
+        &["-v", "--show-body", "--send-test", &to],
+    );
+    shown.success();
+    assert!(
+        shown
+            .stderr
+            .contains("~> Subject: postie doctor: test message"),
+        "--show-body puts the message in the transcript: {shown}"
+    );
     assert!(
         String::from_utf8_lossy(&d.client_bytes()).contains("postie doctor: test message"),
         "the peer stored the test message"

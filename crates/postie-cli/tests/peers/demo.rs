@@ -1,0 +1,91 @@
+//! `postie demo` as a user runs it: every step ends as the story says, the relay step runs the
+//! article's function in Python's smtplib, four messages reach the sandbox's mailbox, the exit
+//! code is 0, nothing is left listening, and the temporary directory is removed.
+
+use crate::support::*;
+
+#[test]
+fn the_demo_tells_the_whole_story() {
+    let sb = Sandbox::new();
+    let tmp = sb.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let run = sb
+        .postie()
+        .args(["demo", "--color", "never"])
+        .env("TMPDIR", &tmp)
+        .run();
+    run.success();
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "the demo left files behind: {left:?}");
+    let out = &run.stdout;
+    let step = |n: u32| -> &str {
+        let start = out
+            .find(&format!("\n{n}. "))
+            .unwrap_or_else(|| panic!("no step {n}: {run}"));
+        let end = out[start + 1..]
+            .find("\n\n")
+            .map_or(out.len(), |e| start + 1 + e);
+        &out[start..end]
+    };
+    // 1: the account password, refused with Gmail's exact text, and explained
+    let s1 = step(1);
+    assert!(
+        s1.contains("server: 534-5.7.9 Application-specific password required."),
+        "{s1}"
+    );
+    assert!(
+        s1.contains("https://myaccount.google.com/apppasswords"),
+        "{s1}"
+    );
+    assert!(s1.contains("postie login personal"), "{s1}");
+    // 2: the app password delivers
+    assert!(
+        step(2).contains("✓ delivered with PLAIN: 250 2.0.0 OK"),
+        "{run}"
+    );
+    // 3: OAuth: consent, token stored, XOAUTH2, expiry, refresh with rotation, XOAUTH2 again
+    let s3 = step(3);
+    assert!(
+        s3.contains("consent page asked for https://mail.google.com/"),
+        "{s3}"
+    );
+    assert!(s3.contains("tokens stored"), "{s3}");
+    assert_eq!(
+        s3.matches("✓ delivered with XOAUTH2: 250 2.0.0 OK").count(),
+        2,
+        "{s3}"
+    );
+    assert!(
+        s3.contains("postie refreshed it once (the refresh token rotated"),
+        "{s3}"
+    );
+    // 4: the article's function through the relay, delivered upstream with OAuth
+    let s4 = step(4);
+    assert!(
+        s4.contains("\"Email sent successfully using app password!\" (Python's smtplib)"),
+        "{s4}"
+    );
+    assert!(s4.contains("delivered it upstream with XOAUTH2"), "{s4}");
+    // 5: the mailbox holds the four messages, in order
+    let s5 = step(5);
+    let subjects = [
+        "\"Example 2: an app password\"",
+        "\"Example 3: OAuth 2.0\"",
+        "\"Example 3 again, after the token expired\"",
+        "\"Example 2 through postie relay\"",
+    ];
+    let mut at = 0;
+    for s in subjects {
+        let i = s5[at..]
+            .find(s)
+            .unwrap_or_else(|| panic!("{s} missing or out of order: {s5}"));
+        at += i + s.len();
+    }
+    assert!(!out.contains("unexpected:"), "{run}");
+    assert!(out.contains("nothing left running"), "{run}");
+    // no secret of the sandbox's OAuth flow is printed
+    assert!(
+        !out.contains("access_token") && !out.contains("refresh_token"),
+        "{run}"
+    );
+}
