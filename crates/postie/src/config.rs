@@ -413,10 +413,19 @@ impl Config {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Config,
-                    format!(
-                        "no account named '{name}'; configured: {}",
-                        self.account_names()
-                    ),
+                    if self.accounts.is_empty() {
+                        format!(
+                            "no account named '{name}': no account is configured yet; add it with \
+                             `postie account add {name} --provider PROVIDER --email ADDRESS` \
+                             (`postie account add --help` lists the providers)"
+                        )
+                    } else {
+                        format!(
+                            "no account named '{name}'; configured: {} (`postie account list`), \
+                             or add it with `postie account add {name} ...`",
+                            self.account_names()
+                        )
+                    },
                 )
             })
     }

@@ -516,3 +516,125 @@ fn human_output_snapshots() {
         insta::assert_snapshot!("doctor_wrong_password", bad.stdout);
     });
 }
+
+/// A port whose connections are silently dropped, as a firewall or a cloud provider blocking
+/// SMTP does: a listener with a full accept queue (backlog 0, one connection held) makes the
+/// kernel drop every further SYN, so connecting times out.
+#[test]
+fn dropped_connections_time_out_and_name_the_firewall() {
+    let mut holder = crate::relay_support::python()
+        .args([
+            "-c",
+            "import socket,sys,time\n\
+             l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(0)\n\
+             c=socket.create_connection(l.getsockname())\n\
+             print(l.getsockname()[1], flush=True); time.sleep(60)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("port");
+    let sb = Sandbox::new();
+    add(&sb, "fw", Peer::Aiosmtpd, port, "starttls");
+    let run = sb
+        .postie()
+        .args(["doctor", "fw", "--timeout", "2s", "--json"])
+        .env(DOCTOR_PW, "x")
+        .run();
+    let _ = holder.kill();
+    run.code(69);
+    let v = run.json();
+    let connect = stage(&v, "connect");
+    assert_eq!(connect["status"], "failed", "{run}");
+    assert_eq!(
+        connect["explanation"]["id"], "doctor-connect-timeout",
+        "{run}"
+    );
+    let x = connect["explanation"].to_string();
+    assert!(
+        x.contains("firewall") && x.contains("cloud providers"),
+        "{run}"
+    );
+    assert!(
+        connect["details"]
+            .to_string()
+            .contains("no answer within 2s"),
+        "{run}"
+    );
+}
+
+/// A host name is resolved (here from /etc/hosts: no query leaves the machine) and its
+/// addresses are listed with the time taken.
+#[test]
+fn a_host_name_is_resolved_and_its_addresses_listed() {
+    let sb = Sandbox::new();
+    let peer = Peer::Aiosmtpd;
+    sb.postie()
+        .args(["account", "add", "lh", "--provider", "generic"])
+        .opt("--host", "localhost")
+        .opt("--port", peer.port(Tls::StartTls).to_string())
+        .opt("--tls", "starttls")
+        .opt("--email", FROM)
+        .opt("--user", peer.user())
+        .opt("--password-env", DOCTOR_PW)
+        .opt("--ca-file", peers().ca())
+        .run()
+        .success();
+    let run = doctor(&sb, "lh", peer.password(), &["--json"]);
+    run.success();
+    let v = run.json();
+    let dns = stage(&v, "dns");
+    assert_eq!(dns["status"], "ok", "{run}");
+    let summary = dns["summary"].as_str().unwrap();
+    assert!(summary.starts_with("localhost resolves to"), "{run}");
+    assert!(summary.contains(" ms"), "the time taken: {run}");
+    assert!(dns["details"].to_string().contains("127.0.0.1"), "{run}");
+    assert!(
+        stage(&v, "tls")["details"]
+            .to_string()
+            .contains("matches the name localhost"),
+        "{run}"
+    );
+}
+
+/// A config file other users can write (they could set password_command) is warned about;
+/// the run goes on.
+#[test]
+fn a_config_file_others_can_write_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    let peer = Peer::Aiosmtpd;
+    add(&sb, "perm", peer, peer.port(Tls::StartTls), "starttls");
+    let path = sb.config_home().join("postie/config.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = doctor(&sb, "perm", peer.password(), &["--json"]);
+    run.success();
+    let v = run.json();
+    let config = stage(&v, "config");
+    assert_eq!(config["status"], "warning", "{run}");
+    assert_eq!(
+        config["explanation"]["id"], "doctor-config-writable",
+        "{run}"
+    );
+    assert!(
+        config["explanation"].to_string().contains("chmod 600"),
+        "{run}"
+    );
+    assert_eq!(stage(&v, "auth")["status"], "ok");
+}
+
+/// Without the account there is nothing to check: a configuration error that names the fix.
+#[test]
+fn an_unknown_account_is_a_configuration_error() {
+    let sb = Sandbox::new();
+    let run = sb.postie().args(["doctor", "nosuch"]).run();
+    run.code(78);
+    assert!(run.stderr.contains("nosuch"), "{run}");
+    assert!(run.text_lower().contains("postie account add"), "{run}");
+}
