@@ -58,6 +58,8 @@ enum Family {
     Yahoo,
     Icloud,
     Fastmail,
+    /// postie's own sandbox provider: Gmail's texts, its own fixes.
+    Sandbox,
     Any,
 }
 
@@ -80,6 +82,42 @@ struct Entry {
 const OAUTH_DURABLE: &str = "The durable way is OAuth 2.0: `postie account add {account} --provider {provider} --auth oauth`, then `postie login {account}`.";
 
 static CATALOG: &[Entry] = &[
+    // ---- postie's sandbox (Gmail's texts; the fixes are the sandbox's) ----
+    Entry {
+        id: "sandbox-app-password-required",
+        family: Family::Sandbox,
+        code: Some(534),
+        class: None,
+        enhanced: Some("5.7.9"),
+        text: &[],
+        summary: "The sandbox refused the account password, as Gmail does when 2-Step Verification is on: it wants an app password or OAuth.",
+        causes: &[
+            "the sandbox user's account password was used (the sandbox plays a Gmail account with 2-Step Verification)",
+        ],
+        fix: &[
+            "Use the sandbox's app password: `postie sandbox` prints it when it starts ('abcd efgh ijkl mnop' by default)",
+            "Or OAuth: `postie account add {account} --provider sandbox --auth oauth`, then `postie login {account}`",
+        ],
+        retry: Retry::No,
+    },
+    Entry {
+        id: "sandbox-bad-credentials",
+        family: Family::Sandbox,
+        code: Some(535),
+        class: None,
+        enhanced: None,
+        text: &[],
+        summary: "The sandbox did not accept the user name and password (or token).",
+        causes: &[
+            "the password is not one of the sandbox user's app passwords, or the user name is not a sandbox user",
+            "for OAuth: the token expired, was revoked, or the sandbox was restarted (it keeps tokens in memory only)",
+        ],
+        fix: &[
+            "Use a user and app password that `postie sandbox` printed when it started (me@sandbox.postie.test / 'abcd efgh ijkl mnop' by default)",
+            "For OAuth: `postie login {account}` again",
+        ],
+        retry: Retry::No,
+    },
     // ---- Google (provider-facts §1.2) ----
     Entry {
         id: "google-app-password-required",
@@ -685,6 +723,7 @@ fn family_of(provider: Option<ProviderId>, reply: &Reply) -> Family {
             ProviderId::Yahoo => return Family::Yahoo,
             ProviderId::Icloud => return Family::Icloud,
             ProviderId::Fastmail => return Family::Fastmail,
+            ProviderId::Sandbox => return Family::Sandbox,
             _ => {}
         }
     }

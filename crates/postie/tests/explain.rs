@@ -443,6 +443,22 @@ static CASES: &[Case] = &[
         mentions: &["refused"],
         retry: Retry::No,
     },
+    Case {
+        provider: Some(ProviderId::Sandbox),
+        reply: "534-5.7.9 Application-specific password required. For more information, go to\n534 5.7.9  https://support.google.com/mail/?p=InvalidSecondFactor h6sm62226883rwz.16 - gsmtp",
+        at: At::Auth,
+        id: "sandbox-app-password-required",
+        mentions: &["postie sandbox", "abcd efgh ijkl mnop", "postie login work"],
+        retry: Retry::No,
+    },
+    Case {
+        provider: Some(ProviderId::Sandbox),
+        reply: "535-5.7.8 Username and Password not accepted. For more information, go to\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials h6sm62226883rwz.16 - gsmtp",
+        at: At::Auth,
+        id: "sandbox-bad-credentials",
+        mentions: &["app password", "in memory"],
+        retry: Retry::No,
+    },
 ];
 
 /// A scripted SMTP server on loopback: a plain ESMTP dialogue that answers
