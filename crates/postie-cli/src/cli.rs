@@ -300,6 +300,7 @@ Examples:
   postie doctor work -v               # with the SMTP conversation (secrets redacted)
   postie doctor work --send-test me@example.com
   postie doctor work --json | jq '.checks[] | select(.status != \"ok\")'
+  postie doctor --server smtps://smtp.example.com:465 --user me@example.com --password-env PW
 
 Exit status (sysexits.h where one fits):
   0   every check passed (warnings allowed)
@@ -339,7 +340,39 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// The account [default: the default account]
+    #[arg(conflicts_with = "server")]
     pub account: Option<String>,
+
+    /// Check a server given here instead of an account: smtp://HOST:PORT (STARTTLS) or
+    /// smtps://HOST:PORT (implicit TLS)
+    #[arg(long, value_name = "URL", help_heading = "Server")]
+    pub server: Option<String>,
+
+    /// With --server: the login name; without it, credentials and AUTH are not checked
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "server",
+        help_heading = "Server"
+    )]
+    pub user: Option<String>,
+
+    /// With --server: read the password from this environment variable
+    #[arg(
+        long,
+        value_name = "VAR",
+        requires = "user",
+        conflicts_with = "password_command",
+        help_heading = "Server"
+    )]
+    pub password_env: Option<String>,
+
+    /// With --server: run this command; the first line it prints is the password
+    #[arg(long, value_name = "CMD", requires = "user", help_heading = "Server")]
+    pub password_command: Option<String>,
+
+    #[command(flatten, next_help_heading = "Server")]
+    pub tls: TlsArgs,
 
     /// After AUTH, send a short test message to this address
     #[arg(long, value_name = "ADDRESS")]

@@ -160,8 +160,12 @@ pub struct Target<'a> {
     pub name: &'a str,
     /// Its settings.
     pub account: &'a AccountConfig,
-    /// The config file it came from (its permissions are checked).
-    pub config_file: &'a Path,
+    /// The config file it came from (its permissions are checked); `None`
+    /// for a one-off check of a server given on the command line.
+    pub config_file: Option<&'a Path>,
+    /// Check the credentials and AUTH; false when there are none to check
+    /// (a server given without a user): the run ends after EHLO.
+    pub authenticate: bool,
 }
 
 /// How to check it.
@@ -315,6 +319,19 @@ async fn stages(run: &mut Run<'_>, store: StoreOpener<'_>, reached: &mut usize) 
         return Some(Stage::ALL[*reached]);
     }
     *reached = 5;
+    if !run.target.authenticate {
+        for stage in [Stage::Credentials, Stage::Auth] {
+            let mut c = check(
+                stage,
+                Status::Skipped,
+                "not checked: no user given (--user, with --password-env or --password-command)",
+                Instant::now(),
+            );
+            c.elapsed_ms = 0;
+            run.push(c);
+        }
+        return None;
+    }
     let Some(creds) = check_credentials(run, store, acct).await else {
         return Some(Stage::Credentials);
     };

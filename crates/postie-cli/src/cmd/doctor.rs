@@ -3,9 +3,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use postie::config::Config;
+use postie::config::{AccountConfig, Config};
 use postie::doctor::{self, Check, Options, Report, Status, Target};
+use postie::error::{Error, ErrorKind};
 use postie::explain::Context;
+use postie::provider::{AuthMethod, PRESETS, ProviderId, TlsMode};
+use postie::transport::Endpoint;
 use postie::transport::{Timeouts, TranscriptEntry};
 use serde_json::json;
 
@@ -15,13 +18,26 @@ use crate::output::{self, Style, clean, exit};
 
 /// Run `postie doctor`; returns the exit code.
 pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
-    let config = match Config::load(&g.paths.config_file) {
-        Ok(c) => c,
-        Err(e) => return usage_failure(g, &args, &e),
-    };
-    let (name, acct) = match config.account(args.account.as_deref()) {
-        Ok(x) => x,
-        Err(e) => return usage_failure(g, &args, &e),
+    let one_off;
+    let config;
+    let (name, acct, config_file) = match &args.server {
+        Some(url) => {
+            one_off = match server_account(&args, url) {
+                Ok(a) => a,
+                Err(e) => return usage_failure(g, &args, &e),
+            };
+            ("--server", &one_off, None)
+        }
+        None => {
+            config = match Config::load(&g.paths.config_file) {
+                Ok(c) => c,
+                Err(e) => return usage_failure(g, &args, &e),
+            };
+            match config.account(args.account.as_deref()) {
+                Ok((n, a)) => (n, a, Some(g.paths.config_file.as_path())),
+                Err(e) => return usage_failure(g, &args, &e),
+            }
+        }
     };
     let transcript: Arc<Mutex<Vec<TranscriptEntry>>> = Arc::default();
     let opts = Options {
@@ -38,18 +54,22 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
     let target = Target {
         name,
         account: acct,
-        config_file: &g.paths.config_file,
+        config_file,
+        authenticate: args.server.is_none() || args.user.is_some(),
     };
     if !args.json {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(
             out,
             "{}",
-            g.style.bold(&format!(
-                "postie doctor: account {name} ({}, {})",
-                acct.provider.preset().display_name,
-                acct.email
-            ))
+            g.style.bold(&match &args.server {
+                None => format!(
+                    "postie doctor: account {name} ({}, {})",
+                    acct.provider.preset().display_name,
+                    acct.email
+                ),
+                Some(url) => format!("postie doctor: {url}"),
+            })
         );
     }
     let style = g.style;
@@ -71,9 +91,60 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
     code
 }
 
+/// The settings of a server given with `--server`, as an account: the
+/// provider is the preset whose host it is, else generic.
+fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> {
+    let ep = Endpoint::from_url(url)?;
+    let provider = PRESETS
+        .iter()
+        .find(|p| p.host.is_some_and(|h| h.eq_ignore_ascii_case(&ep.host)))
+        .map_or(ProviderId::Generic, |p| p.id);
+    if args.user.is_some() && args.password_env.is_none() && args.password_command.is_none() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "with --user, give the password with --password-env VAR or --password-command CMD",
+        ));
+    }
+    let tls = if args.tls.plaintext {
+        if !ep.is_loopback() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--plaintext is only allowed to a loopback address, not {}",
+                    ep.host
+                ),
+            ));
+        }
+        TlsMode::None
+    } else {
+        ep.tls
+    };
+    let auth =
+        if provider.preset().supports(AuthMethod::AppPassword) && provider != ProviderId::Generic {
+            AuthMethod::AppPassword
+        } else {
+            AuthMethod::Password
+        };
+    Ok(AccountConfig {
+        provider,
+        email: args.user.clone().unwrap_or_default(),
+        auth,
+        user: args.user.clone(),
+        host: Some(ep.host.clone()),
+        port: Some(ep.port),
+        tls: Some(tls),
+        ca_file: args.tls.ca_file.clone(),
+        tls_name: args.tls.tls_name.clone(),
+        password_env: args.password_env.clone(),
+        password_command: args.password_command.clone(),
+        oauth: None,
+        auth_mechanism: None,
+    })
+}
+
 /// No account to check: the config cannot be read, or names no such account.
-fn usage_failure(g: &Global, args: &DoctorArgs, e: &postie::error::Error) -> i32 {
-    let code = exit::CONFIG;
+fn usage_failure(g: &Global, args: &DoctorArgs, e: &Error) -> i32 {
+    let code = output::exit_code(e.kind());
     if args.json {
         let mut v = output::error_json(e, &Context::default());
         v["exit_code"] = json!(code);

@@ -638,3 +638,48 @@ fn an_unknown_account_is_a_configuration_error() {
     assert!(run.stderr.contains("nosuch"), "{run}");
     assert!(run.text_lower().contains("postie account add"), "{run}");
 }
+
+/// A server given on the command line, as for a one-off `postie send --server`: with a user and
+/// password every stage runs; without a user the run stops after EHLO and says what it skipped.
+#[test]
+fn a_server_given_on_the_command_line() {
+    let sb = Sandbox::new();
+    let peer = Peer::SmtpServer;
+    let run = sb
+        .postie()
+        .args(["doctor", "--server", &peer.url(Tls::Implicit), "--json"])
+        .opt("--ca-file", peers().ca())
+        .opt("--user", peer.user())
+        .opt("--password-env", DOCTOR_PW)
+        .env(DOCTOR_PW, peer.password())
+        .run();
+    run.success();
+    let v = run.json();
+    assert_eq!(v["checks"].as_array().unwrap().len(), 7, "{run}");
+    assert_eq!(stage(&v, "auth")["status"], "ok", "{run}");
+
+    let run = sb
+        .postie()
+        .args(["doctor", "--server", &peer.url(Tls::StartTls)])
+        .opt("--ca-file", peers().ca())
+        .run();
+    run.success();
+    let got = lines(&run);
+    assert!(got.contains(&("ok".into(), "ehlo".into())), "{run}");
+    assert!(got.contains(&("skipped".into(), "auth".into())), "{run}");
+    assert!(run.stdout.contains("no user given"), "{run}");
+
+    // a user without a password source is a usage error
+    let run = sb
+        .postie()
+        .args([
+            "doctor",
+            "--server",
+            &peer.url(Tls::StartTls),
+            "--user",
+            "x",
+        ])
+        .run();
+    run.code(64);
+    assert!(run.stderr.contains("--password-env"), "{run}");
+}

@@ -18,15 +18,31 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
             return None;
         }
     };
-    c.summary = format!(
-        "{} account {} ({}), {} with {}, {} authentication",
-        preset.display_name,
-        run.target.name,
-        acct.email,
-        ep.authority(),
-        tls_words(ep.tls),
-        acct.auth
-    );
+    c.summary = match (run.target.config_file, run.target.authenticate) {
+        (Some(_), _) => format!(
+            "{} account {} ({}), {} with {}, {} authentication",
+            preset.display_name,
+            run.target.name,
+            acct.email,
+            ep.authority(),
+            tls_words(ep.tls),
+            acct.auth
+        ),
+        (None, true) => format!(
+            "{} ({}) with {}, {} authentication as {}",
+            ep.authority(),
+            preset.display_name,
+            tls_words(ep.tls),
+            acct.auth,
+            acct.login()
+        ),
+        (None, false) => format!(
+            "{} ({}) with {}, no authentication",
+            ep.authority(),
+            preset.display_name,
+            tls_words(ep.tls)
+        ),
+    };
     let mut problems: Vec<(Status, Explanation)> = Vec::new();
     match (ep.port, ep.tls) {
         (465, TlsMode::Starttls) => problems.push((
@@ -124,7 +140,7 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
             ),
         ));
     }
-    if let Some(w) = config_permissions(run.target.config_file) {
+    if let Some(w) = run.target.config_file.and_then(config_permissions) {
         problems.push((Status::Warning, w));
     }
     if let Some((status, x)) = problems
@@ -576,7 +592,7 @@ pub(super) async fn check_tls_and_ehlo(
         None if acct.auth == AuthMethod::Oauth => vec![Mechanism::XOAuth2, Mechanism::OAuthBearer],
         None => vec![Mechanism::Plain, Mechanism::Login],
     };
-    if !wanted.iter().any(|m| caps.auth_mechanisms().contains(m)) {
+    if run.target.authenticate && !wanted.iter().any(|m| caps.auth_mechanisms().contains(m)) {
         let wanted_s: Vec<String> = wanted.iter().map(|m| m.to_string()).collect();
         c.status = Status::Failed;
         c.summary = format!(
