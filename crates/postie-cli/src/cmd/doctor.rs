@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{Global, open_store, transcript_sink};
 use crate::cli::DoctorArgs;
-use crate::output::{self, Style, clean, exit};
+use crate::output::{self, Style, clean};
 
 /// Run `postie doctor`; returns the exit code.
 pub async fn run(g: &Global, args: DoctorArgs) -> i32 {

@@ -548,6 +548,7 @@ fn dropped_connections_time_out_and_name_the_firewall() {
         .env(DOCTOR_PW, "x")
         .run();
     let _ = holder.kill();
+    let _ = holder.wait();
     run.code(69);
     let v = run.json();
     let connect = stage(&v, "connect");
