@@ -14,7 +14,7 @@ Known properties of the article's code, kept on purpose:
     look at stdout ("Email sent successfully..." / "An error occurred: ...").
 send_email_oauth2_fixed is NOT from the article: see its comment.
 
-usage: ARTICLE_SMTP_HOST=127.0.0.1 ARTICLE_SMTP_PORT=587 \\
+usage: ARTICLE_SMTP_HOST=127.0.0.1 ARTICLE_SMTP_PORT=587 [ARTICLE_SMTP_DEBUG=1] \\
        article.py plain|app|oauth|oauth-fixed SENDER SECRET RECEIVER SUBJECT MESSAGE
   SECRET is the password (plain), the app password (app) or the access token (oauth*).
 """
@@ -158,6 +158,9 @@ MODES = {
 }
 
 if __name__ == "__main__":
+    # ARTICLE_SMTP_DEBUG=1: smtplib prints every command and reply on stderr (not the article's)
+    if os.environ.get("ARTICLE_SMTP_DEBUG"):
+        smtplib.SMTP.debuglevel = 1
     if len(sys.argv) != 7 or sys.argv[1] not in MODES:
         sys.exit("usage: article.py %s SENDER SECRET RECEIVER SUBJECT MESSAGE" % "|".join(MODES))
     MODES[sys.argv[1]](*sys.argv[2:])

@@ -209,12 +209,16 @@ fn approve_device(issuer: &str, user_code: &str) {
     assert!(page.contains("Device connected"), "{page}");
 }
 
-/// The article's script against the sandbox's STARTTLS port.
+/// The article's script (tests/peers/article.py, smtplib's debug output on stderr) against the
+/// sandbox's STARTTLS port.
 fn article(sp: &SandboxProc, mode: &str, secret: &str, subject: &str) -> (String, String) {
+    let message = format!("This is a test email.\n{subject}");
     let (code, out, err) = run(python()
-        .arg(script("sandbox_article.py"))
-        .arg(sp.smtp().to_string())
-        .args([mode, USER, secret, TO, subject]));
+        .arg(script("article.py"))
+        .env("ARTICLE_SMTP_HOST", "127.0.0.1")
+        .env("ARTICLE_SMTP_PORT", sp.smtp().to_string())
+        .env("ARTICLE_SMTP_DEBUG", "1")
+        .args([mode, USER, secret, TO, subject, &message]));
     assert_eq!(code, Some(0), "{out}\n{err}");
     (out, err)
 }
@@ -304,7 +308,7 @@ fn article_raw_xoauth2_refused_base64_delivers() {
     let access = tokens["access_token"].as_str().unwrap();
 
     let subject = token("sb-article-oauth");
-    let (out, err) = article(&sp, "oauth2", access, &subject);
+    let (out, err) = article(&sp, "oauth", access, &subject);
     let reply = line_with(&err, "reply: b'501 ");
     gmail_tail(
         reply,
@@ -321,7 +325,7 @@ fn article_raw_xoauth2_refused_base64_delivers() {
     );
     not_stored(&sb, &subject);
 
-    let (out, err) = article(&sp, "oauth2-base64", access, &subject);
+    let (out, err) = article(&sp, "oauth-fixed", access, &subject);
     assert_eq!(out.trim(), "Email sent successfully using OAuth2!", "{err}");
     let m = stored(&sb, &subject);
     assert_eq!(
