@@ -14,14 +14,12 @@ use crate::support::*;
 
 #[tokio::test]
 async fn pkce_login_end_to_end_through_the_loopback_listener() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Gmail,
-        "alice@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Gmail, "alice@example.test").await;
     let seen = Mutex::new(None::<String>);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let prompt = |p: &LoginPrompt| {
@@ -76,14 +74,12 @@ async fn pkce_login_end_to_end_through_the_loopback_listener() {
 
 #[tokio::test]
 async fn an_answer_with_the_wrong_state_is_refused_and_the_login_keeps_waiting() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Generic,
-        "a@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client: _,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Generic, "a@example.test").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let prompt = move |p: &LoginPrompt| {
         if let LoginPrompt::OpenUrl { url, .. } = p {
@@ -111,14 +107,12 @@ async fn an_answer_with_the_wrong_state_is_refused_and_the_login_keeps_waiting()
 
 #[tokio::test]
 async fn only_wrong_states_end_in_a_timeout_that_says_so() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Generic,
-        "a@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client: _,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Generic, "a@example.test").await;
     let opts = LoginOptions {
         timeout: Duration::from_secs(3),
         ..headless()
@@ -142,14 +136,12 @@ async fn only_wrong_states_end_in_a_timeout_that_says_so() {
 
 #[tokio::test]
 async fn denied_consent_is_shown_in_the_browser_and_explained() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Gmail,
-        "a@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Gmail, "a@example.test").await;
     let (r, page) = browser_login("work", &acct, &store, &headless(), |u| {
         format!("{u}&test_deny=1")
     })
@@ -182,14 +174,12 @@ async fn denied_consent_is_shown_in_the_browser_and_explained() {
 /// for another redirect): explained as such, not as a revoked grant.
 #[tokio::test]
 async fn a_refused_code_is_explained() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Generic,
-        "a@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Generic, "a@example.test").await;
     fail_next(
         &client,
         400,
@@ -219,14 +209,12 @@ async fn a_refused_code_is_explained() {
 /// was sent to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_login_takes_the_pasted_redirect() {
-    let client = register_client(None, None).await;
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(dir.path());
-    let acct = account(
-        ProviderId::Outlook,
-        "a@example.test",
-        authlib_settings(&client),
-    );
+    let Fresh {
+        client: _,
+        dir: _dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Outlook, "a@example.test").await;
     let url = Mutex::new(String::new());
     let prompt = |p: &LoginPrompt| match p {
         LoginPrompt::PasteRedirect { url: u } => *url.lock().unwrap() = u.clone(),

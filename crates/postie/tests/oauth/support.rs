@@ -263,6 +263,28 @@ pub async fn browser_login(
     tokio::join!(login(name, acct, store, opts, &prompt, None), follow)
 }
 
+/// A new public client at the Authlib server, an empty secret store and an
+/// account of `provider` for it (not signed in).
+pub struct Fresh {
+    pub client: String,
+    pub dir: tempfile::TempDir,
+    pub store: SecretStore,
+    pub acct: AccountConfig,
+}
+
+pub async fn fresh(provider: ProviderId, email: &str) -> Fresh {
+    let client = register_client(None, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let acct = account(provider, email, authlib_settings(&client));
+    Fresh {
+        client,
+        dir,
+        store,
+        acct,
+    }
+}
+
 /// An account signed in at the Authlib server with a client of its own.
 pub struct SignedIn {
     pub name: String,
