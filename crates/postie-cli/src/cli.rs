@@ -309,7 +309,7 @@ Exit status (sysexits.h where one fits):
   68  dns: the host name does not resolve
   69  connect: no TCP connection (refused, timed out: a firewall?)
   76  tls: handshake or certificate failure, STARTTLS missing
-  79  ehlo: the server does not offer what the account needs (AUTH mechanism)
+  79  ehlo: the server refused the session (greeting, EHLO) or lacks what the account needs
   80  credentials: no password here, not signed in, or no access token obtainable
   77  auth: the server refused the credentials
   81  send-test: the test message was refused";

@@ -91,7 +91,7 @@ impl Stage {
             Stage::Dns => 68,         // EX_NOHOST
             Stage::Connect => 69,     // EX_UNAVAILABLE
             Stage::Tls => 76,         // EX_PROTOCOL
-            Stage::Ehlo => 79,        // the server lacks what the account needs
+            Stage::Ehlo => 79,        // refused at greeting/EHLO, or lacks what is needed
             Stage::Credentials => 80, // no usable password or token here
             Stage::Auth => 77,        // EX_NOPERM
             Stage::SendTest => 81,    // the test message was refused
@@ -273,22 +273,23 @@ pub async fn run(
         checks: Vec::new(),
         on_check,
     };
-    let mut reached = 0;
-    let stop = stages(&mut run, store, &mut reached).await;
-    if let Some(failed) = stop {
-        for stage in Stage::ALL.iter().skip(reached + 1) {
+    stages(&mut run, store).await;
+    // What could not be checked after a failure is listed as such.
+    if let Some(failed) = run.checks.iter().find(|c| c.status == Status::Failed) {
+        let failed = failed.stage;
+        let done = run.checks.len();
+        for stage in Stage::ALL.iter().skip(done) {
             if *stage == Stage::SendTest && opts.send_test.is_none() {
                 continue;
             }
-            let c = Check {
+            run.push(Check {
                 stage: *stage,
                 status: Status::Skipped,
                 summary: format!("not checked: the {} check failed", failed.title()),
                 details: Vec::new(),
                 explanation: None,
                 elapsed_ms: 0,
-            };
-            run.push(c);
+            });
         }
     }
     Report {
@@ -298,58 +299,41 @@ pub async fn run(
     }
 }
 
-/// The stages in order; returns the stage that failed, if any. `reached`
-/// is the index of the last stage run.
-async fn stages(run: &mut Run<'_>, store: StoreOpener<'_>, reached: &mut usize) -> Option<Stage> {
+/// The stages in order, one check each, until one fails.
+async fn stages(run: &mut Run<'_>, store: StoreOpener<'_>) {
     let acct = run.target.account;
-    *reached = 0;
-    let Some(ep) = check_config(run) else {
-        return Some(Stage::Config);
-    };
-    *reached = 1;
+    let Some(ep) = check_config(run) else { return };
     let Some(addrs) = check_dns(run, &ep).await else {
-        return Some(Stage::Dns);
+        return;
     };
-    *reached = 2;
-    if !check_connect(run, &ep, &addrs).await {
-        return Some(Stage::Connect);
+    if !check_connect(run, &ep, &addrs).await || !check_tls_and_ehlo(run, &ep).await {
+        return;
     }
-    *reached = 3;
-    if !check_tls_and_ehlo(run, &ep, reached).await {
-        return Some(Stage::ALL[*reached]);
-    }
-    *reached = 5;
     if !run.target.authenticate {
         for stage in [Stage::Credentials, Stage::Auth] {
-            let mut c = check(
+            run.push(Check {
                 stage,
-                Status::Skipped,
-                "not checked: no user given (--user, with --password-env or --password-command)",
-                Instant::now(),
-            );
-            c.elapsed_ms = 0;
-            run.push(c);
+                status: Status::Skipped,
+                summary:
+                    "not checked: no user given (--user, with --password-env or --password-command)"
+                        .into(),
+                details: Vec::new(),
+                explanation: None,
+                elapsed_ms: 0,
+            });
         }
-        return None;
+        return;
     }
     let Some(creds) = check_credentials(run, store, acct).await else {
-        return Some(Stage::Credentials);
+        return;
     };
-    *reached = 6;
     let Some(conn) = check_auth(run, &ep, creds).await else {
-        return Some(Stage::Auth);
+        return;
     };
-    *reached = 7;
-    match &run.opts.send_test {
-        Some(to) => {
-            let to = to.clone();
-            if !check_send_test(run, conn, &to).await {
-                return Some(Stage::SendTest);
-            }
-        }
+    match run.opts.send_test.clone() {
+        Some(to) => check_send_test(run, conn, &to).await,
         None => conn.quit().await,
     }
-    None
 }
 
 // ---- AUTH and test message ----
@@ -422,14 +406,14 @@ fn test_message(from: &str, to: &str) -> Result<OutgoingMessage> {
     .build()
 }
 
-async fn check_send_test(run: &mut Run<'_>, mut conn: Connection, to: &str) -> bool {
+async fn check_send_test(run: &mut Run<'_>, mut conn: Connection, to: &str) {
     let started = Instant::now();
     let msg = match test_message(&run.target.account.email, to) {
         Ok(m) => m,
         Err(e) => {
             run.fail(Stage::SendTest, &e, started);
             conn.quit().await;
-            return false;
+            return;
         }
     };
     let result = conn.send(&msg).await;
@@ -481,7 +465,5 @@ async fn check_send_test(run: &mut Run<'_>, mut conn: Connection, to: &str) -> b
     let mut c = check(Stage::SendTest, status, summary, started);
     c.explanation = explanation;
     c.details = details;
-    let ok = status != Status::Failed;
     run.push(c);
-    ok
 }

@@ -684,3 +684,51 @@ fn a_server_given_on_the_command_line() {
     run.code(64);
     assert!(run.stderr.contains("--password-env"), "{run}");
 }
+
+/// A server that refuses the session in its greeting (a scripted peer answering every
+/// connection with `421 4.3.2 Service not available` and closing): the failure is the greeting's,
+/// TLS is said not to have been reached, and the reply is shown.
+#[test]
+fn a_greeting_refusal_fails_at_ehlo_not_at_tls() {
+    let mut server = crate::relay_support::python()
+        .args([
+            "-c",
+            "import socket,time\n\
+             l=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(8)\n\
+             print(l.getsockname()[1], flush=True)\n\
+             while True:\n\
+             \x20   c,_=l.accept(); c.sendall(b'421 4.3.2 Service not available, closing transmission channel\\r\\n'); c.close()",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("port");
+    let sb = Sandbox::new();
+    add(&sb, "down", Peer::Aiosmtpd, port, "starttls");
+    let run = doctor(&sb, "down", "x", &["--json"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    run.code(79);
+    let v = run.json();
+    let tls = stage(&v, "tls");
+    assert_eq!(tls["status"], "skipped", "{run}");
+    assert!(
+        tls["summary"].as_str().unwrap().contains("before STARTTLS"),
+        "{run}"
+    );
+    let ehlo = stage(&v, "ehlo");
+    assert_eq!(ehlo["status"], "failed", "{run}");
+    assert!(
+        ehlo["details"]
+            .to_string()
+            .contains("server: 421 4.3.2 Service not available"),
+        "{run}"
+    );
+    assert_eq!(ehlo["explanation"]["retry"], "later", "{run}");
+}

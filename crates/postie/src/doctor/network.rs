@@ -1,6 +1,9 @@
 //! The checks up to the server's offer: configuration, DNS, TCP, TLS (with
 //! the certificate) and EHLO.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::*;
 
 pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
@@ -417,106 +420,28 @@ pub(super) fn tls_summary(info: &TlsInfo, ep: &Endpoint) -> String {
     .to_string()
 }
 
-pub(super) async fn check_tls_and_ehlo(
-    run: &mut Run<'_>,
-    ep: &Endpoint,
-    reached: &mut usize,
-) -> bool {
+pub(super) async fn check_tls_and_ehlo(run: &mut Run<'_>, ep: &Endpoint) -> bool {
     let started = Instant::now();
     let mut opts = ConnectOptions::new(ep.clone());
-    opts.transcript = run.opts.transcript.clone();
     opts.timeouts = run.opts.timeouts;
-    let result = Connection::connect(opts.clone()).await;
-    let conn = match result {
-        Ok(c) => c,
-        Err(e)
-            if ep.tls == TlsMode::Starttls
-                && e.stage() == Some(postie_proto::error::Stage::Greeting)
-                && e.reply().is_none() =>
-        {
-            // Silence (or a hang-up) where a plain-text greeting belongs:
-            // the server waits for a TLS handshake.
-            *reached = 3;
-            let mut c = check(Stage::Tls, Status::Failed, e.message(), started);
-            c.explanation = Some(finding(
-                "doctor-implicit-tls-port",
-                format!(
-                    "{} sent no greeting: the port most likely expects implicit TLS, and the account says STARTTLS.",
-                    ep.authority()
-                ),
-                &[
-                    "on an implicit-TLS port (usually 465) the server waits for the client's TLS handshake before it says anything",
-                ],
-                &[
-                    "Set tls = \"implicit\" in the account for this port (or `--server smtps://HOST:PORT`), or use the STARTTLS port (587)",
-                ],
-            ));
-            run.push(c);
-            return false;
+    // Watch the transcript for lines inside TLS: a failure after the
+    // handshake is not a TLS failure.
+    let saw_tls = Arc::new(AtomicBool::new(false));
+    let inner = run.opts.transcript.clone();
+    let seen = saw_tls.clone();
+    opts.transcript = Some(Arc::new(move |t: &TranscriptEntry| {
+        if t.tls {
+            seen.store(true, Ordering::Relaxed);
         }
+        if let Some(inner) = &inner {
+            inner(t);
+        }
+    }));
+    let conn = match Connection::connect(opts.clone()).await {
+        Ok(c) => c,
         Err(e) => {
-            // Whether TLS itself failed or what came before or after it.
-            let tls_stage =
-                e.kind() == ErrorKind::Tls || (ep.tls == TlsMode::Implicit && e.stage().is_none());
-            if ep.tls == TlsMode::None || !tls_stage {
-                if ep.tls != TlsMode::None {
-                    *reached = 4;
-                }
-                let stage = if ep.tls == TlsMode::None || e.kind() == ErrorKind::Tls {
-                    Stage::Tls
-                } else {
-                    Stage::Ehlo
-                };
-                if stage == Stage::Ehlo {
-                    let mut t = check(Stage::Tls, Status::Skipped, "", started);
-                    t.summary = "not reached: the session failed before TLS".into();
-                    if ep.tls == TlsMode::Implicit {
-                        t.summary = "TLS handshake done".into();
-                        t.status = Status::Ok;
-                    }
-                    run.push(t);
-                }
-                let mut c = check(stage, Status::Failed, e.message(), started);
-                let host = ep.host.as_str();
-                c.explanation = Some(explain(
-                    &e,
-                    &Context {
-                        host: Some(host),
-                        ..run.ctx()
-                    },
-                ));
-                run.push(c);
-                return false;
-            }
-            let mut c = check(Stage::Tls, Status::Failed, e.message(), started);
-            let name = ep.tls_name.as_deref().unwrap_or(&ep.host);
-            // See the certificate that was refused: a second connection
-            // that trusts anything, sends no credentials and quits.
-            if let Ok(info) = Connection::inspect_tls(opts).await {
-                c.details.push(tls_summary(&info, ep));
-                c.details.extend(cert_details(&info, name));
-                if let Some(cert) = &info.certificate {
-                    let now = SystemTime::now();
-                    let left = cert.seconds_left(now);
-                    if left < 0 {
-                        c.details
-                            .push(format!("expired {} days ago", (-left) / 86_400));
-                    } else if cert.not_yet_valid(now) {
-                        c.details.push(
-                            "not valid yet: the server's certificate is newer than this machine's clock"
-                                .into(),
-                        );
-                    }
-                }
-            }
-            c.explanation = Some(explain(
-                &e,
-                &Context {
-                    host: Some(&ep.host),
-                    ..run.ctx()
-                },
-            ));
-            run.push(c);
+            let tls_done = saw_tls.load(Ordering::Relaxed);
+            tls_or_ehlo_failure(run, ep, opts, e, tls_done, started).await;
             return false;
         }
     };
@@ -563,7 +488,6 @@ pub(super) async fn check_tls_and_ehlo(
             run.push(c);
         }
     }
-    *reached = 4;
     // EHLO
     let started = Instant::now();
     let caps = conn.capabilities().cloned().unwrap_or_default();
@@ -639,7 +563,95 @@ pub(super) async fn check_tls_and_ehlo(
     true
 }
 
-pub(super) fn capability_words(caps: &Capabilities) -> Vec<String> {
+/// The session failed before EHLO was done: say whether TLS or the
+/// server's greeting / EHLO was the problem.
+async fn tls_or_ehlo_failure(
+    run: &mut Run<'_>,
+    ep: &Endpoint,
+    opts: ConnectOptions,
+    e: crate::error::Error,
+    tls_done: bool,
+    started: Instant,
+) {
+    let ctx = Context {
+        host: Some(&ep.host),
+        ..run.ctx()
+    };
+    let explanation = explain(&e, &ctx);
+    if ep.tls == TlsMode::Starttls
+        && e.stage() == Some(postie_proto::error::Stage::Greeting)
+        && e.reply().is_none()
+    {
+        // Silence (or a hang-up) where a plain-text greeting belongs: the
+        // server waits for a TLS handshake.
+        let mut c = check(Stage::Tls, Status::Failed, e.message(), started);
+        c.explanation = Some(finding(
+            "doctor-implicit-tls-port",
+            format!(
+                "{} sent no greeting: the port most likely expects implicit TLS, and the account says STARTTLS.",
+                ep.authority()
+            ),
+            &[
+                "on an implicit-TLS port (usually 465) the server waits for the client's TLS handshake before it says anything",
+            ],
+            &[
+                "Set tls = \"implicit\" in the account for this port (or `--server smtps://HOST:PORT`), or use the STARTTLS port (587)",
+            ],
+        ));
+        run.push(c);
+        return;
+    }
+    let tls_failed = !tls_done && ep.tls != TlsMode::None && e.kind() == ErrorKind::Tls
+        || (ep.tls == TlsMode::Implicit && !tls_done);
+    if tls_failed {
+        let mut c = check(Stage::Tls, Status::Failed, e.message(), started);
+        // See the certificate that was refused: a second connection that
+        // trusts anything, sends no credentials and quits.
+        if let Ok(info) = Connection::inspect_tls(opts).await {
+            let name = ep.tls_name.as_deref().unwrap_or(&ep.host);
+            c.details.push(tls_summary(&info, ep));
+            c.details.extend(cert_details(&info, name));
+            if let Some(cert) = &info.certificate {
+                let now = SystemTime::now();
+                let left = cert.seconds_left(now);
+                if left < 0 {
+                    c.details
+                        .push(format!("expired {} days ago", (-left) / 86_400));
+                } else if cert.not_yet_valid(now) {
+                    c.details.push(
+                        "not valid yet: the server's certificate is newer than this machine's clock"
+                            .into(),
+                    );
+                }
+            }
+        }
+        c.explanation = Some(explanation);
+        run.push(c);
+        return;
+    }
+    // The greeting or EHLO failed, before STARTTLS or after TLS was up.
+    let tls_line = match (ep.tls, tls_done) {
+        (TlsMode::None, _) => (Status::Skipped, "no TLS: plain text on loopback"),
+        (_, true) => (Status::Ok, "TLS established; the session failed after it"),
+        (_, false) => (
+            Status::Skipped,
+            "not reached: the session failed before STARTTLS",
+        ),
+    };
+    run.push(check(Stage::Tls, tls_line.0, tls_line.1, started));
+    let mut c = check(Stage::Ehlo, Status::Failed, e.message(), started);
+    if let Some(r) = e.reply() {
+        c.details = r
+            .wire_lines()
+            .iter()
+            .map(|l| format!("server: {l}"))
+            .collect();
+    }
+    c.explanation = Some(explanation);
+    run.push(c);
+}
+
+fn capability_words(caps: &Capabilities) -> Vec<String> {
     let mut d = Vec::new();
     let mut ext = Vec::new();
     for (on, name) in [
