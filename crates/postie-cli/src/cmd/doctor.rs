@@ -7,12 +7,12 @@ use postie::config::{AccountConfig, Config};
 use postie::doctor::{self, Check, Options, Report, Status, Target};
 use postie::error::{Error, ErrorKind};
 use postie::explain::Context;
-use postie::provider::{AuthMethod, PRESETS, ProviderId, TlsMode};
+use postie::provider::{AuthMethod, PRESETS, ProviderId};
 use postie::transport::Endpoint;
 use postie::transport::{Timeouts, TranscriptEntry};
 use serde_json::json;
 
-use super::{Global, open_store, transcript_sink};
+use super::{Global, apply_tls_args, open_store, transcript_sink};
 use crate::cli::DoctorArgs;
 use crate::output::{self, Style, clean};
 
@@ -94,7 +94,8 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
 /// The settings of a server given with `--server`, as an account: the
 /// provider is the preset whose host it is, else generic.
 fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> {
-    let ep = Endpoint::from_url(url)?;
+    let mut ep = Endpoint::from_url(url)?;
+    apply_tls_args(&mut ep, &args.tls)?;
     let provider = PRESETS
         .iter()
         .find(|p| p.host.is_some_and(|h| h.eq_ignore_ascii_case(&ep.host)))
@@ -105,20 +106,6 @@ fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> 
             "with --user, give the password with --password-env VAR or --password-command CMD",
         ));
     }
-    let tls = if args.tls.plaintext {
-        if !ep.is_loopback() {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!(
-                    "--plaintext is only allowed to a loopback address, not {}",
-                    ep.host
-                ),
-            ));
-        }
-        TlsMode::None
-    } else {
-        ep.tls
-    };
     let auth =
         if provider.preset().supports(AuthMethod::AppPassword) && provider != ProviderId::Generic {
             AuthMethod::AppPassword
@@ -132,9 +119,9 @@ fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> 
         user: args.user.clone(),
         host: Some(ep.host.clone()),
         port: Some(ep.port),
-        tls: Some(tls),
-        ca_file: args.tls.ca_file.clone(),
-        tls_name: args.tls.tls_name.clone(),
+        tls: Some(ep.tls),
+        ca_file: ep.ca_file.clone(),
+        tls_name: ep.tls_name.clone(),
         password_env: args.password_env.clone(),
         password_command: args.password_command.clone(),
         oauth: None,

@@ -18,9 +18,10 @@ use std::time::Instant;
 use postie::config::Paths;
 use postie::error::{Error, ErrorKind};
 use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, StoreChoice};
-use postie::transport::{TranscriptEntry, TranscriptSink};
+use postie::transport::{Endpoint, TranscriptEntry, TranscriptSink};
 use secrecy::SecretString;
 
+use crate::cli::TlsArgs;
 use crate::output::Style;
 
 /// Settings every subcommand receives.
@@ -122,4 +123,28 @@ pub fn transcript_sink(
             }
         );
     })
+}
+
+/// `--ca-file`, `--tls-name` and `--plaintext` applied to an endpoint given
+/// on the command line; plaintext only to a loopback address.
+pub fn apply_tls_args(ep: &mut Endpoint, tls: &TlsArgs) -> Result<(), Error> {
+    if tls.ca_file.is_some() {
+        ep.ca_file = tls.ca_file.clone();
+    }
+    if tls.tls_name.is_some() {
+        ep.tls_name = tls.tls_name.clone();
+    }
+    if tls.plaintext {
+        if !ep.is_loopback() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "--plaintext is only allowed to a loopback address, not {}: credentials and mail would cross the network unencrypted",
+                    ep.host
+                ),
+            ));
+        }
+        ep.tls = postie::provider::TlsMode::None;
+    }
+    Ok(())
 }

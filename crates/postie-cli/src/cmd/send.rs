@@ -16,7 +16,7 @@ use postie::transport::{ConnectOptions, Endpoint, TranscriptEntry};
 use postie_proto::sasl::Credentials;
 use serde_json::json;
 
-use super::{Global, open_store, prompt_secret, transcript_sink};
+use super::{Global, apply_tls_args, open_store, prompt_secret, transcript_sink};
 use crate::cli::SendArgs;
 use crate::output::{self, exit};
 
@@ -130,24 +130,7 @@ fn plan(
             )
         }
     };
-    if a.tls.ca_file.is_some() {
-        endpoint.ca_file = a.tls.ca_file.clone();
-    }
-    if a.tls.tls_name.is_some() {
-        endpoint.tls_name = a.tls.tls_name.clone();
-    }
-    if a.tls.plaintext {
-        if !endpoint.is_loopback() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "--plaintext is only allowed to a loopback address, not {}: credentials and mail would cross the network unencrypted",
-                    endpoint.host
-                ),
-            ));
-        }
-        endpoint.tls = TlsMode::None;
-    }
+    apply_tls_args(&mut endpoint, &a.tls)?;
 
     let message = build_message(a, default_from.as_deref())?;
 

@@ -172,7 +172,9 @@ pub(super) async fn check_oauth(
             }
             let scope = match ts.scope.clone() {
                 Some(s) => Some(s),
-                None if acct.provider.is_google() => crate::oauth::google_token_scope(&token).await,
+                None if acct.provider.is_google() => {
+                    crate::oauth::google_token_scope(name, acct, &token).await
+                }
                 None => None,
             };
             let mut c = check(

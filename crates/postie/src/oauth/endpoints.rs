@@ -9,6 +9,8 @@ use super::{Flow, OAuthConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
 
+/// Google's token endpoint (also the `aud` of service-account assertions).
+pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
 /// Google's only scope for IMAP, POP and SMTP ("gmail.send" works for the
 /// Gmail API only).
 pub const GOOGLE_SCOPE: &str = "https://mail.google.com/";
@@ -64,7 +66,7 @@ fn defaults(provider: ProviderId, cfg: &OAuthConfig) -> Result<Defaults> {
     if provider.is_google() {
         return Ok(Defaults {
             authorization: Some("https://accounts.google.com/o/oauth2/v2/auth".into()),
-            token: Some("https://oauth2.googleapis.com/token".into()),
+            token: Some(GOOGLE_TOKEN_ENDPOINT.into()),
             device: Some("https://oauth2.googleapis.com/device/code".into()),
             revocation: Some("https://oauth2.googleapis.com/revoke".into()),
             scopes: vec![GOOGLE_SCOPE.into()],

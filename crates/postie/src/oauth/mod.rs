@@ -46,7 +46,8 @@ use crate::provider::AuthMethod;
 use crate::secret::SecretStore;
 
 pub use endpoints::{
-    Endpoints, GOOGLE_SCOPE, MICROSOFT_APP_SCOPE, MICROSOFT_SMTP_SCOPE, endpoints,
+    Endpoints, GOOGLE_SCOPE, GOOGLE_TOKEN_ENDPOINT, MICROSOFT_APP_SCOPE, MICROSOFT_SMTP_SCOPE,
+    endpoints,
 };
 pub use login::{LoginOptions, LoginPrompt, login};
 pub use manager::TokenManager;
@@ -207,15 +208,26 @@ pub async fn clock_skew(name: &str, acct: &AccountConfig) -> Option<i64> {
     })
 }
 
-/// The scopes Google's tokeninfo endpoint reports for an access token
-/// (sent in a POST body, never in a URL). `None` when it cannot tell.
-pub async fn google_token_scope(token: &SecretString) -> Option<String> {
+/// The scopes Google's tokeninfo endpoint reports for account `name`'s
+/// access token (sent in a POST body, never in a URL). Asked only when the
+/// token came from Google's own token endpoint: a token of any other
+/// server is never shown to Google. `None` when it cannot tell.
+pub async fn google_token_scope(
+    name: &str,
+    acct: &AccountConfig,
+    token: &SecretString,
+) -> Option<String> {
     use secrecy::ExposeSecret;
     #[derive(Deserialize)]
     struct Info {
         scope: Option<String>,
     }
+    let cfg = settings(name, acct).ok()?;
     let http = http::Http::new().ok()?;
+    let ep = endpoints::resolve(&http, acct.provider, cfg).await.ok()?;
+    if ep.token != GOOGLE_TOKEN_ENDPOINT {
+        return None;
+    }
     let body = http
         .post_form(
             GOOGLE_TOKENINFO,
