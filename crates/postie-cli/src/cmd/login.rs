@@ -212,16 +212,32 @@ pub async fn logout(g: &Global, account: Option<String>) -> i32 {
         Err(code) => return code,
     };
     let (name, acct) = (name.as_str(), &acct);
-    match postie::oauth::logout(name, acct, &store).await {
-        Ok(true) => {
+    match postie::oauth::logout_report(name, acct, &store).await {
+        Ok(r) if r.revoked => {
             eprintln!("revoked the tokens of '{name}' at the provider and deleted them here");
             0
         }
-        Ok(false) => {
+        Ok(r) if !r.deleted => {
             eprintln!(
-                "deleted the tokens of '{name}' here; the provider offers no revocation endpoint, so remove postie's access in your account's security settings if you want it gone there too"
+                "nothing to do: {}",
+                output::clean(r.note.as_deref().unwrap_or("no tokens were stored"))
             );
             0
+        }
+        Ok(r) => {
+            let why = output::clean(r.note.as_deref().unwrap_or("unknown reason"));
+            if r.failed {
+                eprintln!(
+                    "deleted the tokens of '{name}' here, but revoking them at the provider failed: {why}"
+                );
+                eprintln!(
+                    "postie's access may still be live there: remove it in your account's security settings (Google: https://myaccount.google.com/permissions; Microsoft: https://myapps.microsoft.com)"
+                );
+                output::exit::TEMPFAIL
+            } else {
+                eprintln!("deleted the tokens of '{name}' here; the provider was not told: {why}");
+                0
+            }
         }
         Err(e) => fail(g, &e, Some(name), Some(acct)),
     }

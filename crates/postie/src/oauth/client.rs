@@ -14,7 +14,7 @@ use oauth2::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::endpoints::Endpoints;
-use super::http::{Failure, Http, HttpError, retrying};
+use super::http::{Failure, Http, HttpError, retrying, retrying_single_use};
 use super::service_account::ServiceAccountKey;
 use super::{Flow, OAuthConfig, OAuthErrorInfo, TokenSet};
 use crate::error::{Error, ErrorKind, Result};
@@ -228,7 +228,7 @@ impl OAuthClient {
         let now = SystemTime::now();
         let redirect = RedirectUrl::new(auth.redirect_uri.clone())
             .map_err(|e| Error::new(ErrorKind::Config, format!("bad redirect URI: {e}")))?;
-        let (r, n) = retrying("code exchange", || {
+        let (r, n) = retrying_single_use("code exchange", || {
             self.inner
                 .exchange_code(AuthorizationCode::new(code.expose_secret().to_string()))
                 .set_pkce_verifier(PkceCodeVerifier::new(
@@ -246,7 +246,7 @@ impl OAuthClient {
     pub(crate) async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenSet> {
         let now = SystemTime::now();
         let rt = RefreshToken::new(refresh_token.expose_secret().to_string());
-        let (r, n) = retrying("token refresh", || {
+        let (r, n) = retrying_single_use("token refresh", || {
             let mut req = self.inner.exchange_refresh_token(&rt);
             if self.provider.is_microsoft() {
                 // Microsoft's v2 endpoint wants the scopes again on refresh.

@@ -46,6 +46,9 @@ pub(crate) enum HttpError {
         url: String,
         /// What went wrong, innermost cause included.
         detail: String,
+        /// The connection was never made: the server cannot have seen
+        /// the request.
+        unsent: bool,
     },
     /// An answer other than 200.
     Status {
@@ -69,13 +72,27 @@ impl HttpError {
             HttpError::Policy(_) => false,
         }
     }
+
+    /// True when a request that uses up what it carries (an authorization
+    /// code, a rotating refresh token) may be sent again: only when the
+    /// server cannot have acted on it. After a timeout or a reset mid-answer
+    /// the server may have issued tokens and retired the grant; sending it
+    /// again would get `invalid_grant`, and servers that detect refresh
+    /// token reuse revoke the whole grant (RFC 9700 §4.14.2).
+    fn is_retryable_single_use(&self) -> bool {
+        match self {
+            HttpError::Network { unsent, .. } => *unsent,
+            HttpError::Status { status, .. } => *status == 503 || *status == 429,
+            HttpError::Policy(_) => false,
+        }
+    }
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HttpError::Policy(m) => f.write_str(m),
-            HttpError::Network { url, detail } => write!(f, "cannot reach {url}: {detail}"),
+            HttpError::Network { url, detail, .. } => write!(f, "cannot reach {url}: {detail}"),
             HttpError::Status {
                 url,
                 status,
@@ -189,6 +206,7 @@ impl Http {
             .map_err(|e| HttpError::Network {
                 url: shown.clone(),
                 detail: describe(&e),
+                unsent: e.is_connect(),
             })?;
         let status = resp.status();
         let headers = resp.headers().clone();
@@ -197,6 +215,7 @@ impl Http {
             .map_err(|detail| HttpError::Network {
                 url: shown.clone(),
                 detail,
+                unsent: false,
             })?;
         if status != http::StatusCode::OK {
             let info = serde_json::from_slice::<Box<OAuthErrorInfo>>(&body)
@@ -333,7 +352,32 @@ fn describe(e: &reqwest::Error) -> String {
 /// the outcome and how many attempts were made.
 pub(crate) async fn retrying<T, F, Fut>(
     what: &str,
+    attempt: F,
+) -> (std::result::Result<T, Failure>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, Failure>>,
+{
+    retry_while(what, attempt, HttpError::is_retryable).await
+}
+
+/// [`retrying`] for a request that uses up what it carries (code exchange,
+/// refresh): sent again only when the server cannot have acted on it.
+pub(crate) async fn retrying_single_use<T, F, Fut>(
+    what: &str,
+    attempt: F,
+) -> (std::result::Result<T, Failure>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, Failure>>,
+{
+    retry_while(what, attempt, HttpError::is_retryable_single_use).await
+}
+
+async fn retry_while<T, F, Fut>(
+    what: &str,
     mut attempt: F,
+    retryable: fn(&HttpError) -> bool,
 ) -> (std::result::Result<T, Failure>, u32)
 where
     F: FnMut() -> Fut,
@@ -343,7 +387,7 @@ where
     loop {
         n += 1;
         match attempt().await {
-            Err(RequestTokenError::Request(e)) if e.is_retryable() && n < MAX_ATTEMPTS => {
+            Err(RequestTokenError::Request(e)) if retryable(&e) && n < MAX_ATTEMPTS => {
                 let delay = backoff(n, &e);
                 tracing::warn!(
                     attempt = n,
@@ -414,6 +458,7 @@ mod tests {
         let e = HttpError::Network {
             url: "u".into(),
             detail: "d".into(),
+            unsent: true,
         };
         let d1 = backoff(1, &e);
         let d3 = backoff(3, &e);

@@ -124,8 +124,8 @@ pub async fn login(
         }
         Flow::ClientCredentials => client.client_credentials().await?,
     };
-    let previous = TokenSet::load(store, name).ok().flatten();
-    let tokens = tokens.keep_refresh_token_of(previous.as_ref());
+    // A sign-in replaces what was stored: an older grant's refresh token
+    // may be another user's, another scope's, or revoked.
     if tokens.refresh_token.is_none() && !flow.is_app_only() {
         tracing::warn!(
             account = name,

@@ -21,6 +21,9 @@ pub struct LogoutReport {
     pub deleted: bool,
     /// Why the server was not told, or what it answered, when not revoked.
     pub note: Option<String>,
+    /// The server was asked and the request failed (the grant may still be
+    /// live there); false when there was no one to ask.
+    pub failed: bool,
 }
 
 /// Revoke account `name`'s tokens where an endpoint is known, then delete
@@ -45,6 +48,7 @@ pub async fn logout_report(
                 revoked: false,
                 deleted,
                 note: Some(e.message().to_string()),
+                failed: false,
             });
         }
     };
@@ -53,13 +57,14 @@ pub async fn logout_report(
             revoked: false,
             deleted: false,
             note: Some(format!("no OAuth tokens were stored for '{name}'")),
+            failed: false,
         });
     };
-    let (revoked, note) = match revoke(name, acct, store, &tokens).await {
-        Ok(()) => (true, None),
-        Err(why) => {
+    let (revoked, note, failed) = match revoke(name, acct, store, &tokens).await {
+        Ok(()) => (true, None, false),
+        Err(Refusal { asked, why }) => {
             tracing::warn!(account = name, "tokens not revoked at the server: {why}");
-            (false, Some(why))
+            (false, Some(why), asked)
         }
     };
     let deleted = store.delete(&TokenSet::store_key(name))?;
@@ -67,7 +72,21 @@ pub async fn logout_report(
         revoked,
         deleted,
         note,
+        failed,
     })
+}
+
+/// Why tokens were not revoked, and whether the server was asked.
+struct Refusal {
+    asked: bool,
+    why: String,
+}
+
+fn not_asked(why: impl ToString) -> Refusal {
+    Refusal {
+        asked: false,
+        why: why.to_string(),
+    }
 }
 
 /// Revoke the refresh token (which ends the whole grant at most servers)
@@ -77,15 +96,15 @@ async fn revoke(
     acct: &AccountConfig,
     store: &SecretStore,
     tokens: &TokenSet,
-) -> std::result::Result<(), String> {
+) -> std::result::Result<(), Refusal> {
     let cfg = acct
         .oauth
         .as_ref()
-        .ok_or_else(|| "the account has no OAuth settings any more".to_string())?;
-    let http = Http::new().map_err(|e| e.to_string())?;
+        .ok_or_else(|| not_asked("the account has no OAuth settings any more"))?;
+    let http = Http::new().map_err(not_asked)?;
     let endpoints = resolve(&http, acct.provider, cfg)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(not_asked)?;
     if endpoints.revocation.is_none() {
         let how = if acct.provider.is_microsoft() {
             "Microsoft offers no revocation endpoint; to cut the app off, remove its consent at \
@@ -94,11 +113,11 @@ async fn revoke(
         } else {
             "no revocation endpoint is known for this account (set revocation_endpoint)"
         };
-        return Err(how.to_string());
+        return Err(not_asked(how));
     }
-    let secret = client_secret(name, cfg, store).map_err(|e| e.to_string())?;
-    let client = OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http)
-        .map_err(|e| e.to_string())?;
+    let secret = client_secret(name, cfg, store).map_err(not_asked)?;
+    let client =
+        OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http).map_err(not_asked)?;
     let mut first_err = None;
     let mut any = false;
     let pairs: [(Option<&SecretString>, &str); 2] = [
@@ -116,7 +135,7 @@ async fn revoke(
     }
     match (any, first_err) {
         (true, _) => Ok(()),
-        (false, Some(e)) => Err(e),
-        (false, None) => Err("nothing to revoke".into()),
+        (false, Some(why)) => Err(Refusal { asked: true, why }),
+        (false, None) => Err(not_asked("nothing to revoke")),
     }
 }
