@@ -211,6 +211,7 @@ impl Sandbox {
         for u in &users {
             users::check_user(u)?;
         }
+        users::check_unique(&users)?;
         let cert = certificate(&cfg.data_dir)?;
         let acceptor = TlsAcceptor::from(cert.server_config()?);
         let mailbox = Mailbox::open(&mailbox_dir(&cfg.data_dir))?;

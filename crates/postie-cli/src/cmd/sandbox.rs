@@ -115,7 +115,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PW")]
     pub app_password: Vec<String>,
     /// Turn 2-Step Verification off: no app passwords, and the account password gets 535 5.7.8
-    #[arg(long)]
+    #[arg(long, conflicts_with = "app_password")]
     pub no_two_step: bool,
     /// Messages a user may send per rolling 24 hours; then 550 5.4.5 [default: 100]
     #[arg(long, value_name = "N")]
@@ -302,8 +302,19 @@ fn print_ready(g: &Global, h: &SandboxHandle, c: &SandboxConfig) {
         c.daily_limit,
         humantime::format_duration(c.token_lifetime)
     );
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(24 * 3600);
     for u in &h.users {
-        println!("  user     {}", s.bold(&u.email));
+        let sent = match h.mailbox().sent_since(&u.email, since) {
+            Ok(n) => format!(
+                "   ({n} of {} messages sent in the last 24 hours)",
+                c.daily_limit
+            ),
+            Err(e) => format!("   (cannot count its messages: {})", e.message()),
+        };
+        println!("  user     {}{sent}", s.bold(&u.email));
         if u.two_step_verification {
             println!(
                 "    account password  {}   (refused over SMTP: 2-Step Verification is on)",
@@ -418,7 +429,7 @@ fn list_line(m: &StoredMessage) -> String {
         output::clean(&m.recipients.join(", ")),
         output::clean(m.subject.as_deref().unwrap_or("(no subject)")),
         output::clean(&m.user),
-        m.mechanism
+        output::clean(&m.mechanism)
     )
 }
 
@@ -430,7 +441,7 @@ fn print_message(g: &Global, v: &MessageView) {
     println!(
         "  sent by        {} ({})",
         output::clean(&m.user),
-        m.mechanism
+        output::clean(&m.mechanism)
     );
     println!(
         "  envelope from  {}",
@@ -452,7 +463,12 @@ fn print_message(g: &Global, v: &MessageView) {
             .as_deref()
             .map(|f| format!(", attachment {}", output::clean(f)))
             .unwrap_or_default();
-        println!("  {}. {}{name} ({} bytes)", i + 1, p.content_type, p.size);
+        println!(
+            "  {}. {}{name} ({} bytes)",
+            i + 1,
+            output::clean(&p.content_type),
+            p.size
+        );
         if let Some(t) = &p.text {
             for line in t.lines() {
                 println!("     | {}", output::clean(line));

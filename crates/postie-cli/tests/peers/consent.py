@@ -1,6 +1,7 @@
 """Drives headless Chromium through a consent page: loads URL, clicks the button with the given
 id (allow / deny), waits until the browser has left the page, and prints JSON with the final URL
-and the text of the page it ended on.
+and the text of the page it ended on. Exits 1, saying why on stderr, when the page has no such
+button.
 
 Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe: commands on
 fd 3, replies on fd 4, each a JSON text ending in NUL), so nothing beyond the standard library.
@@ -91,10 +92,11 @@ try:
             break
         time.sleep(0.1)
     else:
-        print(json.dumps({"error": "no button #%s" % button,
-                          "text": evaluate(session, "document.body ? document.body.innerText : ''"),
-                          "url": evaluate(session, "location.href")}))
-        sys.exit(0)
+        print("consent.py: no button #%s on the page after 20 s; the browser is at %s:\n%s"
+              % (button, evaluate(session, "location.href"),
+                 evaluate(session, "document.body ? document.body.innerText : ''")),
+              file=sys.stderr)
+        sys.exit(1)
     consent_url = evaluate(session, "location.href")
     evaluate(session, "document.getElementById(%s).click()" % json.dumps(button))
     deadline = time.time() + 20

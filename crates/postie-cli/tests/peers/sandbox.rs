@@ -548,6 +548,14 @@ fn daily_limit_gets_gmails_550() {
         "",
     );
     not_stored(&sb, &second);
+    assert!(
+        sp.log_text().contains(&format!(
+            "{USER} reached the daily limit (1 messages in the last 24 hours, limit 1): \
+             raise it with --daily-limit N, or clear "
+        )),
+        "{}",
+        sp.log_text()
+    );
 
     // postie recognises Gmail's limit (the reply says gsmtp) and says to wait.
     add_password_account(&sb, &sp, "lim");
@@ -564,6 +572,38 @@ fn daily_limit_gets_gmails_550() {
         "{run}"
     );
     assert!(lower.contains("limit") && lower.contains("24"), "{run}");
+}
+
+/// When the mailbox's index cannot be read the day's count is unknown: MAIL gets a temporary
+/// failure (451 4.3.0), not an unlimited day.
+#[test]
+fn unreadable_index_is_a_temporary_failure() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &["--daily-limit", "1"]);
+    let index = std::path::Path::new(sp.info["data_dir"].as_str().unwrap())
+        .join("mailbox")
+        .join("index.jsonl");
+    std::fs::create_dir_all(&index).unwrap();
+    let (code, out, err) = run(std::process::Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{}", sp.smtp())])
+        .args(["--tls", "--tls-ca-path", &sp.ca()])
+        .args(["--auth-user", USER, "--auth-password", APP_PW])
+        .args(["--from", USER, "--to", TO]));
+    assert_ne!(code, Some(0), "{out}");
+    let text = format!("{out}\n{err}");
+    let refused = line_with(&text, "451 ");
+    gmail_tail(
+        refused.split_once("451 ").unwrap().1,
+        "4.3.0 Temporary System Problem. Try again later ",
+        "",
+    );
+    assert!(
+        sp.log_text().contains(&format!(
+            "cannot count {USER}'s messages of the last 24 hours"
+        )),
+        "{}",
+        sp.log_text()
+    );
 }
 
 /// `postie account add --provider sandbox`: no --ca-file needed (the sandbox's CA in its default
@@ -794,11 +834,15 @@ fn login_allow_in_chromium_then_send() {
     let page = click_consent(&sb, &url, "allow");
     let (code, printed) = login.finish();
     assert_eq!(code, Some(0), "{printed}\n{page}");
+    // The browser ended on postie's loopback redirect with the code, not on a sandbox page.
+    let landed = page["url"].as_str().unwrap();
+    assert!(landed.starts_with("http://127.0.0.1:"), "{page}");
     assert!(
-        page["url"]
-            .as_str()
-            .unwrap()
-            .starts_with("http://127.0.0.1:"),
+        !landed.starts_with(&format!("{}/", sp.issuer())),
+        "the browser stayed on the sandbox: {page}"
+    );
+    assert!(
+        landed.contains("?code=") || landed.contains("&code="),
         "{page}"
     );
     assert!(sp.log_text().contains("allowed"), "{}", sp.log_text());
@@ -838,16 +882,24 @@ fn login_deny_in_chromium_is_explained() {
             .contains("error=access_denied"),
         "{page}"
     );
-    let lower = printed.to_lowercase();
-    assert!(
-        lower.contains("access_denied") || lower.contains("denied"),
-        "{printed}"
-    );
-    assert!(lower.contains("postie login deny"), "{printed}");
+    // postie's explanation of access_denied, line by line.
+    for want in [
+        "error: signing in failed: the authorization server answered access_denied. \
+         Run `postie login deny` to sign in again",
+        "what happened: The sign-in was refused: access was denied at the consent page.",
+        "- Cancel or Deny was chosen on the consent page",
+        "- `postie login deny` and allow access",
+    ] {
+        assert!(
+            printed.lines().any(|l| l.trim() == want),
+            "no line {want:?} in:\n{printed}"
+        );
+    }
     assert!(sp.log_text().contains("denied"), "{}", sp.log_text());
 }
 
-/// Refresh tokens rotate: the new one works, the old one gets Google's invalid_grant.
+/// Refresh tokens rotate: the new one works, the old one gets Google's invalid_grant, and using the
+/// old one again revokes the grant, new refresh token included (RFC 9700 §4.14.2).
 #[test]
 fn refresh_token_rotation() {
     let sb = Sandbox::new();
@@ -876,8 +928,12 @@ fn refresh_token_rotation() {
         e,
         serde_json::json!({"error":"invalid_grant","error_description":"Token has been expired or revoked."})
     );
-    let (status, _) = refresh(new);
-    assert_eq!(status, 200);
+    let (status, e) = refresh(new);
+    assert_eq!(
+        (status, &e["error"]),
+        (400, &Value::from("invalid_grant")),
+        "{e}"
+    );
 }
 
 /// `postie login --device`: postie shows the code, a person approves it on the sandbox's device
@@ -909,8 +965,9 @@ fn device_flow_login_then_send() {
     stored(&sb, &subject);
 }
 
-/// With `--token-lifetime 2s` the access token expires between two sends; postie refreshes it by
-/// itself and the second send goes through.
+/// With `--token-lifetime 2s` the access token expires between two sends: the sandbox refuses
+/// the expired token (curl, which never refreshes), postie refreshes it by itself and its send
+/// goes through.
 #[test]
 fn expired_access_token_is_refreshed_transparently() {
     let sb = Sandbox::new();
@@ -930,7 +987,30 @@ fn expired_access_token_is_refreshed_transparently() {
     assert_eq!(login.finish().0, Some(0));
     let first = sb.postie().args(["token", "short"]).run();
     first.success();
+    let expired = first.stdout.trim();
+    assert!(expired.starts_with("ya29.sb-"), "{first}");
     std::thread::sleep(Duration::from_secs(3));
+
+    let refused = token("sb-expired");
+    let msg = sb.file(
+        "expired.eml",
+        format!("From: {USER}\r\nTo: {TO}\r\nSubject: {refused}\r\n\r\nx\r\n").as_bytes(),
+    );
+    let (code, _, err) = run(std::process::Command::new("curl")
+        .args(["-sS", "-v", "--url"])
+        .arg(format!("smtps://127.0.0.1:{}", sp.smtps()))
+        .args(["--cacert", &sp.ca(), "--mail-from", USER, "--mail-rcpt", TO])
+        .args(["--user", &format!("{USER}:"), "--oauth2-bearer", expired])
+        .arg("--upload-file")
+        .arg(&msg));
+    assert_eq!(code, Some(67), "curl: login denied\n{err}");
+    assert!(err.contains("< 334 eyJzdGF0dXMiOiI0MDEi"), "{err}");
+    assert!(
+        err.contains("< 535-5.7.8 Username and Password not accepted. For more information, go to"),
+        "{err}"
+    );
+    not_stored(&sb, &refused);
+
     let subject = token("sb-refresh");
     sb.postie()
         .args(["send", "-a", "short", "--to", TO])
@@ -989,4 +1069,56 @@ fn relay_delivers_to_the_sandbox() {
         (Some(USER), Some("PLAIN"))
     );
     assert_eq!(relay.stop(), Some(0));
+}
+
+/// Markup in a message is shown as text on the mailbox pages: a Subject and an attachment file
+/// name of `<img src=x onerror=1>` come out as `&lt;img …`, never as a tag.
+#[test]
+fn mailbox_pages_escape_the_message_s_markup() {
+    const MARKUP: &str = "<img src=x onerror=1>";
+    const ESCAPED: &str = "&lt;img src=x onerror=1&gt;";
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    let msg = sb.file(
+        "markup.eml",
+        format!(
+            "From: {USER}\r\nTo: {TO}\r\nSubject: {MARKUP}\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nhello\r\n\
+             --b\r\nContent-Type: application/octet-stream\r\n\
+             Content-Disposition: attachment; filename=\"{MARKUP}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n"
+        )
+        .as_bytes(),
+    );
+    let (code, _, err) = run(std::process::Command::new("curl")
+        .args(["-sS", "--url"])
+        .arg(format!("smtps://127.0.0.1:{}", sp.smtps()))
+        .args(["--cacert", &sp.ca(), "--mail-from", USER, "--mail-rcpt", TO])
+        .args(["--user", &format!("{USER}:{APP_PW}")])
+        .arg("--upload-file")
+        .arg(&msg));
+    assert_eq!(code, Some(0), "{err}");
+    let id = stored(&sb, MARKUP)["id"].as_u64().unwrap();
+
+    let host = http_host(&sp);
+    let (code, list, err) = run_curl_page(&format!("http://{host}/messages"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(list.contains(ESCAPED), "{list}");
+    assert!(
+        !list.contains("<img"),
+        "raw markup on the mailbox page:\n{list}"
+    );
+
+    let (code, page, err) = run_curl_page(&format!("http://{host}/messages/{id}"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(page.contains(&format!("<h1>{ESCAPED}</h1>")), "{page}");
+    assert!(
+        page.contains(&format!(", attachment <b>{ESCAPED}</b>")),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<img"),
+        "raw markup on the message page:\n{page}"
+    );
 }

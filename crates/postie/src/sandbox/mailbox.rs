@@ -2,15 +2,19 @@
 //! JSON line per message in `index.jsonl` (who sent it, to whom, when),
 //! written after the file. `postie sandbox messages` reads the same files
 //! without a running sandbox.
+//!
+//! A stored message is never overwritten: its file is created only if no
+//! file of that number exists (another sandbox on the same directory, or a
+//! file left without its index line), else the next number is taken.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::{Deserialize, Serialize};
 
-use crate::config::write_atomic;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::HeadSummary;
 
@@ -117,6 +121,11 @@ impl Mailbox {
         }
     }
 
+    /// The mailbox's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn index(&self) -> PathBuf {
         self.dir.join("index.jsonl")
     }
@@ -150,9 +159,8 @@ impl Mailbox {
     /// Stores a message: its file first, then its index line.
     pub fn store(&self, env: Envelope, bytes: &[u8], now: u64) -> Result<StoredMessage> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let id = self.list()?.iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        let path = self.eml(id);
-        write_atomic(&path, bytes).map_err(|e| io_err("write", &path, e))?;
+        let first = self.list()?.iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        let id = self.write_new_eml(first, bytes)?;
         let head = HeadSummary::parse(bytes);
         let meta = StoredMessage {
             id,
@@ -166,18 +174,61 @@ impl Mailbox {
             from: head.from,
             message_id: head.message_id,
         };
-        let mut line = serde_json::to_string(&meta).expect("serialisable");
-        line.push('\n');
+        let line = serde_json::to_string(&meta).expect("serialisable");
+        self.append_index(&line)?;
+        Ok(meta)
+    }
+
+    /// Writes `bytes` to the first `N.eml`, from `id` on, that does not exist
+    /// yet; returns N.
+    fn write_new_eml(&self, mut id: u64, bytes: &[u8]) -> Result<u64> {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        loop {
+            let path = self.eml(id);
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    return match f.write_all(bytes).and_then(|()| f.sync_all()) {
+                        Ok(()) => Ok(id),
+                        Err(e) => {
+                            drop(f);
+                            let _ = std::fs::remove_file(&path);
+                            Err(io_err("write", &path, e))
+                        }
+                    };
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => id += 1,
+                Err(e) => return Err(io_err("create", &path, e)),
+            }
+        }
+    }
+
+    /// Appends one line to the index, after a line break if the last line
+    /// was left unfinished (so that the new line is not glued to it).
+    fn append_index(&self, line: &str) -> Result<()> {
         let index = self.index();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
+        let fail = |e| io_err("write", &index, e);
+        let mut f = OpenOptions::new()
+            .read(true)
             .append(true)
+            .create(true)
             .open(&index)
             .map_err(|e| io_err("open", &index, e))?;
-        f.write_all(line.as_bytes())
+        let mut out = String::with_capacity(line.len() + 2);
+        if !ends_with_newline(&mut f).map_err(fail)? {
+            out.push('\n');
+        }
+        out.push_str(line);
+        out.push('\n');
+        // One write: appends from other writers land before or after it.
+        f.write_all(out.as_bytes())
             .and_then(|()| f.sync_data())
-            .map_err(|e| io_err("write", &index, e))?;
-        Ok(meta)
+            .map_err(fail)
     }
 
     /// The message as received.
@@ -210,6 +261,17 @@ impl Mailbox {
         let raw = self.raw(id)?;
         Ok(view(meta, &raw))
     }
+}
+
+/// True when `f` is empty or its last byte is a line feed.
+fn ends_with_newline(f: &mut File) -> std::io::Result<bool> {
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Takes a message apart with mail-parser.
@@ -300,5 +362,92 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n";
         assert_eq!((v.parts[1].size, v.parts[1].attachment), (4, true));
         assert_eq!(mb.raw(1).unwrap(), msg);
         assert_eq!(mb.show(9).unwrap_err().kind(), ErrorKind::Usage);
+    }
+
+    fn env(user: &str) -> Envelope {
+        Envelope {
+            user: user.into(),
+            mechanism: "PLAIN".into(),
+            mail_from: Some(user.into()),
+            recipients: vec!["b@y.test".into()],
+        }
+    }
+
+    fn body(n: usize) -> Vec<u8> {
+        format!("Subject: m{n}\r\n\r\n{}\r\n", "x".repeat(1000 + n)).into_bytes()
+    }
+
+    /// Every message got its own number, its file holds its bytes, and the
+    /// index lists each once.
+    #[track_caller]
+    fn all_intact(mb: &Mailbox, stored: &[(usize, u64)]) {
+        let mut ids: Vec<u64> = stored.iter().map(|(_, id)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), stored.len(), "{stored:?}");
+        for (n, id) in stored {
+            assert_eq!(mb.raw(*id).unwrap(), body(*n), "message {id}");
+        }
+        let list = mb.list().unwrap();
+        assert_eq!(list.len(), stored.len(), "{list:#?}");
+        for (n, id) in stored {
+            let m = list.iter().find(|m| m.id == *id).unwrap();
+            assert_eq!(m.subject.as_deref(), Some(format!("m{n}").as_str()));
+        }
+    }
+
+    #[test]
+    fn concurrent_stores_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let mb = Mailbox::open(dir.path()).unwrap();
+        let stored: Vec<(usize, u64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|n| {
+                    let mb = &mb;
+                    s.spawn(move || (n, mb.store(env("a@x.test"), &body(n), 1).unwrap().id))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        all_intact(&mb, &stored);
+    }
+
+    #[test]
+    fn two_mailboxes_on_one_directory_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Mailbox::open(dir.path()).unwrap();
+        let b = Mailbox::open(dir.path()).unwrap();
+        let stored: Vec<(usize, u64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|n| {
+                    let mb = if n % 2 == 0 { &a } else { &b };
+                    s.spawn(move || (n, mb.store(env("a@x.test"), &body(n), 1).unwrap().id))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        all_intact(&a, &stored);
+        assert_eq!(b.list().unwrap().len(), 16);
+    }
+
+    #[test]
+    fn a_file_without_index_line_and_an_unfinished_line_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mb = Mailbox::open(dir.path()).unwrap();
+        let first = mb.store(env("a@x.test"), &body(0), 1).unwrap();
+        // A crash left message 2's file without its index line, and half a
+        // line at the end of the index.
+        std::fs::write(dir.path().join("2.eml"), b"orphan").unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("index.jsonl"))
+            .unwrap();
+        f.write_all(b"{\"id\":2,\"rece").unwrap();
+        let next = mb.store(env("a@x.test"), &body(1), 2).unwrap();
+        assert_eq!((first.id, next.id), (1, 3));
+        assert_eq!(std::fs::read(dir.path().join("2.eml")).unwrap(), b"orphan");
+        let ids: Vec<u64> = mb.list().unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, [1, 3]);
+        assert_eq!(mb.raw(3).unwrap(), body(1));
     }
 }

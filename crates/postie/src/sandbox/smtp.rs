@@ -119,13 +119,26 @@ impl Host for SandboxConn {
             return self.gmail.bad_credentials();
         };
         let now = self.shared.now();
-        let sent = self
-            .shared
-            .mailbox
-            .sent_since(user, now.saturating_sub(DAY))
-            .unwrap_or(0);
+        let mailbox = &self.shared.mailbox;
+        let sent = match mailbox.sent_since(user, now.saturating_sub(DAY)) {
+            Ok(n) => n,
+            Err(e) => {
+                // Without the count the limit cannot be applied: a temporary
+                // failure, not an unlimited day.
+                tracing::error!(
+                    "sandbox: cannot count {user}'s messages of the last 24 hours: {}",
+                    e.message()
+                );
+                return self.gmail.temporary_failure();
+            }
+        };
         if sent >= self.shared.daily_limit as usize {
-            tracing::info!("sandbox: {user} reached the daily limit ({sent} messages)");
+            tracing::info!(
+                "sandbox: {user} reached the daily limit ({sent} messages in the last 24 hours, \
+                 limit {}): raise it with --daily-limit N, or clear {}",
+                self.shared.daily_limit,
+                mailbox.dir().display()
+            );
             return self.gmail.daily_limit();
         }
         self.txn = Some(Txn {

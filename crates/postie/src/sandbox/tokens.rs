@@ -112,9 +112,13 @@ struct Code {
     expires_at: u64,
 }
 
-/// A grant: what a refresh token stands for.
+/// A grant: what a user allowed a client, from the redemption of a code
+/// or device code through every refresh. Its tokens share its `id`, so
+/// that revoking any one of them ends them all (RFC 7009 §2.1).
 #[derive(Clone, Debug)]
 struct Grant {
+    /// Random, made when the code or device code is redeemed.
+    id: String,
     client_id: String,
     user: String,
     scope: String,
@@ -125,8 +129,6 @@ struct Grant {
 struct Access {
     grant: Grant,
     expires_at: u64,
-    /// The refresh token of the same grant, so revoking either ends both.
-    refresh: Option<String>,
 }
 
 /// A device authorization (RFC 8628) and where it stands.
@@ -176,6 +178,9 @@ pub struct Grants {
     codes: HashMap<String, Code>,
     access: HashMap<String, Access>,
     refresh: HashMap<String, Grant>,
+    /// Refresh tokens rotated out, with their grant's id: one used again
+    /// means it leaked, and the grant is revoked (RFC 9700 §4.14.2).
+    rotated: HashMap<String, String>,
     devices: HashMap<String, Device>,
 }
 
@@ -200,6 +205,7 @@ impl Grants {
             codes: HashMap::new(),
             access: HashMap::new(),
             refresh: HashMap::new(),
+            rotated: HashMap::new(),
             devices: HashMap::new(),
         }
     }
@@ -259,14 +265,43 @@ impl Grants {
         let Some(c) = self.codes.remove(code) else {
             return Err(OAuthError::new("invalid_grant", "Malformed auth code."));
         };
-        if c.expires_at <= now {
-            return Err(OAuthError::new("invalid_grant", "Bad Request"));
-        }
         if c.client_id != client_id {
-            return Err(OAuthError::new("invalid_grant", "Unauthorized"));
+            return Err(another_client(
+                "authorization code",
+                &c.client_id,
+                client_id,
+            ));
         }
-        if redirect_uri != Some(c.redirect_uri.as_str()) {
-            return Err(OAuthError::new("invalid_grant", "Bad Request"));
+        if c.expires_at <= now {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                &format!(
+                    "Authorization code expired (codes live {} minutes): sign in again",
+                    CODE_LIFETIME / 60
+                ),
+            ));
+        }
+        match redirect_uri {
+            Some(r) if r == c.redirect_uri => {}
+            Some(r) => {
+                return Err(OAuthError::new(
+                    "invalid_grant",
+                    &format!(
+                        "redirect_uri {r} differs from the authorization request's {}: \
+                         send the same redirect_uri with the code",
+                        c.redirect_uri
+                    ),
+                ));
+            }
+            None => {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    &format!(
+                        "Missing required parameter: redirect_uri (the authorization request's was {})",
+                        c.redirect_uri
+                    ),
+                ));
+            }
         }
         let Some(verifier) = verifier else {
             return Err(OAuthError::new("invalid_grant", "Missing code verifier."));
@@ -275,6 +310,7 @@ impl Grants {
             return Err(OAuthError::new("invalid_grant", "Invalid code verifier."));
         }
         let grant = Grant {
+            id: random(16),
             client_id: c.client_id,
             user: c.user,
             scope: c.scope,
@@ -283,7 +319,8 @@ impl Grants {
     }
 
     /// `grant_type=refresh_token` (RFC 6749 §6) with rotation: the token
-    /// used is invalid from now on (RFC 9700 §4.14.2).
+    /// used is invalid from now on, and using it again revokes the whole
+    /// grant, since then someone else has it too (RFC 9700 §4.14.2).
     pub fn refresh(
         &mut self,
         refresh_token: &str,
@@ -292,17 +329,24 @@ impl Grants {
     ) -> Result<Issued, OAuthError> {
         match self.refresh.get(refresh_token) {
             Some(g) if g.client_id == client_id => {}
-            Some(_) => return Err(OAuthError::new("unauthorized_client", "Unauthorized")),
-            None => return Err(OAuthError::expired_or_revoked()),
-        }
-        let grant = self.refresh.remove(refresh_token).expect("checked above");
-        // The access tokens of the old refresh token stay valid until they
-        // expire, as at Google; they now belong to no refresh token.
-        for a in self.access.values_mut() {
-            if a.refresh.as_deref() == Some(refresh_token) {
-                a.refresh = None;
+            Some(g) => {
+                return Err(another_client("refresh token", &g.client_id, client_id));
+            }
+            None => {
+                if let Some(id) = self.rotated.get(refresh_token).cloned() {
+                    tracing::info!(
+                        "sandbox: a rotated-out refresh token was used again; its grant is revoked"
+                    );
+                    self.revoke_grant(&id);
+                }
+                return Err(OAuthError::expired_or_revoked());
             }
         }
+        let grant = self.refresh.remove(refresh_token).expect("checked above");
+        self.rotated
+            .insert(refresh_token.to_string(), grant.id.clone());
+        // The grant's earlier access tokens stay valid until they expire, as
+        // at Google; revoking any token of the grant ends them too.
         Ok(self.issue(grant, now))
     }
 
@@ -317,7 +361,6 @@ impl Grants {
             Access {
                 grant,
                 expires_at: now + self.lifetime,
-                refresh: Some(refresh_token.clone()),
             },
         );
         Issued {
@@ -329,20 +372,24 @@ impl Grants {
     }
 
     /// RFC 7009: revokes an access or refresh token and, as Google does, the
-    /// whole grant behind it. Unknown tokens are ignored (§2.2).
+    /// whole grant behind it: every access and refresh token issued since
+    /// the code was redeemed. Unknown tokens are ignored (§2.2).
     pub fn revoke(&mut self, token: &str) {
-        if let Some(a) = self.access.remove(token) {
-            if let Some(r) = a.refresh {
-                self.revoke_refresh(&r);
-            }
-        } else if self.refresh.contains_key(token) {
-            self.revoke_refresh(token);
+        let id = self
+            .access
+            .get(token)
+            .map(|a| &a.grant.id)
+            .or_else(|| self.refresh.get(token).map(|g| &g.id))
+            .cloned();
+        if let Some(id) = id {
+            self.revoke_grant(&id);
         }
     }
 
-    fn revoke_refresh(&mut self, r: &str) {
-        self.refresh.remove(r);
-        self.access.retain(|_, a| a.refresh.as_deref() != Some(r));
+    fn revoke_grant(&mut self, id: &str) {
+        self.access.retain(|_, a| a.grant.id != id);
+        self.refresh.retain(|_, g| g.id != id);
+        self.rotated.retain(|_, g| g != id);
     }
 
     /// Makes every access token of `user` expired now (refresh tokens stay
@@ -433,10 +480,7 @@ impl Grants {
             return Err(OAuthError::new("invalid_grant", "Bad Request"));
         };
         if d.client_id != client_id {
-            return Err(OAuthError::new(
-                "invalid_client",
-                "The OAuth client was not found.",
-            ));
+            return Err(another_client("device code", &d.client_id, client_id));
         }
         if d.expires_at <= now {
             self.devices.remove(device_code);
@@ -463,6 +507,7 @@ impl Grants {
                 let d = self.devices.remove(device_code).expect("present");
                 Ok(self.issue(
                     Grant {
+                        id: random(16),
                         client_id: d.client_id,
                         user,
                         scope: d.scope,
@@ -472,6 +517,18 @@ impl Grants {
             }
         }
     }
+}
+
+/// A code or token presented by a client other than the one it was issued
+/// to: `invalid_grant` (RFC 6749 §5.2).
+fn another_client(what: &str, issued_to: &str, presented_by: &str) -> OAuthError {
+    OAuthError::new(
+        "invalid_grant",
+        &format!(
+            "This {what} was issued to another client ({issued_to}), not to {presented_by}: \
+             use it with the client ID that asked for it"
+        ),
+    )
 }
 
 /// `XXXX-XXXX` from letters that cannot be confused (RFC 8628 §6.1).
@@ -600,21 +657,181 @@ mod tests {
         let t2 = g.refresh(&r1, "postie-sandbox", 110).unwrap();
         let r2 = t2.refresh_token.clone().unwrap();
         assert_ne!(r1, r2);
+        let e = g.refresh(&r2, "someone-else", 111).unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
         assert_eq!(
-            g.refresh(&r1, "postie-sandbox", 111).unwrap_err(),
-            OAuthError::expired_or_revoked()
+            e.description,
+            "This refresh token was issued to another client (postie-sandbox), not to \
+             someone-else: use it with the client ID that asked for it"
         );
-        assert_eq!(
-            g.refresh(&r2, "someone-else", 111).unwrap_err().error,
-            "unauthorized_client"
-        );
-        // Revoking the refresh token ends its access token too.
+        // Both access tokens are valid until they expire...
+        for t in [&t1.access_token, &t2.access_token] {
+            assert!(matches!(
+                g.check_access(t, "", MAIL, 112),
+                AccessCheck::Valid { .. }
+            ));
+        }
+        // ...but revoking the refresh token ends the whole grant, the access
+        // token from before the refresh included.
         g.revoke(&r2);
+        for t in [&t1.access_token, &t2.access_token] {
+            assert_eq!(g.check_access(t, "", MAIL, 112), AccessCheck::Invalid);
+        }
+        for r in [&r1, &r2] {
+            assert_eq!(
+                g.refresh(r, "postie-sandbox", 112).unwrap_err(),
+                OAuthError::expired_or_revoked()
+            );
+        }
+    }
+
+    fn tokens_for(g: &mut Grants, user: &str, now: u64) -> Issued {
+        let code = code_for(g, user);
+        g.redeem_code(
+            &code,
+            "postie-sandbox",
+            Some("http://127.0.0.1:5000/"),
+            Some(VERIFIER),
+            now,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn revoking_an_old_access_token_ends_the_refresh_token() {
+        let mut g = Grants::new(60, 5);
+        let t1 = tokens_for(&mut g, "me@x.test", 102);
+        let other = tokens_for(&mut g, "me@x.test", 102);
+        let t2 = g
+            .refresh(t1.refresh_token.as_ref().unwrap(), "postie-sandbox", 110)
+            .unwrap();
+        g.revoke(&t1.access_token);
         assert_eq!(
-            g.check_access(&t2.access_token, "", MAIL, 112),
+            g.check_access(&t2.access_token, "", MAIL, 111),
             AccessCheck::Invalid
         );
-        assert!(g.refresh(&r2, "postie-sandbox", 112).is_err());
+        assert_eq!(
+            g.refresh(t2.refresh_token.as_ref().unwrap(), "postie-sandbox", 111)
+                .unwrap_err(),
+            OAuthError::expired_or_revoked()
+        );
+        // Another grant of the same user and client is not touched.
+        assert!(matches!(
+            g.check_access(&other.access_token, "", MAIL, 111),
+            AccessCheck::Valid { .. }
+        ));
+        assert!(
+            g.refresh(other.refresh_token.as_ref().unwrap(), "postie-sandbox", 111)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn reusing_a_rotated_refresh_token_revokes_the_grant() {
+        let mut g = Grants::new(60, 5);
+        let t1 = tokens_for(&mut g, "me@x.test", 102);
+        let r1 = t1.refresh_token.unwrap();
+        let t2 = g.refresh(&r1, "postie-sandbox", 110).unwrap();
+        let t3 = g
+            .refresh(t2.refresh_token.as_ref().unwrap(), "postie-sandbox", 120)
+            .unwrap();
+        // r1 again: refused, and everything of the grant ends.
+        assert_eq!(
+            g.refresh(&r1, "postie-sandbox", 130).unwrap_err(),
+            OAuthError::expired_or_revoked()
+        );
+        for t in [&t1.access_token, &t2.access_token, &t3.access_token] {
+            assert_eq!(g.check_access(t, "", MAIL, 131), AccessCheck::Invalid);
+        }
+        assert_eq!(
+            g.refresh(t3.refresh_token.as_ref().unwrap(), "postie-sandbox", 131)
+                .unwrap_err(),
+            OAuthError::expired_or_revoked()
+        );
+    }
+
+    #[test]
+    fn code_with_another_redirect_uri_is_refused_naming_both() {
+        let mut g = Grants::new(3600, 5);
+        let code = code_for(&mut g, "me@x.test");
+        let e = g
+            .redeem_code(
+                &code,
+                "postie-sandbox",
+                Some("http://127.0.0.1:6000/"),
+                Some(VERIFIER),
+                102,
+            )
+            .unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
+        assert_eq!(
+            e.description,
+            "redirect_uri http://127.0.0.1:6000/ differs from the authorization request's \
+             http://127.0.0.1:5000/: send the same redirect_uri with the code"
+        );
+        let code = code_for(&mut g, "me@x.test");
+        let e = g
+            .redeem_code(&code, "postie-sandbox", None, Some(VERIFIER), 102)
+            .unwrap_err();
+        assert_eq!(e.error, "invalid_request");
+        assert!(
+            e.description.contains("redirect_uri") && e.description.contains("5000"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn code_of_another_client_is_an_invalid_grant() {
+        let mut g = Grants::new(3600, 5);
+        let code = code_for(&mut g, "me@x.test");
+        let e = g
+            .redeem_code(
+                &code,
+                "other-client",
+                Some("http://127.0.0.1:5000/"),
+                Some(VERIFIER),
+                102,
+            )
+            .unwrap_err();
+        assert_eq!((e.error, e.status), ("invalid_grant", 400));
+        assert_eq!(
+            e.description,
+            "This authorization code was issued to another client (postie-sandbox), not to \
+             other-client: use it with the client ID that asked for it"
+        );
+    }
+
+    #[test]
+    fn expired_code_says_to_sign_in_again() {
+        let mut g = Grants::new(3600, 5);
+        // Issued at 101, lives 600 s.
+        let code = code_for(&mut g, "me@x.test");
+        let e = g
+            .redeem_code(
+                &code,
+                "postie-sandbox",
+                Some("http://127.0.0.1:5000/"),
+                Some(VERIFIER),
+                101 + CODE_LIFETIME,
+            )
+            .unwrap_err();
+        assert_eq!(e.error, "invalid_grant");
+        assert_eq!(
+            e.description,
+            "Authorization code expired (codes live 10 minutes): sign in again"
+        );
+        // Just in time works.
+        let code = code_for(&mut g, "me@x.test");
+        assert!(
+            g.redeem_code(
+                &code,
+                "postie-sandbox",
+                Some("http://127.0.0.1:5000/"),
+                Some(VERIFIER),
+                100 + CODE_LIFETIME,
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -682,6 +899,12 @@ mod tests {
             "access_denied"
         );
         let (dc, _) = g.add_device("c", MAIL, 0);
+        let e = g.poll_device(&dc, "d", 1).unwrap_err();
+        assert_eq!((e.error, e.status), ("invalid_grant", 400));
+        assert!(
+            e.description.contains("issued to another client (c)"),
+            "{e:?}"
+        );
         assert_eq!(
             g.poll_device(&dc, "c", DEVICE_LIFETIME).unwrap_err().error,
             "expired_token"

@@ -118,8 +118,33 @@ impl SandboxFile {
         for u in &f.users {
             check_user(u)?;
         }
+        check_unique(&f.users).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("the sandbox file {}: {}", path.display(), e.message()),
+            )
+        })?;
         Ok(f)
     }
+}
+
+/// Each address once (letter case does not matter, as at sign-in).
+pub(crate) fn check_unique(users: &[User]) -> Result<()> {
+    for (i, u) in users.iter().enumerate() {
+        if users[..i]
+            .iter()
+            .any(|v| v.email.eq_ignore_ascii_case(&u.email))
+        {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the user {} is listed twice: keep one [[users]] entry per address",
+                    u.email
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A user must have an address and a password.
@@ -166,5 +191,26 @@ mod tests {
         assert!(f.users[0].two_step_verification);
         assert!(f.users[0].app_passwords.is_empty());
         assert!(toml::from_str::<SandboxFile>("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn a_user_listed_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sandbox.toml");
+        std::fs::write(
+            &path,
+            "[[users]]\nemail = \"a@b.test\"\npassword = \"pw\"\n\
+             [[users]]\nemail = \"A@b.test\"\npassword = \"other\"\n",
+        )
+        .unwrap();
+        let e = SandboxFile::load(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message().ends_with(
+                "the user A@b.test is listed twice: keep one [[users]] entry per address"
+            ),
+            "{}",
+            e.message()
+        );
     }
 }
