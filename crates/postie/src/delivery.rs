@@ -265,6 +265,28 @@ impl Inner {
                         detail,
                     };
                 }
+                // Claims wait their turn behind the account's other messages;
+                // by now the lease may have run out and another deliverer may
+                // have the message. Renew it first, and never send a message
+                // this deliverer no longer holds.
+                match self.outbox.renew(&claim, SystemTime::now(), LEASE) {
+                    Ok(true) => {}
+                    held => {
+                        let detail = match held {
+                            Err(e) => format!(
+                                "not sent now: the outbox could not renew the claim ({}); it will be tried again",
+                                e.message()
+                            ),
+                            _ => "the claim ran out while waiting; another deliverer has it".into(),
+                        };
+                        return Delivered {
+                            id: claim.id,
+                            account: account.to_string(),
+                            disposition: Disposition::LeaseLost,
+                            detail,
+                        };
+                    }
+                }
                 let renew = self.keep_leased(&claim);
                 let r = self.send(account, &acct, &claim).await;
                 drop(renew);
@@ -329,8 +351,16 @@ impl Inner {
         let h = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 3).await;
-                if outbox.renew(&claim, SystemTime::now(), LEASE).is_err() {
-                    break;
+                match outbox.renew(&claim, SystemTime::now(), LEASE) {
+                    Ok(true) => {}
+                    // Taken over: nothing more to renew.
+                    Ok(false) => break,
+                    // A busy database: try again at the next tick.
+                    Err(e) => tracing::warn!(
+                        "outbox: cannot renew the lease of message {}: {}",
+                        claim.id,
+                        e.message()
+                    ),
                 }
             }
         });

@@ -19,7 +19,7 @@ mod route;
 mod tls;
 pub mod users;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,30 +61,51 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// The server session's settings for a client at `peer`: loopback
-    /// clients may skip AUTH and TLS, others must use both.
+    /// The server session's settings for a client at `peer`.
     pub(crate) fn server_config(&self, peer: &SocketAddr) -> ServerConfig {
-        let local = peer.ip().is_loopback();
-        let mut c = ServerConfig::new(&self.hostname);
-        c.greeting = "ESMTP postie relay".into();
-        c.ehlo_greeting = "postie relay at your service".into();
-        c.max_message_size = self.max_message_size;
-        c.max_recipients = self.max_recipients;
-        // Python's smtplib.sendmail(bytes) sends bare LFs; store them as CRLF.
-        c.normalize_bare_lf = true;
-        c.starttls = self.tls.is_some();
-        c.auth = vec![Mechanism::Plain, Mechanism::Login];
-        c.auth_requires_tls = !local;
-        c.require_tls = !local;
-        c.require_auth = !local;
-        c.smtputf8 = true;
-        c.chunking = true;
-        c.replies.auth_required = Reply::new(
-            530,
-            "5.7.0 Authentication required: log in with a relay user (postie relay user add)",
-        );
-        c
+        session_config(
+            &self.hostname,
+            self.max_message_size,
+            self.max_recipients,
+            self.tls.is_some(),
+            peer.ip(),
+        )
     }
+}
+
+/// The relay's session settings: loopback clients may skip AUTH and TLS,
+/// every other client must use both, so the relay is never open.
+fn session_config(
+    hostname: &str,
+    max_message_size: u64,
+    max_recipients: usize,
+    starttls: bool,
+    peer: IpAddr,
+) -> ServerConfig {
+    // `::ffff:127.0.0.1` on a dual-stack listener is loopback too.
+    let local = peer.to_canonical().is_loopback();
+    let mut c = ServerConfig::new(hostname);
+    c.greeting = "ESMTP postie relay".into();
+    c.ehlo_greeting = "postie relay at your service".into();
+    c.max_message_size = max_message_size;
+    c.max_recipients = max_recipients;
+    // Python's smtplib.sendmail(bytes) sends bare LFs; store them as CRLF.
+    c.normalize_bare_lf = true;
+    c.starttls = starttls;
+    c.auth = vec![Mechanism::Plain, Mechanism::Login];
+    c.auth_requires_tls = !local;
+    c.require_tls = !local;
+    c.require_auth = !local;
+    c.smtputf8 = true;
+    c.chunking = true;
+    // Delivery sends the stored message with DATA, which cannot carry
+    // binary content: accept only what can be passed on unchanged.
+    c.binarymime = false;
+    c.replies.auth_required = Reply::new(
+        530,
+        "5.7.0 Authentication required: log in with a relay user (postie relay user add)",
+    );
+    c
 }
 
 /// A relay bound to its addresses, ready to serve.
@@ -154,7 +175,7 @@ impl Relay {
             }
         };
         let tls = TlsAcceptor::from(cert.server_config()?);
-        if let Some(open) = addrs.iter().find(|a| !a.ip().is_loopback()) {
+        if let Some(open) = addrs.iter().find(|a| !a.ip().to_canonical().is_loopback()) {
             if rc.users.is_empty() {
                 return Err(Error::new(
                     ErrorKind::Config,
@@ -259,4 +280,34 @@ fn parse_listen(a: &str) -> Result<SocketAddr> {
             format!("'{a}' is not an address to listen on: give IP:PORT, e.g. 127.0.0.1:1587 or [::1]:1587"),
         )
     })
+}
+
+#[cfg(test)]
+mod open_relay_tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_clients_may_skip_auth_and_tls() {
+        for ip in ["127.0.0.1", "::1", "::ffff:127.0.0.1", "127.8.9.10"] {
+            let c = session_config("h", 1000, 10, true, ip.parse().unwrap());
+            assert!(
+                !c.require_auth && !c.require_tls && !c.auth_requires_tls,
+                "{ip}"
+            );
+        }
+        for ip in [
+            "192.0.2.1",
+            "10.0.0.1",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+            "0.0.0.0",
+        ] {
+            let c = session_config("h", 1000, 10, true, ip.parse().unwrap());
+            assert!(
+                c.require_auth && c.require_tls && c.auth_requires_tls,
+                "{ip}"
+            );
+        }
+        assert!(!session_config("h", 1, 1, true, "127.0.0.1".parse().unwrap()).binarymime);
+    }
 }

@@ -158,6 +158,9 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
         },
     )?;
     let account = pick_account(&config, &o, msg.from.as_ref())?;
+    // Settings errors (a typo in [relay]) are found before the message is
+    // stored: an error after storing would make callers send it again.
+    let settings = delivery_settings(g, config, None)?;
     let head = HeadSummary::parse(&msg.bytes);
     let outbox = open_outbox(g)?;
     let id = outbox.enqueue(
@@ -175,13 +178,24 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
             source: "sendmail".into(),
         },
     )?;
-    // Stored: from here on nothing is lost whatever happens. Deliver now.
-    let deliverer = Deliverer::new(
-        delivery_settings(g, config, None)?,
-        outbox.clone(),
-        store_opener(g),
-    )?;
-    let done = deliverer.run_once(Some(&account)).await?;
+    // Stored: from here on nothing is lost whatever happens, and the exit
+    // status says so (0) even when delivering now is not possible; callers
+    // (cron, git, PHP) retry on a non-zero status, which would queue the
+    // message twice.
+    let delivered = match Deliverer::new(settings, outbox.clone(), store_opener(g)) {
+        Ok(d) => d.run_once(Some(&account)).await,
+        Err(e) => Err(e),
+    };
+    let done = match delivered {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!(
+                "postie sendmail: message {id} is queued; it could not be delivered now ({}); `postie relay` or `postie queue run` will deliver it",
+                output::clean(e.message())
+            );
+            return Ok(exit::OK);
+        }
+    };
     let mine = done.iter().find(|d| d.id == id);
     let code = match mine.map(|d| &d.disposition) {
         Some(Disposition::Sent) => exit::OK,

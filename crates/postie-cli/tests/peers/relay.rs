@@ -698,3 +698,44 @@ fn the_daily_limit_holds_messages_back_and_says_why() {
     assert!(show.stdout.contains("daily sending limit"), "{show}");
     relay.stop();
 }
+
+/// A web page in the user's browser POSTing SMTP commands to the relay (curl plays the
+/// browser's fetch): the relay answers the request line with 554 and closes, so nothing is
+/// queued and nothing reaches the upstream server.
+#[test]
+fn an_http_post_to_the_relay_sends_nothing() {
+    let from = "webpage-victim@example.test";
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "");
+    let tok = token("http-to-smtp");
+    let body = format!(
+        "EHLO x\r\nMAIL FROM:<{from}>\r\nRCPT TO:<{TO}>\r\nDATA\r\nSubject: {tok}\r\n\r\n{tok}\r\n.\r\nQUIT\r\n"
+    );
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--http1.1",
+            "--http0.9",
+            "--max-time",
+            "10",
+            "--data-binary",
+            &body,
+        ])
+        .arg(format!("http://127.0.0.1:{}/", relay.port))
+        .output()
+        .expect("curl");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains("554 5.7.0 This is an SMTP server, not a web server"),
+        "curl got: {answer:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !answer.contains("250 "),
+        "a command of the body ran: {answer:?}"
+    );
+    let queued = sb.postie().args(["queue", "list", "--json"]).run();
+    queued.success();
+    assert_eq!(queued.json()["messages"], serde_json::json!([]), "{queued}");
+    crate::spool::assert_not_delivered(Peer::Aiosmtpd, &tok);
+    relay.stop();
+}

@@ -8,6 +8,15 @@ use super::{BodyType, Event, MAX_AUTH_LINE, MAX_COMMAND_LINE, MailRequest, RcptR
 use crate::reply::Reply;
 use crate::sasl::Mechanism;
 
+/// Request methods of HTTP: a line starting with one is not SMTP.
+const HTTP_VERBS: [&str; 9] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE",
+];
+
+/// Unknown commands a session tolerates before it ends (Postfix's
+/// smtpd_hard_error_limit is 20; clients that speak SMTP rarely send one).
+pub(super) const MAX_UNKNOWN_COMMANDS: u32 = 10;
+
 /// True when `line` starts with `AUTH ` in any case: such a line may carry
 /// a long initial response.
 fn is_auth_line(line: &[u8]) -> bool {
@@ -60,6 +69,17 @@ impl ServerSession {
             self.reply(&r);
             return self.close();
         }
+        // An HTTP request sent to the SMTP port (a web page's fetch() to
+        // 127.0.0.1): its body could otherwise run as SMTP commands after
+        // the request and header lines were refused one by one. Cut it off
+        // at the first line, as Postfix does (smtpd_forbidden_commands).
+        if HTTP_VERBS.contains(&verb.as_str()) || verb.ends_with(':') {
+            self.reply(&Reply::new(
+                554,
+                "5.7.0 This is an SMTP server, not a web server: closing",
+            ));
+            return self.close();
+        }
         match verb.as_str() {
             "EHLO" => self.ehlo(arg, true),
             "HELO" => self.ehlo(arg, false),
@@ -84,7 +104,14 @@ impl ServerSession {
                 self.canned(|r| &r.bye);
                 self.close();
             }
-            _ => self.canned(|r| &r.unknown_command),
+            _ => {
+                self.unknown_commands += 1;
+                if self.unknown_commands >= MAX_UNKNOWN_COMMANDS {
+                    self.reply(&Reply::new(421, "4.7.0 Too many unknown commands: closing"));
+                    return self.close();
+                }
+                self.canned(|r| &r.unknown_command)
+            }
         }
     }
 

@@ -81,6 +81,9 @@ pub struct ServerSession {
     /// Message bytes not yet reported in an [`Event::Data`].
     pub(super) piece: Vec<u8>,
     pub(super) shutting_down: bool,
+    /// Unknown commands so far; the session ends at
+    /// [`MAX_UNKNOWN_COMMANDS`](super::command::MAX_UNKNOWN_COMMANDS).
+    pub(super) unknown_commands: u32,
 }
 
 /// Shows the state, never the buffers: the input can hold AUTH credentials.
@@ -117,6 +120,7 @@ impl ServerSession {
             txn: None,
             piece: Vec::new(),
             shutting_down: false,
+            unknown_commands: 0,
         };
         let text = join_words(&s.cfg.hostname, &s.cfg.greeting);
         s.reply(&raw_reply(220, vec![text]));

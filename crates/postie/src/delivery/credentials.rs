@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use postie_proto::address::Address;
 use postie_proto::client::TransactionResult;
+use postie_proto::error::Stage;
 use postie_proto::sasl::Credentials;
 
 use super::Inner;
@@ -33,7 +34,14 @@ impl Inner {
                     self.pool.put(account, conn);
                     return Ok(r);
                 }
-                Err(e) if e.is_transient() => {
+                // The server dropped the idle connection before taking
+                // any part of the transaction: send again on a new one.
+                // A failure later (after RCPT, DATA or the final dot) may
+                // have delivered the message; it is left to the outbox's
+                // retry rules, never re-sent here.
+                Err(e)
+                    if e.is_transient() && matches!(e.stage(), Some(Stage::Idle | Stage::Mail)) =>
+                {
                     tracing::debug!(
                         "pooled connection for {account} failed ({}); reconnecting",
                         e.message()

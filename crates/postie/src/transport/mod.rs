@@ -451,7 +451,8 @@ impl Connection {
                 }
                 Event::Failed(e) => return Err(session_error(e, &self.opts.endpoint)),
                 Event::Closed => {
-                    return Err(closed_error(&self.opts.endpoint, "during the transaction"));
+                    return Err(closed_error(&self.opts.endpoint, "during the transaction")
+                        .with_stage(self.session.stage()));
                 }
                 _ => {}
             }
@@ -545,7 +546,7 @@ impl Connection {
         let mut wrote = false;
         while let Some(bytes) = self.session.poll_transmit() {
             let r = self.io.write_all(&bytes).await;
-            r.map_err(|e| io_error(&self.opts.endpoint, e))?;
+            r.map_err(|e| io_error(&self.opts.endpoint, e).with_stage(self.session.stage()))?;
             wrote = true;
         }
         if wrote {
@@ -607,7 +608,7 @@ impl Connection {
                     )
                     .with_stage(stage)
                 })?
-                .map_err(|e| io_error(&self.opts.endpoint, e))?;
+                .map_err(|e| io_error(&self.opts.endpoint, e).with_stage(stage))?;
             if n == 0 {
                 let waiting_greeting =
                     self.session.expected_timeout() == Some(TimeoutKind::Greeting);
@@ -621,7 +622,7 @@ impl Connection {
                     )
                     .with_stage(stage));
                 }
-                return Err(closed_error(&self.opts.endpoint, "unexpectedly"));
+                return Err(closed_error(&self.opts.endpoint, "unexpectedly").with_stage(stage));
             }
             let data = self.read_buf[..n].to_vec();
             self.session

@@ -362,3 +362,43 @@ fn multi_line_canned_replies_keep_every_line() {
         &[],
     );
 }
+
+/// A web page's `fetch("http://127.0.0.1:1587", {method: "POST", body})`: the request line
+/// ends the session at once, so the SMTP commands in the body never run.
+#[test]
+fn an_http_request_is_cut_off_at_its_first_line() {
+    let mut h = Host::new(cfg());
+    h.out();
+    h.send(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:1587\r\nContent-Type: text/plain\r\n\r\n\
+         EHLO x\r\nMAIL FROM:<victim@example.com>\r\nRCPT TO:<spam@example.net>\r\nDATA\r\n\
+         Subject: hi\r\n\r\nspam\r\n.\r\n",
+    );
+    assert_eq!(
+        h.out(),
+        "554 5.7.0 This is an SMTP server, not a web server: closing\r\n"
+    );
+    assert!(h.s.is_closed());
+    assert!(h.events().is_empty(), "no command of the body ran");
+    // a header line first (the request line lost) is cut off the same way
+    let mut h = Host::ready(cfg());
+    h.send("Host: 127.0.0.1\r\nMAIL FROM:<a@example.com>\r\n");
+    assert!(h.out().starts_with("554 5.7.0"));
+    assert!(h.s.is_closed());
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn too_many_unknown_commands_end_the_session() {
+    let mut h = Host::ready(cfg());
+    for _ in 0..9 {
+        h.send("XYZZY\r\n");
+    }
+    let unknown = cfg().replies.unknown_command.wire_lines().join("\r\n") + "\r\n";
+    assert_eq!(h.out(), unknown.repeat(9));
+    assert!(!h.s.is_closed());
+    h.send("XYZZY\r\nMAIL FROM:<a@example.com>\r\n");
+    assert_eq!(h.out(), "421 4.7.0 Too many unknown commands: closing\r\n");
+    assert!(h.s.is_closed());
+    assert!(h.events().is_empty());
+}
