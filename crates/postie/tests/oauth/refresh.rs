@@ -99,59 +99,6 @@ async fn a_revoked_grant_gives_invalid_grant_explained_with_the_login_command() 
 }
 
 #[tokio::test]
-async fn microsoft_aadsts_codes_are_explained() {
-    let s = signed_in(None).await;
-    let m = TokenManager::new(s.dir.path().to_path_buf());
-    let mut acct = s.acct.clone();
-    acct.provider = ProviderId::Office365;
-    for (code, id, words) in [
-        (
-            "AADSTS70000: The provided grant is invalid or malformed.",
-            "microsoft-grant-invalid",
-            "90 days",
-        ),
-        (
-            "AADSTS50076: Due to a configuration change made by your administrator, you must use multi-factor authentication.",
-            "microsoft-mfa-required",
-            "MFA",
-        ),
-        (
-            "AADSTS65001: The user or administrator has not consented to use the application.",
-            "microsoft-consent-missing",
-            "admin consent",
-        ),
-    ] {
-        fail_next(&s.client, 400, "invalid_grant", code, 1).await;
-        let err = m
-            .access_token(&s.name, &acct, &s.store, true)
-            .await
-            .unwrap_err();
-        let x = explain(&err, &ctx(ProviderId::Office365, &s.name));
-        assert_eq!(x.id, id, "{code}");
-        let all = format!("{x:?}");
-        assert!(all.contains(words), "{words} missing: {all}");
-        assert!(all.contains(&format!("postie login {}", s.name)), "{all}");
-        assert!(all.contains(code.split(':').next().unwrap()), "{all}");
-    }
-    fail_next(
-        &s.client,
-        401,
-        "invalid_client",
-        "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-        1,
-    )
-    .await;
-    let err = m
-        .access_token(&s.name, &acct, &s.store, true)
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
-    let x = explain(&err, &ctx(ProviderId::Office365, &s.name));
-    assert_eq!(x.id, "microsoft-public-client-disabled");
-    assert!(x.fix[0].contains("Allow public client flows"), "{x:?}");
-}
-
-#[tokio::test]
 async fn an_account_never_signed_in_is_told_to_log_in() {
     let client = register_client(None, None).await;
     let dir = tempfile::tempdir().unwrap();
@@ -473,9 +420,12 @@ const OAUTH_CASES: &[OAuthCase] = &[
     },
 ];
 
-/// Each authorization-server error comes from the real token endpoint
-/// (Authlib, told to answer the next request with it) and is explained
-/// by the right entry, naming the cause and the fix.
+/// Each authorization-server error is the answer of the test server's
+/// token endpoint to a real refresh over HTTP: its fault injection
+/// (`/_test/fail_next`) returns the provider's exact error body and status
+/// instead of letting Authlib answer. What is tested is postie's path from
+/// the HTTP answer to the explanation: status, JSON parsing, AADSTS codes,
+/// the catalog entry, its cause and its fix.
 #[tokio::test]
 async fn every_token_endpoint_error_is_explained_from_the_servers_answer() {
     let s = signed_in(None).await;
