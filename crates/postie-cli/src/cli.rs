@@ -170,9 +170,10 @@ pub struct LoginArgs {
     /// Loopback port for the redirect [default: any free port]
     #[arg(long)]
     pub port: Option<u16>,
-    /// Give up after this many seconds
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    /// Give up after this many seconds [default: 300 in the browser; with the device flow, as
+    /// long as the code the provider gave is valid]
+    #[arg(long)]
+    pub timeout: Option<u64>,
 }
 
 /// Connection flags shared by `send` and `account add`.

@@ -123,6 +123,12 @@ fn open_account(
     Ok((n.to_string(), acct.clone(), store))
 }
 
+/// How long `postie login` waits without --timeout for the browser.
+const BROWSER_WAIT: u64 = 300;
+/// ... and at most for the device flow, whose code's own expiry (Microsoft:
+/// 15 minutes) ends the wait first.
+const DEVICE_WAIT: u64 = 3600;
+
 /// `postie login`.
 pub async fn login(g: &Global, a: LoginArgs) -> i32 {
     let (name, acct, store) = match open_account(g, a.account.as_deref()) {
@@ -130,12 +136,18 @@ pub async fn login(g: &Global, a: LoginArgs) -> i32 {
         Err(code) => return code,
     };
     let (name, acct) = (name.as_str(), &acct);
+    let device =
+        a.device || acct.oauth.as_ref().and_then(|o| o.flow) == Some(postie::oauth::Flow::Device);
     let opts = LoginOptions {
         open_browser: !a.no_browser && !a.manual,
         manual: a.manual,
         device: a.device,
         port: a.port,
-        timeout: Duration::from_secs(a.timeout),
+        timeout: Duration::from_secs(a.timeout.unwrap_or(if device {
+            DEVICE_WAIT
+        } else {
+            BROWSER_WAIT
+        })),
     };
     let paste: &(dyn Fn() -> postie::error::Result<String> + Send + Sync) = &read_pasted;
     let result = postie::oauth::login(

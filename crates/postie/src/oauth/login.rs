@@ -219,14 +219,16 @@ async fn device(
         ));
     }
     let d = client.device_start().await?;
+    // Tell the user how long the wait really is: the code's life, or less
+    // when the caller's time runs out first.
+    let deadline = deadline.min(Instant::now() + d.expires_in());
     prompt(&LoginPrompt::DeviceCode {
         verification_uri: d.verification_uri().to_string(),
         verification_uri_complete: d
             .verification_uri_complete()
             .map(|u| u.secret().to_string()),
         user_code: d.user_code().secret().to_string(),
-        expires_in: d.expires_in(),
+        expires_in: deadline.saturating_duration_since(Instant::now()),
     });
-    let deadline = deadline.min(Instant::now() + d.expires_in());
     client.device_poll(&d, deadline).await
 }
