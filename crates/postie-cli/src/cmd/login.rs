@@ -148,6 +148,7 @@ pub async fn login(g: &Global, a: LoginArgs) -> i32 {
         } else {
             BROWSER_WAIT
         })),
+        lock_dir: Some(g.paths.data_dir.clone()),
     };
     let paste: &(dyn Fn() -> postie::error::Result<String> + Send + Sync) = &read_pasted;
     let result = postie::oauth::login(
@@ -224,6 +225,12 @@ pub async fn logout(g: &Global, account: Option<String>) -> i32 {
         Err(code) => return code,
     };
     let (name, acct) = (name.as_str(), &acct);
+    // Under the account's token lock: a refresh in another process (the
+    // relay) must not save new tokens after they are deleted here.
+    let _lock = match TokenManager::new(g.paths.data_dir.clone()).lock(name).await {
+        Ok(l) => l,
+        Err(e) => return fail(g, &e, Some(name), Some(acct)),
+    };
     match postie::oauth::logout_report(name, acct, &store).await {
         Ok(r) if r.revoked => {
             eprintln!("revoked the tokens of '{name}' at the provider and deleted them here");

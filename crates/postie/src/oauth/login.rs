@@ -27,6 +27,10 @@ pub struct LoginOptions {
     pub port: Option<u16>,
     /// How long to wait for the user.
     pub timeout: Duration,
+    /// postie's data directory: when given, the new tokens are saved under
+    /// the account's token lock, so a refresh running in another process
+    /// (the relay) cannot write the old grant's tokens over them.
+    pub lock_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LoginOptions {
@@ -37,6 +41,7 @@ impl Default for LoginOptions {
             device: false,
             port: None,
             timeout: Duration::from_secs(300),
+            lock_dir: None,
         }
     }
 }
@@ -133,6 +138,10 @@ pub async fn login(
              signing in again (Microsoft needs the offline_access scope)"
         );
     }
+    let _lock = match &opts.lock_dir {
+        Some(dir) => Some(super::manager::lock_account(dir, name).await?),
+        None => None,
+    };
     tokens.save(store, name)?;
     Ok(tokens)
 }

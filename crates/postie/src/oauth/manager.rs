@@ -312,54 +312,69 @@ impl TokenManager {
     /// Take `DATA_DIR/oauth-NAME.lock`, waiting for another process's
     /// refresh of the same account to end. Released when the file drops.
     async fn lock_file(&self, name: &str) -> Result<File> {
-        let dir = &self.inner.data_dir;
-        let path = dir.join(format!("oauth-{}.lock", file_safe(name)));
-        let io = |what: &str, e: std::io::Error| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot {what} the token lock {}: {e}", path.display()),
-            )
-        };
-        std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
-        let mut opts = OpenOptions::new();
-        opts.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let file = opts.open(&path).map_err(|e| io("open", e))?;
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
-        }
-        tracing::debug!(
-            account = name,
-            "waiting for another process's token refresh"
-        );
-        let waited = tokio::time::timeout(
-            LOCK_WAIT,
-            tokio::task::spawn_blocking(move || file.lock().map(|()| file)),
+        lock_account(&self.inner.data_dir, name).await
+    }
+
+    /// Hold account `name`'s token lock (the one refreshes take) while the
+    /// caller replaces or deletes its tokens (`postie logout`), so that a
+    /// refresh in another process cannot write them back.
+    pub async fn lock(&self, name: &str) -> Result<AccountLock> {
+        Ok(AccountLock(self.lock_file(name).await?))
+    }
+}
+
+/// An account's token lock, held until dropped.
+#[derive(Debug)]
+pub struct AccountLock(#[allow(dead_code)] File);
+
+/// Take `dir/oauth-NAME.lock`, waiting for another process's refresh of the
+/// same account to end. Released when the file drops.
+pub(crate) async fn lock_account(dir: &std::path::Path, name: &str) -> Result<File> {
+    let path = dir.join(format!("oauth-{}.lock", file_safe(name)));
+    let io = |what: &str, e: std::io::Error| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot {what} the token lock {}: {e}", path.display()),
         )
-        .await;
-        match waited {
-            Ok(Ok(Ok(f))) => Ok(f),
-            Ok(Ok(Err(e))) => Err(io("lock", e)),
-            Ok(Err(e)) => Err(Error::new(
-                ErrorKind::Io,
-                format!("waiting for the token lock failed: {e}"),
-            )),
-            Err(_) => Err(Error::new(
-                ErrorKind::Transient,
-                format!(
-                    "another postie process has held the token lock {} for {} s; try again \
-                     (or remove the file if no postie process runs)",
-                    path.display(),
-                    LOCK_WAIT.as_secs()
-                ),
-            )),
-        }
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("create the directory of", e))?;
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(&path).map_err(|e| io("open", e))?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", e)),
+    }
+    tracing::debug!(
+        account = name,
+        "waiting for another process's token refresh"
+    );
+    let waited = tokio::time::timeout(
+        LOCK_WAIT,
+        tokio::task::spawn_blocking(move || file.lock().map(|()| file)),
+    )
+    .await;
+    match waited {
+        Ok(Ok(Ok(f))) => Ok(f),
+        Ok(Ok(Err(e))) => Err(io("lock", e)),
+        Ok(Err(e)) => Err(Error::new(
+            ErrorKind::Io,
+            format!("waiting for the token lock failed: {e}"),
+        )),
+        Err(_) => Err(Error::new(
+            ErrorKind::Transient,
+            format!(
+                "another postie process has held the token lock {} for {} s; try again",
+                path.display(),
+                LOCK_WAIT.as_secs()
+            ),
+        )),
     }
 }
 

@@ -50,7 +50,7 @@ pub use endpoints::{
     endpoints,
 };
 pub use login::{LoginOptions, LoginPrompt, login};
-pub use manager::TokenManager;
+pub use manager::{AccountLock, TokenManager};
 pub use revocation::{LogoutReport, logout, logout_report};
 pub use server_error::OAuthErrorInfo;
 pub use token::TokenSet;

@@ -257,3 +257,41 @@ async fn manual_login_takes_the_pasted_redirect() {
         .unwrap_err();
     assert!(err.to_string().contains("no code="), "{err}");
 }
+
+/// A sign-in saves its tokens under the account's token lock: while another
+/// process refreshes (here: the lock held), the new tokens wait, so the
+/// refresh cannot write the old grant's tokens over them.
+#[tokio::test]
+async fn a_sign_in_waits_for_a_refresh_in_progress() {
+    let Fresh {
+        client: _,
+        dir,
+        store,
+        acct,
+    } = fresh(ProviderId::Generic, "a@example.test").await;
+    let held = postie::oauth::TokenManager::new(dir.path().to_path_buf())
+        .lock("w")
+        .await
+        .unwrap();
+    let opts = LoginOptions {
+        lock_dir: Some(dir.path().to_path_buf()),
+        ..headless()
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let sign_in = async {
+        let r = browser_login("w", &acct, &store, &opts, str::to_string).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        r
+    };
+    let release = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let finished_while_held = done.load(std::sync::atomic::Ordering::SeqCst);
+        let saved_while_held = TokenSet::load(&store, "w").unwrap().is_some();
+        drop(held);
+        (finished_while_held, saved_while_held)
+    };
+    let ((r, page), (finished, saved)) = tokio::join!(sign_in, release);
+    assert!(!finished && !saved, "the sign-in did not wait for the lock");
+    r.unwrap_or_else(|e| panic!("{e}; page: {page:?}"));
+    assert!(TokenSet::load(&store, "w").unwrap().is_some());
+}
