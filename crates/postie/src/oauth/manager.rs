@@ -233,7 +233,18 @@ impl TokenManager {
             }
         };
         let fresh = fresh.keep_refresh_token_of(stored.as_ref());
-        fresh.save(store, name)?;
+        // The server may have retired the old refresh token already: the
+        // new tokens are kept for this process even when they cannot be
+        // stored, rather than lost with the error.
+        if let Err(e) = fresh.save(store, name) {
+            tracing::error!(
+                account = name,
+                "the new OAuth tokens could not be saved in {}: {}; they are used now, but if the \
+                 provider rotated the refresh token, a later run may need `postie login {name}`",
+                store.describe(),
+                e.message()
+            );
+        }
         tracing::debug!(account = name, "new access token obtained and stored");
         Ok(fresh)
     }
