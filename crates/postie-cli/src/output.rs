@@ -135,20 +135,22 @@ pub fn print_error(style: &Style, err: &Error, ctx: &Context<'_>) {
 
 /// Print an explanation (what happened, causes, fix, retry advice).
 pub fn print_explanation(e: &mut dyn Write, style: &Style, x: &Explanation, already: &str) {
+    // Causes can quote a server (an OAuth error description, a reply):
+    // control characters are escaped so that text cannot drive the terminal.
     if x.summary != already {
-        let _ = writeln!(e, "{} {}", style.bold("what happened:"), x.summary);
+        let _ = writeln!(e, "{} {}", style.bold("what happened:"), clean(&x.summary));
     }
     let only_repeats_message = x.causes.len() == 1 && x.causes[0] == already;
     if !x.causes.is_empty() && !only_repeats_message {
         let _ = writeln!(e, "{}", style.bold("likely causes:"));
         for c in &x.causes {
-            let _ = writeln!(e, "  - {c}");
+            let _ = writeln!(e, "  - {}", clean(c));
         }
     }
     if !x.fix.is_empty() {
         let _ = writeln!(e, "{}", style.bold("fix:"));
         for f in &x.fix {
-            let _ = writeln!(e, "  - {f}");
+            let _ = writeln!(e, "  - {}", clean(f));
         }
     }
     let retry = match x.retry {

@@ -72,15 +72,18 @@ fn show_prompt(p: &LoginPrompt) {
             user_code,
             expires_in,
         } => {
+            // The server's strings, escaped: they reach the terminal as they are.
             eprintln!(
-                "On any device, open {verification_uri} and enter the code:\n\n  {user_code}\n"
+                "On any device, open {} and enter the code:\n\n  {}\n",
+                output::clean(verification_uri),
+                output::clean(user_code)
             );
             if let Some(c) = verification_uri_complete {
-                eprintln!("(or open {c})");
+                eprintln!("(or open {})", output::clean(c));
             }
             eprintln!(
                 "The code expires in {} minutes. Waiting for you to approve...",
-                expires_in.as_secs() / 60
+                expires_in.as_secs().div_ceil(60)
             );
         }
         LoginPrompt::PasteRedirect { url } => {

@@ -94,7 +94,7 @@ impl Host for RelayConn {
                         self.login_account = Some(account);
                         AuthOutcome::Accepted(Reply::new(235, "2.7.0 Authentication successful"))
                     }
-                    None => AuthOutcome::Rejected(auth_refusal(ctx, &username)),
+                    None => AuthOutcome::Rejected(auth_refusal(ctx)),
                 }
             }
             AuthIdentity::Bearer { .. } => AuthOutcome::Rejected(Reply::new(
@@ -163,34 +163,17 @@ impl Host for RelayConn {
     }
 }
 
-fn auth_refusal(ctx: &Ctx, username: &str) -> Reply {
+fn auth_refusal(ctx: &Ctx) -> Reply {
+    // The same text for an unknown user and a wrong password: a client
+    // beyond loopback must not learn which relay users exist.
     let text = if ctx.config.relay.users.is_empty() {
         "5.7.8 No relay users are configured, so no login can succeed. Clients on this machine need \
          no login at all; or add one: postie relay user add USER --account NAME"
-            .to_string()
-    } else if ctx
-        .config
-        .relay
-        .users
-        .iter()
-        .any(|u| u.username == username)
-    {
-        "5.7.8 Username and Password not accepted by postie relay (wrong password for this relay user; \
-         set it again with postie relay user add)"
-            .to_string()
     } else {
-        format!(
-            "5.7.8 Username and Password not accepted by postie relay: no relay user '{}'. Add it with: \
-             postie relay user add USER --account NAME",
-            clean(username)
-        )
+        "5.7.8 Username and Password not accepted by postie relay: check the relay user and its \
+         password (postie relay user list; postie relay user add USER --account NAME sets it)"
     };
-    Reply::new(535, &text)
-}
-
-/// A user name fit to echo in a reply: printable, short.
-fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+    Reply::new(535, text)
 }
 
 fn spool_write(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
