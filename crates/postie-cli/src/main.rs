@@ -7,7 +7,7 @@ mod output;
 use std::io::Write;
 
 use clap::{CommandFactory, Parser};
-use postie::config::Paths;
+use postie::paths::Paths;
 
 use cli::{Cli, Command};
 use output::{Style, exit};

@@ -7,20 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind};
-use crate::oauth::OAuthConfig;
+use crate::fs::write_atomic;
 use crate::provider::{AuthMethod, ProviderId, TlsMode};
-use crate::secret::PasswordSource;
-use crate::transport::Endpoint;
 use postie_proto::sasl::Mechanism;
-
-/// Environment variable naming the config file.
-pub const CONFIG_ENV: &str = "POSTIE_CONFIG";
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -228,7 +224,8 @@ impl AccountConfig {
                 // The sandbox's CA, where `postie sandbox` keeps it by default.
                 (self.provider == ProviderId::Sandbox)
                     .then(|| {
-                        crate::sandbox::default_data_dir().map(|d| crate::sandbox::ca_path(&d))
+                        crate::paths::default_sandbox_dir()
+                            .map(|d| crate::paths::sandbox_ca_path(&d))
                     })
                     .flatten()
             }),
@@ -236,47 +233,96 @@ impl AccountConfig {
     }
 }
 
-/// Where postie keeps its files (XDG base directories on Linux).
+/// Where an account's password comes from at run time.
 #[derive(Clone, Debug)]
-pub struct Paths {
-    /// The config file.
-    pub config_file: PathBuf,
-    /// Directory for data postie writes (the encrypted secret file).
-    pub data_dir: PathBuf,
+pub enum PasswordSource {
+    /// An environment variable's value.
+    Env(String),
+    /// The first line printed by a shell command.
+    Command(String),
+    /// postie's secret store, under this key.
+    Store(String),
+    /// A value the caller already holds (read from a prompt or stdin).
+    Given(SecretString),
 }
 
-impl Paths {
-    /// Resolve paths: an explicit config path first, then `POSTIE_CONFIG`,
-    /// then the platform's config directory.
-    pub fn resolve(explicit_config: Option<&Path>) -> Result<Paths, Error> {
-        let dirs = directories::ProjectDirs::from("", "", "postie");
-        let config_file = match explicit_config {
-            Some(p) => p.to_path_buf(),
-            None => match std::env::var_os(CONFIG_ENV).filter(|v| !v.is_empty()) {
-                Some(p) => PathBuf::from(p),
-                None => dirs
-                    .as_ref()
-                    .map(|d| d.config_dir().join("config.toml"))
-                    .ok_or_else(no_home)?,
-            },
-        };
-        let data_dir = dirs
-            .as_ref()
-            .map(|d| d.data_dir().to_path_buf())
-            .ok_or_else(no_home)?;
-        Ok(Paths {
-            config_file,
-            data_dir,
-        })
+/// An account's OAuth settings, `[accounts.NAME.oauth]` in the config file.
+/// It holds no secret: a client secret comes from `client_secret_env` or from
+/// the secret store (`NAME/client-secret`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The OAuth client ID the user registered with the provider.
+    pub client_id: String,
+    /// Environment variable holding the client secret. Without it the secret
+    /// store's `NAME/client-secret` is used when present, else none (a public
+    /// client).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// Microsoft tenant: `common` (the default), `organizations`,
+    /// `consumers`, or a tenant ID / domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Issuer URL for RFC 8414 / OpenID Connect discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Authorization endpoint (overrides the provider's and discovery's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint (overrides the provider's and discovery's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// Device authorization endpoint (RFC 8628).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
+    /// Revocation endpoint (RFC 7009).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// Scopes to ask for instead of the provider's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// How to obtain tokens; authorization code when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<Flow>,
+    /// Google service account JSON key (flow `service-account`); the mailbox
+    /// impersonated (`sub`) is the account's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<PathBuf>,
+    /// Account to preselect at the provider's sign-in page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_hint: Option<String>,
+}
+
+/// How an account obtains its tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    /// Authorization code + PKCE in a browser, redirected to a loopback listener.
+    #[default]
+    AuthCode,
+    /// Device authorization (RFC 8628): a code entered on another device.
+    Device,
+    /// Google Workspace service account with domain-wide delegation.
+    ServiceAccount,
+    /// Client credentials (Microsoft app-only access with a client secret).
+    ClientCredentials,
+}
+
+impl Flow {
+    /// The kebab-case name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::AuthCode => "auth-code",
+            Flow::Device => "device",
+            Flow::ServiceAccount => "service-account",
+            Flow::ClientCredentials => "client-credentials",
+        }
     }
-}
 
-fn no_home() -> Error {
-    Error::new(
-        ErrorKind::Config,
-        "cannot find a home directory for postie's files: set HOME (or XDG_CONFIG_HOME and \
-         XDG_DATA_HOME), or pass --config",
-    )
+    /// True for the flows that mint tokens without a user and a refresh token.
+    pub fn is_app_only(self) -> bool {
+        matches!(self, Flow::ServiceAccount | Flow::ClientCredentials)
+    }
 }
 
 impl Config {
@@ -429,42 +475,6 @@ impl Config {
                 )
             })
     }
-}
-
-/// Write a file atomically with mode 0600: a crash leaves either the old or
-/// the new content, never a torn file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(d) = dir {
-        fs::create_dir_all(d)?;
-    }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "postie".into());
-    let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(d) = dir {
-            // The rename is durable only once the directory entry is on disk.
-            fs::File::open(d)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -11,11 +11,6 @@
 //! - [`oauth`]: OAuth 2.0 sign-in (`postie login`), token storage and refresh.
 //! - [`send`]: one-shot send with a per-recipient report.
 //! - [`explain`]: the catalog that turns failures into cause and fix.
-//! - [`outbox`]: the durable queue: spooled bodies, leases, retries (SQLite).
-//! - [`relay`]: the local SMTP relay for programs that cannot do modern auth.
-//! - [`delivery`]: workers that send the outbox's messages upstream.
-//! - [`doctor`]: `postie doctor`, an account checked stage by stage.
-//! - [`sandbox`]: a local provider that behaves like Gmail (SMTP, OAuth, a mailbox).
 //! - [`error`]: the error type.
 //!
 //! ```no_run
@@ -44,20 +39,19 @@
 
 #![deny(missing_docs)]
 
+// Base: imports nothing above it.
 pub mod config;
-pub mod delivery;
-pub mod doctor;
+pub mod endpoint;
 pub mod error;
+pub mod fs;
+pub mod paths;
+pub mod provider;
+
 pub mod explain;
 pub mod message;
 pub mod oauth;
-pub mod outbox;
-pub mod provider;
-pub mod relay;
-pub mod sandbox;
 pub mod secret;
 pub mod send;
-mod smtp_server;
 pub mod transport;
 
 pub use error::{Error, ErrorKind};

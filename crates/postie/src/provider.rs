@@ -320,7 +320,7 @@ pub static PRESETS: &[Preset] = &[
     Preset {
         id: ProviderId::Sandbox,
         display_name: "postie sandbox",
-        // Ports and CA of `postie sandbox` with its defaults (crate::sandbox);
+        // Ports and CA of `postie sandbox` with its defaults (postie-sandbox);
         // the CA file is found in the sandbox's data directory.
         host: Some("127.0.0.1"),
         port: 2587,

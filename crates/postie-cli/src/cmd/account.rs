@@ -298,7 +298,7 @@ fn oauth_config(a: &AccountAddArgs, provider: ProviderId) -> Result<OAuthConfig,
         (Some(id), _) => id.clone(),
         (None, Flow::ServiceAccount) => String::new(),
         // The sandbox knows its own public client.
-        (None, _) if provider == ProviderId::Sandbox => postie::sandbox::DEFAULT_CLIENT_ID.into(),
+        (None, _) if provider == ProviderId::Sandbox => postie_sandbox::DEFAULT_CLIENT_ID.into(),
         (None, _) => {
             return Err(Error::new(
                 ErrorKind::Usage,

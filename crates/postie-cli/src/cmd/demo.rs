@@ -18,22 +18,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use postie::config::{AccountConfig, Config, RelayUser};
-use postie::delivery::{Deliverer, Settings};
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain};
 use postie::message::Draft;
 use postie::oauth::{LoginOptions, LoginPrompt, OAuthConfig, TokenManager, TokenSet};
-use postie::outbox::{Outbox, RetryPolicy};
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
-use postie::relay::{BindOptions, Relay, users};
-use postie::sandbox::{
-    DEFAULT_APP_PASSWORD, DEFAULT_CLIENT_ID, DEFAULT_PASSWORD, DEFAULT_USER, Sandbox,
-    SandboxConfig, SandboxHandle,
-};
 use postie::secret::SecretStore;
 use postie::send::{SendReport, send_once};
 use postie::transport::{ConnectOptions, Endpoint};
+use postie_outbox::delivery::{Deliverer, Settings};
+use postie_outbox::outbox::{Outbox, RetryPolicy};
+use postie_outbox::relay::{BindOptions, Relay, users};
 use postie_proto::sasl::{Credentials, Mechanism};
+use postie_sandbox::{
+    DEFAULT_APP_PASSWORD, DEFAULT_CLIENT_ID, DEFAULT_PASSWORD, DEFAULT_USER, Sandbox,
+    SandboxConfig, SandboxHandle,
+};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 

@@ -4,12 +4,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use postie::config::{AccountConfig, Config};
-use postie::doctor::{self, Check, Options, Report, Status, Target};
 use postie::error::{Error, ErrorKind};
 use postie::explain::Context;
 use postie::provider::{AuthMethod, PRESETS, ProviderId};
 use postie::transport::Endpoint;
 use postie::transport::{Timeouts, TranscriptEntry};
+use postie_doctor::{Check, Options, Report, Status, Target};
 use serde_json::json;
 
 use super::{Global, apply_tls_args, open_store, transcript_sink};
@@ -80,7 +80,7 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
         }
     };
     let mut store = || open_store(&g.paths);
-    let report = doctor::run(&target, &mut store, &opts, &mut print).await;
+    let report = postie_doctor::run(&target, &mut store, &opts, &mut print).await;
     let code = report.exit_code();
     if args.json {
         let transcript = transcript.lock().expect("transcript lock");

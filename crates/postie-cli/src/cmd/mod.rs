@@ -15,8 +15,8 @@ use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use postie::config::Paths;
 use postie::error::{Error, ErrorKind};
+use postie::paths::Paths;
 use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, StoreChoice};
 use postie::transport::{Endpoint, TranscriptEntry, TranscriptSink};
 use secrecy::SecretString;

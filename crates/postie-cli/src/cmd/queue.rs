@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use postie::config::Config;
-use postie::delivery::{Delivered, Deliverer, Progress, Settings};
 use postie::error::{Error, ErrorKind};
-use postie::outbox::{Disposition, ListFilter, MessageId, Outbox, RetryPolicy, State, Which};
 use postie::secret::SecretStore;
+use postie_outbox::delivery::{Delivered, Deliverer, Progress, Settings};
+use postie_outbox::outbox::{
+    Disposition, ListFilter, MessageId, Outbox, RetryPolicy, State, Which,
+};
 use serde_json::json;
 
 use super::{Global, open_store};

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use postie::outbox::{Detail, ReplyRecord};
+use postie_outbox::outbox::{Detail, ReplyRecord};
 
 use crate::output::{Style, clean};
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use postie::config::{Config, RelayUser};
-use postie::delivery::{Delivered, Deliverer};
 use postie::error::{Error, ErrorKind};
 use postie::provider::AuthMethod;
-use postie::relay::{BindOptions, Relay, users};
 use postie::secret::PasswordSource;
+use postie_outbox::delivery::{Delivered, Deliverer};
+use postie_outbox::relay::{BindOptions, Relay, users};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 
@@ -56,7 +56,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         None
     } else {
         let style = g.style;
-        let progress: postie::delivery::Progress = Arc::new(move |d: &Delivered| {
+        let progress: postie_outbox::delivery::Progress = Arc::new(move |d: &Delivered| {
             eprintln!("{}", super::queue::progress_line(&style, d));
         });
         // Open the secret store now, when an account needs it: a passphrase

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use postie::error::{Error, ErrorKind};
-use postie::sandbox::{
-    self, DEFAULT_CLIENT_ID, Mailbox, MessageView, Sandbox, SandboxConfig, SandboxFile,
-    SandboxHandle, StoredMessage, User,
+use postie_sandbox::{
+    DEFAULT_CLIENT_ID, Mailbox, MessageView, Sandbox, SandboxConfig, SandboxFile, SandboxHandle,
+    StoredMessage, User,
 };
 use serde_json::json;
 
@@ -331,8 +331,8 @@ fn print_ready(g: &Global, h: &SandboxHandle, c: &SandboxConfig) {
         }
     }
     let first = &h.users[0];
-    let defaults = h.smtp_addr.port() == sandbox::DEFAULT_SMTP_PORT
-        && h.http_addr.port() == sandbox::DEFAULT_HTTP_PORT;
+    let defaults = h.smtp_addr.port() == postie_sandbox::DEFAULT_SMTP_PORT
+        && h.http_addr.port() == postie_sandbox::DEFAULT_HTTP_PORT;
     let (port_opt, issuer_opt) = if defaults {
         (String::new(), String::new())
     } else {
@@ -362,8 +362,8 @@ fn print_ready(g: &Global, h: &SandboxHandle, c: &SandboxConfig) {
 
 fn ca(g: &Global, d: &DataDir, path: bool) -> Result<(), Error> {
     let dir = data_dir(g, d);
-    let cert = sandbox::certificate(&dir)?;
-    let file = cert.ca.unwrap_or_else(|| sandbox::ca_path(&dir));
+    let cert = postie_sandbox::certificate(&dir)?;
+    let file = cert.ca.unwrap_or_else(|| postie_sandbox::ca_path(&dir));
     if path {
         println!("{}", file.display());
         return Ok(());
@@ -379,7 +379,7 @@ fn ca(g: &Global, d: &DataDir, path: bool) -> Result<(), Error> {
 }
 
 fn open_mailbox(g: &Global, d: &DataDir) -> Mailbox {
-    Mailbox::at(&sandbox::mailbox_dir(&data_dir(g, d)))
+    Mailbox::at(&postie_sandbox::mailbox_dir(&data_dir(g, d)))
 }
 
 fn messages(g: &Global, m: MessagesArgs) -> Result<(), Error> {

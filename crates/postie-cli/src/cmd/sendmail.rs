@@ -7,10 +7,10 @@
 use std::io::{BufRead, Read};
 
 use postie::config::Config;
-use postie::delivery::Deliverer;
 use postie::error::{Error, ErrorKind};
 use postie::message::{HeadSummary, RawOptions, from_raw};
-use postie::outbox::{
+use postie_outbox::delivery::Deliverer;
+use postie_outbox::outbox::{
     AttemptKind, Disposition, MessageId, NewMessage, Outbox, RecipientState, ReplyRecord,
 };
 

@@ -84,7 +84,7 @@ fn the_demo_tells_the_whole_story() {
     assert!(!out.contains("unexpected:"), "{run}");
     assert!(out.contains("nothing left running"), "{run}");
     // No token the sandbox issued is printed: every one starts with one of these (see
-    // postie::sandbox::tokens), plain or URL-encoded.
+    // postie_sandbox::tokens), plain or URL-encoded.
     for prefix in [
         "ya29.sb-",   // access tokens
         "1//sb-",     // refresh tokens

@@ -19,8 +19,13 @@ use oauth2::http::{self, HeaderMap, HeaderValue, Method, header};
 use rand::Rng;
 use url::Url;
 
-use super::server_error::OAuthErrorInfo;
+use crate::error::OAuthErrorInfo;
 use crate::error::{Error, ErrorKind, Result};
+
+impl oauth2::ErrorResponse for OAuthErrorInfo {}
+
+/// Boxed, the error keeps `Result`s of token requests small.
+impl oauth2::ErrorResponse for Box<OAuthErrorInfo> {}
 
 /// Largest answer read from an authorization server.
 const MAX_BODY: usize = 1 << 20;

@@ -22,7 +22,6 @@
 //!
 //! [`SecretString`]: secrecy::SecretString
 
-mod advice;
 mod browser;
 mod client;
 mod endpoints;
@@ -31,20 +30,19 @@ mod login;
 mod loopback;
 mod manager;
 mod revocation;
-mod server_error;
 mod service_account;
 mod token;
 
-use std::path::PathBuf;
-
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::config::AccountConfig;
+pub use crate::config::{Flow, OAuthConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::AuthMethod;
 use crate::secret::SecretStore;
 
+pub use crate::error::OAuthErrorInfo;
 pub use endpoints::{
     Endpoints, GOOGLE_SCOPE, GOOGLE_TOKEN_ENDPOINT, MICROSOFT_APP_SCOPE, MICROSOFT_SMTP_SCOPE,
     endpoints,
@@ -52,90 +50,7 @@ pub use endpoints::{
 pub use login::{LoginOptions, LoginPrompt, login};
 pub use manager::{AccountLock, TokenManager};
 pub use revocation::{LogoutReport, logout, logout_report};
-pub use server_error::OAuthErrorInfo;
 pub use token::TokenSet;
-
-pub(crate) use advice::explain as explain_info;
-pub(crate) use advice::ids as advice_ids;
-
-/// An account's OAuth settings, `[accounts.NAME.oauth]` in the config file.
-/// It holds no secret: a client secret comes from `client_secret_env` or from
-/// the secret store (`NAME/client-secret`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OAuthConfig {
-    /// The OAuth client ID the user registered with the provider.
-    pub client_id: String,
-    /// Environment variable holding the client secret. Without it the secret
-    /// store's `NAME/client-secret` is used when present, else none (a public
-    /// client).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_secret_env: Option<String>,
-    /// Microsoft tenant: `common` (the default), `organizations`,
-    /// `consumers`, or a tenant ID / domain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    /// Issuer URL for RFC 8414 / OpenID Connect discovery.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// Authorization endpoint (overrides the provider's and discovery's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization_endpoint: Option<String>,
-    /// Token endpoint (overrides the provider's and discovery's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_endpoint: Option<String>,
-    /// Device authorization endpoint (RFC 8628).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_authorization_endpoint: Option<String>,
-    /// Revocation endpoint (RFC 7009).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_endpoint: Option<String>,
-    /// Scopes to ask for instead of the provider's default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
-    /// How to obtain tokens; authorization code when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flow: Option<Flow>,
-    /// Google service account JSON key (flow `service-account`); the mailbox
-    /// impersonated (`sub`) is the account's email.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_account_key: Option<PathBuf>,
-    /// Account to preselect at the provider's sign-in page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub login_hint: Option<String>,
-}
-
-/// How an account obtains its tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Flow {
-    /// Authorization code + PKCE in a browser, redirected to a loopback listener.
-    #[default]
-    AuthCode,
-    /// Device authorization (RFC 8628): a code entered on another device.
-    Device,
-    /// Google Workspace service account with domain-wide delegation.
-    ServiceAccount,
-    /// Client credentials (Microsoft app-only access with a client secret).
-    ClientCredentials,
-}
-
-impl Flow {
-    /// The kebab-case name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flow::AuthCode => "auth-code",
-            Flow::Device => "device",
-            Flow::ServiceAccount => "service-account",
-            Flow::ClientCredentials => "client-credentials",
-        }
-    }
-
-    /// True for the flows that mint tokens without a user and a refresh token.
-    pub fn is_app_only(self) -> bool {
-        matches!(self, Flow::ServiceAccount | Flow::ClientCredentials)
-    }
-}
 
 /// The secret-store key of an account's client secret.
 pub fn client_secret_key(name: &str) -> String {

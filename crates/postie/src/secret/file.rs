@@ -16,8 +16,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
-use crate::config::write_atomic;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fs::write_atomic;
 
 /// Environment variable holding the secret-store passphrase (for CI and cron).
 pub const PASSPHRASE_ENV: &str = "POSTIE_PASSPHRASE";

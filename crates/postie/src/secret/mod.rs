@@ -25,6 +25,7 @@ use std::sync::OnceLock;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+pub use crate::config::PasswordSource;
 use crate::error::{Error, ErrorKind, Result};
 
 pub use file::{FileStore, PASSPHRASE_ENV};
@@ -34,19 +35,6 @@ use keyring::{Keyring, Probe};
 
 /// Environment variable choosing the secret store: `auto`, `keyring` or `file`.
 pub const STORE_ENV: &str = "POSTIE_SECRET_STORE";
-
-/// Where an account's password comes from at run time.
-#[derive(Clone, Debug)]
-pub enum PasswordSource {
-    /// An environment variable's value.
-    Env(String),
-    /// The first line printed by a shell command.
-    Command(String),
-    /// postie's secret store, under this key.
-    Store(String),
-    /// A value the caller already holds (read from a prompt or stdin).
-    Given(SecretString),
-}
 
 impl PasswordSource {
     /// Produce the password; `store` is called only for

@@ -1,0 +1,279 @@
+//! The credentials check: the password is there and has the provider's
+//! app-password shape; for OAuth a refresh token is stored, a token request
+//! succeeds, and the token's scope fits SMTP.
+
+use super::*;
+
+pub(super) async fn check_credentials(
+    run: &mut Run<'_>,
+    store: StoreOpener<'_>,
+    acct: &AccountConfig,
+) -> Option<Credentials> {
+    let started = Instant::now();
+    let name = run.target.name;
+    if acct.auth == AuthMethod::Oauth {
+        return check_oauth(run, store, acct, started).await;
+    }
+    let src = acct.password_source(name);
+    let described = match &src {
+        postie::secret::PasswordSource::Env(v) => format!("the environment variable {v}"),
+        postie::secret::PasswordSource::Command(c) => format!(
+            "the password command `{}`",
+            c.split_whitespace().next().unwrap_or("")
+        ),
+        postie::secret::PasswordSource::Store(_) => "postie's secret store".into(),
+        postie::secret::PasswordSource::Given(_) => "the command line".into(),
+    };
+    let pw = match src.resolve(store) {
+        Ok(p) => normalize_app_password(&p),
+        Err(e) => {
+            run.fail(Stage::Credentials, &e, started);
+            return None;
+        }
+    };
+    let len = pw.expose_secret().chars().count();
+    let mut c = check(
+        Stage::Credentials,
+        Status::Ok,
+        format!(
+            "{} from {described} ({len} characters), user {}",
+            if acct.auth == AuthMethod::AppPassword {
+                "app password"
+            } else {
+                "password"
+            },
+            acct.login()
+        ),
+        started,
+    );
+    if let Some(x) = app_password_shape(acct.provider, acct.auth, &pw) {
+        c.status = Status::Warning;
+        c.explanation = Some(x);
+    }
+    run.push(c);
+    Some(Credentials::Password {
+        username: acct.login().to_string(),
+        password: pw,
+    })
+}
+
+/// Providers' app passwords have a known shape (provider-facts §6, §8); a
+/// password of another shape is most likely the account password, which
+/// these providers refuse over SMTP.
+pub(super) fn app_password_shape(
+    provider: ProviderId,
+    auth: AuthMethod,
+    pw: &SecretString,
+) -> Option<Explanation> {
+    if auth != AuthMethod::AppPassword {
+        return None;
+    }
+    let p = pw.expose_secret();
+    let letters = p.chars().filter(|c| c.is_ascii_alphabetic()).count();
+    let (fits, shape, url): (bool, &str, &str) = match provider {
+        ProviderId::Gmail | ProviderId::Workspace => (
+            p.len() == 16 && letters == 16,
+            "16 letters (Google shows them as 'xxxx xxxx xxxx xxxx')",
+            "https://myaccount.google.com/apppasswords",
+        ),
+        ProviderId::Yahoo => (
+            p.len() == 16 && letters == 16,
+            "16 letters",
+            "https://login.yahoo.com/myaccount/security/app-password",
+        ),
+        ProviderId::Icloud => (
+            p.len() == 19 && p.chars().filter(|c| *c == '-').count() == 3 && letters == 16,
+            "four groups of 4 letters with dashes ('xxxx-xxxx-xxxx-xxxx')",
+            "https://account.apple.com (Sign-In and Security > App-Specific Passwords)",
+        ),
+        ProviderId::Fastmail => (
+            p.len() == 16 && p.chars().all(|c| c.is_ascii_alphanumeric()),
+            "16 letters and digits",
+            "https://app.fastmail.com/settings/security/apps",
+        ),
+        _ => return None,
+    };
+    if fits {
+        return None;
+    }
+    let display = provider.preset().display_name;
+    Some(Explanation {
+        id: "doctor-app-password-shape",
+        summary: format!(
+            "This does not look like a {display} app password ({} characters; they are {shape}).",
+            p.chars().count()
+        ),
+        causes: vec![
+            format!(
+                "it is the account's own password: {display} refuses it over SMTP (Gmail: 534 5.7.9 or 535 5.7.8)"
+            ),
+            "it was pasted with extra characters".into(),
+        ],
+        fix: vec![
+            format!("Create an app password at {url}"),
+            "Store it: `postie account add NAME --provider PROVIDER --email ADDRESS` and paste it when asked"
+                .into(),
+        ],
+        retry: postie::explain::Retry::No,
+    })
+}
+
+pub(super) async fn check_oauth(
+    run: &mut Run<'_>,
+    store: StoreOpener<'_>,
+    acct: &AccountConfig,
+    started: Instant,
+) -> Option<Credentials> {
+    let name = run.target.name;
+    let store = match store() {
+        Ok(s) => s,
+        Err(e) => {
+            run.fail(Stage::Credentials, &e, started);
+            return None;
+        }
+    };
+    let flow = acct.oauth.as_ref().and_then(|o| o.flow).unwrap_or_default();
+    let stored = TokenSet::load(&store, name).ok().flatten();
+    let mut details = Vec::new();
+    if !flow.is_app_only() && flow != postie::oauth::Flow::ServiceAccount {
+        match stored.as_ref().and_then(|t| t.refresh_token.as_ref()) {
+            Some(_) => details.push("refresh token: stored".to_string()),
+            None => {
+                let mut c = check(
+                    Stage::Credentials,
+                    Status::Failed,
+                    format!("no refresh token is stored for '{name}': not signed in"),
+                    started,
+                );
+                c.explanation = Some(finding(
+                    "doctor-not-signed-in",
+                    format!("Account '{name}' has never signed in, or signed out."),
+                    &[
+                        "`postie login` was not run for this account, or `postie logout` removed its tokens",
+                    ],
+                    &[&format!("Sign in: `postie login {name}`")],
+                ));
+                run.push(c);
+                return None;
+            }
+        }
+    }
+    let tm = TokenManager::new(run.opts.data_dir.clone());
+    match tm
+        .access_token(name, acct, &store, !flow.is_app_only())
+        .await
+    {
+        Ok((token, ts)) => {
+            if let Some(left) = ts.remaining(SystemTime::now()) {
+                details.push(format!(
+                    "access token: valid for {} more minutes",
+                    left.as_secs() / 60
+                ));
+            }
+            let scope = match ts.scope.clone() {
+                Some(s) => Some(s),
+                None if acct.provider.is_google() => {
+                    postie::oauth::google_token_scope(name, acct, &token).await
+                }
+                None => None,
+            };
+            let mut c = check(
+                Stage::Credentials,
+                Status::Ok,
+                format!("access token obtained for {}", acct.login()),
+                started,
+            );
+            if let Some(s) = &scope {
+                details.push(format!("scope: {s}"));
+            }
+            if let Some(x) = scope_problem(acct.provider, scope.as_deref()) {
+                c.status = Status::Warning;
+                c.explanation = Some(x);
+            }
+            if let Some(w) = tm.warn_expiry(&ts, acct.provider) {
+                details.push(w);
+                c.status = Status::Warning;
+            }
+            c.details = details;
+            run.push(c);
+            Some(Credentials::Bearer {
+                user: acct.login().to_string(),
+                token,
+            })
+        }
+        Err(e) => {
+            let mut c = check(
+                Stage::Credentials,
+                Status::Failed,
+                e.message().to_string(),
+                started,
+            );
+            details.extend(clock_note(name, acct).await);
+            c.details = details;
+            c.explanation = Some(explain(&e, &run.ctx()));
+            run.push(c);
+            None
+        }
+    }
+}
+
+/// After a failed token request: compare this machine's clock with the
+/// token server's `Date` (skewed clocks break JWT grants and expiry).
+pub(super) async fn clock_note(name: &str, acct: &AccountConfig) -> Option<String> {
+    let skew = postie::oauth::clock_skew(name, acct).await?;
+    Some(if skew.abs() > 60 {
+        format!(
+            "this machine's clock is {} s {} the token server's: fix the clock (e.g. enable NTP: `timedatectl set-ntp true`); signed assertions and token expiry depend on it",
+            skew.abs(),
+            if skew > 0 { "ahead of" } else { "behind" }
+        )
+    } else {
+        format!(
+            "clock: within {} s of the token server's (not the cause)",
+            skew.abs()
+        )
+    })
+}
+
+/// Gmail SMTP takes only `https://mail.google.com/`; Microsoft needs
+/// `SMTP.Send`.
+pub(super) fn scope_problem(provider: ProviderId, scope: Option<&str>) -> Option<Explanation> {
+    let scope = scope?;
+    let has = |s: &str| scope.split_whitespace().any(|x| x == s);
+    if provider.is_google() && !has(GOOGLE_SCOPE) {
+        let send_only = scope.contains("gmail.send");
+        return Some(Explanation {
+            id: "doctor-google-scope",
+            summary: if send_only {
+                "The token has the gmail.send scope, which Gmail's SMTP server refuses.".into()
+            } else {
+                format!("The token lacks the scope {GOOGLE_SCOPE}, the only one Gmail's SMTP server accepts.")
+            },
+            causes: vec![
+                "gmail.send works for the Gmail API only; SMTP, IMAP and POP need https://mail.google.com/".into(),
+                "the account's scopes were overridden".into(),
+            ],
+            fix: vec![
+                "Remove `scopes` from the account's [oauth] settings (postie asks for https://mail.google.com/), then `postie login NAME`".into(),
+            ],
+            retry: postie::explain::Retry::No,
+        });
+    }
+    if provider.is_microsoft()
+        && !scope
+            .split_whitespace()
+            .any(|x| x.eq_ignore_ascii_case(MICROSOFT_SMTP_SCOPE) || x.ends_with("SMTP.Send"))
+    {
+        return Some(finding(
+            "doctor-microsoft-scope",
+            "The token lacks the SMTP.Send permission.",
+            &[
+                "the app registration does not have the SMTP.Send delegated permission, or the account's scopes were overridden",
+            ],
+            &[
+                "Add SMTP.Send (Office 365 Exchange Online) to the app registration's API permissions, then `postie login NAME`",
+            ],
+        ));
+    }
+    None
+}

@@ -1,0 +1,436 @@
+//! Delivery from the outbox: claim what is due, send it upstream through the
+//! account's own authentication, and record what the server said.
+//!
+//! Used by `postie relay` (a loop that runs until shutdown), `postie queue
+//! run` (everything due, once) and `postie sendmail` (its own message, at
+//! once when it can). Several of these may run at the same time over one
+//! outbox: the outbox's leases keep them from sending a message twice, and a
+//! lock file per running deliverer lets a new one recover the messages of a
+//! deliverer that was killed mid-send without waiting for their leases.
+
+mod credentials;
+mod holder;
+mod outcome;
+mod pool;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, watch};
+
+use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy};
+use postie::config::{AccountConfig, Config};
+use postie::error::{Error, ErrorKind, Result};
+use postie::explain::{Context, explain};
+use postie::oauth::TokenManager;
+use postie::provider::ProviderId;
+use postie::secret::SecretStore;
+
+pub use holder::Holder;
+
+/// How long a claimed message stays leased to this deliverer. Leases are
+/// renewed while a message is being sent, so this bounds only how long a
+/// message of a deliverer that hung (not one that died: see [`Holder`])
+/// waits before another deliverer may take it.
+pub const LEASE: Duration = Duration::from_secs(120);
+
+/// What happened to one message, for progress reports and logs.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    /// The outbox id.
+    pub id: crate::outbox::MessageId,
+    /// The account it went out through.
+    pub account: String,
+    /// What the outbox decided.
+    pub disposition: Disposition,
+    /// One line: the server's reply or the error, without secrets.
+    pub detail: String,
+}
+
+/// A callback told about each message as it is finished.
+pub type Progress = Arc<dyn Fn(&Delivered) + Send + Sync>;
+
+/// Settings for a [`Deliverer`].
+#[derive(Clone)]
+pub struct Settings {
+    /// Accounts and relay settings.
+    pub config: Config,
+    /// postie's data directory (token lock files, the outbox's holders).
+    pub data_dir: PathBuf,
+    /// Retry policy.
+    pub policy: RetryPolicy,
+    /// Called for every finished message.
+    pub progress: Option<Progress>,
+}
+
+/// Sends messages from the outbox upstream. Cheap to clone: clones share
+/// one connection pool and token manager.
+#[derive(Clone)]
+pub struct Deliverer(Arc<Inner>);
+
+struct Inner {
+    settings: Settings,
+    outbox: Arc<Outbox>,
+    store: Arc<dyn Fn() -> Result<Arc<SecretStore>> + Send + Sync>,
+    tokens: TokenManager,
+    pool: pool::Pool,
+    holder: Holder,
+    /// Sends per account in the last 24 hours (for daily limits), seeded
+    /// from the outbox at start.
+    sent_window: StdMutex<HashMap<String, VecDeque<SystemTime>>>,
+}
+
+impl Deliverer {
+    /// A deliverer over `outbox`. `store` opens the secret store when an
+    /// account first needs it (the file store may ask for its passphrase).
+    pub fn new(
+        settings: Settings,
+        outbox: Arc<Outbox>,
+        store: Arc<dyn Fn() -> Result<Arc<SecretStore>> + Send + Sync>,
+    ) -> Result<Deliverer> {
+        let holder = Holder::acquire(&outbox)?;
+        let tokens = TokenManager::new(settings.data_dir.clone());
+        Ok(Deliverer(Arc::new(Inner {
+            settings,
+            outbox,
+            store,
+            tokens,
+            pool: pool::Pool::default(),
+            holder,
+            sent_window: StdMutex::default(),
+        })))
+    }
+
+    /// The outbox this deliverer works on.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.0.outbox
+    }
+
+    /// Deliver everything due now (optionally one account's only), then
+    /// return. Messages that fail transiently are left queued for later.
+    pub async fn run_once(&self, account: Option<&str>) -> Result<Vec<Delivered>> {
+        let mut done = Vec::new();
+        loop {
+            let batch = self.0.claim(account)?;
+            if batch.is_empty() {
+                break;
+            }
+            done.extend(self.deliver_batch(batch).await);
+        }
+        self.0.pool.close_all().await;
+        Ok(done)
+    }
+
+    /// Deliver until `shutdown` turns true: claim what is due, send it, then
+    /// sleep until the next message is due, `wake` is notified (the relay
+    /// just stored a message), or a poll interval passes (another process
+    /// may have queued something).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
+        const POLL: Duration = Duration::from_secs(5);
+        while !*shutdown.borrow() {
+            match self.0.claim(None) {
+                Ok(batch) if !batch.is_empty() => {
+                    self.deliver_batch(batch).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("outbox: {}", e.message()),
+            }
+            self.0.pool.close_idle().await;
+            let sleep = match self.0.outbox.next_due() {
+                Ok(Some(t)) => t
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO)
+                    .min(POLL),
+                _ => POLL,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(sleep.max(Duration::from_millis(20))) => {}
+                _ = wake.notified() => {}
+                // A dropped sender is a stop too (never a busy loop).
+                r = shutdown.changed() => if r.is_err() { break },
+            }
+        }
+        self.0.pool.close_all().await;
+    }
+
+    /// Deliver a batch: one task per account and connection slot, each
+    /// reusing its connection for that account's messages in turn.
+    async fn deliver_batch(&self, batch: Vec<Claim>) -> Vec<Delivered> {
+        let mut by_account: BTreeMap<String, VecDeque<Claim>> = BTreeMap::new();
+        for c in batch {
+            by_account
+                .entry(c.account.clone())
+                .or_default()
+                .push_back(c);
+        }
+        let per_account = self
+            .0
+            .settings
+            .config
+            .relay
+            .connections_per_account
+            .unwrap_or(2)
+            .max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (account, queue) in by_account {
+            let slots = per_account.min(queue.len());
+            let queue = Arc::new(StdMutex::new(queue));
+            for _ in 0..slots {
+                let (me, queue, account) = (self.0.clone(), queue.clone(), account.clone());
+                tasks.spawn(async move { me.drain(&account, &queue).await });
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            match r {
+                Ok(d) => out.extend(d),
+                Err(e) => tracing::error!("delivery task failed: {e}"),
+            }
+        }
+        out
+    }
+}
+
+impl Inner {
+    fn claim(&self, account: Option<&str>) -> Result<Vec<Claim>> {
+        self.outbox.claim(
+            SystemTime::now(),
+            LEASE,
+            32,
+            account,
+            self.holder.token_prefix(),
+        )
+    }
+
+    /// Deliver the account's queued claims one after another over one
+    /// connection (reused between messages).
+    async fn drain(&self, account: &str, queue: &StdMutex<VecDeque<Claim>>) -> Vec<Delivered> {
+        let mut out = Vec::new();
+        loop {
+            let next = queue.lock().expect("queue lock").pop_front();
+            let Some(claim) = next else { break };
+            let d = self.deliver_one(account, claim).await;
+            let paused = matches!(d.disposition, Disposition::Paused { .. });
+            out.push(d);
+            if paused {
+                // The account's credentials failed: its other messages go back
+                // to the queue untouched, to wait for the account to be fixed.
+                let rest: Vec<Claim> = queue.lock().expect("queue lock").drain(..).collect();
+                for c in rest {
+                    let _ = self.outbox.release(&c);
+                }
+                break;
+            }
+        }
+        out
+    }
+
+    async fn deliver_one(&self, account: &str, claim: Claim) -> Delivered {
+        let now = SystemTime::now();
+        let acct = self.settings.config.accounts.get(account).cloned();
+        let (outcome, detail) = match acct {
+            None => {
+                let names = self.settings.config.account_names();
+                let e = Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the account '{account}' is no longer in the config file (accounts: {names}); \
+                         add it back, or purge its messages with `postie queue purge ID`"
+                    ),
+                );
+                let detail = e.message().to_string();
+                (
+                    Outcome::Failed {
+                        class: FailureClass::Credentials,
+                        reply: None,
+                        explanation: detail.clone(),
+                    },
+                    detail,
+                )
+            }
+            Some(acct) => {
+                if let Some(until) = self.daily_limit_reached(account, &acct, now) {
+                    let detail = format!(
+                        "the daily sending limit of account '{account}' is reached; sending resumes around {}",
+                        humantime::format_rfc3339_seconds(until)
+                    );
+                    let _ = self.outbox.postpone(&claim, until, &detail);
+                    return Delivered {
+                        id: claim.id,
+                        account: account.to_string(),
+                        disposition: Disposition::RetryAt(until),
+                        detail,
+                    };
+                }
+                // Claims wait their turn behind the account's other messages;
+                // by now the lease may have run out and another deliverer may
+                // have the message. Renew it first, and never send a message
+                // this deliverer no longer holds.
+                match self.outbox.renew(&claim, SystemTime::now(), LEASE) {
+                    Ok(true) => {}
+                    held => {
+                        let detail = match held {
+                            Err(e) => format!(
+                                "not sent now: the outbox could not renew the claim ({}); it will be tried again",
+                                e.message()
+                            ),
+                            _ => "the claim ran out while waiting; another deliverer has it".into(),
+                        };
+                        return Delivered {
+                            id: claim.id,
+                            account: account.to_string(),
+                            disposition: Disposition::LeaseLost,
+                            detail,
+                        };
+                    }
+                }
+                let renew = self.keep_leased(&claim);
+                let r = self.send(account, &acct, &claim).await;
+                drop(renew);
+                match r {
+                    Ok(result) => outcome::from_transaction(&claim, &result, &acct, account),
+                    Err(e) => {
+                        let ctx = Context {
+                            provider: Some(acct.provider),
+                            account: Some(account),
+                            host: None,
+                        };
+                        let ex = explain(&e, &ctx);
+                        outcome::from_error(&e, &ex)
+                    }
+                }
+            }
+        };
+        let sent_any = matches!(&outcome, Outcome::Transaction(r) if r.iter().any(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_))));
+        let disposition =
+            match self
+                .outbox
+                .finish(&claim, outcome, SystemTime::now(), &self.settings.policy)
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(
+                        "outbox: cannot record the outcome of message {}: {}",
+                        claim.id,
+                        e.message()
+                    );
+                    Disposition::LeaseLost
+                }
+            };
+        if sent_any {
+            self.sent_window
+                .lock()
+                .expect("window lock")
+                .entry(account.to_string())
+                .or_default()
+                .push_back(now);
+        }
+        if let Disposition::Failed | Disposition::PartlyFailed { .. } = &disposition {
+            self.notify(&claim, account, &detail);
+        }
+        let d = Delivered {
+            id: claim.id,
+            account: account.to_string(),
+            disposition,
+            detail,
+        };
+        if let Some(p) = &self.settings.progress {
+            p(&d);
+        }
+        d
+    }
+
+    /// Renew the claim's lease while it is being sent (a large message on a
+    /// slow link can take longer than [`LEASE`]); stops when dropped.
+    fn keep_leased(&self, claim: &Claim) -> AbortOnDrop {
+        let outbox = self.outbox.clone();
+        let claim = claim.clone();
+        let h = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                match outbox.renew(&claim, SystemTime::now(), LEASE) {
+                    Ok(true) => {}
+                    // Taken over: nothing more to renew.
+                    Ok(false) => break,
+                    // A busy database: try again at the next tick.
+                    Err(e) => tracing::warn!(
+                        "outbox: cannot renew the lease of message {}: {}",
+                        claim.id,
+                        e.message()
+                    ),
+                }
+            }
+        });
+        AbortOnDrop(h)
+    }
+
+    /// The time the account may send again, when its daily limit is reached.
+    fn daily_limit_reached(
+        &self,
+        name: &str,
+        acct: &AccountConfig,
+        now: SystemTime,
+    ) -> Option<SystemTime> {
+        let limit = self
+            .settings
+            .config
+            .relay
+            .daily_limit
+            .get(name)
+            .copied()
+            .or(match acct.provider {
+                ProviderId::Gmail => Some(500),
+                ProviderId::Workspace => Some(2000),
+                _ => None,
+            })?;
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        let mut w = self.sent_window.lock().expect("window lock");
+        let q = w.entry(name.to_string()).or_insert_with(|| {
+            self.outbox
+                .sent_since(name, now - DAY)
+                .unwrap_or_default()
+                .into()
+        });
+        while q.front().is_some_and(|t| *t + DAY <= now) {
+            q.pop_front();
+        }
+        (q.len() as u64 >= u64::from(limit)).then(|| *q.front().expect("non-empty") + DAY)
+    }
+
+    fn notify(&self, claim: &Claim, account: &str, reason: &str) {
+        let Some(cmd) = self.settings.config.relay.notify_command.clone() else {
+            return;
+        };
+        let id = claim.id.to_string();
+        let account = account.to_string();
+        let reason = reason.to_string();
+        // Run detached from delivery: a slow hook must not hold the queue.
+        tokio::spawn(async move {
+            let status = tokio::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(&cmd)
+                .env("POSTIE_ID", &id)
+                .env("POSTIE_ACCOUNT", &account)
+                .env("POSTIE_REASON", &reason)
+                .stdin(std::process::Stdio::null())
+                .status()
+                .await;
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => tracing::warn!("notify_command exited with {s} for message {id}"),
+                Err(e) => tracing::warn!("notify_command could not run: {e}"),
+            }
+        });
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,276 @@
+//! One client connection: the relay's decisions for the shared SMTP server
+//! driver ([`postie_server`]): who may log in, which
+//! account a sender maps to, and 250 only after the message is committed.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use postie_proto::reply::Reply;
+use postie_proto::server::{
+    AuthIdentity, AuthOutcome, AuthRequest, DataSummary, MailRequest, RcptRequest, ServerSession,
+};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::Ctx;
+use super::route;
+use crate::outbox::{NewMessage, Spool};
+use postie::message::HeadSummary;
+use postie_server::{ConnSettings, Host, Io, drive};
+
+/// The head of a message kept in memory to read `From:` and `Subject:`.
+const HEAD_MAX: usize = 64 * 1024;
+
+/// The transaction being received.
+struct Txn {
+    /// The account chosen at MAIL, or `None` until the `From:` header decides.
+    account: Option<String>,
+    /// The client's envelope sender (`None` for `<>`).
+    sender: Option<String>,
+    smtputf8: bool,
+    recipients: Vec<String>,
+    spool: Option<Spool>,
+    head: Vec<u8>,
+    /// A write to the spool failed: the message is refused at its end.
+    spool_error: Option<String>,
+}
+
+/// Serve one client until it quits, the connection drops, or shutdown.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: Arc<Ctx>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let session = ServerSession::new(ctx.server_config(&peer), false);
+    let settings = ConnSettings {
+        tls: ctx.tls.clone(),
+        command_timeout: ctx.command_timeout,
+        name: "relay",
+    };
+    let mut host = RelayConn {
+        ctx,
+        txn: None,
+        login_account: None,
+    };
+    drive(
+        Io::Plain(stream),
+        peer,
+        session,
+        &mut host,
+        &settings,
+        shutdown,
+    )
+    .await;
+}
+
+/// The relay's decisions for one connection.
+struct RelayConn {
+    ctx: Arc<Ctx>,
+    txn: Option<Txn>,
+    /// The account of the relay user this client logged in as.
+    login_account: Option<String>,
+}
+
+impl Host for RelayConn {
+    async fn auth(&mut self, req: AuthRequest) -> AuthOutcome {
+        let ctx = &self.ctx;
+        match req.identity {
+            AuthIdentity::Password {
+                username, password, ..
+            } => {
+                let relay = ctx.config.relay.clone();
+                let u = username.clone();
+                // Argon2 is deliberately slow: off the async threads.
+                let found = tokio::task::spawn_blocking(move || {
+                    super::users::verify(&relay, &u, &password).map(|x| x.account.clone())
+                })
+                .await
+                .ok()
+                .flatten();
+                match found {
+                    Some(account) => {
+                        self.login_account = Some(account);
+                        AuthOutcome::Accepted(Reply::new(235, "2.7.0 Authentication successful"))
+                    }
+                    None => AuthOutcome::Rejected(auth_refusal(ctx)),
+                }
+            }
+            AuthIdentity::Bearer { .. } => AuthOutcome::Rejected(Reply::new(
+                504,
+                "5.5.4 postie relay takes no OAuth tokens: it holds the account's tokens itself. \
+                 Log in with a relay user, or do not log in at all from this machine",
+            )),
+        }
+    }
+
+    async fn mail(&mut self, req: MailRequest) -> Reply {
+        let ctx = &self.ctx;
+        let sender = req.reverse_path.as_ref().map(|a| a.to_string());
+        if ctx.config.accounts.is_empty() {
+            return Reply::new(
+                550,
+                "5.7.1 postie relay has no account to send through: add one with `postie account add`",
+            );
+        }
+        let account = self.login_account.clone().or_else(|| {
+            sender
+                .as_deref()
+                .and_then(|s| ctx.config.account_for_address(s))
+                .map(str::to_string)
+        });
+        self.txn = Some(Txn {
+            account,
+            sender,
+            smtputf8: req.smtputf8,
+            recipients: Vec::new(),
+            spool: None,
+            head: Vec::new(),
+            spool_error: None,
+        });
+        Reply::new(250, "2.1.0 Sender OK")
+    }
+
+    fn rcpt(&mut self, req: RcptRequest) -> Reply {
+        if let Some(t) = self.txn.as_mut() {
+            t.recipients.push(req.forward_path.to_string());
+        }
+        Reply::new(250, "2.1.5 Recipient OK")
+    }
+
+    fn data(&mut self, bytes: &[u8]) {
+        if let Some(t) = self.txn.as_mut() {
+            spool_write(&self.ctx, t, bytes);
+        }
+    }
+
+    async fn data_end(&mut self, summary: DataSummary) -> Reply {
+        match self.txn.take() {
+            Some(t) => finish(&self.ctx, t, summary.eight_bit).await,
+            None => Reply::new(503, "5.5.1 No transaction in progress"),
+        }
+    }
+
+    fn reset(&mut self) {
+        // The spool of an unfinished message is dropped with the transaction.
+        self.txn = None;
+    }
+
+    fn tls_started(&mut self) {
+        self.txn = None;
+        self.login_account = None;
+    }
+}
+
+fn auth_refusal(ctx: &Ctx) -> Reply {
+    // The same text for an unknown user and a wrong password: a client
+    // beyond loopback must not learn which relay users exist.
+    let text = if ctx.config.relay.users.is_empty() {
+        "5.7.8 No relay users are configured, so no login can succeed. Clients on this machine need \
+         no login at all; or add one: postie relay user add USER --account NAME"
+    } else {
+        "5.7.8 Username and Password not accepted by postie relay: check the relay user and its \
+         password (postie relay user list; postie relay user add USER --account NAME sets it)"
+    };
+    Reply::new(535, text)
+}
+
+fn spool_write(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
+    if t.spool_error.is_some() {
+        return;
+    }
+    if t.head.len() < HEAD_MAX {
+        let take = (HEAD_MAX - t.head.len()).min(bytes.len());
+        t.head.extend_from_slice(&bytes[..take]);
+    }
+    if t.spool.is_none() {
+        match ctx.outbox.spool() {
+            Ok(s) => t.spool = Some(s),
+            Err(e) => {
+                t.spool_error = Some(e.message().to_string());
+                return;
+            }
+        }
+    }
+    if let Some(s) = t.spool.as_mut()
+        && let Err(e) = s.write_all(bytes)
+    {
+        t.spool_error = Some(e.to_string());
+    }
+}
+
+/// Route, commit durably, and only then say 250.
+async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
+    if let Some(e) = &t.spool_error {
+        tracing::error!("relay: cannot spool a message: {e}");
+        return Reply::new(
+            452,
+            "4.3.1 postie relay cannot store the message right now (local disk); nothing was accepted, try again later",
+        );
+    }
+    let head = HeadSummary::parse(&t.head);
+    let account = t
+        .account
+        .clone()
+        .or_else(|| {
+            head.from
+                .as_deref()
+                .and_then(|f| ctx.config.account_for_address(f))
+                .map(str::to_string)
+        })
+        .or_else(|| ctx.config.relay.fallback_account.clone());
+    let Some(account) = account else {
+        return Reply::new(
+            550,
+            &route::no_account_text(&ctx.config, t.sender.as_deref().or(head.from.as_deref())),
+        );
+    };
+    let spool = match t.spool.take() {
+        Some(s) => s,
+        // An empty message: still a message.
+        None => match ctx.outbox.spool() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("relay: cannot spool a message: {}", e.message());
+                return Reply::new(
+                    452,
+                    "4.3.1 postie relay cannot store the message right now; try again later",
+                );
+            }
+        },
+    };
+    let meta = NewMessage {
+        mail_from: Some(route::upstream_sender(
+            &ctx.config,
+            &account,
+            t.sender.as_deref(),
+        )),
+        account,
+        recipients: std::mem::take(&mut t.recipients),
+        eight_bit,
+        smtputf8: t.smtputf8,
+        message_id: head.message_id,
+        subject: head.subject,
+        source: "relay".into(),
+    };
+    let outbox = ctx.outbox.clone();
+    // fsync is slow; keep it off the async threads.
+    match tokio::task::spawn_blocking(move || outbox.commit(spool, meta)).await {
+        Ok(Ok(id)) => {
+            ctx.wake.notify_one();
+            Reply::new(250, &format!("2.0.0 Ok: queued as {id}"))
+        }
+        Ok(Err(e)) => {
+            tracing::error!("relay: cannot commit a message: {}", e.message());
+            Reply::new(
+                452,
+                "4.3.1 postie relay cannot store the message right now; nothing was accepted, try again later",
+            )
+        }
+        Err(_) => Reply::new(
+            451,
+            "4.3.0 postie relay failed while storing the message; try again",
+        ),
+    }
+}
