@@ -6,26 +6,20 @@ use super::*;
 
 pub(super) async fn check_credentials(
     run: &mut Run<'_>,
-    store: StoreOpener<'_>,
+    account: &Account,
     acct: &AccountConfig,
 ) -> Option<Credentials> {
     let started = Instant::now();
-    let name = run.target.name;
     if acct.auth == AuthMethod::Oauth {
-        return check_oauth(run, store, acct, started).await;
+        return check_oauth(run, account, acct, started).await;
     }
-    let src = acct.password_source(name);
-    let described = match &src {
-        postie::secret::PasswordSource::Env(v) => format!("the environment variable {v}"),
-        postie::secret::PasswordSource::Command(c) => format!(
-            "the password command `{}`",
-            c.split_whitespace().next().unwrap_or("")
-        ),
-        postie::secret::PasswordSource::Store(_) => "postie's secret store".into(),
-        postie::secret::PasswordSource::Given(_) => "the command line".into(),
+    let described = match &account.auth {
+        Auth::Password { source, .. } => source.describe(),
+        _ => "nowhere".into(),
     };
-    let pw = match src.resolve(store) {
-        Ok(p) => normalize_app_password(&p),
+    let pw = match run.mailer.credentials(account, false).await {
+        Ok(Some(Credentials::Password { password, .. })) => password,
+        Ok(_) => return None,
         Err(e) => {
             run.fail(Stage::Credentials, &e, started);
             return None;
@@ -120,20 +114,18 @@ pub(super) fn app_password_shape(
 
 pub(super) async fn check_oauth(
     run: &mut Run<'_>,
-    store: StoreOpener<'_>,
+    account: &Account,
     acct: &AccountConfig,
     started: Instant,
 ) -> Option<Credentials> {
     let name = run.target.name;
-    let store = match store() {
-        Ok(s) => s,
-        Err(e) => {
-            run.fail(Stage::Credentials, &e, started);
-            return None;
-        }
-    };
+    let store = run.mailer.secrets().clone();
+    if let Err(e) = store.store().await {
+        run.fail(Stage::Credentials, &e, started);
+        return None;
+    }
     let flow = acct.oauth.as_ref().and_then(|o| o.flow).unwrap_or_default();
-    let stored = TokenSet::load(&store, name).ok().flatten();
+    let stored = TokenSet::load(&store, name).await.ok().flatten();
     let mut details = Vec::new();
     if !flow.is_app_only() && flow != postie::oauth::Flow::ServiceAccount {
         match stored.as_ref().and_then(|t| t.refresh_token.as_ref()) {
@@ -158,11 +150,8 @@ pub(super) async fn check_oauth(
             }
         }
     }
-    let tm = TokenManager::new(run.opts.data_dir.clone());
-    match tm
-        .access_token(name, acct, &store, !flow.is_app_only())
-        .await
-    {
+    let tm = run.mailer.tokens().clone();
+    match run.mailer.access_token(account, !flow.is_app_only()).await {
         Ok((token, ts)) => {
             if let Some(left) = ts.remaining(SystemTime::now()) {
                 details.push(format!(

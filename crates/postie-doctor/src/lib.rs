@@ -19,13 +19,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use postie::config::AccountConfig;
+use postie::config::{AccountConfig, Config};
 use postie::error::{ErrorKind, Result};
 use postie::explain::{Context, Explanation, explain};
+use postie::mailer::{Account, Auth, Mailer, Session};
 use postie::message::{Draft, OutgoingMessage};
-use postie::oauth::{GOOGLE_SCOPE, MICROSOFT_SMTP_SCOPE, TokenManager, TokenSet};
+use postie::oauth::{GOOGLE_SCOPE, MICROSOFT_SMTP_SCOPE, TokenSet};
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
-use postie::secret::{SecretStore, normalize_app_password};
+use postie::secret::Secrets;
 use postie::transport::cert::CertInfo;
 mod credentials;
 mod network;
@@ -185,12 +186,11 @@ pub struct Options {
     pub data_dir: PathBuf,
 }
 
-/// Opens the secret store when a stage needs it.
-pub type StoreOpener<'a> = &'a mut dyn FnMut() -> Result<SecretStore>;
-
 struct Run<'a> {
     target: &'a Target<'a>,
     opts: &'a Options,
+    /// The sending core, with the doctor's transcript and timeouts.
+    mailer: Mailer,
     checks: Vec<Check>,
     on_check: &'a mut dyn FnMut(&Check),
 }
@@ -258,12 +258,25 @@ fn finding(
 }
 
 /// Run every stage for `target`; `on_check` sees each check as it is made.
+/// The credentials come from `secrets` (and the account's own sources),
+/// through the same sending core that sends mail.
 pub async fn run(
     target: &Target<'_>,
-    store: StoreOpener<'_>,
+    secrets: Secrets,
     opts: &Options,
     on_check: &mut dyn FnMut(&Check),
 ) -> Report {
+    let mailer = Mailer::with_options(
+        Config::default(),
+        opts.data_dir.clone(),
+        secrets,
+        postie::mailer::Options {
+            timeouts: opts.timeouts,
+            transcript: opts.transcript.clone(),
+            show_body: opts.show_body,
+            ..postie::mailer::Options::default()
+        },
+    );
     let server = target
         .account
         .endpoint()
@@ -272,10 +285,11 @@ pub async fn run(
     let mut run = Run {
         target,
         opts,
+        mailer,
         checks: Vec::new(),
         on_check,
     };
-    stages(&mut run, store).await;
+    stages(&mut run).await;
     // What could not be checked after a failure is listed as such.
     if let Some(failed) = run.checks.iter().find(|c| c.status == Status::Failed) {
         let failed = failed.stage;
@@ -302,7 +316,7 @@ pub async fn run(
 }
 
 /// The stages in order, one check each, until one fails.
-async fn stages(run: &mut Run<'_>, store: StoreOpener<'_>) {
+async fn stages(run: &mut Run<'_>) {
     let acct = run.target.account;
     let Some(ep) = check_config(run) else { return };
     let Some(addrs) = check_dns(run, &ep).await else {
@@ -326,31 +340,38 @@ async fn stages(run: &mut Run<'_>, store: StoreOpener<'_>) {
         }
         return;
     }
-    let Some(creds) = check_credentials(run, store, acct).await else {
+    let account = match Account::from_config(run.target.name, acct) {
+        Ok(mut a) => {
+            a.endpoint = ep.clone();
+            a
+        }
+        Err(e) => {
+            run.fail(Stage::Credentials, &e, Instant::now());
+            return;
+        }
+    };
+    let Some(creds) = check_credentials(run, &account, acct).await else {
         return;
     };
-    let Some(conn) = check_auth(run, &ep, creds).await else {
+    let Some(session) = check_auth(run, &account, creds).await else {
         return;
     };
     match run.opts.send_test.clone() {
-        Some(to) => check_send_test(run, conn, &to).await,
-        None => conn.quit().await,
+        Some(to) => check_send_test(run, session, &to).await,
+        None => session.close().await,
     }
 }
 
 // ---- AUTH and test message ----
 
-async fn check_auth(run: &mut Run<'_>, ep: &Endpoint, creds: Credentials) -> Option<Connection> {
+async fn check_auth(run: &mut Run<'_>, account: &Account, creds: Credentials) -> Option<Session> {
     let started = Instant::now();
-    let mut opts = ConnectOptions::new(ep.clone());
-    opts.transcript = run.opts.transcript.clone();
-    opts.timeouts = run.opts.timeouts;
-    opts.show_body = run.opts.show_body;
-    opts.credentials = Some(creds);
-    opts.mechanism = run.target.account.mechanism().ok().flatten();
+    let ep = &account.endpoint;
     run.note("authenticating (no mail is sent: RSET and QUIT follow)".into());
-    match Connection::connect(opts).await {
-        Ok(mut conn) => {
+    let mut session = run.mailer.session(account);
+    match session.connect_with(Some(creds)).await {
+        Ok(()) => {
+            let conn = &mut session;
             let mech = conn
                 .mechanism()
                 .map(|m| m.to_string())
@@ -370,7 +391,7 @@ async fn check_auth(run: &mut Run<'_>, ep: &Endpoint, creds: Credentials) -> Opt
                     .push(format!("RSET after AUTH failed: {}", e.message()));
             }
             run.push(c);
-            Some(conn)
+            Some(session)
         }
         Err(e) => {
             let mut c = check(Stage::Auth, Status::Failed, e.message(), started);
@@ -408,18 +429,18 @@ fn test_message(from: &str, to: &str) -> Result<OutgoingMessage> {
     .build()
 }
 
-async fn check_send_test(run: &mut Run<'_>, mut conn: Connection, to: &str) {
+async fn check_send_test(run: &mut Run<'_>, mut session: Session, to: &str) {
     let started = Instant::now();
     let msg = match test_message(&run.target.account.email, to) {
         Ok(m) => m,
         Err(e) => {
             run.fail(Stage::SendTest, &e, started);
-            conn.quit().await;
+            session.close().await;
             return;
         }
     };
-    let result = conn.send(&msg).await;
-    conn.quit().await;
+    let result = session.send(&msg).await.map(|r| r.transaction);
+    session.close().await;
     let (status, summary, explanation, details) = match result {
         Ok(r) if r.is_delivered() => (
             Status::Ok,

@@ -8,25 +8,24 @@
 //! lock file per running deliverer lets a new one recover the messages of a
 //! deliverer that was killed mid-send without waiting for their leases.
 
-mod credentials;
 mod holder;
 mod outcome;
-mod pool;
+mod send;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 
-use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy};
-use postie::config::{AccountConfig, Config};
+use postie::blocking::unblock;
+use postie::config::Config;
 use postie::error::{Error, ErrorKind, Result};
 use postie::explain::{Context, explain};
-use postie::oauth::TokenManager;
+use postie::mailer::{Account, Mailer, Pool};
 use postie::provider::ProviderId;
-use postie::secret::SecretStore;
+
+use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy};
 
 pub use holder::Holder;
 
@@ -53,54 +52,51 @@ pub struct Delivered {
 pub type Progress = Arc<dyn Fn(&Delivered) + Send + Sync>;
 
 /// Settings for a [`Deliverer`].
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Settings {
-    /// Accounts and relay settings.
-    pub config: Config,
-    /// postie's data directory (token lock files, the outbox's holders).
-    pub data_dir: PathBuf,
     /// Retry policy.
     pub policy: RetryPolicy,
     /// Called for every finished message.
     pub progress: Option<Progress>,
 }
 
-/// Sends messages from the outbox upstream. Cheap to clone: clones share
-/// one connection pool and token manager.
+/// Sends messages from the outbox upstream through the sending core. Cheap
+/// to clone: clones share one connection pool and token manager.
 #[derive(Clone)]
 pub struct Deliverer(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
+    mailer: Mailer,
     outbox: Arc<Outbox>,
-    store: Arc<dyn Fn() -> Result<Arc<SecretStore>> + Send + Sync>,
-    tokens: TokenManager,
-    pool: pool::Pool,
+    pool: Pool,
     holder: Holder,
     /// Sends per account in the last 24 hours (for daily limits), seeded
-    /// from the outbox at start.
+    /// from the outbox when an account first sends.
     sent_window: StdMutex<HashMap<String, VecDeque<SystemTime>>>,
 }
 
 impl Deliverer {
-    /// A deliverer over `outbox`. `store` opens the secret store when an
-    /// account first needs it (the file store may ask for its passphrase).
-    pub fn new(
-        settings: Settings,
-        outbox: Arc<Outbox>,
-        store: Arc<dyn Fn() -> Result<Arc<SecretStore>> + Send + Sync>,
-    ) -> Result<Deliverer> {
-        let holder = Holder::acquire(&outbox)?;
-        let tokens = TokenManager::new(settings.data_dir.clone());
+    /// A deliverer over `outbox`, sending through `mailer` (its config names
+    /// the accounts and the `[relay]` settings). Registers as a running
+    /// deliverer and returns the messages of deliverers that died to the
+    /// queue.
+    pub async fn new(settings: Settings, outbox: Arc<Outbox>, mailer: Mailer) -> Result<Deliverer> {
+        let o = outbox.clone();
+        let holder = unblock(move || Holder::acquire(&o)).await?;
         Ok(Deliverer(Arc::new(Inner {
             settings,
+            pool: Pool::new(mailer.clone()),
+            mailer,
             outbox,
-            store,
-            tokens,
-            pool: pool::Pool::default(),
             holder,
             sent_window: StdMutex::default(),
         })))
+    }
+
+    /// The sending core it delivers through.
+    pub fn mailer(&self) -> &Mailer {
+        &self.0.mailer
     }
 
     /// The outbox this deliverer works on.
@@ -113,7 +109,7 @@ impl Deliverer {
     pub async fn run_once(&self, account: Option<&str>) -> Result<Vec<Delivered>> {
         let mut done = Vec::new();
         loop {
-            let batch = self.0.claim(account)?;
+            let batch = self.0.claim(account).await?;
             if batch.is_empty() {
                 break;
             }
@@ -130,7 +126,7 @@ impl Deliverer {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
         const POLL: Duration = Duration::from_secs(5);
         while !*shutdown.borrow() {
-            match self.0.claim(None) {
+            match self.0.claim(None).await {
                 Ok(batch) if !batch.is_empty() => {
                     self.deliver_batch(batch).await;
                     continue;
@@ -139,7 +135,7 @@ impl Deliverer {
                 Err(e) => tracing::error!("outbox: {}", e.message()),
             }
             self.0.pool.close_idle().await;
-            let sleep = match self.0.outbox.next_due() {
+            let sleep = match self.0.db(|o| o.next_due()).await {
                 Ok(Some(t)) => t
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO)
@@ -168,8 +164,7 @@ impl Deliverer {
         }
         let per_account = self
             .0
-            .settings
-            .config
+            .config()
             .relay
             .connections_per_account
             .unwrap_or(2)
@@ -195,14 +190,26 @@ impl Deliverer {
 }
 
 impl Inner {
-    fn claim(&self, account: Option<&str>) -> Result<Vec<Claim>> {
-        self.outbox.claim(
-            SystemTime::now(),
-            LEASE,
-            32,
-            account,
-            self.holder.token_prefix(),
-        )
+    fn config(&self) -> &Config {
+        self.mailer.config()
+    }
+
+    /// One outbox call, on a blocking thread (SQLite waits for locks and
+    /// fsyncs: see [`postie::blocking`]).
+    async fn db<T, F>(&self, call: F) -> Result<T>
+    where
+        F: FnOnce(&Outbox) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let outbox = self.outbox.clone();
+        unblock(move || call(&outbox)).await
+    }
+
+    async fn claim(&self, account: Option<&str>) -> Result<Vec<Claim>> {
+        let account = account.map(str::to_string);
+        let prefix = self.holder.token_prefix().to_string();
+        self.db(move |o| o.claim(SystemTime::now(), LEASE, 32, account.as_deref(), &prefix))
+            .await
     }
 
     /// Deliver the account's queued claims one after another over one
@@ -219,9 +226,14 @@ impl Inner {
                 // The account's credentials failed: its other messages go back
                 // to the queue untouched, to wait for the account to be fixed.
                 let rest: Vec<Claim> = queue.lock().expect("queue lock").drain(..).collect();
-                for c in rest {
-                    let _ = self.outbox.release(&c);
-                }
+                let _ = self
+                    .db(move |o| {
+                        for c in &rest {
+                            o.release(c)?;
+                        }
+                        Ok(())
+                    })
+                    .await;
                 break;
             }
         }
@@ -230,10 +242,24 @@ impl Inner {
 
     async fn deliver_one(&self, account: &str, claim: Claim) -> Delivered {
         let now = SystemTime::now();
-        let acct = self.settings.config.accounts.get(account).cloned();
+        let acct = self
+            .config()
+            .accounts
+            .get(account)
+            .map(|a| Account::from_config(account, a));
         let (outcome, detail) = match acct {
+            // Settings that cannot be used (written by hand): explained,
+            // and tried again later like any local problem.
+            Some(Err(e)) => {
+                let ctx = Context {
+                    provider: self.config().accounts.get(account).map(|a| a.provider),
+                    account: Some(account),
+                    host: None,
+                };
+                outcome::from_error(&e, &explain(&e, &ctx))
+            }
             None => {
-                let names = self.settings.config.account_names();
+                let names = self.config().account_names();
                 let e = Error::new(
                     ErrorKind::Config,
                     format!(
@@ -251,13 +277,14 @@ impl Inner {
                     detail,
                 )
             }
-            Some(acct) => {
-                if let Some(until) = self.daily_limit_reached(account, &acct, now) {
+            Some(Ok(acct)) => {
+                if let Some(until) = self.daily_limit_reached(account, &acct, now).await {
                     let detail = format!(
                         "the daily sending limit of account '{account}' is reached; sending resumes around {}",
                         humantime::format_rfc3339_seconds(until)
                     );
-                    let _ = self.outbox.postpone(&claim, until, &detail);
+                    let (c, d) = (claim.clone(), detail.clone());
+                    let _ = self.db(move |o| o.postpone(&c, until, &d)).await;
                     return Delivered {
                         id: claim.id,
                         account: account.to_string(),
@@ -269,7 +296,11 @@ impl Inner {
                 // by now the lease may have run out and another deliverer may
                 // have the message. Renew it first, and never send a message
                 // this deliverer no longer holds.
-                match self.outbox.renew(&claim, SystemTime::now(), LEASE) {
+                let c = claim.clone();
+                match self
+                    .db(move |o| o.renew(&c, SystemTime::now(), LEASE))
+                    .await
+                {
                     Ok(true) => {}
                     held => {
                         let detail = match held {
@@ -288,13 +319,13 @@ impl Inner {
                     }
                 }
                 let renew = self.keep_leased(&claim);
-                let r = self.send(account, &acct, &claim).await;
+                let r = self.send(&acct, &claim).await;
                 drop(renew);
                 match r {
-                    Ok(result) => outcome::from_transaction(&claim, &result, &acct, account),
+                    Ok(report) => outcome::from_transaction(&claim, &report.transaction, &acct),
                     Err(e) => {
                         let ctx = Context {
-                            provider: Some(acct.provider),
+                            provider: acct.provider,
                             account: Some(account),
                             host: None,
                         };
@@ -305,21 +336,22 @@ impl Inner {
             }
         };
         let sent_any = matches!(&outcome, Outcome::Transaction(r) if r.iter().any(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_))));
-        let disposition =
-            match self
-                .outbox
-                .finish(&claim, outcome, SystemTime::now(), &self.settings.policy)
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(
-                        "outbox: cannot record the outcome of message {}: {}",
-                        claim.id,
-                        e.message()
-                    );
-                    Disposition::LeaseLost
-                }
-            };
+        let policy = self.settings.policy.clone();
+        let c = claim.clone();
+        let disposition = match self
+            .db(move |o| o.finish(&c, outcome, SystemTime::now(), &policy))
+            .await
+        {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(
+                    "outbox: cannot record the outcome of message {}: {}",
+                    claim.id,
+                    e.message()
+                );
+                Disposition::LeaseLost
+            }
+        };
         if sent_any {
             self.sent_window
                 .lock()
@@ -351,7 +383,8 @@ impl Inner {
         let h = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(LEASE / 3).await;
-                match outbox.renew(&claim, SystemTime::now(), LEASE) {
+                let (o, c) = (outbox.clone(), claim.clone());
+                match unblock(move || o.renew(&c, SystemTime::now(), LEASE)).await {
                     Ok(true) => {}
                     // Taken over: nothing more to renew.
                     Ok(false) => break,
@@ -368,32 +401,44 @@ impl Inner {
     }
 
     /// The time the account may send again, when its daily limit is reached.
-    fn daily_limit_reached(
+    async fn daily_limit_reached(
         &self,
         name: &str,
-        acct: &AccountConfig,
+        acct: &Account,
         now: SystemTime,
     ) -> Option<SystemTime> {
         let limit = self
-            .settings
-            .config
+            .config()
             .relay
             .daily_limit
             .get(name)
             .copied()
             .or(match acct.provider {
-                ProviderId::Gmail => Some(500),
-                ProviderId::Workspace => Some(2000),
+                Some(ProviderId::Gmail) => Some(500),
+                Some(ProviderId::Workspace) => Some(2000),
                 _ => None,
             })?;
         const DAY: Duration = Duration::from_secs(24 * 3600);
+        let known = self
+            .sent_window
+            .lock()
+            .expect("window lock")
+            .contains_key(name);
+        if !known {
+            // Read before taking the lock: SQLite must not run under it.
+            let n = name.to_string();
+            let sent = self
+                .db(move |o| o.sent_since(&n, now - DAY))
+                .await
+                .unwrap_or_default();
+            self.sent_window
+                .lock()
+                .expect("window lock")
+                .entry(name.to_string())
+                .or_insert_with(|| sent.into());
+        }
         let mut w = self.sent_window.lock().expect("window lock");
-        let q = w.entry(name.to_string()).or_insert_with(|| {
-            self.outbox
-                .sent_since(name, now - DAY)
-                .unwrap_or_default()
-                .into()
-        });
+        let q = w.entry(name.to_string()).or_default();
         while q.front().is_some_and(|t| *t + DAY <= now) {
             q.pop_front();
         }
@@ -401,7 +446,7 @@ impl Inner {
     }
 
     fn notify(&self, claim: &Claim, account: &str, reason: &str) {
-        let Some(cmd) = self.settings.config.relay.notify_command.clone() else {
+        let Some(cmd) = self.config().relay.notify_command.clone() else {
             return;
         };
         let id = claim.id.to_string();

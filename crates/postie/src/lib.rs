@@ -2,23 +2,36 @@
 //! Outlook.com, Yahoo, iCloud, Fastmail and any SMTP server, with the
 //! authentication those providers demand today.
 //!
-//! Modules:
-//! - [`provider`]: provider presets (hosts, ports, TLS, accepted auth).
-//! - [`config`]: the TOML config file and its accounts.
-//! - [`secret`]: password sources; the OS keyring or the encrypted secret file.
+//! This is postie's core: everything needed to send, and nothing else (no
+//! database, no server). Its centre is the [`mailer`]: given an account, it
+//! sends one message or many, with the account's app password or OAuth 2.0
+//! token, refreshed as needed, and reports what the server said about each
+//! recipient. The outbox and relay (`postie-outbox`), the sandbox provider
+//! (`postie-sandbox`), `postie doctor` (`postie-doctor`) and the `postie`
+//! command are built on it.
+//!
+//! Modules, from the base up (a module imports only those above it in this
+//! list):
+//! - [`error`], [`fs`], [`paths`], [`provider`], [`endpoint`], [`config`]:
+//!   the error type, file helpers, where files live, provider presets,
+//!   where to connect, the config file. They import no feature.
+//! - [`blocking`]: the one way blocking work runs from async code.
+//! - [`secret`]: password sources; the OS keyring or the encrypted file.
 //! - [`message`]: composing messages and taking raw ones, with envelopes.
-//! - [`transport`]: the tokio + rustls SMTP driver around `postie-proto`.
-//! - [`oauth`]: OAuth 2.0 sign-in (`postie login`), token storage and refresh.
-//! - [`send`]: one-shot send with a per-recipient report.
 //! - [`explain`]: the catalog that turns failures into cause and fix.
-//! - [`error`]: the error type.
+//! - [`transport`]: the tokio + rustls SMTP driver around `postie-proto`.
+//! - [`oauth`]: OAuth 2.0 sign-in, token storage and refresh.
+//! - [`mailer`]: the sending core.
 //!
 //! ```no_run
 //! # async fn demo() -> postie::error::Result<()> {
+//! use postie::mailer::Mailer;
 //! use postie::message::Draft;
-//! use postie::transport::{ConnectOptions, Endpoint};
-//! use postie_proto::sasl::Credentials;
+//! use postie::paths::Paths;
 //!
+//! // The accounts of postie's config file, its secret store and tokens.
+//! let mailer = Mailer::from_paths(&Paths::resolve(None)?)?;
+//! let account = mailer.account(Some("work"))?;
 //! let msg = Draft {
 //!     from: "me@example.com".into(),
 //!     to: vec!["you@example.com".into()],
@@ -27,12 +40,7 @@
 //!     ..Draft::default()
 //! }
 //! .build()?;
-//! let mut opts = ConnectOptions::new(Endpoint::from_url("smtps://smtp.example.com:465")?);
-//! opts.credentials = Some(Credentials::Password {
-//!     username: "me@example.com".into(),
-//!     password: std::env::var("SMTP_PASSWORD").unwrap_or_default().into(),
-//! });
-//! let report = postie::send::send_once(opts, &msg).await?;
+//! let report = mailer.send(&account, &msg).await?;
 //! println!("{:?}", report.status);
 //! # Ok(()) }
 //! ```
@@ -40,6 +48,7 @@
 #![deny(missing_docs)]
 
 // Base: imports nothing above it.
+pub mod blocking;
 pub mod config;
 pub mod endpoint;
 pub mod error;
@@ -48,10 +57,11 @@ pub mod paths;
 pub mod provider;
 
 pub mod explain;
+pub mod mailer;
 pub mod message;
 pub mod oauth;
 pub mod secret;
-pub mod send;
+
 pub mod transport;
 
 pub use error::{Error, ErrorKind};

@@ -2,14 +2,15 @@
 //! (provider-facts §1.2, §7, §8, RFC 4954 / RFC 3463 classes), sent by a
 //! scripted SMTP server at the command where the provider sends it.
 
+use postie::config::{Config, PasswordSource};
+use postie::endpoint::Endpoint;
 use postie::error::Error;
 use postie::explain::{Context, Retry, explain, explain_reply, reply_catalog_ids};
+use postie::mailer::{Account, Mailer};
 use postie::message::Draft;
 use postie::provider::{ProviderId, TlsMode};
-use postie::send::send_once;
-use postie::transport::{ConnectOptions, Endpoint};
+use postie::secret::Secrets;
 use postie_proto::reply::{Reply, ReplyParser};
-use postie_proto::sasl::Credentials;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -533,13 +534,17 @@ async fn scripted_server(reply: &'static str, at: At) -> u16 {
 /// Send through the scripted server and return the failure postie reports.
 async fn failure_from(c: &Case) -> Error {
     let port = scripted_server(c.reply, c.at).await;
-    let mut opts =
-        ConnectOptions::new(Endpoint::from_url(&format!("smtp://127.0.0.1:{port}")).unwrap());
-    opts.endpoint.tls = TlsMode::None;
-    opts.credentials = Some(Credentials::Password {
-        username: "me@example.com".into(),
-        password: "app-password".to_string().into(),
-    });
+    let mut endpoint = Endpoint::from_url(&format!("smtp://127.0.0.1:{port}")).unwrap();
+    endpoint.tls = TlsMode::None;
+    let account = Account::from_endpoint(endpoint).with_password(
+        "me@example.com",
+        PasswordSource::Given("app-password".to_string().into()),
+    );
+    let mailer = Mailer::new(
+        Config::default(),
+        std::env::temp_dir(),
+        Secrets::lazy(|| unreachable!("no secret is stored")),
+    );
     let msg = Draft {
         from: "me@example.com".into(),
         to: vec!["bob@example.com".into()],
@@ -549,7 +554,7 @@ async fn failure_from(c: &Case) -> Error {
     }
     .build()
     .unwrap();
-    match send_once(opts, &msg).await {
+    match mailer.send(&account, &msg).await {
         Err(e) => e,
         Ok(report) => report
             .failure()

@@ -17,19 +17,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use postie::config::{AccountConfig, Config, RelayUser};
+use postie::config::{AccountConfig, Config, PasswordSource, RelayUser};
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain};
+use postie::mailer::{Account, Mailer, SendReport};
 use postie::message::Draft;
-use postie::oauth::{LoginOptions, LoginPrompt, OAuthConfig, TokenManager, TokenSet};
+use postie::oauth::{LoginOptions, LoginPrompt, OAuthConfig, TokenSet};
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
-use postie::secret::SecretStore;
-use postie::send::{SendReport, send_once};
-use postie::transport::{ConnectOptions, Endpoint};
+use postie::secret::{SecretStore, Secrets};
+use postie::transport::Endpoint;
 use postie_outbox::delivery::{Deliverer, Settings};
-use postie_outbox::outbox::{Outbox, RetryPolicy};
+use postie_outbox::outbox::Outbox;
 use postie_outbox::relay::{BindOptions, Relay, users};
-use postie_proto::sasl::{Credentials, Mechanism};
 use postie_sandbox::{
     DEFAULT_APP_PASSWORD, DEFAULT_CLIENT_ID, DEFAULT_PASSWORD, DEFAULT_USER, Sandbox,
     SandboxConfig, SandboxHandle,
@@ -153,15 +152,21 @@ async fn chapters(out: &mut Out, dir: &Path, sandbox: &SandboxHandle) -> Result<
         tls_name: None,
         ca_file: Some(sandbox.ca_pem_path.clone()),
     };
-    account_password(out, &endpoint).await?;
-    app_password(out, &endpoint).await?;
-    let store = SecretStore::file(
+    let secrets = Secrets::from(SecretStore::file(
         dir.join("data/secrets.enc"),
         Box::new(|| Ok(SecretString::from("postie-demo"))),
-    );
-    let acct = oauth_account(sandbox);
-    oauth(out, dir, sandbox, &acct, &store).await?;
-    relay(out, dir, sandbox, acct, store).await?;
+    ));
+    // The one account of the demo's config, signing in with OAuth 2.0.
+    let mut config = Config::default();
+    config
+        .accounts
+        .insert(ACCOUNT.into(), oauth_account(sandbox));
+    config.default_account = Some(ACCOUNT.into());
+    let mailer = Mailer::new(config, dir.join("data"), secrets);
+    account_password(out, &mailer, &endpoint).await?;
+    app_password(out, &mailer, &endpoint).await?;
+    oauth(out, &mailer, sandbox).await?;
+    relay(out, dir, sandbox, &mailer).await?;
     mailbox(out, sandbox)?;
     Ok(())
 }
@@ -177,13 +182,10 @@ fn message(subject: &str, text: &str) -> Result<postie::message::OutgoingMessage
     .build()
 }
 
-fn password_opts(endpoint: &Endpoint, password: &str) -> ConnectOptions {
-    let mut opts = ConnectOptions::new(endpoint.clone());
-    opts.credentials = Some(Credentials::Password {
-        username: DEFAULT_USER.into(),
-        password: postie::secret::normalize_app_password(&SecretString::from(password)),
-    });
-    opts
+/// The sandbox's SMTP port with a password, as a script would use it.
+fn with_password(endpoint: &Endpoint, user: &str, password: &str) -> Account {
+    Account::from_endpoint(endpoint.clone())
+        .with_password(user, PasswordSource::Given(SecretString::from(password)))
 }
 
 fn reply_lines(out: &Out, e: &Error) {
@@ -206,13 +208,18 @@ fn delivered_line(r: &SendReport) -> String {
     )
 }
 
-async fn account_password(out: &mut Out, endpoint: &Endpoint) -> Result<(), Error> {
+async fn account_password(
+    out: &mut Out,
+    mailer: &Mailer,
+    endpoint: &Endpoint,
+) -> Result<(), Error> {
     out.step(1, "The account password (the article's Example 1)");
     out.say(&format!(
         "AUTH PLAIN as {DEFAULT_USER} with the account password, like server.login(email, password)"
     ));
     let msg = message("Example 1: the account password", "This one is refused.")?;
-    match send_once(password_opts(endpoint, DEFAULT_PASSWORD), &msg).await {
+    let account = with_password(endpoint, DEFAULT_USER, DEFAULT_PASSWORD);
+    match mailer.send(&account, &msg).await {
         Ok(r) => out.wrong(format!(
             "the account password was accepted ({})",
             delivered_line(&r)
@@ -244,10 +251,11 @@ async fn account_password(out: &mut Out, endpoint: &Endpoint) -> Result<(), Erro
     Ok(())
 }
 
-async fn app_password(out: &mut Out, endpoint: &Endpoint) -> Result<(), Error> {
+async fn app_password(out: &mut Out, mailer: &Mailer, endpoint: &Endpoint) -> Result<(), Error> {
     out.step(2, "An app password (the article's Example 2)");
     let msg = message("Example 2: an app password", "Sent with an app password.")?;
-    match send_once(password_opts(endpoint, DEFAULT_APP_PASSWORD), &msg).await {
+    let account = with_password(endpoint, DEFAULT_USER, DEFAULT_APP_PASSWORD);
+    match mailer.send(&account, &msg).await {
         Ok(r) if r.failure().is_none() => out.ok(&delivered_line(&r)),
         Ok(r) => out.wrong(format!("the app password send failed: {:?}", r.failure())),
         Err(e) => out.wrong(format!("the app password send failed: {}", e.message())),
@@ -278,13 +286,9 @@ fn oauth_account(sandbox: &SandboxHandle) -> AccountConfig {
     }
 }
 
-async fn oauth(
-    out: &mut Out,
-    dir: &Path,
-    sandbox: &SandboxHandle,
-    acct: &AccountConfig,
-    store: &SecretStore,
-) -> Result<(), Error> {
+async fn oauth(out: &mut Out, mailer: &Mailer, sandbox: &SandboxHandle) -> Result<(), Error> {
+    let store = mailer.secrets();
+    let acct = &mailer.config().accounts[ACCOUNT];
     out.step(3, "OAuth 2.0 (the article's Example 3)");
     let opts = LoginOptions {
         open_browser: false,
@@ -321,29 +325,14 @@ async fn oauth(
             .remaining(SystemTime::now())
             .map_or(0, |d| d.as_secs().div_ceil(60))
     ));
-    let tm = TokenManager::new(dir.join("data"));
+    let account = mailer.account(Some(ACCOUNT))?;
     let send = |subject: &'static str| {
-        let tm = tm.clone();
-        let acct = acct.clone();
-        let refreshed = std::sync::Mutex::new(false);
+        let account = account.clone();
         async move {
             let msg = message(subject, "Sent with an OAuth 2.0 access token.")?;
-            let r = tm
-                .with_bearer(
-                    ACCOUNT,
-                    &acct,
-                    store,
-                    || *refreshed.lock().expect("flag") = true,
-                    |creds| {
-                        let mut o = ConnectOptions::new(acct.endpoint().expect("endpoint"));
-                        o.credentials = Some(creds);
-                        o.mechanism = Some(Mechanism::XOAuth2);
-                        send_once(o, &msg)
-                    },
-                )
-                .await;
-            let refreshed = *refreshed.lock().expect("flag");
-            r.map(|r| (r, refreshed))
+            let r = mailer.send(&account, &msg).await?;
+            let refreshed = r.token_refreshed;
+            Ok::<_, Error>((r, refreshed))
         }
     };
     match send("Example 3: OAuth 2.0").await {
@@ -351,7 +340,9 @@ async fn oauth(
         Ok((r, _)) => out.wrong(format!("the XOAUTH2 send failed: {:?}", r.failure())),
         Err(e) => out.wrong(format!("the XOAUTH2 send failed: {}", e.message())),
     }
-    let before = TokenSet::load(store, ACCOUNT)?.and_then(|t| t.refresh_token);
+    let before = TokenSet::load(store, ACCOUNT)
+        .await?
+        .and_then(|t| t.refresh_token);
     let n = sandbox.expire_access_tokens(DEFAULT_USER);
     out.say(&format!(
         "the sandbox now ends the access token's life early ({n} token{}), as Google does after an hour",
@@ -359,7 +350,9 @@ async fn oauth(
     ));
     match send("Example 3 again, after the token expired").await {
         Ok((r, refreshed)) if r.failure().is_none() => {
-            let after = TokenSet::load(store, ACCOUNT)?.and_then(|t| t.refresh_token);
+            let after = TokenSet::load(store, ACCOUNT)
+                .await?
+                .and_then(|t| t.refresh_token);
             let rotated = match (&before, &after) {
                 (Some(b), Some(a)) => {
                     use secrecy::ExposeSecret;
@@ -444,14 +437,11 @@ async fn relay(
     out: &mut Out,
     dir: &Path,
     sandbox: &SandboxHandle,
-    acct: AccountConfig,
-    store: SecretStore,
+    mailer: &Mailer,
 ) -> Result<(), Error> {
     out.step(4, "A legacy script through postie relay");
     let data_dir = dir.join("data");
-    let mut config = Config::default();
-    config.accounts.insert(ACCOUNT.into(), acct);
-    config.default_account = Some(ACCOUNT.into());
+    let mut config = mailer.config().clone();
     config.relay.users.push(RelayUser {
         username: DEFAULT_USER.into(),
         account: ACCOUNT.into(),
@@ -470,17 +460,7 @@ async fn relay(
     )
     .await?;
     let addr = relay.local_addrs()[0];
-    let store = Arc::new(store);
-    let deliverer = Deliverer::new(
-        Settings {
-            config,
-            data_dir: data_dir.clone(),
-            policy: RetryPolicy::default(),
-            progress: None,
-        },
-        outbox,
-        Arc::new(move || Ok(store.clone())),
-    )?;
+    let deliverer = Deliverer::new(Settings::default(), outbox, mailer.clone()).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let serving = tokio::spawn(relay.serve(stop_rx.clone()));
     let delivering = {
@@ -492,7 +472,7 @@ async fn relay(
         "postie relay listens on {addr}; the script logs in as {DEFAULT_USER} with a relay password (`postie relay user add`)"
     ));
     let before = sandbox.mailbox().list()?.len();
-    let outcome = legacy_client(dir, addr.port()).await;
+    let outcome = legacy_client(mailer, dir, addr.port()).await;
     match &outcome {
         Ok(said) => out.ok(&format!("the script printed: {said}")),
         Err(e) => out.wrong(format!("the script failed: {e}")),
@@ -525,7 +505,7 @@ async fn relay(
 
 /// Python's smtplib running the article's Example 2 against the relay; when
 /// python3 is not installed, postie's own client plays the script's part.
-async fn legacy_client(dir: &Path, port: u16) -> Result<String, String> {
+async fn legacy_client(mailer: &Mailer, dir: &Path, port: u16) -> Result<String, String> {
     let script = dir.join("example2.py");
     std::fs::write(&script, SCRIPT).map_err(|e| e.to_string())?;
     let run = tokio::process::Command::new("python3")
@@ -560,17 +540,13 @@ async fn legacy_client(dir: &Path, port: u16) -> Result<String, String> {
                 tls_name: None,
                 ca_file: Some(data_dir.join("relay-tls/ca.pem")),
             };
-            let mut opts = ConnectOptions::new(ep);
-            opts.credentials = Some(Credentials::Password {
-                username: DEFAULT_USER.into(),
-                password: SecretString::from(SCRIPT_PASSWORD),
-            });
             let msg = message(
                 "Example 2 through postie relay",
                 "A legacy client, unchanged but for host and port.",
             )
             .map_err(|e| e.to_string())?;
-            send_once(opts, &msg)
+            mailer
+                .send(&with_password(&ep, DEFAULT_USER, SCRIPT_PASSWORD), &msg)
                 .await
                 .map(|_| {
                     "sent (python3 is not installed: postie's own client played the script)".into()

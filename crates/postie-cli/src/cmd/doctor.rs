@@ -12,7 +12,7 @@ use postie::transport::{Timeouts, TranscriptEntry};
 use postie_doctor::{Check, Options, Report, Status, Target};
 use serde_json::json;
 
-use super::{Global, apply_tls_args, open_store, transcript_sink};
+use super::{Global, apply_tls_args, secrets, transcript_sink};
 use crate::cli::DoctorArgs;
 use crate::output::{self, Style, clean};
 
@@ -79,8 +79,7 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
             print_check(&mut std::io::stdout().lock(), &style, c);
         }
     };
-    let mut store = || open_store(&g.paths);
-    let report = postie_doctor::run(&target, &mut store, &opts, &mut print).await;
+    let report = postie_doctor::run(&target, secrets(&g.paths), &opts, &mut print).await;
     let code = report.exit_code();
     if args.json {
         let transcript = transcript.lock().expect("transcript lock");

@@ -8,10 +8,11 @@ use postie::error::{Error, ErrorKind};
 use postie::explain::Context;
 use postie::oauth::{LoginOptions, LoginPrompt, TokenManager, TokenSet};
 use postie::provider::AuthMethod;
+use postie::secret::Secrets;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use super::{Global, open_store};
+use super::{Global, secrets};
 use crate::cli::LoginArgs;
 use crate::output;
 
@@ -116,13 +117,17 @@ fn read_pasted() -> Result<String, Error> {
 
 /// The OAuth account `name` (or the default one) and the secret store; on
 /// failure the error is printed and its exit code returned.
-fn open_account(
+async fn open_account(
     g: &Global,
     name: Option<&str>,
-) -> Result<(String, AccountConfig, postie::secret::SecretStore), i32> {
+) -> Result<(String, AccountConfig, Secrets), i32> {
     let config = Config::load(&g.paths.config_file).map_err(|e| fail(g, &e, None, None))?;
     let (n, acct) = oauth_account(&config, name).map_err(|e| fail(g, &e, name, None))?;
-    let store = open_store(&g.paths).map_err(|e| fail(g, &e, Some(n), Some(acct)))?;
+    let store = secrets(&g.paths);
+    store
+        .store()
+        .await
+        .map_err(|e| fail(g, &e, Some(n), Some(acct)))?;
     Ok((n.to_string(), acct.clone(), store))
 }
 
@@ -134,7 +139,7 @@ const DEVICE_WAIT: u64 = 3600;
 
 /// `postie login`.
 pub async fn login(g: &Global, a: LoginArgs) -> i32 {
-    let (name, acct, store) = match open_account(g, a.account.as_deref()) {
+    let (name, acct, store) = match open_account(g, a.account.as_deref()).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -194,7 +199,7 @@ fn warn_expiry(g: &Global, acct: &AccountConfig, ts: &TokenSet) {
 
 /// `postie token`.
 pub async fn token(g: &Global, account: Option<String>, json_mode: bool) -> i32 {
-    let (name, acct, store) = match open_account(g, account.as_deref()) {
+    let (name, acct, store) = match open_account(g, account.as_deref()).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -223,7 +228,7 @@ pub async fn token(g: &Global, account: Option<String>, json_mode: bool) -> i32 
 
 /// `postie logout`.
 pub async fn logout(g: &Global, account: Option<String>) -> i32 {
-    let (name, acct, store) = match open_account(g, account.as_deref()) {
+    let (name, acct, store) = match open_account(g, account.as_deref()).await {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use postie::error::{Error, ErrorKind};
 use postie::paths::Paths;
-use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, StoreChoice};
+use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, Secrets, StoreChoice};
 use postie::transport::{Endpoint, TranscriptEntry, TranscriptSink};
 use secrecy::SecretString;
 
@@ -86,6 +86,19 @@ pub fn open_store(paths: &Paths) -> Result<SecretStore, Error> {
         ),
     });
     SecretStore::open(StoreChoice::from_env()?, path, passphrase)
+}
+
+/// postie's secret store for async work ([`open_store`], opened when first
+/// needed, on a blocking thread).
+pub fn secrets(paths: &Paths) -> Secrets {
+    let paths = paths.clone();
+    Secrets::lazy(move || open_store(&paths))
+}
+
+/// The sending core for the accounts of `config`, with postie's data
+/// directory and secret store.
+pub fn mailer(g: &Global, config: postie::config::Config) -> postie::mailer::Mailer {
+    postie::mailer::Mailer::new(config, g.paths.data_dir.clone(), secrets(&g.paths))
 }
 
 /// The receiver of the SMTP transcript (`-v`): each line on stderr,

@@ -5,14 +5,13 @@ use std::time::{Duration, SystemTime};
 
 use postie::config::Config;
 use postie::error::{Error, ErrorKind};
-use postie::secret::SecretStore;
 use postie_outbox::delivery::{Delivered, Deliverer, Progress, Settings};
 use postie_outbox::outbox::{
     Disposition, ListFilter, MessageId, Outbox, RetryPolicy, State, Which,
 };
 use serde_json::json;
 
-use super::{Global, open_store};
+use super::{Global, mailer};
 use crate::cli::QueueCommand;
 use crate::output::{self, Style, exit};
 
@@ -21,57 +20,18 @@ pub fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
     Ok(Arc::new(Outbox::open(&g.paths.data_dir.join("outbox"))?))
 }
 
-/// Retry policy and the rest of the delivery settings from the config.
-pub fn delivery_settings(
+/// A deliverer over `outbox` for the accounts of `config`.
+pub async fn deliverer(
     g: &Global,
     config: Config,
+    outbox: Arc<Outbox>,
     progress: Option<Progress>,
-) -> Result<Settings, Error> {
-    let mut policy = RetryPolicy::default();
-    let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>, Error> {
-        v.as_ref()
-            .map(|t| {
-                humantime::parse_duration(t).map_err(|e| {
-                    Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "[relay] {key} = \"{t}\" is not a duration like \"5d\" or \"30s\": {e}"
-                        ),
-                    )
-                })
-            })
-            .transpose()
-    };
-    if let Some(d) = dur("give_up_after", &config.relay.give_up_after)? {
-        policy.give_up_after = d;
-    }
-    if let Some(d) = dur("retry_first", &config.relay.retry_first)? {
-        policy.first_retry = d;
-    }
-    if let Some(d) = dur("retry_max", &config.relay.retry_max)? {
-        policy.max_interval = d;
-    }
-    Ok(Settings {
-        config,
-        data_dir: g.paths.data_dir.clone(),
-        policy,
+) -> Result<Deliverer, Error> {
+    let settings = Settings {
+        policy: RetryPolicy::from_config(&config.relay)?,
         progress,
-    })
-}
-
-/// Opens the secret store once, when an account first needs it.
-pub fn store_opener(g: &Global) -> Arc<dyn Fn() -> Result<Arc<SecretStore>, Error> + Send + Sync> {
-    let paths = g.paths.clone();
-    let cell: Arc<std::sync::Mutex<Option<Arc<SecretStore>>>> = Arc::default();
-    Arc::new(move || {
-        let mut c = cell.lock().expect("store lock");
-        if let Some(s) = c.as_ref() {
-            return Ok(s.clone());
-        }
-        let s = Arc::new(open_store(&paths)?);
-        *c = Some(s.clone());
-        Ok(s)
-    })
+    };
+    Deliverer::new(settings, outbox, mailer(g, config)).await
 }
 
 /// One line per finished message, for the relay's log and `queue run`.
@@ -285,11 +245,7 @@ async fn run_queue(
         None if !json => eprintln!("{}", progress_line(&style, d)),
         None => {}
     });
-    let deliverer = Deliverer::new(
-        delivery_settings(g, config, Some(progress))?,
-        outbox,
-        store_opener(g),
-    )?;
+    let deliverer = deliverer(g, config, outbox, Some(progress)).await?;
     let done = deliverer.run_once(account.as_deref()).await?;
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -6,7 +6,7 @@ use postie::config::{Config, RelayUser};
 use postie::error::{Error, ErrorKind};
 use postie::provider::AuthMethod;
 use postie::secret::PasswordSource;
-use postie_outbox::delivery::{Delivered, Deliverer};
+use postie_outbox::delivery::Delivered;
 use postie_outbox::relay::{BindOptions, Relay, users};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
@@ -62,19 +62,15 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         // Open the secret store now, when an account needs it: a passphrase
         // is asked while someone is watching, and a store that cannot be
         // opened stops the relay here instead of failing every delivery.
-        let store = super::queue::store_opener(g);
+        let d = super::queue::deliverer(g, config.clone(), outbox.clone(), Some(progress)).await?;
         let needs_store = config.accounts.iter().any(|(name, acct)| {
             acct.auth == AuthMethod::Oauth
                 || matches!(acct.password_source(name), PasswordSource::Store(_))
         });
         if needs_store {
-            store()?;
+            d.mailer().secrets().store().await?;
         }
-        Some(Deliverer::new(
-            super::queue::delivery_settings(g, config.clone(), Some(progress))?,
-            outbox.clone(),
-            store,
-        )?)
+        Some(d)
     };
     let addrs: Vec<String> = relay.local_addrs().iter().map(|a| a.to_string()).collect();
     eprintln!(

@@ -4,30 +4,25 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use postie::config::{AccountConfig, Config};
+use postie::config::Config;
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain_reply};
+use postie::mailer::{Account, Auth, Mailer, Options, SendReport, Status};
 use postie::message::{Draft, OutgoingMessage, RawOptions, from_raw};
-use postie::oauth::TokenManager;
-use postie::provider::{AuthMethod, ProviderId, TlsMode};
-use postie::secret::{PasswordSource, normalize_app_password};
-use postie::send::{SendReport, Status, send_once};
-use postie::transport::{ConnectOptions, Endpoint, TranscriptEntry};
-use postie_proto::sasl::Credentials;
+use postie::provider::TlsMode;
+use postie::secret::PasswordSource;
+use postie::transport::TranscriptEntry;
 use serde_json::json;
 
-use super::{Global, apply_tls_args, open_store, prompt_secret, transcript_sink};
+use super::{Global, apply_tls_args, prompt_secret, secrets, transcript_sink};
 use crate::cli::SendArgs;
 use crate::output::{self, exit};
 
 /// Everything resolved from flags and config, before any I/O on the network.
 struct Plan {
-    opts: ConnectOptions,
-    provider: Option<ProviderId>,
-    account: Option<String>,
+    mailer: Mailer,
+    account: Account,
     message: OutgoingMessage,
-    /// The account when it signs in with OAuth 2.0.
-    oauth: Option<(String, AccountConfig)>,
 }
 
 /// Run `postie send`; returns the exit code.
@@ -38,49 +33,16 @@ pub async fn run(g: &Global, args: SendArgs) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(g, json_mode, &e, &Context::default(), None, &transcript),
     };
-    let server = plan.opts.endpoint.authority();
+    let server = plan.account.endpoint.authority();
     let ctx = Context {
-        provider: plan.provider,
-        account: plan.account.as_deref(),
-        host: Some(&plan.opts.endpoint.host),
+        provider: plan.account.provider,
+        account: plan.account.name.as_deref(),
+        host: Some(&plan.account.endpoint.host),
     };
-    let result = match &plan.oauth {
-        None => send_once(plan.opts.clone(), &plan.message).await,
-        Some((name, acct)) => send_oauth(g, &plan, name, acct).await,
-    };
-    match result {
+    match plan.mailer.send(&plan.account, &plan.message).await {
         Ok(report) => report_result(g, json_mode, &report, &ctx, &transcript),
         Err(e) => fail(g, json_mode, &e, &ctx, Some(&server), &transcript),
     }
-}
-
-/// Send with a bearer token. A token the server refuses at AUTH is
-/// refreshed once and AUTH is retried on a new connection; a second refusal
-/// is explained.
-async fn send_oauth(
-    g: &Global,
-    plan: &Plan,
-    name: &str,
-    acct: &AccountConfig,
-) -> Result<SendReport, Error> {
-    let store = open_store(&g.paths)?;
-    let tm = TokenManager::new(g.paths.data_dir.clone());
-    let note = || {
-        if let Some(t) = &plan.opts.transcript {
-            t(&TranscriptEntry {
-                elapsed: std::time::Duration::ZERO,
-                direction: "note",
-                tls: false,
-                text: "the server refused the access token: refreshing it once and retrying".into(),
-            });
-        }
-    };
-    tm.with_bearer(name, acct, &store, note, |creds| {
-        let mut opts = plan.opts.clone();
-        opts.credentials = Some(creds);
-        send_once(opts, &plan.message)
-    })
-    .await
 }
 
 /// `--password-env` / `--password-command`, which override the account's.
@@ -92,85 +54,76 @@ fn cli_password(a: &SendArgs) -> Option<PasswordSource> {
     }
 }
 
+/// The account from the config, or the server given with `--server`, with
+/// the command line's overrides.
+fn account(g: &Global, a: &SendArgs) -> Result<(Config, Account), Error> {
+    let (config, mut account) = match &a.server {
+        Some(url) => (Config::default(), Account::from_url(url)?),
+        None => {
+            let config = Config::load(&g.paths.config_file)?;
+            let (name, acct) = config.account(a.account.as_deref())?;
+            let account = Account::from_config(name, acct)?;
+            (config, account)
+        }
+    };
+    apply_tls_args(&mut account.endpoint, &a.tls)?;
+    if let Some(m) = &a.auth_mechanism {
+        account.mechanism = Some(m.clone());
+    }
+    match &mut account.auth {
+        Auth::Password { user, source, .. } => {
+            if let Some(u) = &a.user {
+                *user = u.clone();
+            }
+            if let Some(s) = cli_password(a) {
+                *source = s;
+            }
+        }
+        // A bearer token, fetched when sending.
+        Auth::OAuth { .. } => {}
+        Auth::None => {}
+    }
+    Ok((config, account))
+}
+
 fn plan(
     g: &Global,
     a: &SendArgs,
     transcript: Arc<Mutex<Vec<TranscriptEntry>>>,
 ) -> Result<Plan, Error> {
-    let mut oauth = None;
-    let mut account_mechanism = None;
-    let (mut endpoint, provider, account, default_from, password, user) = match &a.server {
-        Some(url) => {
-            let ep = Endpoint::from_url(url)?;
-            (
-                ep,
-                None,
-                None,
-                a.user.clone().filter(|u| u.contains('@')),
-                cli_password(a),
-                a.user.clone(),
-            )
-        }
-        None => {
-            let config = Config::load(&g.paths.config_file)?;
-            let (name, acct) = config.account(a.account.as_deref())?;
-            if acct.auth == AuthMethod::Oauth {
-                oauth = Some((name.to_string(), acct.clone()));
-            }
-            let pw = cli_password(a).unwrap_or_else(|| acct.password_source(name));
-            account_mechanism = acct.mechanism()?;
-            let user = a.user.clone().unwrap_or_else(|| acct.login().to_string());
-            (
-                acct.endpoint()?,
-                Some(acct.provider),
-                Some(name.to_string()),
-                Some(acct.email.clone()),
-                Some(pw),
-                Some(user),
-            )
-        }
+    let (config, mut account) = account(g, a)?;
+    let default_from = match &a.server {
+        Some(_) => a.user.clone().filter(|u| u.contains('@')),
+        None => account.email.clone(),
     };
-    apply_tls_args(&mut endpoint, &a.tls)?;
-
     let message = build_message(a, default_from.as_deref())?;
-
-    let credentials = match (password, user) {
-        _ if oauth.is_some() => None, // a bearer token, fetched when sending
-        (Some(src), user) => {
-            let user = user.unwrap_or_else(|| message.from.to_string());
-            let mut store = || open_store(&g.paths);
-            let pw = src.resolve(&mut store)?;
-            Some(Credentials::Password {
-                username: user,
-                password: normalize_app_password(&pw),
-            })
+    if a.server.is_some() {
+        // A one-off server: log in only when told how.
+        match (cli_password(a), &a.user) {
+            (Some(src), user) => {
+                let user = user.clone().unwrap_or_else(|| message.from.to_string());
+                account = account.with_password(user, src);
+            }
+            (None, Some(user)) => {
+                let pw = prompt_secret(
+                    &format!("Password for {user} at {}", account.endpoint.authority()),
+                    "Give --password-env VAR or --password-command CMD.",
+                )?;
+                account = account.with_password(user.clone(), PasswordSource::Given(pw));
+            }
+            (None, None) => {}
         }
-        (None, Some(user)) => {
-            let pw = prompt_secret(
-                &format!("Password for {user} at {}", endpoint.authority()),
-                "Give --password-env VAR or --password-command CMD.",
-            )?;
-            Some(Credentials::Password {
-                username: user,
-                password: normalize_app_password(&pw),
-            })
-        }
-        (None, None) => None,
-    };
-
-    let mut opts = ConnectOptions::new(endpoint);
-    opts.credentials = credentials;
-    opts.mechanism = a.auth_mechanism.clone().or(account_mechanism);
-    opts.show_body = a.show_body;
-    if g.verbose > 0 {
-        opts.transcript = Some(transcript_sink(g, !a.json, transcript));
     }
+    let options = Options {
+        show_body: a.show_body,
+        transcript: (g.verbose > 0).then(|| transcript_sink(g, !a.json, transcript)),
+        ..Options::default()
+    };
+    let mailer = Mailer::with_options(config, g.paths.data_dir.clone(), secrets(&g.paths), options);
     Ok(Plan {
-        opts,
-        provider,
+        mailer,
         account,
         message,
-        oauth,
     })
 }
 

@@ -9,13 +9,15 @@ use std::io::{BufRead, Read};
 use postie::config::Config;
 use postie::error::{Error, ErrorKind};
 use postie::message::{HeadSummary, RawOptions, from_raw};
-use postie_outbox::delivery::Deliverer;
+use postie_outbox::delivery::{Deliverer, Settings};
 use postie_outbox::outbox::{
     AttemptKind, Disposition, MessageId, NewMessage, Outbox, RecipientState, ReplyRecord,
+    RetryPolicy,
 };
 
 use super::Global;
-use super::queue::{delivery_settings, open_outbox, store_opener};
+use super::mailer;
+use super::queue::open_outbox;
 use crate::output::{self, exit};
 
 /// Parsed sendmail options.
@@ -160,7 +162,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     let account = pick_account(&config, &o, msg.from.as_ref())?;
     // Settings errors (a typo in [relay]) are found before the message is
     // stored: an error after storing would make callers send it again.
-    let settings = delivery_settings(g, config, None)?;
+    let policy = RetryPolicy::from_config(&config.relay)?;
     let head = HeadSummary::parse(&msg.bytes);
     let outbox = open_outbox(g)?;
     let id = outbox.enqueue(
@@ -182,7 +184,11 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // status says so (0) even when delivering now is not possible; callers
     // (cron, git, PHP) retry on a non-zero status, which would queue the
     // message twice.
-    let delivered = match Deliverer::new(settings, outbox.clone(), store_opener(g)) {
+    let settings = Settings {
+        policy,
+        progress: None,
+    };
+    let delivered = match Deliverer::new(settings, outbox.clone(), mailer(g, config)).await {
         Ok(d) => d.run_once(Some(&account)).await,
         Err(e) => Err(e),
     };

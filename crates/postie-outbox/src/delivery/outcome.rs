@@ -5,9 +5,9 @@ use postie_proto::client::TransactionResult;
 use postie_proto::reply::Reply;
 
 use crate::outbox::{Claim, FailureClass, Outcome, RecipientOutcome, RecipientResult, ReplyRecord};
-use postie::config::AccountConfig;
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, Explanation, Retry, explain_reply};
+use postie::mailer::Account;
 
 /// A reply as the outbox records it.
 pub(super) fn record(r: &Reply) -> ReplyRecord {
@@ -38,12 +38,11 @@ fn one_line(r: &Reply) -> String {
 pub(super) fn from_transaction(
     claim: &Claim,
     t: &TransactionResult,
-    acct: &AccountConfig,
-    account: &str,
+    account: &Account,
 ) -> (Outcome, String) {
     let ctx = Context {
-        provider: Some(acct.provider),
-        account: Some(account),
+        provider: account.provider,
+        account: account.name.as_deref(),
         host: None,
     };
     let whole = if !t.mail.is_completion() {

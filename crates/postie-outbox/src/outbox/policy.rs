@@ -6,6 +6,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+use postie::config::RelayConfig;
+use postie::error::{Error, ErrorKind, Result};
+
 use super::FailureClass;
 
 /// How the outbox retries.
@@ -29,6 +32,38 @@ pub struct RetryPolicy {
     /// after `d` one message of the account is tried, as a probe; if it
     /// fails the same way the pause is renewed, and the user is not told again.
     pub credentials_pause: Option<Duration>,
+}
+
+impl RetryPolicy {
+    /// The policy with the `[relay]` settings that change it
+    /// (`give_up_after`, `retry_first`, `retry_max`: durations like `"5d"`).
+    pub fn from_config(relay: &RelayConfig) -> Result<RetryPolicy> {
+        let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_ref()
+                .map(|t| {
+                    humantime::parse_duration(t).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Config,
+                            format!(
+                                "[relay] {key} = \"{t}\" is not a duration like \"5d\" or \"30s\": {e}"
+                            ),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let mut policy = RetryPolicy::default();
+        if let Some(d) = dur("give_up_after", &relay.give_up_after)? {
+            policy.give_up_after = d;
+        }
+        if let Some(d) = dur("retry_first", &relay.retry_first)? {
+            policy.first_retry = d;
+        }
+        if let Some(d) = dur("retry_max", &relay.retry_max)? {
+            policy.max_interval = d;
+        }
+        Ok(policy)
+    }
 }
 
 impl Default for RetryPolicy {

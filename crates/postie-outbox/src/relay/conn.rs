@@ -13,6 +13,8 @@ use postie_proto::server::{
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use postie::blocking::unblock;
+
 use super::Ctx;
 use super::route;
 use crate::outbox::{NewMessage, Spool};
@@ -83,8 +85,8 @@ impl Host for RelayConn {
                 let relay = ctx.config.relay.clone();
                 let u = username.clone();
                 // Argon2 is deliberately slow: off the async threads.
-                let found = tokio::task::spawn_blocking(move || {
-                    super::users::verify(&relay, &u, &password).map(|x| x.account.clone())
+                let found = unblock(move || {
+                    Ok(super::users::verify(&relay, &u, &password).map(|x| x.account.clone()))
                 })
                 .await
                 .ok()
@@ -256,21 +258,17 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
     };
     let outbox = ctx.outbox.clone();
     // fsync is slow; keep it off the async threads.
-    match tokio::task::spawn_blocking(move || outbox.commit(spool, meta)).await {
-        Ok(Ok(id)) => {
+    match unblock(move || outbox.commit(spool, meta)).await {
+        Ok(id) => {
             ctx.wake.notify_one();
             Reply::new(250, &format!("2.0.0 Ok: queued as {id}"))
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::error!("relay: cannot commit a message: {}", e.message());
             Reply::new(
                 452,
                 "4.3.1 postie relay cannot store the message right now; nothing was accepted, try again later",
             )
         }
-        Err(_) => Reply::new(
-            451,
-            "4.3.0 postie relay failed while storing the message; try again",
-        ),
     }
 }

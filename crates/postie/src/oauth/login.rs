@@ -11,7 +11,7 @@ use super::service_account::ServiceAccountKey;
 use super::{Flow, TokenSet, browser, client_secret, settings};
 use crate::config::AccountConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::SecretStore;
+use crate::secret::Secrets;
 
 /// How `login` runs.
 #[derive(Clone, Debug)]
@@ -84,7 +84,7 @@ pub enum LoginPrompt {
 pub async fn login(
     name: &str,
     acct: &AccountConfig,
-    store: &SecretStore,
+    store: &Secrets,
     opts: &LoginOptions,
     prompt: &(dyn Fn(&LoginPrompt) + Send + Sync),
     read_pasted_url: Option<&(dyn Fn() -> Result<String> + Send + Sync)>,
@@ -92,7 +92,7 @@ pub async fn login(
     let cfg = settings(name, acct)?;
     let http = Http::new()?;
     let endpoints = resolve(&http, acct.provider, cfg).await?;
-    let secret = client_secret(name, cfg, store)?;
+    let secret = client_secret(name, cfg, store).await?;
     let client = OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http)?;
     let flow = if opts.device {
         Flow::Device
@@ -142,7 +142,7 @@ pub async fn login(
         Some(dir) => Some(super::manager::lock_account(dir, name).await?),
         None => None,
     };
-    tokens.save(store, name)?;
+    tokens.save(store, name).await?;
     Ok(tokens)
 }
 

@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use postie_proto::error::Stage;
-use postie_proto::sasl::Credentials;
 use secrecy::SecretString;
 
 use super::client::OAuthClient;
@@ -27,7 +25,7 @@ use super::{Flow, OAuthConfig, OAuthErrorInfo, TokenSet, client_secret, settings
 use crate::config::AccountConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
-use crate::secret::SecretStore;
+use crate::secret::Secrets;
 
 /// How long to wait for another process's refresh of the same account.
 const LOCK_WAIT: Duration = Duration::from_secs(180);
@@ -73,40 +71,6 @@ impl std::fmt::Debug for TokenManager {
 }
 
 impl TokenManager {
-    /// Run `attempt` with a bearer credential for account `name`. When the
-    /// server refuses the token at AUTH, the token is refreshed once (the
-    /// server knows better than its expiry time) and `attempt` runs again on
-    /// whatever new connection it opens; `on_refresh` is told just before.
-    /// A second refusal is returned as it is.
-    pub async fn with_bearer<T, F, Fut>(
-        &self,
-        name: &str,
-        acct: &AccountConfig,
-        store: &SecretStore,
-        on_refresh: impl Fn(),
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut(Credentials) -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let mut force = false;
-        loop {
-            let (token, _) = self.access_token(name, acct, store, force).await?;
-            let creds = Credentials::Bearer {
-                user: acct.login().to_string(),
-                token,
-            };
-            match attempt(creds).await {
-                Err(e) if e.is_auth() && e.stage() == Some(Stage::Auth) && !force => {
-                    on_refresh();
-                    force = true;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// A manager whose per-account lock files live in `data_dir`.
     pub fn new(data_dir: PathBuf) -> TokenManager {
         TokenManager {
@@ -130,7 +94,7 @@ impl TokenManager {
         &self,
         name: &str,
         acct: &AccountConfig,
-        store: &SecretStore,
+        store: &Secrets,
         force_refresh: bool,
     ) -> Result<(SecretString, TokenSet)> {
         let cfg = settings(name, acct)?;
@@ -165,13 +129,13 @@ impl TokenManager {
         if !force_refresh && let Some(t) = slot.tokens.as_ref().filter(|t| usable(t)) {
             return Ok((t.access_token.clone(), t.clone()));
         }
-        let before = TokenSet::load(store, name)?;
+        let before = TokenSet::load(store, name).await?;
         if let Some(t) = before.as_ref().filter(|t| usable(t)) {
             slot.tokens = Some(t.clone());
             return Ok((t.access_token.clone(), t.clone()));
         }
         let _lock = self.lock_file(name).await?;
-        let stored = TokenSet::load(store, name)?;
+        let stored = TokenSet::load(store, name).await?;
         // Another process refreshed while this one waited for the lock: its
         // token is as new as a refresh here would give.
         let changed = |t: &TokenSet| {
@@ -203,7 +167,7 @@ impl TokenManager {
         name: &str,
         acct: &AccountConfig,
         cfg: &OAuthConfig,
-        store: &SecretStore,
+        store: &Secrets,
         stored: Option<TokenSet>,
     ) -> Result<TokenSet> {
         let client = self.client(slot, name, acct, cfg, store).await?;
@@ -236,7 +200,7 @@ impl TokenManager {
         // The server may have retired the old refresh token already: the
         // new tokens are kept for this process even when they cannot be
         // stored, rather than lost with the error.
-        if let Err(e) = fresh.save(store, name) {
+        if let Err(e) = fresh.save(store, name).await {
             tracing::error!(
                 account = name,
                 "the new OAuth tokens could not be saved in {}: {}; they are used now, but if the \
@@ -298,7 +262,7 @@ impl TokenManager {
         name: &str,
         acct: &AccountConfig,
         cfg: &OAuthConfig,
-        store: &SecretStore,
+        store: &Secrets,
     ) -> Result<OAuthClient> {
         let http = self.http()?;
         let endpoints = match &slot.endpoints {
@@ -312,7 +276,7 @@ impl TokenManager {
         let secret = match &slot.secret {
             Some(s) => s.clone(),
             None => {
-                let s = client_secret(name, cfg, store)?;
+                let s = client_secret(name, cfg, store).await?;
                 slot.secret = Some(s.clone());
                 s
             }
@@ -389,7 +353,7 @@ pub(crate) async fn lock_account(dir: &std::path::Path, name: &str) -> Result<Fi
     }
 }
 
-fn not_signed_in(name: &str, store: &SecretStore, has_tokens: bool) -> Error {
+fn not_signed_in(name: &str, store: &Secrets, has_tokens: bool) -> Error {
     let what = if has_tokens {
         "its stored tokens have no refresh token"
     } else {

@@ -40,7 +40,7 @@ use crate::config::AccountConfig;
 pub use crate::config::{Flow, OAuthConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::AuthMethod;
-use crate::secret::SecretStore;
+use crate::secret::Secrets;
 
 pub use crate::error::OAuthErrorInfo;
 pub use endpoints::{
@@ -83,10 +83,10 @@ pub(crate) fn settings<'a>(name: &str, acct: &'a AccountConfig) -> Result<&'a OA
 
 /// The client secret: `client_secret_env`, else the store's
 /// `NAME/client-secret`, else none.
-pub(crate) fn client_secret(
+pub(crate) async fn client_secret(
     name: &str,
     cfg: &OAuthConfig,
-    store: &SecretStore,
+    store: &Secrets,
 ) -> Result<Option<SecretString>> {
     if let Some(var) = &cfg.client_secret_env {
         return match std::env::var(var) {
@@ -102,7 +102,7 @@ pub(crate) fn client_secret(
             )),
         };
     }
-    store.get(&client_secret_key(name))
+    store.get(&client_secret_key(name)).await
 }
 
 /// Google's token information endpoint: it tells an access token's scopes.

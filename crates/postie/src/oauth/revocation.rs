@@ -10,7 +10,7 @@ use super::http::Http;
 use super::{TokenSet, client_secret};
 use crate::config::AccountConfig;
 use crate::error::Result;
-use crate::secret::SecretStore;
+use crate::secret::Secrets;
 
 /// What `logout` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct LogoutReport {
 /// Revoke account `name`'s tokens where an endpoint is known, then delete
 /// them from the store. True when the server confirmed the revocation; see
 /// [`logout_report`] for why not.
-pub async fn logout(name: &str, acct: &AccountConfig, store: &SecretStore) -> Result<bool> {
+pub async fn logout(name: &str, acct: &AccountConfig, store: &Secrets) -> Result<bool> {
     Ok(logout_report(name, acct, store).await?.revoked)
 }
 
@@ -37,13 +37,13 @@ pub async fn logout(name: &str, acct: &AccountConfig, store: &SecretStore) -> Re
 pub async fn logout_report(
     name: &str,
     acct: &AccountConfig,
-    store: &SecretStore,
+    store: &Secrets,
 ) -> Result<LogoutReport> {
-    let tokens = match TokenSet::load(store, name) {
+    let tokens = match TokenSet::load(store, name).await {
         Ok(t) => t,
         Err(e) => {
             // Damaged: nothing to revoke, but it must still go.
-            let deleted = store.delete(&TokenSet::store_key(name))?;
+            let deleted = store.delete(&TokenSet::store_key(name)).await?;
             return Ok(LogoutReport {
                 revoked: false,
                 deleted,
@@ -67,7 +67,7 @@ pub async fn logout_report(
             (false, Some(why), asked)
         }
     };
-    let deleted = store.delete(&TokenSet::store_key(name))?;
+    let deleted = store.delete(&TokenSet::store_key(name)).await?;
     Ok(LogoutReport {
         revoked,
         deleted,
@@ -94,7 +94,7 @@ fn not_asked(why: impl ToString) -> Refusal {
 async fn revoke(
     name: &str,
     acct: &AccountConfig,
-    store: &SecretStore,
+    store: &Secrets,
     tokens: &TokenSet,
 ) -> std::result::Result<(), Refusal> {
     let cfg = acct
@@ -115,7 +115,7 @@ async fn revoke(
         };
         return Err(not_asked(how));
     }
-    let secret = client_secret(name, cfg, store).map_err(not_asked)?;
+    let secret = client_secret(name, cfg, store).await.map_err(not_asked)?;
     let client =
         OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http).map_err(not_asked)?;
     let mut first_err = None;

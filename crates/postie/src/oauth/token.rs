@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::SecretStore;
+use crate::secret::Secrets;
 
 /// How long before expiry an access token is replaced.
 pub(crate) const MARGIN: Duration = Duration::from_secs(300);
@@ -82,8 +82,8 @@ impl TokenSet {
     }
 
     /// The stored tokens of account `name`, if it has signed in.
-    pub fn load(store: &SecretStore, name: &str) -> Result<Option<TokenSet>> {
-        let Some(raw) = store.get(&TokenSet::store_key(name))? else {
+    pub async fn load(store: &Secrets, name: &str) -> Result<Option<TokenSet>> {
+        let Some(raw) = store.get(&TokenSet::store_key(name)).await? else {
             return Ok(None);
         };
         let mut s: Stored<String> = serde_json::from_str(raw.expose_secret()).map_err(|_| {
@@ -115,7 +115,7 @@ impl TokenSet {
     }
 
     /// Store these tokens for account `name`, replacing what was there.
-    pub fn save(&self, store: &SecretStore, name: &str) -> Result<()> {
+    pub async fn save(&self, store: &Secrets, name: &str) -> Result<()> {
         let s = Stored::<&str> {
             access_token: self.access_token.expose_secret(),
             expires_at: self.expires_at.map(secs),
@@ -125,10 +125,12 @@ impl TokenSet {
             issued_at: self.issued_at.map(secs),
         };
         let json = Zeroizing::new(serde_json::to_string(&s).expect("token JSON serialises"));
-        store.set(
-            &TokenSet::store_key(name),
-            &SecretString::from(json.as_str()),
-        )
+        store
+            .set(
+                &TokenSet::store_key(name),
+                &SecretString::from(json.as_str()),
+            )
+            .await
     }
 
     /// Time left before the access token expires (zero once expired);

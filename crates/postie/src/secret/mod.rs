@@ -16,11 +16,13 @@
 //! takes an explicit `expose_secret()`. No error carries a secret.
 
 mod file;
+mod handle;
 mod keyring;
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
@@ -29,6 +31,7 @@ pub use crate::config::PasswordSource;
 use crate::error::{Error, ErrorKind, Result};
 
 pub use file::{FileStore, PASSPHRASE_ENV};
+pub use handle::Secrets;
 pub use keyring::SERVICE as KEYRING_SERVICE;
 
 use keyring::{Keyring, Probe};
@@ -36,10 +39,17 @@ use keyring::{Keyring, Probe};
 /// Environment variable choosing the secret store: `auto`, `keyring` or `file`.
 pub const STORE_ENV: &str = "POSTIE_SECRET_STORE";
 
+/// How long a `password_command` may run before postie gives up on it.
+/// Helpers such as `pass` or `op` answer in well under a second, or wait
+/// for someone to unlock them; a minute is enough for a person at a
+/// pinentry prompt, and bounded for a relay that nobody watches.
+pub const PASSWORD_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl PasswordSource {
-    /// Produce the password; `store` is called only for
-    /// [`PasswordSource::Store`]. The error never contains the secret.
-    pub fn resolve(&self, store: &mut dyn FnMut() -> Result<SecretStore>) -> Result<SecretString> {
+    /// Produce the password: from the environment, from the command (given
+    /// at most `timeout`), or from `secrets`. The error never contains the
+    /// secret, nor the command's arguments.
+    pub async fn resolve(&self, secrets: &Secrets, timeout: Duration) -> Result<SecretString> {
         match self {
             PasswordSource::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
@@ -55,47 +65,110 @@ impl PasswordSource {
                     ),
                 )),
             },
-            PasswordSource::Command(cmd) => run_password_command(cmd),
-            PasswordSource::Store(key) => {
-                let store = store()?;
-                store.get(key)?.ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Config,
-                        format!(
-                            "no password is stored for '{key}' in {}: run `postie account add \
-                             {key} ...` again, or set password_env / password_command for it",
-                            store.describe()
-                        ),
-                    )
-                })
-            }
+            PasswordSource::Command(cmd) => run_password_command(cmd, timeout).await,
+            PasswordSource::Store(key) => match secrets.get(key).await? {
+                Some(p) => Ok(p),
+                None => Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "no password is stored for '{key}' in {}: run `postie account add \
+                         {key} ...` again, or set password_env / password_command for it",
+                        secrets.describe()
+                    ),
+                )),
+            },
             PasswordSource::Given(s) => Ok(s.clone()),
+        }
+    }
+
+    /// Where the password comes from, in words that hold no secret: "the
+    /// environment variable PW", "the password command `pass ...`".
+    pub fn describe(&self) -> String {
+        match self {
+            PasswordSource::Env(v) => format!("the environment variable {v}"),
+            PasswordSource::Command(c) => format!("the password command `{}`", shown_command(c)),
+            PasswordSource::Store(_) => "postie's secret store".into(),
+            PasswordSource::Given(_) => "the command line".into(),
         }
     }
 }
 
-/// Run `cmd` with `sh -c` and take the first line of its output.
-fn run_password_command(cmd: &str) -> Result<SecretString> {
-    // Name only the program: its arguments may carry a secret
-    // (`echo hunter2` in a hurry), and this text reaches logs.
+/// Kill the process group a password command leads.
+fn stop_group(leader: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(pid) = leader
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = leader;
+}
+
+fn seconds_or_millis(d: Duration) -> String {
+    if d >= Duration::from_secs(1) {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// A command as it may be shown: the program only, since its arguments may
+/// carry a secret (`echo hunter2` in a hurry) and this text reaches logs.
+fn shown_command(cmd: &str) -> String {
     let program = cmd.split_whitespace().next().unwrap_or("");
-    let shown = if cmd.trim() == program {
+    if cmd.trim() == program {
         program.to_string()
     } else {
         format!("{program} ...")
-    };
-    let out = std::process::Command::new("sh")
+    }
+}
+
+/// Run `cmd` with `sh -c` and take the first line of its output; a command
+/// still running after `timeout` is killed.
+async fn run_password_command(cmd: &str, timeout: Duration) -> Result<SecretString> {
+    let shown = shown_command(cmd);
+    let mut command = tokio::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| {
+        .kill_on_drop(true);
+    // Its own process group, so that a timeout stops what the shell
+    // started too (`pass` runs gpg, which may wait for a pinentry).
+    #[cfg(unix)]
+    command.process_group(0);
+    let child = command.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot run the password command `{shown}`: {e}"),
+        )
+    })?;
+    let group = child.id();
+    let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
+        Ok(r) => r.map_err(|e| {
             Error::new(
                 ErrorKind::Io,
-                format!("cannot run the password command `{shown}`: {e}"),
+                format!("the password command `{shown}` could not be read: {e}"),
             )
-        })?;
+        })?,
+        Err(_) => {
+            stop_group(group);
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the password command `{shown}` did not finish within {} and was stopped: \
+                     it may be waiting for input nobody can give here (a passphrase prompt \
+                     without a terminal, a locked password manager); unlock it first, or run it \
+                     by hand to see where it waits",
+                    seconds_or_millis(timeout)
+                ),
+            ));
+        }
+    };
     let stdout = Zeroizing::new(out.stdout);
     if !out.status.success() {
         return Err(Error::new(
@@ -491,19 +564,18 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
-    #[test]
-    fn store_source_reads_the_store_and_names_it_when_missing() {
+    #[tokio::test]
+    async fn store_source_reads_the_store_and_names_it_when_missing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.enc");
-        let mut open = || {
-            Ok(SecretStore::with_keyring(
-                keyring::tests::mock(),
-                path.clone(),
-                never(),
-            ))
-        };
+        let secrets = Secrets::from(SecretStore::with_keyring(
+            keyring::tests::mock(),
+            path.clone(),
+            never(),
+        ));
         let err = PasswordSource::Store("acct".into())
-            .resolve(&mut open)
+            .resolve(&secrets, PASSWORD_COMMAND_TIMEOUT)
+            .await
             .unwrap_err()
             .to_string();
         assert!(
@@ -520,25 +592,68 @@ mod tests {
         assert_eq!(i.expose_secret(), "abcd-efgh-ijkl-mnop");
     }
 
-    #[test]
-    fn env_and_command_sources() {
-        let mut no_store = || -> Result<SecretStore> { unreachable!() };
+    #[tokio::test]
+    async fn env_and_command_sources() {
+        let no_store = Secrets::lazy(|| unreachable!("the store was opened"));
+        let t = PASSWORD_COMMAND_TIMEOUT;
         let cmd = PasswordSource::Command("printf 's3cret\\nsecond line\\n'".into());
         assert_eq!(
-            cmd.resolve(&mut no_store).unwrap().expose_secret(),
+            cmd.resolve(&no_store, t).await.unwrap().expose_secret(),
             "s3cret"
         );
         let failing = PasswordSource::Command("exit 3".into());
-        let err = failing.resolve(&mut no_store).unwrap_err().to_string();
+        let err = failing.resolve(&no_store, t).await.unwrap_err().to_string();
         assert!(err.contains("failed"), "{err}");
         let leaky = PasswordSource::Command("echo hunter2-secret >/dev/null; false".into());
-        let err = leaky.resolve(&mut no_store).unwrap_err().to_string();
+        let err = leaky.resolve(&no_store, t).await.unwrap_err().to_string();
         assert!(
             err.contains("`echo ...`") && !err.contains("hunter2"),
             "{err}"
         );
         let missing = PasswordSource::Env("POSTIE_TEST_SURELY_UNSET_VAR".into());
-        let err = missing.resolve(&mut no_store).unwrap_err().to_string();
+        let err = missing.resolve(&no_store, t).await.unwrap_err().to_string();
         assert!(err.contains("not set"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_password_command_that_hangs_is_stopped_at_its_timeout() {
+        let no_store = Secrets::lazy(|| unreachable!("the store was opened"));
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        // The shell starts a child that would outlive it; both must stop.
+        let cmd = format!(
+            "sleep 30 & echo $! > {}; wait; echo late-secret",
+            pid_file.display()
+        );
+        let started = std::time::Instant::now();
+        let err = PasswordSource::Command(cmd)
+            .resolve(&no_store, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind(), ErrorKind::Config);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`sleep ...`") && msg.contains("did not finish within 300 ms"),
+            "{msg}"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let pid = std::fs::read_to_string(&pid_file).unwrap();
+            let proc_dir = std::path::PathBuf::from(format!("/proc/{}", pid.trim()));
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            // Gone, or a zombie waiting for its (killed) parent's reaper.
+            let alive = || {
+                std::fs::read_to_string(proc_dir.join("stat")).is_ok_and(|st| !st.contains(") Z "))
+            };
+            while alive() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(!alive(), "the command's child {} still runs", pid.trim());
+        }
     }
 }

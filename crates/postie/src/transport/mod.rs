@@ -10,6 +10,8 @@
 pub mod cert;
 mod tls;
 
+pub use tls::client_config as tls_config;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +107,10 @@ pub struct ConnectOptions {
     /// Put the message body in the transcript, line by line, instead of a
     /// note giving its size.
     pub show_body: bool,
+    /// The TLS client configuration to use; `None` builds one from the
+    /// platform's roots and the endpoint's CA file (a blocking read: async
+    /// callers that connect often build it once with [`tls_config`]).
+    pub tls_config: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ConnectOptions {
@@ -118,6 +124,7 @@ impl ConnectOptions {
             transcript: None,
             timeouts: Timeouts::default(),
             show_body: false,
+            tls_config: None,
         }
     }
 }
@@ -210,10 +217,10 @@ impl Connection {
                 ),
             ));
         }
-        let tls_config = match (ep.tls, tls_override) {
+        let tls_config = match (ep.tls, tls_override.or(opts.tls_config.clone())) {
             (TlsMode::None, _) => None,
             (_, Some(cfg)) => Some(cfg),
-            _ => Some(tls::client_config(ep.ca_file.as_deref())?),
+            (_, None) => Some(tls::client_config(ep.ca_file.as_deref())?),
         };
         let started = tokio::time::Instant::now();
         let note = |text: String| {

@@ -89,7 +89,7 @@ async fn an_assertion_signed_with_another_key_is_refused() {
         },
     );
     assert_eq!(x.id, "service-account-assertion-refused", "{x:?}");
-    assert!(TokenSet::load(&store, "sa").unwrap().is_none());
+    assert!(TokenSet::load(&store, "sa").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -112,6 +112,7 @@ async fn client_credentials_with_the_secret_from_the_store() {
             &client_secret_key("app"),
             &SecretString::from("cc-secret-value"),
         )
+        .await
         .unwrap();
     let tokens = login("app", &acct, &store, &headless(), &no_prompt, None)
         .await
@@ -126,6 +127,7 @@ async fn client_credentials_with_the_secret_from_the_store() {
             &client_secret_key("app"),
             &SecretString::from("cc-WRONG-x9Q"),
         )
+        .await
         .unwrap();
     let m = TokenManager::new(dir.path().to_path_buf());
     let err = m

@@ -61,7 +61,7 @@ async fn pkce_login_end_to_end_through_the_loopback_listener() {
 
     // What was kept: both tokens, stored, and the access token is live.
     assert!(tokens.refresh_token.is_some() && tokens.expires_at.is_some());
-    let stored = TokenSet::load(&store, "work").unwrap().unwrap();
+    let stored = TokenSet::load(&store, "work").await.unwrap().unwrap();
     assert_eq!(
         stored.access_token.expose_secret(),
         tokens.access_token.expose_secret()
@@ -131,7 +131,7 @@ async fn only_wrong_states_end_in_a_timeout_that_says_so() {
         "{msg}"
     );
     assert!(msg.contains("postie login w"), "{msg}");
-    assert!(TokenSet::load(&store, "w").unwrap().is_none());
+    assert!(TokenSet::load(&store, "w").await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn a_refused_code_is_explained() {
         x.fix.iter().any(|f| f.contains("postie login work")),
         "{x:?}"
     );
-    assert!(TokenSet::load(&store, "work").unwrap().is_none());
+    assert!(TokenSet::load(&store, "work").await.unwrap().is_none());
 }
 
 /// `--manual`: nothing listens; the user pastes the address the browser
@@ -286,12 +286,12 @@ async fn a_sign_in_waits_for_a_refresh_in_progress() {
     let release = async {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let finished_while_held = done.load(std::sync::atomic::Ordering::SeqCst);
-        let saved_while_held = TokenSet::load(&store, "w").unwrap().is_some();
+        let saved_while_held = TokenSet::load(&store, "w").await.unwrap().is_some();
         drop(held);
         (finished_while_held, saved_while_held)
     };
     let ((r, page), (finished, saved)) = tokio::join!(sign_in, release);
     assert!(!finished && !saved, "the sign-in did not wait for the lock");
     r.unwrap_or_else(|e| panic!("{e}; page: {page:?}"));
-    assert!(TokenSet::load(&store, "w").unwrap().is_some());
+    assert!(TokenSet::load(&store, "w").await.unwrap().is_some());
 }

@@ -8,7 +8,7 @@ use postie::ErrorKind;
 use postie::explain::{Context, Retry, explain};
 use postie::oauth::{TokenManager, TokenSet};
 use postie::provider::ProviderId;
-use postie::secret::SecretStore;
+use postie::secret::Secrets;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::support::*;
@@ -31,7 +31,7 @@ async fn a_rotated_refresh_token_is_saved_and_the_old_one_is_dead() {
         .await
         .unwrap();
     assert_ne!(at.expose_secret(), s.tokens.access_token.expose_secret());
-    let stored = TokenSet::load(&s.store, &s.name).unwrap().unwrap();
+    let stored = TokenSet::load(&s.store, &s.name).await.unwrap().unwrap();
     let new_rt = stored.refresh_token.clone().unwrap();
     assert_ne!(
         new_rt.expose_secret(),
@@ -198,7 +198,7 @@ async fn a_permanent_503_ends_after_bounded_tries() {
 async fn at_once(
     s: &SignedIn,
     n: usize,
-    sides: &[(TokenManager, Arc<SecretStore>)],
+    sides: &[(TokenManager, Arc<Secrets>)],
 ) -> Vec<postie::error::Result<(SecretString, TokenSet)>> {
     let handles: Vec<_> = (0..n)
         .map(|i| {

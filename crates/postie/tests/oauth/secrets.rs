@@ -53,6 +53,7 @@ async fn secrets_appear_in_no_output_log_page_or_file() {
     let store = store(dir.path());
     store
         .set(&client_secret_key("s"), &SecretString::from(CLIENT_SECRET))
+        .await
         .unwrap();
     let acct = account(
         ProviderId::Gmail,
@@ -175,7 +176,7 @@ async fn logout_revokes_at_the_server_and_deletes() {
     let rt = s.tokens.refresh_token.clone().unwrap();
     let (status, _) = raw_refresh(&s.client, rt.expose_secret()).await;
     assert_eq!(status, 400, "the refresh token is revoked too");
-    assert!(TokenSet::load(&s.store, &s.name).unwrap().is_none());
+    assert!(TokenSet::load(&s.store, &s.name).await.unwrap().is_none());
     let again = logout_report(&s.name, &s.acct, &s.store).await.unwrap();
     assert!(!again.revoked && !again.deleted, "{again:?}");
 }
@@ -201,7 +202,7 @@ async fn logout_deletes_even_when_the_server_cannot_revoke() {
             ..OAuthConfig::default()
         },
     );
-    ts.save(&store, "ms").unwrap();
+    ts.save(&store, "ms").await.unwrap();
     let r = logout_report("ms", &ms, &store).await.unwrap();
     assert!(!r.revoked && r.deleted, "{r:?}");
     assert!(
@@ -213,9 +214,9 @@ async fn logout_deletes_even_when_the_server_cannot_revoke() {
     let mut cfg = authlib_settings("x");
     cfg.revocation_endpoint = Some("http://127.0.0.1:9/revoke".into());
     let dead = account(ProviderId::Generic, "a@example.test", cfg);
-    ts.save(&store, "dead").unwrap();
+    ts.save(&store, "dead").await.unwrap();
     let r = logout_report("dead", &dead, &store).await.unwrap();
     assert!(!r.revoked && r.deleted, "{r:?}");
     assert!(r.note.unwrap().contains("127.0.0.1:9"));
-    assert!(TokenSet::load(&store, "dead").unwrap().is_none());
+    assert!(TokenSet::load(&store, "dead").await.unwrap().is_none());
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use postie::config::AccountConfig;
 use postie::oauth::{LoginOptions, LoginPrompt, OAuthConfig, TokenSet, login};
 use postie::provider::{AuthMethod, ProviderId};
-use postie::secret::SecretStore;
+use postie::secret::{SecretStore, Secrets};
 use serde_json::Value;
 
 /// The peers' settings; fails (never skips) when they are not running.
@@ -177,11 +177,11 @@ pub async fn raw_refresh(client: &str, refresh_token: &str) -> (u16, Value) {
 }
 
 /// A secret store in file mode under `dir`.
-pub fn store(dir: &Path) -> SecretStore {
-    SecretStore::file(
+pub fn store(dir: &Path) -> Secrets {
+    Secrets::from(SecretStore::file(
         dir.join("secrets.enc"),
         Box::new(|| Ok("test passphrase".into())),
-    )
+    ))
 }
 
 /// OAuth settings pointing every endpoint at the Authlib server.
@@ -244,7 +244,7 @@ pub fn with_param(url: &str, key: &str, value: &str) -> String {
 pub async fn browser_login(
     name: &str,
     acct: &AccountConfig,
-    store: &SecretStore,
+    store: &Secrets,
     opts: &LoginOptions,
     edit: impl Fn(&str) -> String,
 ) -> (postie::error::Result<TokenSet>, Option<(u16, String)>) {
@@ -268,7 +268,7 @@ pub async fn browser_login(
 pub struct Fresh {
     pub client: String,
     pub dir: tempfile::TempDir,
-    pub store: SecretStore,
+    pub store: Secrets,
     pub acct: AccountConfig,
 }
 
@@ -291,7 +291,7 @@ pub struct SignedIn {
     pub client: String,
     pub acct: AccountConfig,
     pub dir: tempfile::TempDir,
-    pub store: std::sync::Arc<SecretStore>,
+    pub store: std::sync::Arc<Secrets>,
     pub tokens: TokenSet,
 }
 

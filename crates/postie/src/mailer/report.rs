@@ -1,14 +1,15 @@
-//! One-shot sending: connect, send one message, QUIT, and report what
-//! happened to each recipient.
+//! What happened to one message: the server's replies, per recipient, and
+//! the overall outcome.
 
 use postie_proto::client::TransactionResult;
 use postie_proto::reply::Reply;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
 use crate::message::OutgoingMessage;
 use crate::provider::TlsMode;
-use crate::transport::{ConnectOptions, Connection, TlsInfo, classify};
+use crate::transport::{Connection, TlsInfo, classify};
 
 /// Overall outcome of a send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -63,12 +64,18 @@ pub struct SendReport {
     pub reply: Option<Reply>,
     /// Overall outcome.
     pub status: Status,
+    /// True when the server refused the account's access token first, and
+    /// the message went out after postie refreshed it.
+    pub token_refreshed: bool,
+    /// Every reply of the transaction, as the session saw them.
+    #[serde(skip)]
+    pub transaction: TransactionResult,
 }
 
 impl SendReport {
-    /// Build from a transaction result.
-    pub fn from_result(
-        opts: &ConnectOptions,
+    /// The report of transaction `r` of `msg`, sent over `conn` to `endpoint`.
+    pub fn new(
+        endpoint: &Endpoint,
         conn: &Connection,
         msg: &OutgoingMessage,
         r: TransactionResult,
@@ -112,8 +119,8 @@ impl SendReport {
             Some(r.mail.clone())
         };
         SendReport {
-            server: opts.endpoint.authority(),
-            tls: opts.endpoint.tls,
+            server: endpoint.authority(),
+            tls: endpoint.tls,
             tls_info: conn.tls_info().cloned(),
             auth: conn.mechanism().map(|m| m.to_string()),
             message_id: msg.message_id.clone(),
@@ -121,6 +128,8 @@ impl SendReport {
             recipients,
             reply,
             status,
+            token_refreshed: false,
+            transaction: r,
         }
     }
 
@@ -147,14 +156,4 @@ impl SendReport {
             .with_reply(reply),
         )
     }
-}
-
-/// Connect, send `msg`, QUIT. Session failures are errors; refused
-/// recipients are in the report.
-pub async fn send_once(opts: ConnectOptions, msg: &OutgoingMessage) -> Result<SendReport> {
-    let mut conn = Connection::connect(opts.clone()).await?;
-    let result = conn.send(msg).await?;
-    let report = SendReport::from_result(&opts, &conn, msg, result);
-    conn.quit().await;
-    Ok(report)
 }

@@ -1,0 +1,202 @@
+//! [`Session`]: several messages through one account on one connection.
+
+use std::sync::Arc;
+
+use postie_proto::capability::Capabilities;
+use postie_proto::error::Stage;
+use postie_proto::sasl::{Credentials, Mechanism};
+
+use super::{Account, Mailer, SendReport};
+use crate::error::Result;
+use crate::message::OutgoingMessage;
+use crate::provider::TlsMode;
+use crate::transport::{ConnectOptions, Connection, TlsInfo};
+
+/// Sends messages through one account over one authenticated connection,
+/// opened at the first message and kept between messages.
+///
+/// When the server has closed the connection while it was idle (servers
+/// drop idle clients after a few minutes), the next message goes out on a
+/// new connection, but only when the old one failed before the server
+/// answered MAIL: after that point the server may have taken the message,
+/// and sending it again could deliver it twice. Such failures are returned,
+/// for the caller's retry rules to decide.
+///
+/// An OAuth access token that the server refuses at AUTH is refreshed once
+/// and AUTH is tried again on a new connection; a second refusal is the
+/// error.
+pub struct Session {
+    mailer: Mailer,
+    account: Arc<Account>,
+    conn: Option<Connection>,
+    /// The token was refreshed after a refusal since the last report.
+    refreshed: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("account", &self.account.label())
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl Session {
+    pub(super) fn new(mailer: Mailer, account: Arc<Account>) -> Session {
+        Session {
+            mailer,
+            account,
+            conn: None,
+            refreshed: false,
+        }
+    }
+
+    /// The account it sends through.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// True while a connection is open and can take another message.
+    pub fn is_connected(&self) -> bool {
+        self.conn.as_ref().is_some_and(Connection::is_reusable)
+    }
+
+    /// The SASL mechanism the open connection authenticated with.
+    pub fn mechanism(&self) -> Option<&Mechanism> {
+        self.conn.as_ref().and_then(Connection::mechanism)
+    }
+
+    /// TLS details of the open connection.
+    pub fn tls_info(&self) -> Option<&TlsInfo> {
+        self.conn.as_ref().and_then(Connection::tls_info)
+    }
+
+    /// The server's offer after its last EHLO.
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.conn.as_ref().and_then(Connection::capabilities)
+    }
+
+    /// Open the connection now (it is otherwise opened by the first
+    /// message): connect, TLS, EHLO, AUTH with the account's credentials.
+    pub async fn connect(&mut self) -> Result<()> {
+        if self.is_connected() {
+            return Ok(());
+        }
+        self.drop_connection();
+        let mut refresh = false;
+        loop {
+            let creds = self.mailer.credentials(&self.account, refresh).await?;
+            match self.open(creds).await {
+                Err(e)
+                    if self.account.is_oauth()
+                        && !refresh
+                        && e.is_auth()
+                        && e.stage() == Some(Stage::Auth) =>
+                {
+                    // The server knows better than the token's expiry time
+                    // (revoked, or expired early): one new token, one retry.
+                    tracing::info!(
+                        "{}: the server refused the access token; refreshing it once",
+                        self.account.label()
+                    );
+                    self.mailer.note(
+                        "the server refused the access token: refreshing it once and retrying",
+                    );
+                    refresh = true;
+                    self.refreshed = true;
+                }
+                Err(e) => return Err(e),
+                Ok(conn) => {
+                    self.conn = Some(conn);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Open the connection and authenticate with exactly `credentials`
+    /// (`None`: no AUTH): no refresh, no retry. For checks that must see
+    /// how the server answers these credentials (`postie doctor`).
+    pub async fn connect_with(&mut self, credentials: Option<Credentials>) -> Result<()> {
+        self.drop_connection();
+        self.conn = Some(self.open(credentials).await?);
+        Ok(())
+    }
+
+    /// Send one message. A refused recipient is in the report; an error
+    /// means the session failed, and the connection is closed.
+    pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {
+        let reused = self.is_connected();
+        if !reused {
+            self.connect().await?;
+        }
+        let result = match self.transaction(msg).await {
+            Err(e)
+                if reused
+                    && e.is_transient()
+                    && matches!(e.stage(), Some(Stage::Idle | Stage::Mail)) =>
+            {
+                // The idle connection was gone before the server took any
+                // part of this message: a new one may send it.
+                tracing::debug!(
+                    "{}: the open connection failed ({}); reconnecting",
+                    self.account.label(),
+                    e.message()
+                );
+                self.drop_connection();
+                self.connect().await?;
+                self.transaction(msg).await
+            }
+            other => other,
+        };
+        if result.is_err() {
+            self.drop_connection();
+        }
+        result
+    }
+
+    async fn transaction(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {
+        let conn = self.conn.as_mut().expect("connected before a transaction");
+        let r = conn.send(msg).await?;
+        let mut report = SendReport::new(&self.account.endpoint, conn, msg, r);
+        report.token_refreshed = std::mem::take(&mut self.refreshed);
+        Ok(report)
+    }
+
+    /// RSET: the connection is then as after AUTH.
+    pub async fn reset(&mut self) -> Result<()> {
+        match self.conn.as_mut() {
+            Some(c) => c.reset().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Say QUIT and close the connection, if one is open.
+    pub async fn close(mut self) {
+        if let Some(c) = self.conn.take() {
+            c.quit().await;
+        }
+    }
+
+    /// Forget a connection that cannot be used (closing its socket).
+    fn drop_connection(&mut self) {
+        self.conn = None;
+    }
+
+    async fn open(&self, credentials: Option<Credentials>) -> Result<Connection> {
+        let opts = self.mailer.options();
+        let ep = &self.account.endpoint;
+        let mut o = ConnectOptions::new(ep.clone());
+        o.credentials = credentials;
+        o.mechanism = self.account.mechanism.clone();
+        o.ehlo_name = opts.ehlo_name.clone();
+        o.transcript = opts.transcript.clone();
+        o.timeouts = opts.timeouts;
+        o.show_body = opts.show_body;
+        if ep.tls != TlsMode::None {
+            o.tls_config = Some(self.mailer.tls_config(ep.ca_file.as_deref()).await?);
+        }
+        Connection::connect(o).await
+    }
+}
