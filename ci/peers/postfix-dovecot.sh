@@ -4,13 +4,15 @@
 #   127.0.0.1:$PF_OAUTH  (STARTTLS required): Dovecot SASL -> PLAIN LOGIN XOAUTH2 OAUTHBEARER,
 #       bearer tokens checked by RFC 7662 introspection at $INTROSPECT_URL
 #   127.0.0.1:$PF_SMALL  (STARTTLS required): like $PF_SUBMIT with SIZE $PF_SMALL_LIMIT, cheap to exceed
+#   127.0.0.1:$PF_BIG    (STARTTLS required): like $PF_SUBMIT with SIZE $PF_BIG_LIMIT (the benchmark's 42 MB messages)
 # All mail for example.test lands in $BASE/mail/catchall/new/ (Maildir); nothing is ever relayed out.
-# Every port advertises PIPELINING, CHUNKING and SIZE (global limit $PF_SIZE_LIMIT). RCPT TO:<$REFUSE_RCPT>
+# Every port advertises PIPELINING, CHUNKING and SIZE ($PF_SIZE_LIMIT unless said otherwise). RCPT TO:<$REFUSE_RCPT>
 # is refused with 550 5.1.1. Bcc headers are kept (message_drop_headers), so tests see what the client sent.
 set -euo pipefail
 BASE=${BASE:?}; CERT=${CERT:?}; KEY=${KEY:?}
 PF_SUBMIT=${PF_SUBMIT:-14587}; PF_SMTPS=${PF_SMTPS:-14465}; PF_OAUTH=${PF_OAUTH:-14588}
 PF_SMALL=${PF_SMALL:-14589}; PF_SMALL_LIMIT=${PF_SMALL_LIMIT:-1048576}; PF_SIZE_LIMIT=${PF_SIZE_LIMIT:-20971520}
+PF_BIG=${PF_BIG:-14590}; PF_BIG_LIMIT=${PF_BIG_LIMIT:-104857600}
 REFUSE_RCPT=${REFUSE_RCPT:-refused@example.test}
 INTROSPECT_URL=${INTROSPECT_URL:-http://127.0.0.1:18190/introspect}
 CONF=$BASE/etc; DC=$BASE/dovecot
@@ -50,7 +52,9 @@ smtpd_sasl_security_options = noanonymous
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 smtpd_recipient_restrictions = check_recipient_access inline:{ { $REFUSE_RCPT = 550 5.1.1 no such user here } },
   permit_sasl_authenticated, reject
-message_size_limit = $PF_SIZE_LIMIT
+# the largest any port takes (cleanup enforces this one); each smtpd below has its own SIZE
+message_size_limit = $PF_BIG_LIMIT
+virtual_mailbox_limit = 0
 # default is "bcc, content-length, resent-bcc, return-path": keep Bcc so a leaking client is caught
 message_drop_headers = content-length, return-path
 maillog_file_prefixes = /var, /dev/stdout, $BASE
@@ -60,13 +64,19 @@ CF
 cat > $CONF/master.cf <<CF
 127.0.0.1:$PF_SUBMIT inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
+  -o message_size_limit=$PF_SIZE_LIMIT
 127.0.0.1:$PF_SMTPS inet n - n - - smtpd
   -o smtpd_tls_wrappermode=yes
+  -o message_size_limit=$PF_SIZE_LIMIT
 127.0.0.1:$PF_SMALL inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
   -o message_size_limit=$PF_SMALL_LIMIT
+127.0.0.1:$PF_BIG inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o message_size_limit=$PF_BIG_LIMIT
 127.0.0.1:$PF_OAUTH inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
+  -o message_size_limit=$PF_SIZE_LIMIT
   -o smtpd_sasl_type=dovecot
   -o smtpd_sasl_path=private/dovecot-auth
 pickup    unix  n - n 60 1 pickup

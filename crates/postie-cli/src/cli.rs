@@ -191,7 +191,7 @@ pub struct TlsArgs {
 }
 
 /// `postie send`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct SendArgs {
     /// Recipients: they become To when neither --to nor --cc is given; otherwise they are
     /// envelope-only, like Bcc

@@ -25,6 +25,7 @@ use crate::cli::TlsArgs;
 use crate::output::Style;
 
 /// Settings every subcommand receives.
+#[derive(Clone)]
 pub struct Global {
     /// Resolved file locations.
     pub paths: Paths,

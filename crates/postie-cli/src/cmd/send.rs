@@ -4,11 +4,12 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use postie::blocking::unblock;
 use postie::config::Config;
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain_reply};
 use postie::mailer::{Account, Auth, Mailer, Options, SendReport, Status};
-use postie::message::{Draft, OutgoingMessage, RawOptions, from_raw};
+use postie::message::{Draft, OutgoingMessage, RawOptions, from_raw_file, from_raw_reader};
 use postie::provider::TlsMode;
 use postie::secret::PasswordSource;
 use postie::transport::TranscriptEntry;
@@ -29,7 +30,13 @@ struct Plan {
 pub async fn run(g: &Global, args: SendArgs) -> i32 {
     let json_mode = args.json;
     let transcript: Arc<Mutex<Vec<TranscriptEntry>>> = Arc::default();
-    let plan = match plan(g, &args, transcript.clone()) {
+    // Reading attachments' sizes, a raw message's headers, a prompt: all
+    // blocking, so on a blocking thread.
+    let planned = {
+        let (g, args, transcript) = (g.clone(), args.clone(), transcript.clone());
+        unblock(move || plan(&g, &args, transcript)).await
+    };
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => return fail(g, json_mode, &e, &Context::default(), None, &transcript),
     };
@@ -154,17 +161,20 @@ fn read_text(path: &Path, what: &str) -> Result<String, Error> {
 
 fn build_message(a: &SendArgs, default_from: Option<&str>) -> Result<OutgoingMessage, Error> {
     if let Some(raw) = &a.raw {
-        let bytes = read_input(raw, "the raw message")?;
         let mut recipients: Vec<String> = a.recipients.clone();
         recipients.extend(a.to.iter().chain(&a.cc).chain(&a.bcc).cloned());
-        return from_raw(
-            bytes,
-            &RawOptions {
-                from: a.from.clone(),
-                recipients,
-                read_headers: a.read_recipients,
-            },
-        );
+        let opts = RawOptions {
+            from: a.from.clone(),
+            recipients,
+            read_headers: a.read_recipients,
+        };
+        // The body is sent from the file (or from a spool of stdin), never
+        // held whole in memory.
+        return if raw == Path::new("-") {
+            from_raw_reader(std::io::stdin().lock(), &opts)
+        } else {
+            from_raw_file(raw, &opts)
+        };
     }
     let from = a
         .from

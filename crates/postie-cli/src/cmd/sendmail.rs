@@ -163,10 +163,13 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // Settings errors (a typo in [relay]) are found before the message is
     // stored: an error after storing would make callers send it again.
     let policy = RetryPolicy::from_config(&config.relay)?;
-    let head = HeadSummary::parse(&msg.bytes);
+    // sendmail reads the message into memory (its dots and line ends are
+    // handled on the way), so the body is in memory.
+    let bytes = msg.body.to_vec()?;
+    let head = HeadSummary::parse(&bytes);
     let outbox = open_outbox(g)?;
     let id = outbox.enqueue(
-        &msg.bytes,
+        &bytes,
         NewMessage {
             mail_from: Some(msg.from.to_string()),
             account: account.clone(),

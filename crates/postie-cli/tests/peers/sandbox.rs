@@ -632,7 +632,8 @@ fn postie_send_with_the_sandbox_preset() {
     let sp = SandboxProc::start(&sb, &[]);
     add_password_account(&sb, &sp, "sb");
     let subject = token("sb-postie-app");
-    let pdf = sb.file("report.pdf", b"%PDF-1.4 sandbox test\n");
+    let pdf_bytes = b"%PDF-1.4 sandbox test\n";
+    let pdf = sb.file("report.pdf", pdf_bytes);
     let run = sb
         .postie()
         .args(["send", "--json", "-a", "sb", "--to", TO])
@@ -661,7 +662,10 @@ fn postie_send_with_the_sandbox_preset() {
     assert!(
         parts
             .iter()
-            .any(|p| p["filename"] == "report.pdf" && p["attachment"] == true && p["size"] == 23),
+            // Byte for byte: base64 keeps the file's LF as it is.
+            .any(|p| p["filename"] == "report.pdf"
+                && p["attachment"] == true
+                && p["size"] == pdf_bytes.len()),
         "{v:#}"
     );
     let human = sb.postie().args(["sandbox", "messages", "show", &id]).run();

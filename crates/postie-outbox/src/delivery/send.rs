@@ -1,9 +1,10 @@
 //! Sending one claimed message through the sending core, over the account's
 //! pooled session.
 
+use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
 use postie::mailer::{Account, SendReport};
-use postie::message::OutgoingMessage;
+use postie::message::{Body, OutgoingMessage};
 use postie_proto::address::Address;
 
 use super::Inner;
@@ -23,19 +24,19 @@ impl Inner {
     }
 }
 
-/// The claimed message as the transport sends it. The body is read whole:
-/// the relay limits messages to the upstream's SIZE (35 MB by default).
+/// The claimed message as the transport sends it: the body is read from
+/// its spool file while it is sent, never whole.
 async fn outgoing(account: &Account, claim: &Claim) -> Result<OutgoingMessage> {
-    let bytes = tokio::fs::read(&claim.body_path).await.map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "cannot read message {} from {}: {e}",
-                claim.id,
-                claim.body_path.display()
-            ),
-        )
-    })?;
+    let (path, eight_bit, id) = (claim.body_path.clone(), claim.eight_bit, claim.id);
+    let body = unblock(move || {
+        Body::from_file(&path, Some(eight_bit)).map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot read message {id}: {}", e.message()),
+            )
+        })
+    })
+    .await?;
     let from_text = claim
         .mail_from
         .as_deref()
@@ -66,7 +67,7 @@ async fn outgoing(account: &Account, claim: &Claim) -> Result<OutgoingMessage> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(OutgoingMessage {
-        bytes,
+        body,
         from,
         recipients,
         message_id: String::new(),

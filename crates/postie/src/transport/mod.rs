@@ -182,7 +182,31 @@ pub struct Connection {
     reusable: bool,
 }
 
-const BODY_CHUNK: usize = 256 * 1024;
+/// The lines of a body for the transcript, from pieces that may end in
+/// the middle of a line.
+#[derive(Default)]
+struct BodyLines {
+    partial: Vec<u8>,
+}
+
+impl BodyLines {
+    /// The lines that `piece` completes (all that is left when `last`).
+    fn push(&mut self, piece: &[u8], last: bool) -> Vec<String> {
+        self.partial.extend_from_slice(piece);
+        let mut lines = Vec::new();
+        let mut start = 0;
+        while let Some(at) = self.partial[start..].windows(2).position(|w| w == b"\r\n") {
+            lines.push(String::from_utf8_lossy(&self.partial[start..start + at]).into_owned());
+            start += at + 2;
+        }
+        self.partial.drain(..start);
+        if last && !self.partial.is_empty() {
+            lines.push(String::from_utf8_lossy(&self.partial).into_owned());
+            self.partial.clear();
+        }
+        lines
+    }
+}
 
 impl Connection {
     /// Connect, read the greeting, EHLO, STARTTLS when required, and
@@ -338,28 +362,11 @@ impl Connection {
             BodyType::SevenBit
         };
         self.session
-            .start_transaction(env, Some(msg.bytes.len() as u64), body)
+            .start_transaction(env, Some(msg.body.len()), body)
             .map_err(|e| session_error(e, &self.opts.endpoint))?;
         loop {
             match self.next_event(None).await? {
-                Event::BodyWanted => {
-                    if self.opts.show_body {
-                        self.emit_body(&msg.bytes);
-                    }
-                    let mut chunks = msg.bytes.chunks(BODY_CHUNK).peekable();
-                    if chunks.peek().is_none() {
-                        self.session
-                            .write_body(&[], true)
-                            .map_err(|e| session_error(e, &self.opts.endpoint))?;
-                    }
-                    while let Some(chunk) = chunks.next() {
-                        let last = chunks.peek().is_none();
-                        self.session
-                            .write_body(chunk, last)
-                            .map_err(|e| session_error(e, &self.opts.endpoint))?;
-                        self.flush_transmit().await?;
-                    }
-                }
+                Event::BodyWanted => self.write_body(msg).await?,
                 Event::TransactionDone(result) => {
                     // After a failed transaction the session has an RSET in
                     // flight; wait for Ready so the connection can be reused.
@@ -377,6 +384,33 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// The message body, piece by piece as the body reads it (files are
+    /// never held whole), each piece flushed before the next is read.
+    async fn write_body(&mut self, msg: &OutgoingMessage) -> Result<()> {
+        let mut reader = msg.body.reader();
+        let mut shown = self.opts.show_body.then(BodyLines::default);
+        let mut next = reader.next_piece().await?;
+        if next.is_none() {
+            self.session
+                .write_body(&[], true)
+                .map_err(|e| session_error(e, &self.opts.endpoint))?;
+        }
+        while let Some(piece) = next {
+            let after = reader.next_piece().await?;
+            if let Some(lines) = shown.as_mut() {
+                for line in lines.push(&piece, after.is_none()) {
+                    self.emit_line(line);
+                }
+            }
+            self.session
+                .write_body(&piece, after.is_none())
+                .map_err(|e| session_error(e, &self.opts.endpoint))?;
+            self.flush_transmit().await?;
+            next = after;
+        }
+        Ok(())
     }
 
     /// False once the connection cannot carry another transaction.
@@ -430,19 +464,15 @@ impl Connection {
         }
     }
 
-    /// The message as sent, one transcript line per line (`--show-body`).
-    fn emit_body(&self, bytes: &[u8]) {
+    /// One line of the message as sent (`--show-body`).
+    fn emit_line(&self, line: String) {
         if let Some(t) = &self.opts.transcript {
-            let text = String::from_utf8_lossy(bytes);
-            let text = text.strip_suffix("\r\n").unwrap_or(&text);
-            for line in text.split("\r\n") {
-                t(&TranscriptEntry {
-                    elapsed: self.started.elapsed(),
-                    direction: "sent",
-                    tls: self.session.is_tls(),
-                    text: line.to_string(),
-                });
-            }
+            t(&TranscriptEntry {
+                elapsed: self.started.elapsed(),
+                direction: "sent",
+                tls: self.session.is_tls(),
+                text: line,
+            });
         }
     }
 
@@ -719,5 +749,21 @@ pub fn classify(r: &Reply, stage: Option<Stage>) -> ErrorKind {
         (_, Some(Stage::Ehlo)) => ErrorKind::Protocol,
         _ if enh == "5.7.30" => ErrorKind::Credentials,
         _ => ErrorKind::Rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BodyLines;
+
+    #[test]
+    fn body_lines_join_pieces_that_split_a_line_or_its_crlf() {
+        let mut l = BodyLines::default();
+        assert_eq!(l.push(b"Subject: a\r\nTo: b", false), ["Subject: a"]);
+        assert_eq!(l.push(b"@x\r", false), Vec::<String>::new());
+        assert_eq!(l.push(b"\n\r\nbody", false), ["To: b@x", ""]);
+        assert_eq!(l.push(b" end\r\n", true), ["body end"]);
+        let mut l = BodyLines::default();
+        assert_eq!(l.push(b"no newline", true), ["no newline"]);
     }
 }

@@ -5,20 +5,28 @@
 //! written into the bytes sent. `Date` and `Message-ID` are added when
 //! missing (RFC 5322 §3.6 requires the first and strongly advises the second).
 
-use std::path::PathBuf;
+mod body;
+mod raw;
 
-use lettre::message::header::{ContentType, Headers};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use postie_proto::address::Address;
 use rand::RngCore;
+
+pub use body::{Body, Reader};
+pub use raw::{RawOptions, from_raw, from_raw_file, from_raw_reader};
 
 use crate::error::{Error, ErrorKind, Result};
 
 /// A message ready to send: its bytes and its envelope.
 #[derive(Clone, Debug)]
 pub struct OutgoingMessage {
-    /// The RFC 5322 bytes as they will be sent (before dot-stuffing).
-    pub bytes: Vec<u8>,
+    /// The RFC 5322 bytes as they will be sent (before dot-stuffing), in
+    /// memory or read from files while they are sent.
+    pub body: Body,
     /// MAIL FROM.
     pub from: Address,
     /// RCPT TO, in order, without duplicates.
@@ -30,7 +38,7 @@ pub struct OutgoingMessage {
 impl OutgoingMessage {
     /// True when the bytes contain anything outside 7-bit ASCII (BODY=8BITMIME).
     pub fn is_8bit(&self) -> bool {
-        !self.bytes.is_ascii()
+        self.body.is_8bit()
     }
 
     /// True when an envelope address needs SMTPUTF8 (RFC 6531).
@@ -168,18 +176,20 @@ impl Draft {
         if let Some(s) = &self.subject {
             b = b.subject(s.clone());
         }
-        let body = self.body()?;
-        let msg = format(b, body)?;
+        let (parts, files) = self.parts()?;
+        let body = format(b, parts, files)?;
         let from = envelope_address("--from", from_mb.email.as_ref())?;
         Ok(OutgoingMessage {
-            bytes: msg,
+            body,
             from,
             recipients,
             message_id,
         })
     }
 
-    fn body(&self) -> Result<Body> {
+    /// The MIME structure, each attachment standing as a marker to be
+    /// replaced by its file's base64 when the message is sent; and the files.
+    fn parts(&self) -> Result<(Parts, Vec<Attached>)> {
         // lettre ends every part with CRLF; a body that already ends with a
         // newline would arrive with an extra blank line.
         let trim = |s: &String| {
@@ -189,25 +199,45 @@ impl Draft {
         let text = self.text.as_ref().map(trim);
         let html = self.html.as_ref().map(trim);
         let alt = match (text, &html) {
-            (Some(t), Some(h)) => Body::Multi(MultiPart::alternative_plain_html(t, h.clone())),
-            (Some(t), None) => Body::Single(SinglePart::plain(t)),
-            (None, Some(h)) => Body::Single(SinglePart::html(h.clone())),
-            (None, None) => Body::Single(SinglePart::plain(String::new())),
+            (Some(t), Some(h)) => Parts::Multi(MultiPart::alternative_plain_html(t, h.clone())),
+            (Some(t), None) => Parts::Single(SinglePart::plain(t)),
+            (None, Some(h)) => Parts::Single(SinglePart::html(h.clone())),
+            (None, None) => Parts::Single(SinglePart::plain(String::new())),
         };
         if self.attachments.is_empty() {
-            return Ok(alt);
+            return Ok((alt, Vec::new()));
         }
         let mut mixed = match alt {
-            Body::Multi(m) => MultiPart::mixed().multipart(m),
-            Body::Single(s) => MultiPart::mixed().singlepart(s),
+            Parts::Multi(m) => MultiPart::mixed().multipart(m),
+            Parts::Single(s) => MultiPart::mixed().singlepart(s),
         };
-        for path in &self.attachments {
-            let data = std::fs::read(path).map_err(|e| {
+        let nonce = {
+            let mut r = [0u8; 8];
+            rand::rng().fill_bytes(&mut r);
+            r.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let mut files = Vec::new();
+        for (i, path) in self.attachments.iter().enumerate() {
+            let cannot = |e: std::io::Error| {
                 Error::new(
                     ErrorKind::Io,
                     format!("cannot read the attachment {}: {e}", path.display()),
                 )
-            })?;
+            };
+            // Opened now, so that a missing file stops the send before it
+            // starts; read while the message is sent.
+            let file = std::fs::File::open(path).map_err(cannot)?;
+            let meta = file.metadata().map_err(cannot)?;
+            if meta.is_dir() {
+                return Err(cannot(std::io::Error::other("it is a directory")));
+            }
+            let marker = format!("postie-attachment-{i}-{nonce}");
+            files.push(Attached {
+                marker: marker.clone(),
+                file: Arc::new(file),
+                path: path.clone(),
+                len: meta.len(),
+            });
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -215,24 +245,60 @@ impl Draft {
             let mime = mime_guess::from_path(path).first_or_octet_stream();
             let ct = ContentType::parse(mime.essence_str())
                 .unwrap_or_else(|_| ContentType::parse("application/octet-stream").unwrap());
-            mixed = mixed.singlepart(Attachment::new(name).body(data, ct));
+            let body = lettre::message::Body::dangerous_pre_encoded(
+                marker.into_bytes(),
+                ContentTransferEncoding::Base64,
+            );
+            mixed = mixed.singlepart(Attachment::new(name).body(body, ct));
         }
-        Ok(Body::Multi(mixed))
+        Ok((Parts::Multi(mixed), files))
     }
 }
 
-enum Body {
+enum Parts {
     Single(SinglePart),
     Multi(MultiPart),
 }
 
-fn format(b: lettre::message::MessageBuilder, body: Body) -> Result<Vec<u8>> {
-    let m = match body {
-        Body::Single(s) => b.singlepart(s),
-        Body::Multi(m) => b.multipart(m),
+/// An attachment: its marker in the formatted message, and its file.
+struct Attached {
+    marker: String,
+    file: Arc<std::fs::File>,
+    path: PathBuf,
+    len: u64,
+}
+
+/// Format the message, each attachment's marker replaced by its file's
+/// base64 lines, read when the message is sent.
+fn format(b: lettre::message::MessageBuilder, parts: Parts, files: Vec<Attached>) -> Result<Body> {
+    let m = match parts {
+        Parts::Single(s) => b.singlepart(s),
+        Parts::Multi(m) => b.multipart(m),
     }
     .map_err(|e| Error::new(ErrorKind::Message, format!("cannot build the message: {e}")))?;
-    Ok(m.formatted())
+    let formatted = m.formatted();
+    let mut body = Body::empty();
+    let mut rest: &[u8] = &formatted;
+    for a in files {
+        let at = find(rest, a.marker.as_bytes()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Message,
+                format!(
+                    "cannot build the message: no place for {}",
+                    a.path.display()
+                ),
+            )
+        })?;
+        body.push_bytes(rest[..at].to_vec());
+        body.push_base64(a.file, &a.path, a.len);
+        rest = &rest[at + a.marker.len()..];
+    }
+    body.push_bytes(rest.to_vec());
+    Ok(body)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// What is read from a message's header for routing and display: the
@@ -266,192 +332,12 @@ impl HeadSummary {
     }
 }
 
-/// How to find the envelope of a raw message.
-#[derive(Clone, Debug, Default)]
-pub struct RawOptions {
-    /// MAIL FROM override; else the `Sender` or `From` header's address.
-    pub from: Option<String>,
-    /// Recipients given on the command line.
-    pub recipients: Vec<String>,
-    /// Take recipients from To/Cc/Bcc headers too (`sendmail -t`).
-    pub read_headers: bool,
-}
-
-/// Take a raw RFC 5322 message. Adds Date and Message-ID when missing; with
-/// `read_headers`, takes recipients from To/Cc/Bcc and removes the Bcc header.
-pub fn from_raw(raw: Vec<u8>, opts: &RawOptions) -> Result<OutgoingMessage> {
-    let (header_end, _) = split_headers(&raw).ok_or_else(|| {
-        Error::new(
-            ErrorKind::Message,
-            "the raw message has no header section: it must start with headers such as \
-             'From: ...' followed by an empty line and the body",
-        )
-    })?;
-    let parsed = mail_parser::MessageParser::default()
-        .parse_headers(&raw[..header_end])
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Message,
-                "the raw message's headers cannot be parsed",
-            )
-        })?;
-    let first_addr = |a: Option<&mail_parser::Address>| {
-        a.and_then(|a| a.first())
-            .and_then(|x| x.address.as_ref())
-            .map(|s| s.to_string())
-    };
-    let header_from = first_addr(parsed.sender()).or_else(|| first_addr(parsed.from()));
-    let from = match (&opts.from, &header_from) {
-        (Some(f), _) => f.clone(),
-        (None, Some(f)) => f.clone(),
-        (None, None) => {
-            return Err(Error::new(
-                ErrorKind::Message,
-                "the raw message has no From header: add one, or give --from",
-            ));
-        }
-    };
-    let from_addr = envelope_address("sender", &from)?;
-    let mut recipients = Vec::new();
-    for r in &opts.recipients {
-        push_unique(&mut recipients, envelope_address("recipient", r.trim())?);
-    }
-    if opts.read_headers {
-        for list in [parsed.to(), parsed.cc(), parsed.bcc()]
-            .into_iter()
-            .flatten()
-        {
-            for a in list.iter() {
-                if let Some(addr) = &a.address {
-                    push_unique(&mut recipients, envelope_address("header recipient", addr)?);
-                }
-            }
-        }
-    }
-    if recipients.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            if opts.read_headers {
-                "the raw message names no recipient in To, Cc or Bcc"
-            } else {
-                "no recipient: give them as arguments or with --to, or use -t to read the message's To/Cc/Bcc headers"
-            },
-        ));
-    }
-    let needs_date = parsed.date().is_none() && parsed.header_raw("Date").is_none();
-    let existing_id = parsed.message_id().map(|id| format!("<{id}>"));
-    let mut bytes = if opts.read_headers || has_header(&raw[..header_end], "bcc") {
-        remove_header(&raw, header_end, "bcc")
-    } else {
-        raw
-    };
-    let eol: &[u8] = if bytes.windows(2).any(|w| w == b"\r\n") {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
-    let mut prefix = Vec::new();
-    let message_id = match existing_id {
-        Some(id) => id,
-        None => {
-            let id = new_message_id(&from);
-            prefix.extend_from_slice(format!("Message-ID: {id}").as_bytes());
-            prefix.extend_from_slice(eol);
-            id
-        }
-    };
-    if needs_date {
-        let mut h = Headers::new();
-        h.set(lettre::message::header::Date::now());
-        let line = h.to_string();
-        prefix.extend_from_slice(line.trim_end().as_bytes());
-        prefix.extend_from_slice(eol);
-    }
-    if !prefix.is_empty() {
-        prefix.append(&mut bytes);
-        bytes = prefix;
-    }
-    Ok(OutgoingMessage {
-        bytes,
-        from: from_addr,
-        recipients,
-        message_id,
-    })
-}
-
-/// Find the end of the header section: (index of the empty line, its length).
-fn split_headers(raw: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    // The first line must look like a header field ("Name:").
-    let first_line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
-    if !raw[..first_line_end].contains(&b':') {
-        return None;
-    }
-    while i < raw.len() {
-        let end = raw[i..].iter().position(|&b| b == b'\n').map(|p| i + p + 1);
-        let line_end = end.unwrap_or(raw.len());
-        let line = &raw[i..line_end];
-        if line == b"\r\n" || line == b"\n" {
-            return Some((i, line.len()));
-        }
-        match end {
-            Some(e) => i = e,
-            None => return Some((raw.len(), 0)),
-        }
-    }
-    Some((raw.len(), 0))
-}
-
-fn header_lines(headers: &[u8]) -> Vec<(usize, usize)> {
-    // (start, end) byte ranges of each header field including folded lines.
-    let mut fields: Vec<(usize, usize)> = Vec::new();
-    let mut i = 0;
-    while i < headers.len() {
-        let end = headers[i..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|p| i + p + 1)
-            .unwrap_or(headers.len());
-        let continuation = matches!(headers[i], b' ' | b'\t');
-        match (continuation, fields.last_mut()) {
-            (true, Some(last)) => last.1 = end,
-            _ => fields.push((i, end)),
-        }
-        i = end;
-    }
-    fields
-}
-
-fn field_name_is(field: &[u8], name: &str) -> bool {
-    let colon = field.iter().position(|&b| b == b':').unwrap_or(0);
-    field[..colon]
-        .trim_ascii()
-        .eq_ignore_ascii_case(name.as_bytes())
-}
-
-fn has_header(headers: &[u8], name: &str) -> bool {
-    header_lines(headers)
-        .iter()
-        .any(|&(s, e)| field_name_is(&headers[s..e], name))
-}
-
-fn remove_header(raw: &[u8], header_end: usize, name: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(raw.len());
-    for (s, e) in header_lines(&raw[..header_end]) {
-        if !field_name_is(&raw[s..e], name) {
-            out.extend_from_slice(&raw[s..e]);
-        }
-    }
-    out.extend_from_slice(&raw[header_end..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn text(m: &OutgoingMessage) -> String {
-        String::from_utf8(m.bytes.clone()).unwrap()
+        String::from_utf8(m.body.to_vec().unwrap()).unwrap()
     }
 
     #[test]
@@ -512,7 +398,8 @@ mod tests {
         use mail_parser::MimeHeaders;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("résumé.bin");
-        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        // Several pieces of the body reader, and not a multiple of 3.
+        let data: Vec<u8> = (0..=255u8).cycle().take(700_001).collect();
         std::fs::write(&path, &data).unwrap();
         let d = Draft {
             from: "ann@example.com".into(),
@@ -522,9 +409,13 @@ mod tests {
             ..Draft::default()
         };
         let m = d.build().unwrap();
-        let parsed = mail_parser::MessageParser::default()
-            .parse(&m.bytes)
-            .unwrap();
+        assert!(
+            m.body.as_bytes().is_none(),
+            "the attachment is read when sent"
+        );
+        let bytes = m.body.to_vec().unwrap();
+        assert_eq!(m.body.len(), bytes.len() as u64);
+        let parsed = mail_parser::MessageParser::default().parse(&bytes).unwrap();
         let att = parsed.attachments().next().expect("one attachment");
         assert_eq!(att.contents(), &data[..]);
         assert_eq!(att.attachment_name(), Some("résumé.bin"));
@@ -543,58 +434,5 @@ mod tests {
             ..Draft::default()
         };
         assert_eq!(bad.build().unwrap_err().kind(), ErrorKind::Usage);
-    }
-
-    #[test]
-    fn raw_with_t_reads_headers_and_drops_bcc() {
-        let raw = b"From: Ann <ann@example.com>\nTo: bob@example.com, carl@example.com\nBcc: hidden@example.com,\n  other@example.com\nSubject: hi\n\nbody\nBcc: not a header\n".to_vec();
-        let m = from_raw(
-            raw,
-            &RawOptions {
-                read_headers: true,
-                ..RawOptions::default()
-            },
-        )
-        .unwrap();
-        let rcpts: Vec<_> = m.recipients.iter().map(|a| a.to_string()).collect();
-        assert_eq!(
-            rcpts,
-            [
-                "bob@example.com",
-                "carl@example.com",
-                "hidden@example.com",
-                "other@example.com"
-            ]
-        );
-        let t = text(&m);
-        assert!(
-            !t.contains("hidden@") && !t.contains("other@example.com"),
-            "{t}"
-        );
-        assert!(t.contains("\nBcc: not a header\n"), "body untouched: {t}");
-        assert!(
-            t.starts_with("Message-ID: <") && t.contains("\nDate: "),
-            "{t}"
-        );
-        assert_eq!(m.from.to_string(), "ann@example.com");
-    }
-
-    #[test]
-    fn raw_keeps_existing_ids_and_needs_recipients() {
-        let raw = b"From: a@example.com\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n".to_vec();
-        let m = from_raw(
-            raw.clone(),
-            &RawOptions {
-                recipients: vec!["b@example.com".into()],
-                ..RawOptions::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(m.bytes, raw);
-        assert_eq!(m.message_id, "<x@y>");
-        let err = from_raw(raw, &RawOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("-t"), "{err}");
-        let err = from_raw(b"just text\n".to_vec(), &RawOptions::default()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Message);
     }
 }
