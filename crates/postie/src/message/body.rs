@@ -217,44 +217,58 @@ impl Reader {
     /// The next piece; `None` at the end. Files are read on a blocking
     /// thread.
     pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>> {
-        loop {
-            let raw = match self.step()? {
-                Step::End => return Ok(None),
-                Step::NextPart => continue,
-                Step::Bytes(b) => b,
-                Step::Read {
-                    src,
-                    offset,
-                    len,
-                    base64,
-                } => {
-                    let raw = unblock(move || read_exact_at(&src, offset, len)).await?;
-                    if base64 { self.encode(raw)? } else { raw }
-                }
-            };
-            return Ok(Some(self.advance(raw)));
+        match self.next_step()? {
+            Step::Read {
+                src,
+                offset,
+                len,
+                base64,
+            } => {
+                let raw = unblock(move || read_exact_at(&src, offset, len)).await?;
+                self.finish_read(raw, base64).map(Some)
+            }
+            other => Ok(self.take_bytes(other)),
         }
     }
 
     /// [`Reader::next_piece`], reading files on the calling thread.
     pub fn next_piece_blocking(&mut self) -> Result<Option<Vec<u8>>> {
-        loop {
-            let raw = match self.step()? {
-                Step::End => return Ok(None),
-                Step::NextPart => continue,
-                Step::Bytes(b) => b,
-                Step::Read {
-                    src,
-                    offset,
-                    len,
-                    base64,
-                } => {
-                    let raw = read_exact_at(&src, offset, len)?;
-                    if base64 { self.encode(raw)? } else { raw }
-                }
-            };
-            return Ok(Some(self.advance(raw)));
+        match self.next_step()? {
+            Step::Read {
+                src,
+                offset,
+                len,
+                base64,
+            } => {
+                let raw = read_exact_at(&src, offset, len)?;
+                self.finish_read(raw, base64).map(Some)
+            }
+            other => Ok(self.take_bytes(other)),
         }
+    }
+
+    /// The next step that yields a piece or ends the body.
+    fn next_step(&mut self) -> Result<Step> {
+        loop {
+            match self.step()? {
+                Step::NextPart => continue,
+                other => return Ok(other),
+            }
+        }
+    }
+
+    /// A piece from memory, or the end.
+    fn take_bytes(&mut self, step: Step) -> Option<Vec<u8>> {
+        match step {
+            Step::Bytes(b) => Some(self.advance(b)),
+            _ => None,
+        }
+    }
+
+    /// A piece read from a file, base64-encoded when the part asks for it.
+    fn finish_read(&mut self, raw: Vec<u8>, base64: bool) -> Result<Vec<u8>> {
+        let piece = if base64 { self.encode(raw)? } else { raw };
+        Ok(self.advance(piece))
     }
 
     /// Decide the next piece (moving past finished parts).
