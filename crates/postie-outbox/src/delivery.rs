@@ -194,15 +194,13 @@ impl Inner {
         self.mailer.config()
     }
 
-    /// One outbox call, on a blocking thread (SQLite waits for locks and
-    /// fsyncs: see [`postie::blocking`]).
+    /// One outbox call, on a blocking thread.
     async fn db<T, F>(&self, call: F) -> Result<T>
     where
         F: FnOnce(&Outbox) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let outbox = self.outbox.clone();
-        unblock(move || call(&outbox)).await
+        self.outbox.with(call).await
     }
 
     async fn claim(&self, account: Option<&str>) -> Result<Vec<Claim>> {

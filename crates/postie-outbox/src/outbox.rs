@@ -54,11 +54,12 @@ mod time;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
 
 pub use delivery::{Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult};
@@ -126,6 +127,23 @@ impl Outbox {
         };
         outbox.clean_up();
         Ok(outbox)
+    }
+
+    /// [`Outbox::open`] from async code: on a blocking thread.
+    pub async fn open_shared(dir: &Path) -> Result<Arc<Outbox>> {
+        let dir = dir.to_path_buf();
+        unblock(move || Outbox::open(&dir).map(Arc::new)).await
+    }
+
+    /// How async code calls the outbox: `call` runs on a blocking thread
+    /// (SQLite waits for locks and fsyncs; see `postie::blocking`).
+    pub async fn with<T, F>(self: &Arc<Self>, call: F) -> Result<T>
+    where
+        F: FnOnce(&Outbox) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let outbox = self.clone();
+        unblock(move || call(&outbox)).await
     }
 
     /// The outbox directory.

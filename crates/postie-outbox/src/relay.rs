@@ -31,6 +31,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::outbox::Outbox;
+use postie::blocking::unblock;
 use postie::config::Config;
 use postie::error::{Error, ErrorKind, Result};
 use postie_server::accept_loop;
@@ -165,7 +166,10 @@ impl Relay {
         }
         let cert = match (&rc.tls_cert, &rc.tls_key) {
             (Some(c), Some(k)) => LocalCert::from_files(c.clone(), k.clone()),
-            (None, None) => LocalCert::load_or_create(&o.data_dir.join("relay-tls"))?,
+            (None, None) => {
+                let dir = o.data_dir.join("relay-tls");
+                unblock(move || LocalCert::load_or_create(&dir)).await?
+            }
             _ => {
                 return Err(Error::new(
                     ErrorKind::Config,
@@ -173,7 +177,7 @@ impl Relay {
                 ));
             }
         };
-        let tls = TlsAcceptor::from(cert.server_config()?);
+        let tls = TlsAcceptor::from(unblock(move || cert.server_config()).await?);
         if let Some(open) = addrs.iter().find(|a| !a.ip().to_canonical().is_loopback()) {
             if rc.users.is_empty() {
                 return Err(Error::new(

@@ -19,8 +19,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use postie::blocking::unblock;
+
 use super::Shared;
 use super::gmail::MAIL_SCOPE;
+use super::mailbox::StoredMessage;
 use super::pages;
 use super::tokens::{Consent, DEVICE_LIFETIME, Issued, OAuthError};
 
@@ -67,7 +70,7 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::
     }
 }
 
-async fn handle(s: &Shared, req: Request<Incoming>) -> Resp {
+async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_form(req.uri().query().unwrap_or("").as_bytes());
@@ -81,12 +84,12 @@ async fn handle(s: &Shared, req: Request<Incoming>) -> Resp {
         HashMap::new()
     };
     match (&method, path.as_str()) {
-        (&Method::GET, "/" | "/messages") => mailbox_page(s),
-        (&Method::GET, "/messages.json") => match s.mailbox.list() {
+        (&Method::GET, "/" | "/messages") => mailbox_page(s).await,
+        (&Method::GET, "/messages.json") => match list(s).await {
             Ok(list) => json_resp(StatusCode::OK, &json!({ "messages": list })),
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.message()),
         },
-        (&Method::GET, p) if p.starts_with("/messages/") => message_page(s, &p[10..]),
+        (&Method::GET, p) if p.starts_with("/messages/") => message_page(s, &p[10..]).await,
         (
             &Method::GET,
             "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration",
@@ -510,14 +513,20 @@ fn revoke(s: &Shared, f: &HashMap<String, String>, q: &HashMap<String, String>) 
     }
 }
 
-fn mailbox_page(s: &Shared) -> Resp {
-    match s.mailbox.list() {
+/// The mailbox's index, read on a blocking thread.
+async fn list(s: &Arc<Shared>) -> postie::error::Result<Vec<StoredMessage>> {
+    let s = s.clone();
+    unblock(move || s.mailbox.list()).await
+}
+
+async fn mailbox_page(s: &Arc<Shared>) -> Resp {
+    match list(s).await {
         Ok(list) => html(StatusCode::OK, pages::mailbox(&list)),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.message()),
     }
 }
 
-fn message_page(s: &Shared, rest: &str) -> Resp {
+async fn message_page(s: &Arc<Shared>, rest: &str) -> Resp {
     let (id, raw) = match rest.strip_suffix("/raw") {
         Some(id) => (id, true),
         None => (rest, false),
@@ -525,13 +534,14 @@ fn message_page(s: &Shared, rest: &str) -> Resp {
     let Ok(id) = id.parse::<u64>() else {
         return error_page(StatusCode::NOT_FOUND, "Not found", "No such message.");
     };
+    let sh = s.clone();
     if raw {
-        return match s.mailbox.raw(id) {
+        return match unblock(move || sh.mailbox.raw(id)).await {
             Ok(b) => response(StatusCode::OK, "text/plain; charset=utf-8", b),
             Err(e) => error_page(StatusCode::NOT_FOUND, "Not found", e.message()),
         };
     }
-    match s.mailbox.show(id) {
+    match unblock(move || sh.mailbox.show(id)).await {
         Ok(v) => html(StatusCode::OK, pages::message(&v)),
         Err(e) => error_page(StatusCode::NOT_FOUND, "Not found", e.message()),
     }

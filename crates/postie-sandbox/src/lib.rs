@@ -218,9 +218,15 @@ impl Sandbox {
             users::check_user(u)?;
         }
         users::check_unique(&users)?;
-        let cert = certificate(&cfg.data_dir)?;
-        let acceptor = TlsAcceptor::from(cert.server_config()?);
-        let mailbox = Mailbox::open(&mailbox_dir(&cfg.data_dir))?;
+        // Files: made or read on a blocking thread.
+        let dir = cfg.data_dir.clone();
+        let (cert, server_config, mailbox) = postie::blocking::unblock(move || {
+            let cert = certificate(&dir)?;
+            let server_config = cert.server_config()?;
+            Ok((cert, server_config, Mailbox::open(&mailbox_dir(&dir))?))
+        })
+        .await?;
+        let acceptor = TlsAcceptor::from(server_config);
         let smtp = bind(cfg.smtp, "--smtp-port").await?;
         let smtps = bind(cfg.smtps, "--smtps-port").await?;
         let http = bind(cfg.http, "--http-port").await?;

@@ -13,6 +13,8 @@ use postie_proto::server::{
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use postie::blocking::unblock;
+
 use super::Shared;
 use super::gmail::{Gmail, MAIL_SCOPE};
 use super::mailbox::Envelope;
@@ -119,8 +121,11 @@ impl Host for SandboxConn {
             return self.gmail.bad_credentials();
         };
         let now = self.shared.now();
+        let (shared, who) = (self.shared.clone(), user.clone());
+        let counted =
+            unblock(move || shared.mailbox.sent_since(&who, now.saturating_sub(DAY))).await;
         let mailbox = &self.shared.mailbox;
-        let sent = match mailbox.sent_since(user, now.saturating_sub(DAY)) {
+        let sent = match counted {
             Ok(n) => n,
             Err(e) => {
                 // Without the count the limit cannot be applied: a temporary
@@ -156,7 +161,7 @@ impl Host for SandboxConn {
         self.gmail.rcpt_ok()
     }
 
-    fn data(&mut self, bytes: &[u8]) {
+    async fn data(&mut self, bytes: &[u8]) {
         if let Some(t) = self.txn.as_mut() {
             t.data.extend_from_slice(bytes);
         }
@@ -174,10 +179,9 @@ impl Host for SandboxConn {
         };
         let shared = self.shared.clone();
         let now = shared.now();
-        let stored =
-            tokio::task::spawn_blocking(move || shared.mailbox.store(env, &t.data, now)).await;
+        let stored = unblock(move || shared.mailbox.store(env, &t.data, now)).await;
         match stored {
-            Ok(Ok(m)) => {
+            Ok(m) => {
                 tracing::info!(
                     "sandbox: message {} from {} to {} stored",
                     m.id,
@@ -186,11 +190,10 @@ impl Host for SandboxConn {
                 );
                 self.gmail.data_ok(now)
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::error!("sandbox: cannot store a message: {}", e.message());
                 self.gmail.temporary_failure()
             }
-            Err(_) => self.gmail.temporary_failure(),
         }
     }
 

@@ -38,8 +38,9 @@ pub trait Host: Send {
     fn mail(&mut self, req: MailRequest) -> impl Future<Output = Reply> + Send;
     /// [`Event::RcptTo`].
     fn rcpt(&mut self, req: RcptRequest) -> Reply;
-    /// [`Event::Data`]: a piece of the message.
-    fn data(&mut self, bytes: &[u8]);
+    /// [`Event::Data`]: a piece of the message. A host that writes it
+    /// somewhere does so through `postie::blocking`, not on this thread.
+    fn data(&mut self, bytes: &[u8]) -> impl Future<Output = ()> + Send;
     /// [`Event::DataEnd`]: commit the message, then say how it went.
     fn data_end(&mut self, summary: DataSummary) -> impl Future<Output = Reply> + Send;
     /// The transaction is gone (RSET, a refused message, a new EHLO).
@@ -175,7 +176,7 @@ pub async fn drive<H: Host>(
                     let reply = host.rcpt(req);
                     session.decide(reply);
                 }
-                Event::Data(bytes) => host.data(&bytes),
+                Event::Data(bytes) => host.data(&bytes).await,
                 Event::DataEnd(summary) => {
                     let reply = host.data_end(summary).await;
                     session.decide(reply);

@@ -44,6 +44,18 @@ where
     }
 }
 
+/// Drop `value` on the blocking pool: for values whose `Drop` does blocking
+/// work (a spool file removed, a file closed after writing), let go of from
+/// code that cannot wait. Outside a runtime it is dropped in place.
+pub fn discard<T: Send + 'static>(value: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn_blocking(move || drop(value));
+        }
+        Err(_) => drop(value),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,8 @@ use crate::cli::QueueCommand;
 use crate::output::{self, Style, exit};
 
 /// The outbox under postie's data directory.
-pub fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
-    Ok(Arc::new(Outbox::open(&g.paths.data_dir.join("outbox"))?))
+pub async fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
+    Outbox::open_shared(&g.paths.data_dir.join("outbox")).await
 }
 
 /// A deliverer over `outbox` for the accounts of `config`.
@@ -103,7 +103,7 @@ pub async fn run(g: &Global, c: QueueCommand) -> i32 {
 }
 
 async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
-    let outbox = open_outbox(g)?;
+    let outbox = open_outbox(g).await?;
     let s = &g.style;
     match c {
         QueueCommand::List {
@@ -121,16 +121,19 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
                     })
                 })
                 .transpose()?;
-            let rows = outbox.list(&ListFilter {
+            let filter = ListFilter {
                 state,
                 account,
                 limit: None,
-            })?;
+            };
+            let (rows, paused) = outbox
+                .with(move |o| Ok((o.list(&filter)?, o.paused()?)))
+                .await?;
             if json {
-                output::print_json(&json!({ "messages": rows, "paused": outbox.paused()? }));
+                output::print_json(&json!({ "messages": rows, "paused": paused }));
                 return Ok(exit::OK);
             }
-            for p in outbox.paused()? {
+            for p in paused {
                 println!(
                     "{} account {} is paused since {}: {}",
                     s.bad("!"),
@@ -179,7 +182,7 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
         }
         QueueCommand::Show { id, json } => {
             let id = parse_id(&id)?;
-            let Some(d) = outbox.show(id)? else {
+            let Some(d) = outbox.with(move |o| o.show(id)).await? else {
                 return Err(Error::new(
                     ErrorKind::Usage,
                     format!("there is no message {id} in the outbox"),
@@ -197,12 +200,14 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
                 (Some(id), false) => Which::One(parse_id(&id)?),
                 (None, false) => unreachable!("clap requires ID or --all"),
             };
-            let n = outbox.retry(which, SystemTime::now())?;
+            let n = outbox
+                .with(move |o| o.retry(which, SystemTime::now()))
+                .await?;
             println!("{n} message(s) queued for delivery now");
         }
         QueueCommand::Purge { id } => {
             let id = parse_id(&id)?;
-            if !outbox.purge(id)? {
+            if !outbox.with(move |o| o.purge(id)).await? {
                 return Err(Error::new(
                     ErrorKind::Usage,
                     format!("there is no message {id} in the outbox"),
@@ -225,7 +230,7 @@ async fn run_queue(
     account: Option<String>,
     json: bool,
 ) -> Result<i32, Error> {
-    let due = outbox.counts()?.queued;
+    let due = outbox.with(|o| o.counts()).await?.queued;
     let bar =
         (!json && due > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
             let b = indicatif::ProgressBar::new(due);

@@ -39,7 +39,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     for u in &config.relay.users {
         users::check(u)?;
     }
-    let outbox = super::queue::open_outbox(g)?;
+    let outbox = super::queue::open_outbox(g).await?;
     let wake = Arc::new(Notify::new());
     let relay = Relay::bind(
         config.clone(),

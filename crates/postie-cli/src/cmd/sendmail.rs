@@ -6,6 +6,8 @@
 
 use std::io::{BufRead, Read};
 
+use std::sync::Arc;
+
 use postie::config::Config;
 use postie::error::{Error, ErrorKind};
 use postie::message::{HeadSummary, RawOptions, from_raw};
@@ -167,22 +169,20 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // handled on the way), so the body is in memory.
     let bytes = msg.body.to_vec()?;
     let head = HeadSummary::parse(&bytes);
-    let outbox = open_outbox(g)?;
-    let id = outbox.enqueue(
-        &bytes,
-        NewMessage {
-            mail_from: Some(msg.from.to_string()),
-            account: account.clone(),
-            recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
-            eight_bit: msg.is_8bit(),
-            smtputf8: msg.needs_smtputf8(),
-            message_id: head
-                .message_id
-                .or(Some(msg.message_id.clone()).filter(|m| !m.is_empty())),
-            subject: head.subject,
-            source: "sendmail".into(),
-        },
-    )?;
+    let outbox = open_outbox(g).await?;
+    let meta = NewMessage {
+        mail_from: Some(msg.from.to_string()),
+        account: account.clone(),
+        recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
+        eight_bit: msg.is_8bit(),
+        smtputf8: msg.needs_smtputf8(),
+        message_id: head
+            .message_id
+            .or(Some(msg.message_id.clone()).filter(|m| !m.is_empty())),
+        subject: head.subject,
+        source: "sendmail".into(),
+    };
+    let id = outbox.with(move |o| o.enqueue(&bytes, meta)).await?;
     // Stored: from here on nothing is lost whatever happens, and the exit
     // status says so (0) even when delivering now is not possible; callers
     // (cron, git, PHP) retry on a non-zero status, which would queue the
@@ -208,7 +208,9 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     let mine = done.iter().find(|d| d.id == id);
     let code = match mine.map(|d| &d.disposition) {
         Some(Disposition::Sent) => exit::OK,
-        Some(Disposition::Failed) | Some(Disposition::PartlyFailed { .. }) => refused(&outbox, id),
+        Some(Disposition::Failed) | Some(Disposition::PartlyFailed { .. }) => {
+            refused(&outbox, id).await
+        }
         Some(Disposition::RetryAt(t)) => {
             eprintln!(
                 "postie sendmail: message {id} is queued; delivery failed for now ({}); it will be retried {} by `postie relay` or `postie queue run`",
@@ -232,8 +234,8 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
 /// Say who refused what (each refused recipient with its reply, or the
 /// refusal of the whole message) and pick the exit code: 67 when recipients
 /// were refused, 65 when the message itself was.
-fn refused(outbox: &Outbox, id: MessageId) -> i32 {
-    let detail = match outbox.show(id) {
+async fn refused(outbox: &Arc<Outbox>, id: MessageId) -> i32 {
+    let detail = match outbox.with(move |o| o.show(id)).await {
         Ok(Some(d)) => d,
         _ => {
             eprintln!(

@@ -13,16 +13,21 @@ use postie_proto::server::{
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use postie::blocking::unblock;
+use postie::blocking::{discard, unblock};
+use postie::error::{Error, ErrorKind, Result};
 
 use super::Ctx;
 use super::route;
-use crate::outbox::{NewMessage, Spool};
+use crate::outbox::{NewMessage, Outbox, Spool};
 use postie::message::HeadSummary;
 use postie_server::{ConnSettings, Host, Io, drive};
 
 /// The head of a message kept in memory to read `From:` and `Subject:`.
 const HEAD_MAX: usize = 64 * 1024;
+
+/// How much of a message is gathered in memory before it is written to its
+/// spool file, on a blocking thread.
+const WRITE_AT: usize = 128 * 1024;
 
 /// The transaction being received.
 struct Txn {
@@ -33,6 +38,8 @@ struct Txn {
     smtputf8: bool,
     recipients: Vec<String>,
     spool: Option<Spool>,
+    /// Received, not yet written to the spool.
+    pending: Vec<u8>,
     head: Vec<u8>,
     /// A write to the spool failed: the message is refused at its end.
     spool_error: Option<String>,
@@ -73,6 +80,13 @@ struct RelayConn {
     txn: Option<Txn>,
     /// The account of the relay user this client logged in as.
     login_account: Option<String>,
+}
+
+impl Drop for RelayConn {
+    fn drop(&mut self) {
+        // A connection gone mid-message: its spool is removed off this thread.
+        discard(self.txn.take());
+    }
 }
 
 impl Host for RelayConn {
@@ -128,6 +142,7 @@ impl Host for RelayConn {
             smtputf8: req.smtputf8,
             recipients: Vec::new(),
             spool: None,
+            pending: Vec::new(),
             head: Vec::new(),
             spool_error: None,
         });
@@ -141,9 +156,9 @@ impl Host for RelayConn {
         Reply::new(250, "2.1.5 Recipient OK")
     }
 
-    fn data(&mut self, bytes: &[u8]) {
+    async fn data(&mut self, bytes: &[u8]) {
         if let Some(t) = self.txn.as_mut() {
-            spool_write(&self.ctx, t, bytes);
+            receive(&self.ctx, t, bytes).await;
         }
     }
 
@@ -155,12 +170,12 @@ impl Host for RelayConn {
     }
 
     fn reset(&mut self) {
-        // The spool of an unfinished message is dropped with the transaction.
-        self.txn = None;
+        // The spool of an unfinished message is removed with the transaction.
+        discard(self.txn.take());
     }
 
     fn tls_started(&mut self) {
-        self.txn = None;
+        discard(self.txn.take());
         self.login_account = None;
     }
 }
@@ -178,7 +193,9 @@ fn auth_refusal(ctx: &Ctx) -> Reply {
     Reply::new(535, text)
 }
 
-fn spool_write(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
+/// Keep what arrived; write it to the spool (made at the first write) once
+/// enough has gathered.
+async fn receive(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
     if t.spool_error.is_some() {
         return;
     }
@@ -186,25 +203,42 @@ fn spool_write(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
         let take = (HEAD_MAX - t.head.len()).min(bytes.len());
         t.head.extend_from_slice(&bytes[..take]);
     }
-    if t.spool.is_none() {
-        match ctx.outbox.spool() {
-            Ok(s) => t.spool = Some(s),
-            Err(e) => {
-                t.spool_error = Some(e.message().to_string());
-                return;
-            }
-        }
+    t.pending.extend_from_slice(bytes);
+    if t.pending.len() < WRITE_AT {
+        return;
     }
-    if let Some(s) = t.spool.as_mut()
-        && let Err(e) = s.write_all(bytes)
-    {
-        t.spool_error = Some(e.to_string());
+    let (outbox, spool, pending) = (
+        ctx.outbox.clone(),
+        t.spool.take(),
+        std::mem::take(&mut t.pending),
+    );
+    match unblock(move || write_spool(&outbox, spool, &pending)).await {
+        Ok(s) => t.spool = Some(s),
+        Err(e) => t.spool_error = Some(e.message().to_string()),
     }
+}
+
+/// Append `bytes` to `spool`, or to a new one.
+fn write_spool(outbox: &Outbox, spool: Option<Spool>, bytes: &[u8]) -> Result<Spool> {
+    let mut s = match spool {
+        Some(s) => s,
+        None => outbox.spool()?,
+    };
+    s.write_all(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot write a message to the outbox: {e}"),
+        )
+    })?;
+    Ok(s)
 }
 
 /// Route, commit durably, and only then say 250.
 async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
+    // A refused message's spool is removed off this thread.
+    let (spool, pending) = (t.spool.take(), std::mem::take(&mut t.pending));
     if let Some(e) = &t.spool_error {
+        discard(spool);
         tracing::error!("relay: cannot spool a message: {e}");
         return Reply::new(
             452,
@@ -223,25 +257,14 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
         })
         .or_else(|| ctx.config.relay.fallback_account.clone());
     let Some(account) = account else {
+        discard(spool);
         return Reply::new(
             550,
             &route::no_account_text(&ctx.config, t.sender.as_deref().or(head.from.as_deref())),
         );
     };
-    let spool = match t.spool.take() {
-        Some(s) => s,
-        // An empty message: still a message.
-        None => match ctx.outbox.spool() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!("relay: cannot spool a message: {}", e.message());
-                return Reply::new(
-                    452,
-                    "4.3.1 postie relay cannot store the message right now; try again later",
-                );
-            }
-        },
-    };
+    // The rest of the body (or an empty one: still a message) is written
+    // with the commit, on one blocking call.
     let meta = NewMessage {
         mail_from: Some(route::upstream_sender(
             &ctx.config,
@@ -258,7 +281,7 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
     };
     let outbox = ctx.outbox.clone();
     // fsync is slow; keep it off the async threads.
-    match unblock(move || outbox.commit(spool, meta)).await {
+    match unblock(move || outbox.commit(write_spool(&outbox, spool, &pending)?, meta)).await {
         Ok(id) => {
             ctx.wake.notify_one();
             Reply::new(250, &format!("2.0.0 Ok: queued as {id}"))

@@ -122,7 +122,8 @@ pub async fn login(
                     ),
                 )
             })?;
-            let key = ServiceAccountKey::read(path)?;
+            let path = path.clone();
+            let key = crate::blocking::unblock(move || ServiceAccountKey::read(&path)).await?;
             client
                 .jwt_bearer(&key, &acct.email, cfg.token_endpoint.is_some())
                 .await?

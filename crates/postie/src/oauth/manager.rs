@@ -22,6 +22,7 @@ use super::endpoints::{Endpoints, resolve};
 use super::http::Http;
 use super::service_account::ServiceAccountKey;
 use super::{Flow, OAuthConfig, OAuthErrorInfo, TokenSet, client_secret, settings};
+use crate::blocking::unblock;
 use crate::config::AccountConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
@@ -182,7 +183,8 @@ impl TokenManager {
                         ),
                     )
                 })?;
-                let key = ServiceAccountKey::read(path)?;
+                let path = path.clone();
+                let key = unblock(move || ServiceAccountKey::read(&path)).await?;
                 client
                     .jwt_bearer(&key, &acct.email, cfg.token_endpoint.is_some())
                     .await?
@@ -330,18 +332,21 @@ pub(crate) async fn lock_account(dir: &std::path::Path, name: &str) -> Result<Fi
         account = name,
         "waiting for another process's token refresh"
     );
+    let shown = path.display().to_string();
     let waited = tokio::time::timeout(
         LOCK_WAIT,
-        tokio::task::spawn_blocking(move || file.lock().map(|()| file)),
+        unblock(move || {
+            file.lock().map(|()| file).map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("cannot lock the token lock {shown}: {e}"),
+                )
+            })
+        }),
     )
     .await;
     match waited {
-        Ok(Ok(Ok(f))) => Ok(f),
-        Ok(Ok(Err(e))) => Err(io("lock", e)),
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::Io,
-            format!("waiting for the token lock failed: {e}"),
-        )),
+        Ok(r) => r,
         Err(_) => Err(Error::new(
             ErrorKind::Transient,
             format!(
