@@ -52,7 +52,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use postie::config::{AccountConfig, OAuthConfig};
 use postie::error::{Error, ErrorKind, Result};
+use postie::oauth::TokenSet;
+use postie::provider::{AuthMethod, ProviderId, TlsMode};
 use postie_server::LocalCert;
 use postie_server::{ConnSettings, Io, accept_loop};
 
@@ -366,6 +369,65 @@ impl SandboxHandle {
     /// The mailbox.
     pub fn mailbox(&self) -> &Mailbox {
         &self.shared.mailbox
+    }
+
+    /// An account of postie's config for `user` at this sandbox: provider
+    /// `sandbox`, this sandbox's STARTTLS port and CA, signing in with an
+    /// app password (looked up in the secret store under the account's
+    /// name, or set `password_env`).
+    pub fn app_password_account(&self, user: &str) -> AccountConfig {
+        AccountConfig {
+            provider: ProviderId::Sandbox,
+            email: user.to_string(),
+            auth: AuthMethod::AppPassword,
+            user: None,
+            host: Some(self.smtp_addr.ip().to_string()),
+            port: Some(self.smtp_addr.port()),
+            tls: Some(TlsMode::Starttls),
+            ca_file: Some(self.ca_pem_path.clone()),
+            tls_name: None,
+            password_env: None,
+            password_command: None,
+            oauth: None,
+            auth_mechanism: None,
+        }
+    }
+
+    /// [`SandboxHandle::app_password_account`], signing in with OAuth 2.0
+    /// at this sandbox's authorization server, as its public client
+    /// ([`DEFAULT_CLIENT_ID`]).
+    pub fn oauth_account(&self, user: &str) -> AccountConfig {
+        AccountConfig {
+            auth: AuthMethod::Oauth,
+            oauth: Some(OAuthConfig {
+                client_id: DEFAULT_CLIENT_ID.into(),
+                issuer: Some(self.issuer()),
+                login_hint: Some(user.to_string()),
+                ..OAuthConfig::default()
+            }),
+            ..self.app_password_account(user)
+        }
+    }
+
+    /// Tokens for `user` as if they had signed in with postie and clicked
+    /// Allow on the consent page: an access token for Gmail's SMTP scope and
+    /// a refresh token. Store them with [`TokenSet::save`] under the
+    /// account's name, and the account is signed in.
+    pub fn sign_in(&self, user: &str) -> TokenSet {
+        let now = self.shared.now();
+        let issued = self
+            .shared
+            .grants()
+            .approve(DEFAULT_CLIENT_ID, user, gmail::MAIL_SCOPE, now);
+        let at = UNIX_EPOCH + Duration::from_secs(now);
+        TokenSet {
+            access_token: issued.access_token.into(),
+            expires_at: Some(at + Duration::from_secs(issued.expires_in)),
+            refresh_token: issued.refresh_token.map(Into::into),
+            scope: Some(issued.scope),
+            refresh_token_issued_at: Some(at),
+            issued_at: Some(at),
+        }
     }
 
     /// Ends the validity of every access token of `user` now (its refresh

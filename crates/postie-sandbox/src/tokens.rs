@@ -350,6 +350,19 @@ impl Grants {
         Ok(self.issue(grant, now))
     }
 
+    /// Tokens for `user` as if they had approved `client_id`'s request for
+    /// `scope` on the consent page (a new grant): for tests that need a
+    /// signed-in account without driving a browser.
+    pub fn approve(&mut self, client_id: &str, user: &str, scope: &str, now: u64) -> Issued {
+        let grant = Grant {
+            id: random(16),
+            client_id: client_id.to_string(),
+            user: user.to_string(),
+            scope: scope.to_string(),
+        };
+        self.issue(grant, now)
+    }
+
     fn issue(&mut self, grant: Grant, now: u64) -> Issued {
         self.access.retain(|_, a| a.expires_at > now);
         let access_token = format!("ya29.sb-{}", random(32));

@@ -23,27 +23,54 @@
 //! - [`oauth`]: OAuth 2.0 sign-in, token storage and refresh.
 //! - [`mailer`]: the sending core.
 //!
-//! ```no_run
-//! # async fn demo() -> postie::error::Result<()> {
-//! use postie::mailer::Mailer;
-//! use postie::message::Draft;
-//! use postie::paths::Paths;
+//! Sending one message through an account of the config file. The account
+//! here is the sandbox provider's (`postie-sandbox`, a local stand-in for
+//! Gmail), so the example runs as it is; with a real account only the
+//! config differs ([`mailer::Mailer::from_paths`] reads postie's own).
 //!
-//! // The accounts of postie's config file, its secret store and tokens.
-//! let mailer = Mailer::from_paths(&Paths::resolve(None)?)?;
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> postie::error::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let mut cfg = postie_sandbox::SandboxConfig::new(dir.path().join("sandbox"));
+//! # cfg.use_free_ports();
+//! # let sandbox = postie_sandbox::Sandbox::start(cfg).await?;
+//! use postie::config::Config;
+//! use postie::mailer::{Mailer, Status};
+//! use postie::message::Draft;
+//! use postie::secret::{SecretStore, Secrets};
+//! use postie_sandbox::{DEFAULT_APP_PASSWORD, DEFAULT_USER};
+//!
+//! // An account with an app password, kept in an encrypted secret file.
+//! let mut config = Config::default();
+//! config
+//!     .accounts
+//!     .insert("work".into(), sandbox.app_password_account(DEFAULT_USER));
+//! let secrets = Secrets::from(SecretStore::file(
+//!     dir.path().join("secrets.enc"),
+//!     Box::new(|| Ok("a passphrase".into())),
+//! ));
+//! secrets.set("work", &DEFAULT_APP_PASSWORD.into()).await?;
+//!
+//! let mailer = Mailer::new(config, dir.path().join("data"), secrets);
 //! let account = mailer.account(Some("work"))?;
 //! let msg = Draft {
-//!     from: "me@example.com".into(),
-//!     to: vec!["you@example.com".into()],
+//!     from: DEFAULT_USER.into(),
+//!     to: vec!["friend@example.com".into()],
 //!     subject: Some("Hello".into()),
 //!     text: Some("Sent with postie.".into()),
 //!     ..Draft::default()
 //! }
 //! .build()?;
 //! let report = mailer.send(&account, &msg).await?;
-//! println!("{:?}", report.status);
+//! assert_eq!(report.status, Status::Sent);
+//! println!("{} via {}: {}", report.message_id, report.server, report.recipients[0].text);
+//! # sandbox.shutdown().await;
 //! # Ok(()) }
 //! ```
+//!
+//! The [`mailer`] module shows sending many messages on one session, and
+//! sending with an OAuth 2.0 account.
 
 #![deny(missing_docs)]
 

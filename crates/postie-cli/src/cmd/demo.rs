@@ -22,16 +22,15 @@ use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, explain};
 use postie::mailer::{Account, Mailer, SendReport};
 use postie::message::Draft;
-use postie::oauth::{LoginOptions, LoginPrompt, OAuthConfig, TokenSet};
-use postie::provider::{AuthMethod, ProviderId, TlsMode};
+use postie::oauth::{LoginOptions, LoginPrompt, TokenSet};
+use postie::provider::{ProviderId, TlsMode};
 use postie::secret::{SecretStore, Secrets};
 use postie::transport::Endpoint;
 use postie_outbox::delivery::{Deliverer, Settings};
 use postie_outbox::outbox::Outbox;
 use postie_outbox::relay::{BindOptions, Relay, users};
 use postie_sandbox::{
-    DEFAULT_APP_PASSWORD, DEFAULT_CLIENT_ID, DEFAULT_PASSWORD, DEFAULT_USER, Sandbox,
-    SandboxConfig, SandboxHandle,
+    DEFAULT_APP_PASSWORD, DEFAULT_PASSWORD, DEFAULT_USER, Sandbox, SandboxConfig, SandboxHandle,
 };
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
@@ -265,24 +264,8 @@ async fn app_password(out: &mut Out, mailer: &Mailer, endpoint: &Endpoint) -> Re
 
 fn oauth_account(sandbox: &SandboxHandle) -> AccountConfig {
     AccountConfig {
-        provider: ProviderId::Sandbox,
-        email: DEFAULT_USER.into(),
-        auth: AuthMethod::Oauth,
-        user: None,
-        host: Some("127.0.0.1".into()),
-        port: Some(sandbox.smtp_addr.port()),
-        tls: Some(TlsMode::Starttls),
-        ca_file: Some(sandbox.ca_pem_path.clone()),
-        tls_name: None,
-        password_env: None,
-        password_command: None,
-        oauth: Some(OAuthConfig {
-            client_id: DEFAULT_CLIENT_ID.into(),
-            issuer: Some(sandbox.issuer()),
-            login_hint: Some(DEFAULT_USER.into()),
-            ..OAuthConfig::default()
-        }),
         auth_mechanism: Some("XOAUTH2".into()),
+        ..sandbox.oauth_account(DEFAULT_USER)
     }
 }
 

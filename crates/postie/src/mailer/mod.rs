@@ -21,6 +21,107 @@
 //! The account's transport is chosen here: SMTP today. A [`Session`] hides
 //! which one it is, so callers do not change when another (an HTTPS API) is
 //! added beside it.
+//!
+//! The examples run against the sandbox provider (`postie-sandbox`), which
+//! authenticates and answers like Gmail on 127.0.0.1.
+//!
+//! # Many messages on one session
+//!
+//! One connection, one login, three messages; each has its own report.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> postie::error::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let mut cfg = postie_sandbox::SandboxConfig::new(dir.path().join("sandbox"));
+//! # cfg.use_free_ports();
+//! # let sandbox = postie_sandbox::Sandbox::start(cfg).await?;
+//! use postie::config::{Config, PasswordSource};
+//! use postie::mailer::{Account, Mailer, Status};
+//! use postie::message::Draft;
+//! use postie::secret::Secrets;
+//! use postie_sandbox::{DEFAULT_APP_PASSWORD, DEFAULT_USER};
+//!
+//! // No config file: an account built in code, its password given here.
+//! let mut account = Account::from_config("news", &sandbox.app_password_account(DEFAULT_USER))?;
+//! account = account.with_password(DEFAULT_USER, PasswordSource::Given(DEFAULT_APP_PASSWORD.into()));
+//! let mailer = Mailer::new(
+//!     Config::default(),
+//!     dir.path().join("data"),
+//!     Secrets::lazy(|| unreachable!("no stored secret is needed")),
+//! );
+//! let mut session = mailer.session(&account);
+//! for name in ["ann", "bob", "eve"] {
+//!     let msg = Draft {
+//!         from: DEFAULT_USER.into(),
+//!         to: vec![format!("{name}@example.com")],
+//!         subject: Some(format!("Hello {name}")),
+//!         text: Some("One connection for all three.".into()),
+//!         ..Draft::default()
+//!     }
+//!     .build()?;
+//!     let report = session.send(&msg).await?;
+//!     assert_eq!(report.status, Status::Sent);
+//! }
+//! session.close().await;
+//! # assert_eq!(sandbox.mailbox().list()?.len(), 3);
+//! # sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # An OAuth 2.0 account
+//!
+//! The account signs in once (`postie login`, or [`crate::oauth::login`]
+//! from code; here the sandbox signs it in directly); its tokens live in the
+//! secret store. Each send takes an access token from the token manager,
+//! which refreshes it when it nears expiry, or when the server refuses it,
+//! and saves the rotated refresh token.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> postie::error::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let mut cfg = postie_sandbox::SandboxConfig::new(dir.path().join("sandbox"));
+//! # cfg.use_free_ports();
+//! # let sandbox = postie_sandbox::Sandbox::start(cfg).await?;
+//! use postie::config::Config;
+//! use postie::mailer::{Mailer, Status};
+//! use postie::message::Draft;
+//! use postie::secret::{SecretStore, Secrets};
+//! use postie_sandbox::DEFAULT_USER;
+//!
+//! let mut config = Config::default();
+//! config
+//!     .accounts
+//!     .insert("work".into(), sandbox.oauth_account(DEFAULT_USER));
+//! let secrets = Secrets::from(SecretStore::file(
+//!     dir.path().join("secrets.enc"),
+//!     Box::new(|| Ok("a passphrase".into())),
+//! ));
+//! // Signed in: the tokens are in the store under the account's name.
+//! sandbox.sign_in(DEFAULT_USER).save(&secrets, "work").await?;
+//!
+//! let mailer = Mailer::new(config, dir.path().join("data"), secrets);
+//! let account = mailer.account(Some("work"))?;
+//! let msg = Draft {
+//!     from: DEFAULT_USER.into(),
+//!     to: vec!["friend@example.com".into()],
+//!     subject: Some("With a token".into()),
+//!     text: Some("XOAUTH2 or OAUTHBEARER, whichever the server prefers.".into()),
+//!     ..Draft::default()
+//! }
+//! .build()?;
+//! let first = mailer.send(&account, &msg).await?;
+//! assert_eq!(first.status, Status::Sent);
+//!
+//! // The provider ends the token's life early: the next send refreshes it.
+//! sandbox.expire_access_tokens(DEFAULT_USER);
+//! let second = mailer.send(&account, &msg).await?;
+//! assert!(second.token_refreshed);
+//! assert_eq!(second.status, Status::Sent);
+//! # sandbox.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 mod account;
 mod pool;
