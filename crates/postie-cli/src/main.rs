@@ -3,6 +3,7 @@
 mod cli;
 mod cmd;
 mod output;
+mod wording;
 
 use std::io::Write;
 
@@ -44,6 +45,9 @@ fn init_logging(cli: &Cli, style: Style) {
 }
 
 fn real_main() -> i32 {
+    // Before any error or explanation is made: the library's actions are
+    // said as `postie` commands.
+    postie::explain::set_wording(Box::new(wording::Commands));
     // Called as `sendmail` (a symlink): the whole command line is sendmail's.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let called_as = argv

@@ -178,6 +178,7 @@ pub fn error_json(err: &Error, ctx: &Context<'_>) -> Value {
         "causes": x.causes,
         "fix": x.fix,
         "retry": x.retry,
+        "actions": x.actions,
     })
 }
 

@@ -40,7 +40,7 @@ pub(super) async fn check_credentials(
         ),
         started,
     );
-    if let Some(x) = app_password_shape(acct.provider, acct.auth, &pw) {
+    if let Some(x) = app_password_shape(&run.ctx(), acct.provider, acct.auth, &pw) {
         c.status = Status::Warning;
         c.explanation = Some(x);
     }
@@ -55,6 +55,7 @@ pub(super) async fn check_credentials(
 /// password of another shape is most likely the account password, which
 /// these providers refuse over SMTP.
 pub(super) fn app_password_shape(
+    ctx: &Context<'_>,
     provider: ProviderId,
     auth: AuthMethod,
     pw: &SecretString,
@@ -90,26 +91,16 @@ pub(super) fn app_password_shape(
     if fits {
         return None;
     }
-    let display = provider.preset().display_name;
-    Some(Explanation {
-        id: "doctor-app-password-shape",
-        summary: format!(
-            "This does not look like a {display} app password ({} characters; they are {shape}).",
-            p.chars().count()
-        ),
-        causes: vec![
-            format!(
-                "it is the account's own password: {display} refuses it over SMTP (Gmail: 534 5.7.9 or 535 5.7.8)"
-            ),
-            "it was pasted with extra characters".into(),
+    Some(finding(
+        "doctor-app-password-shape",
+        ctx,
+        &[
+            ("provider_name", provider.preset().display_name),
+            ("length", &p.chars().count().to_string()),
+            ("shape", shape),
+            ("url", url),
         ],
-        fix: vec![
-            format!("Create an app password at {url}"),
-            "Store it: `postie account add NAME --provider PROVIDER --email ADDRESS` and paste it when asked"
-                .into(),
-        ],
-        retry: postie::explain::Retry::No,
-    })
+    ))
 }
 
 pub(super) async fn check_oauth(
@@ -137,14 +128,7 @@ pub(super) async fn check_oauth(
                     format!("no refresh token is stored for '{name}': not signed in"),
                     started,
                 );
-                c.explanation = Some(finding(
-                    "doctor-not-signed-in",
-                    format!("Account '{name}' has never signed in, or signed out."),
-                    &[
-                        "`postie login` was not run for this account, or `postie logout` removed its tokens",
-                    ],
-                    &[&format!("Sign in: `postie login {name}`")],
-                ));
+                c.explanation = Some(finding("doctor-not-signed-in", &run.ctx(), &[]));
                 run.push(c);
                 return None;
             }
@@ -175,7 +159,7 @@ pub(super) async fn check_oauth(
             if let Some(s) = &scope {
                 details.push(format!("scope: {s}"));
             }
-            if let Some(x) = scope_problem(acct.provider, scope.as_deref()) {
+            if let Some(x) = scope_problem(&run.ctx(), acct.provider, scope.as_deref()) {
                 c.status = Status::Warning;
                 c.explanation = Some(x);
             }
@@ -226,43 +210,31 @@ pub(super) async fn clock_note(name: &str, acct: &AccountConfig) -> Option<Strin
 
 /// Gmail SMTP takes only `https://mail.google.com/`; Microsoft needs
 /// `SMTP.Send`.
-pub(super) fn scope_problem(provider: ProviderId, scope: Option<&str>) -> Option<Explanation> {
+pub(super) fn scope_problem(
+    ctx: &Context<'_>,
+    provider: ProviderId,
+    scope: Option<&str>,
+) -> Option<Explanation> {
     let scope = scope?;
     let has = |s: &str| scope.split_whitespace().any(|x| x == s);
     if provider.is_google() && !has(GOOGLE_SCOPE) {
-        let send_only = scope.contains("gmail.send");
-        return Some(Explanation {
-            id: "doctor-google-scope",
-            summary: if send_only {
-                "The token has the gmail.send scope, which Gmail's SMTP server refuses.".into()
-            } else {
-                format!("The token lacks the scope {GOOGLE_SCOPE}, the only one Gmail's SMTP server accepts.")
-            },
-            causes: vec![
-                "gmail.send works for the Gmail API only; SMTP, IMAP and POP need https://mail.google.com/".into(),
-                "the account's scopes were overridden".into(),
-            ],
-            fix: vec![
-                "Remove `scopes` from the account's [oauth] settings (postie asks for https://mail.google.com/), then `postie login NAME`".into(),
-            ],
-            retry: postie::explain::Retry::No,
-        });
+        let problem = if scope.contains("gmail.send") {
+            "it has gmail.send, which Gmail's SMTP server refuses".to_string()
+        } else {
+            format!("it lacks {GOOGLE_SCOPE}, the only scope Gmail's SMTP server accepts")
+        };
+        return Some(finding(
+            "doctor-google-scope",
+            ctx,
+            &[("problem", &problem)],
+        ));
     }
     if provider.is_microsoft()
         && !scope
             .split_whitespace()
             .any(|x| x.eq_ignore_ascii_case(MICROSOFT_SMTP_SCOPE) || x.ends_with("SMTP.Send"))
     {
-        return Some(finding(
-            "doctor-microsoft-scope",
-            "The token lacks the SMTP.Send permission.",
-            &[
-                "the app registration does not have the SMTP.Send delegated permission, or the account's scopes were overridden",
-            ],
-            &[
-                "Add SMTP.Send (Office 365 Exchange Online) to the app registration's API permissions, then `postie login NAME`",
-            ],
-        ));
+        return Some(finding("doctor-microsoft-scope", ctx, &[]));
     }
     None
 }

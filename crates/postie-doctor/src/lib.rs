@@ -28,6 +28,7 @@ use postie::oauth::{GOOGLE_SCOPE, MICROSOFT_SMTP_SCOPE, TokenSet};
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
 use postie::secret::Secrets;
 use postie::transport::cert::CertInfo;
+use postie::wording::{Setting, say_setting};
 mod credentials;
 mod network;
 
@@ -241,20 +242,10 @@ fn check(stage: Stage, status: Status, summary: impl Into<String>, started: Inst
     }
 }
 
-/// Explanation of a problem doctor finds itself (not a server reply).
-fn finding(
-    id: &'static str,
-    summary: impl Into<String>,
-    causes: &[&str],
-    fix: &[&str],
-) -> Explanation {
-    Explanation {
-        id,
-        summary: summary.into(),
-        causes: causes.iter().map(|s| s.to_string()).collect(),
-        fix: fix.iter().map(|s| s.to_string()).collect(),
-        retry: postie::explain::Retry::No,
-    }
+/// Explanation of a problem the doctor finds itself (not a server reply):
+/// the catalog's finding `id`, with the values its texts name.
+fn finding(id: &str, ctx: &Context<'_>, values: &[(&str, &str)]) -> Explanation {
+    postie::explain::finding(id, ctx, values)
 }
 
 /// Run every stage for `target`; `on_check` sees each check as it is made.
@@ -330,9 +321,10 @@ async fn stages(run: &mut Run<'_>) {
             run.push(Check {
                 stage,
                 status: Status::Skipped,
-                summary:
-                    "not checked: no user given (--user, with --password-env or --password-command)"
-                        .into(),
+                summary: format!(
+                    "not checked: no user given ({})",
+                    say_setting(Setting::ServerLogin)
+                ),
                 details: Vec::new(),
                 explanation: None,
                 elapsed_ms: 0,
@@ -421,7 +413,7 @@ fn test_message(from: &str, to: &str) -> Result<OutgoingMessage> {
         to: vec![to.into()],
         subject: Some("postie doctor: test message".into()),
         text: Some(
-            "This message was sent by `postie doctor --send-test` to check that this account can send mail.\n"
+            "This message was sent by postie doctor's test to check that this account can send mail.\n"
                 .into(),
         ),
         ..Draft::default()

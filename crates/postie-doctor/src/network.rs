@@ -50,53 +50,22 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
     match (ep.port, ep.tls) {
         (465, TlsMode::Starttls) => problems.push((
             Status::Failed,
-            finding(
-                "doctor-port-465-starttls",
-                "Port 465 speaks implicit TLS, but the account says STARTTLS.",
-                &["465 is the implicit-TLS submission port (RFC 8314): the server starts with a TLS handshake and never offers STARTTLS"],
-                &["Set tls = \"implicit\" for port 465, or use port 587 with tls = \"starttls\""],
-            ),
+            finding("doctor-port-465-starttls", &run.ctx(), &[]),
         )),
         (587, TlsMode::Implicit) => problems.push((
             Status::Failed,
-            finding(
-                "doctor-port-587-implicit",
-                "Port 587 speaks STARTTLS, but the account says implicit TLS.",
-                &["587 is the STARTTLS submission port: the server greets in plain text and upgrades after STARTTLS"],
-                &["Set tls = \"starttls\" for port 587, or use port 465 with tls = \"implicit\""],
-            ),
+            finding("doctor-port-587-implicit", &run.ctx(), &[]),
         )),
-        (25, _) => problems.push((
-            Status::Warning,
-            finding(
-                "doctor-port-25",
-                "Port 25 is for server-to-server relay, not for submission.",
-                &["many networks and cloud providers block outgoing port 25", "providers expect clients on 587 (STARTTLS) or 465 (implicit TLS)"],
-                &["Use port 587 with STARTTLS or 465 with implicit TLS"],
-            ),
-        )),
+        (25, _) => problems.push((Status::Warning, finding("doctor-port-25", &run.ctx(), &[]))),
         _ => {}
     }
     if ep.tls == TlsMode::None && !ep.is_loopback() {
-        problems.push((
-            Status::Failed,
-            finding(
-                "doctor-plaintext",
-                "The account has TLS off for a server that is not on this machine.",
-                &["credentials and mail would cross the network unencrypted; postie refuses that"],
-                &["Set tls = \"starttls\" (587) or tls = \"implicit\" (465)"],
-            ),
-        ));
+        problems.push((Status::Failed, finding("doctor-plaintext", &run.ctx(), &[])));
     }
     if acct.provider.is_microsoft() && ep.port == 465 {
         problems.push((
             Status::Failed,
-            finding(
-                "doctor-microsoft-465",
-                "Microsoft does not offer SMTP submission on port 465.",
-                &["Microsoft: a device that defaults to port 465 does not support SMTP AUTH client submission"],
-                &["Use port 587 with STARTTLS (the provider's default: remove port and tls from the account)"],
-            ),
+            finding("doctor-microsoft-465", &run.ctx(), &[]),
         ));
     }
     if !preset.supports(acct.auth) {
@@ -105,26 +74,20 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
             Status::Failed,
             finding(
                 "doctor-auth-unsupported",
-                format!(
-                    "{} does not accept {} authentication; it accepts: {}.",
-                    preset.display_name,
-                    acct.auth,
-                    names.join(", ")
-                ),
-                &[preset.note],
-                &["Re-add the account with a supported method: `postie account add NAME --provider PROVIDER --auth METHOD`"],
+                &run.ctx(),
+                &[
+                    ("provider_name", preset.display_name),
+                    ("auth", acct.auth.as_str()),
+                    ("accepted", &names.join(", ")),
+                    ("note", preset.note),
+                ],
             ),
         ));
     }
     if acct.auth == AuthMethod::Oauth && acct.oauth.is_none() {
         problems.push((
             Status::Failed,
-            finding(
-                "doctor-oauth-unset",
-                "The account uses OAuth 2.0 but has no [oauth] settings (client id).",
-                &["the account was written by hand or edited"],
-                &["Re-add it: `postie account add NAME --provider PROVIDER --auth oauth --client-id ID`, then `postie login NAME`"],
-            ),
+            finding("doctor-oauth-unset", &run.ctx(), &[]),
         ));
     }
     if let Err(e) = acct.mechanism() {
@@ -137,9 +100,8 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
             Status::Failed,
             finding(
                 "doctor-ca-file-missing",
-                format!("The CA file {} does not exist.", ca.display()),
-                &["the file was moved or the path is mistyped"],
-                &["Fix ca_file in the account, or remove it to use the system's trusted CAs"],
+                &run.ctx(),
+                &[("path", &ca.display().to_string())],
             ),
         ));
     }
@@ -181,13 +143,11 @@ pub(super) fn config_permissions(path: &Path) -> Option<Explanation> {
     (mode & 0o022 != 0).then(|| {
         finding(
             "doctor-config-writable",
-            format!(
-                "The config file {} can be changed by other users (mode {:o}).",
-                path.display(),
-                mode & 0o777
-            ),
-            &["whoever can write it can set password_command to run any program as you, or send your mail elsewhere"],
-            &["chmod 600 the config file"],
+            &Context::default(),
+            &[
+                ("path", &path.display().to_string()),
+                ("mode", &format!("{:o}", mode & 0o777)),
+            ],
         )
     })
 }
@@ -237,11 +197,8 @@ pub(super) async fn check_dns(run: &mut Run<'_>, ep: &Endpoint) -> Option<Vec<So
                 c.status = Status::Warning;
                 c.explanation = Some(finding(
                     "doctor-dns-slow",
-                    format!("Resolving {} took {ms} ms.", ep.host),
-                    &[
-                        "the DNS resolver of this machine is slow or one of its servers does not answer",
-                    ],
-                    &["Check /etc/resolv.conf (or your network's DNS settings)"],
+                    &run.ctx(),
+                    &[("host", &ep.host), ("ms", &ms.to_string())],
                 ));
             }
             run.push(c);
@@ -256,12 +213,8 @@ pub(super) async fn check_dns(run: &mut Run<'_>, ep: &Endpoint) -> Option<Vec<So
             );
             c.explanation = Some(finding(
                 "doctor-dns-failed",
-                format!("The host name {} does not resolve.", ep.host),
-                &[
-                    "the host name is mistyped",
-                    "this machine has no network or no working DNS resolver",
-                ],
-                &["Check host in the account (`postie account list`); try `getent hosts HOST`"],
+                &run.ctx(),
+                &[("host", &ep.host)],
             ));
             run.push(c);
             None
@@ -277,12 +230,7 @@ pub(super) async fn check_dns(run: &mut Run<'_>, ep: &Endpoint) -> Option<Vec<So
                 ),
                 started,
             );
-            c.explanation = Some(finding(
-                "doctor-dns-timeout",
-                "The DNS lookup did not finish.",
-                &["the DNS resolver does not answer (no network, or a broken resolver)"],
-                &["Check the network and /etc/resolv.conf"],
-            ));
+            c.explanation = Some(finding("doctor-dns-timeout", &run.ctx(), &[]));
             run.push(c);
             None
         }
@@ -310,16 +258,7 @@ pub(super) async fn check_connect(run: &mut Run<'_>, ep: &Endpoint, addrs: &[Soc
                 if !failures.is_empty() {
                     c.status = Status::Warning;
                     c.details = failures;
-                    c.explanation = Some(finding(
-                        "doctor-some-addresses-fail",
-                        "Some of the server's addresses could not be reached; another one worked.",
-                        &[
-                            "IPv6 is not routed from this network, or a firewall drops one address family",
-                        ],
-                        &[
-                            "Nothing to do if it keeps working; otherwise fix the network's IPv6 route",
-                        ],
-                    ));
+                    c.explanation = Some(finding("doctor-some-addresses-fail", &run.ctx(), &[]));
                 }
                 run.push(c);
                 return true;
@@ -347,32 +286,14 @@ pub(super) async fn check_connect(run: &mut Run<'_>, ep: &Endpoint, addrs: &[Soc
     c.explanation = Some(if timed_out && !refused {
         finding(
             "doctor-connect-timeout",
-            format!(
-                "Connecting to {} timed out: nothing answered.",
-                ep.authority()
-            ),
-            &[
-                "a firewall drops outgoing SMTP: many cloud providers (AWS, Google Cloud, Azure, DigitalOcean) and some ISPs block port 25, and some block 465 and 587",
-                "the port is wrong for this server",
-                "the server is down",
-            ],
-            &[
-                "Try the other submission port (587 STARTTLS or 465 implicit TLS)",
-                "Ask the network or cloud provider to open outgoing SMTP, or send through `postie relay` on a machine that can",
-            ],
+            &run.ctx(),
+            &[("server", &ep.authority())],
         )
     } else {
         finding(
             "doctor-connect-refused",
-            format!("{} refused the connection.", ep.authority()),
-            &[
-                "nothing listens on that port: the port is wrong (587 is STARTTLS, 465 implicit TLS)",
-                "a firewall rejects the connection",
-                "the server is down",
-            ],
-            &[
-                "Check port in the account (`postie account list`); the provider's preset port is the right one unless you changed it",
-            ],
+            &run.ctx(),
+            &[("server", &ep.authority())],
         )
     });
     run.push(c);
@@ -458,11 +379,8 @@ pub(super) async fn check_tls_and_ehlo(run: &mut Run<'_>, ep: &Endpoint) -> bool
                     c.status = Status::Warning;
                     c.explanation = Some(finding(
                         "doctor-cert-expiring",
-                        format!("The server's certificate expires in {days} days."),
-                        &["its renewal is due or failed"],
-                        &[
-                            "Nothing to do on this side; tell the server's administrator if it is yours",
-                        ],
+                        &run.ctx(),
+                        &[("days", &days.to_string())],
                     ));
                 }
             }
@@ -479,12 +397,7 @@ pub(super) async fn check_tls_and_ehlo(run: &mut Run<'_>, ep: &Endpoint) -> bool
                 "no TLS: plain text on loopback",
                 started,
             );
-            c.explanation = Some(finding(
-                "doctor-no-tls",
-                "The connection is not encrypted.",
-                &["tls = \"none\" is set; allowed only to this machine"],
-                &["Fine for a local test server; use STARTTLS or implicit TLS for anything else"],
-            ));
+            c.explanation = Some(finding("doctor-no-tls", &run.ctx(), &[]));
             run.push(c);
         }
     }
@@ -528,34 +441,14 @@ pub(super) async fn check_tls_and_ehlo(run: &mut Run<'_>, ep: &Endpoint) -> bool
             },
             wanted_s.join(" or ")
         );
-        let causes_owned = vec![
-            if offered.is_empty() {
-                "the server offers no authentication here: it is a relay port (25) or accepts mail only from its own network".to_string()
-            } else {
-                format!("the server does not support {} authentication", acct.auth)
-            },
-            "AUTH is offered only after TLS and the account's TLS mode is off".to_string(),
-        ];
-        c.explanation = Some(Explanation {
-            id: "doctor-auth-mechanism-missing",
-            summary: format!(
-                "The server does not offer the authentication the account needs ({}).",
-                wanted_s.join(" or ")
-            ),
-            causes: causes_owned,
-            fix: vec![
-                "Use the provider's submission server and port (587 STARTTLS or 465 implicit TLS)"
-                    .into(),
-                if acct.auth == AuthMethod::Oauth {
-                    "If the server takes passwords only, re-add the account with --auth password"
-                        .into()
-                } else {
-                    "If the server takes OAuth only, re-add the account with --auth oauth and run `postie login NAME`".into()
-                },
-                "If auth_mechanism is set in the account, remove it to let postie choose".into(),
+        c.explanation = Some(finding(
+            "doctor-auth-mechanism-missing",
+            &run.ctx(),
+            &[
+                ("wanted", &wanted_s.join(" or ")),
+                ("auth", acct.auth.as_str()),
             ],
-            retry: postie::explain::Retry::No,
-        });
+        ));
         run.push(c);
         return false;
     }
@@ -587,16 +480,8 @@ async fn tls_or_ehlo_failure(
         let mut c = check(Stage::Tls, Status::Failed, e.message(), started);
         c.explanation = Some(finding(
             "doctor-implicit-tls-port",
-            format!(
-                "{} sent no greeting: the port most likely expects implicit TLS, and the account says STARTTLS.",
-                ep.authority()
-            ),
-            &[
-                "on an implicit-TLS port (usually 465) the server waits for the client's TLS handshake before it says anything",
-            ],
-            &[
-                "Set tls = \"implicit\" in the account for this port (or `--server smtps://HOST:PORT`), or use the STARTTLS port (587)",
-            ],
+            &run.ctx(),
+            &[("server", &ep.authority())],
         ));
         run.push(c);
         return;

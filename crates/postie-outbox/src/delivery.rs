@@ -24,6 +24,7 @@ use postie::error::{Error, ErrorKind, Result};
 use postie::explain::{Context, explain};
 use postie::mailer::{Account, Mailer, Pool};
 use postie::provider::ProviderId;
+use postie::wording::{Action, say};
 
 use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy};
 
@@ -262,7 +263,10 @@ impl Inner {
                     ErrorKind::Config,
                     format!(
                         "the account '{account}' is no longer in the config file (accounts: {names}); \
-                         add it back, or purge its messages with `postie queue purge ID`"
+                         add it back, or purge its messages ({})",
+                        say(&Action::PurgeMessage {
+                            id: claim.id.to_string()
+                        })
                     ),
                 );
                 let detail = e.message().to_string();

@@ -34,6 +34,7 @@ use crate::outbox::Outbox;
 use postie::blocking::unblock;
 use postie::config::Config;
 use postie::error::{Error, ErrorKind, Result};
+use postie::wording::{Action, Setting, say, say_setting};
 use postie_server::accept_loop;
 
 pub use postie_server::LocalCert;
@@ -185,7 +186,11 @@ impl Relay {
                     format!(
                         "refusing to listen on {open}: beyond loopback the relay requires AUTH, and no relay \
                          user is configured, so anyone who can reach it could send mail as your accounts. \
-                         Add one with `postie relay user add USER --account NAME`, or listen on 127.0.0.1 / [::1]"
+                         Add one ({}), or listen on 127.0.0.1 / [::1]",
+                        say(&Action::AddRelayUser {
+                            user: None,
+                            account: None
+                        })
                     ),
                 ));
             }
@@ -204,9 +209,12 @@ impl Relay {
         for a in &addrs {
             let l = TcpListener::bind(a).await.map_err(|e| {
                 let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-                    " (another relay, or another program, is listening there: stop it or choose another --listen)"
+                    format!(
+                        " (another relay, or another program, is listening there: stop it or choose another {})",
+                        say_setting(Setting::Listen)
+                    )
                 } else {
-                    ""
+                    String::new()
                 };
                 Error::new(
                     ErrorKind::Unavailable,

@@ -56,6 +56,7 @@ use postie::config::{AccountConfig, OAuthConfig};
 use postie::error::{Error, ErrorKind, Result};
 use postie::oauth::TokenSet;
 use postie::provider::{AuthMethod, ProviderId, TlsMode};
+use postie::wording::{Setting, say_setting};
 use postie_server::LocalCert;
 use postie_server::{ConnSettings, Io, accept_loop};
 
@@ -230,9 +231,9 @@ impl Sandbox {
         })
         .await?;
         let acceptor = TlsAcceptor::from(server_config);
-        let smtp = bind(cfg.smtp, "--smtp-port").await?;
-        let smtps = bind(cfg.smtps, "--smtps-port").await?;
-        let http = bind(cfg.http, "--http-port").await?;
+        let smtp = bind(cfg.smtp, Setting::SandboxSmtpPort).await?;
+        let smtps = bind(cfg.smtps, Setting::SandboxSmtpsPort).await?;
+        let http = bind(cfg.http, Setting::SandboxHttpPort).await?;
         let addr = |l: &TcpListener| l.local_addr().expect("bound");
         let (smtp_addr, smtps_addr, http_addr) = (addr(&smtp), addr(&smtps), addr(&http));
         let issuer = format!("http://{http_addr}");
@@ -304,11 +305,12 @@ impl Sandbox {
     }
 }
 
-async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
+async fn bind(addr: SocketAddr, port: Setting) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
-                " (another sandbox, or another program, is listening there: stop it, or choose another {flag}; 0 picks a free port)"
+                " (another sandbox, or another program, is listening there: stop it, or choose another {}; 0 picks a free port)",
+                say_setting(port)
             )
         } else {
             String::new()

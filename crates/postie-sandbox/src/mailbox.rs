@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use postie::error::{Error, ErrorKind, Result};
 use postie::message::HeadSummary;
+use postie::wording::{Action, say};
 
 /// Longest text part shown by [`Mailbox::show`].
 const TEXT_SHOWN: usize = 64 * 1024;
@@ -238,7 +239,10 @@ impl Mailbox {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::new(
                     ErrorKind::Usage,
-                    format!("the sandbox mailbox has no message {id} (`postie sandbox messages` lists them)"),
+                    format!(
+                        "the sandbox mailbox has no message {id} ({} lists them)",
+                        say(&Action::ListSandboxMessages)
+                    ),
                 )
             } else {
                 io_err("read", &path, e)
@@ -255,7 +259,10 @@ impl Mailbox {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Usage,
-                    format!("the sandbox mailbox has no message {id} (`postie sandbox messages` lists them)"),
+                    format!(
+                        "the sandbox mailbox has no message {id} ({} lists them)",
+                        say(&Action::ListSandboxMessages)
+                    ),
                 )
             })?;
         let raw = self.raw(id)?;

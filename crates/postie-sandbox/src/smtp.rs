@@ -14,6 +14,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use postie::blocking::unblock;
+use postie::wording::{Setting, say_setting};
 
 use super::Shared;
 use super::gmail::{Gmail, MAIL_SCOPE};
@@ -140,8 +141,9 @@ impl Host for SandboxConn {
         if sent >= self.shared.daily_limit as usize {
             tracing::info!(
                 "sandbox: {user} reached the daily limit ({sent} messages in the last 24 hours, \
-                 limit {}): raise it with --daily-limit N, or clear {}",
+                 limit {}): raise it with {}, or clear {}",
                 self.shared.daily_limit,
+                say_setting(Setting::SandboxDailyLimit),
                 mailbox.dir().display()
             );
             return self.gmail.daily_limit();

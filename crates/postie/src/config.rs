@@ -16,6 +16,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind};
 use crate::fs::write_atomic;
 use crate::provider::{AuthMethod, ProviderId, TlsMode};
+use crate::wording::{Action, Setting, say, say_setting};
 use postie_proto::sasl::Mechanism;
 
 /// The whole configuration file.
@@ -199,8 +200,13 @@ impl AccountConfig {
                     ErrorKind::Config,
                     format!(
                         "the {} account has no host: add `host = \"smtp.example.com\"` to it \
-                         (or re-run `postie account add` with --host)",
-                        self.provider
+                         (or add it again ({}) with {})",
+                        self.provider,
+                        say(&Action::AddAccount {
+                            account: None,
+                            provider: None
+                        }),
+                        say_setting(Setting::Host)
                     ),
                 ));
             }
@@ -404,8 +410,10 @@ impl Config {
     pub fn save(&self, path: &Path) -> Result<(), Error> {
         let text = toml::to_string_pretty(self)
             .map_err(|e| Error::new(ErrorKind::Config, format!("cannot encode config: {e}")))?;
-        let header =
-            "# postie configuration. Secrets are not kept here: see `postie account --help`.\n";
+        let header = format!(
+            "# postie configuration. Secrets are not kept here: see {}.\n",
+            say(&Action::AccountHelp).replace('`', "")
+        );
         write_atomic(path, format!("{header}{text}").as_bytes()).map_err(|e| {
             Error::new(
                 ErrorKind::Config,
@@ -437,16 +445,23 @@ impl Config {
                 (None, 0) => {
                     return Err(Error::new(
                         ErrorKind::Config,
-                        "no account is configured: run `postie account add NAME --provider gmail \
-                         --email you@gmail.com`, or give --server for a one-off send",
+                        format!(
+                            "no account is configured: add one ({}), or give {} for a one-off send",
+                            say(&Action::AddAccount {
+                                account: Some("NAME".into()),
+                                provider: Some("gmail".into())
+                            }),
+                            say_setting(Setting::Server)
+                        ),
                     ));
                 }
                 (None, _) => {
                     return Err(Error::new(
                         ErrorKind::Config,
                         format!(
-                            "several accounts are configured and none is the default: pass \
-                             --account NAME (one of {}) or set default_account",
+                            "several accounts are configured and none is the default: give {} \
+                             (one of {}) or set default_account",
+                            say_setting(Setting::Account),
                             self.account_names()
                         ),
                     ));
@@ -461,15 +476,23 @@ impl Config {
                     ErrorKind::Config,
                     if self.accounts.is_empty() {
                         format!(
-                            "no account named '{name}': no account is configured yet; add it with \
-                             `postie account add {name} --provider PROVIDER --email ADDRESS` \
-                             (`postie account add --help` lists the providers)"
+                            "no account named '{name}': no account is configured yet; add it: \
+                             {} ({} lists the providers)",
+                            say(&Action::AddAccount {
+                                account: Some(name.to_string()),
+                                provider: Some("PROVIDER".into())
+                            }),
+                            say(&Action::AccountHelp)
                         )
                     } else {
                         format!(
-                            "no account named '{name}'; configured: {} (`postie account list`), \
-                             or add it with `postie account add {name} ...`",
-                            self.account_names()
+                            "no account named '{name}'; configured: {} ({}), or add it: {}",
+                            self.account_names(),
+                            say(&Action::ListAccounts),
+                            say(&Action::AddAccount {
+                                account: Some(name.to_string()),
+                                provider: None
+                            })
                         )
                     },
                 )
@@ -564,12 +587,13 @@ mod tests {
     #[test]
     fn account_selection() {
         let mut c = Config::default();
-        assert!(
-            c.account(None)
-                .unwrap_err()
-                .to_string()
-                .contains("account add")
-        );
+        // No account: the error names the action that adds one.
+        let add = crate::wording::say(&crate::wording::Action::AddAccount {
+            account: Some("NAME".into()),
+            provider: Some("gmail".into()),
+        });
+        let none = c.account(None).unwrap_err().to_string();
+        assert!(none.contains(&add), "{none}");
         c.accounts.insert("a".into(), account(ProviderId::Gmail));
         assert_eq!(c.account(None).unwrap().0, "a");
         c.accounts.insert("b".into(), account(ProviderId::Yahoo));

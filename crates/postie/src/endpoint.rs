@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::TlsMode;
+use crate::wording::{Setting, say_setting};
 
 /// Where to connect and how to secure it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,7 +32,8 @@ impl Endpoint {
             Error::new(
                 ErrorKind::Usage,
                 format!(
-                    "--server '{url}' {why}: write smtp://HOST:587 (STARTTLS) or smtps://HOST:465 (implicit TLS)"
+                    "{} '{url}' {why}: write smtp://HOST:587 (STARTTLS) or smtps://HOST:465 (implicit TLS)",
+                    say_setting(Setting::Server)
                 ),
             )
         };

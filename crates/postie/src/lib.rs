@@ -12,9 +12,10 @@
 //!
 //! Modules, from the base up (a module imports only those above it in this
 //! list):
-//! - [`error`], [`fs`], [`paths`], [`provider`], [`endpoint`], [`config`]:
-//!   the error type, file helpers, where files live, provider presets,
-//!   where to connect, the config file. They import no feature.
+//! - [`wording`], [`error`], [`fs`], [`paths`], [`provider`], [`endpoint`],
+//!   [`config`]: how actions are worded for the front, the error type, file
+//!   helpers, where files live, provider presets, where to connect, the
+//!   config file. They import no feature.
 //! - [`blocking`]: the one way blocking work runs from async code.
 //! - [`secret`]: password sources; the OS keyring or the encrypted file.
 //! - [`message`]: composing messages and taking raw ones, with envelopes.
@@ -82,6 +83,7 @@ pub mod error;
 pub mod fs;
 pub mod paths;
 pub mod provider;
+pub mod wording;
 
 pub mod explain;
 pub mod mailer;

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, ErrorKind};
+use crate::wording::{Setting, say_setting};
 
 /// Environment variable naming the config file.
 pub const CONFIG_ENV: &str = "POSTIE_CONFIG";
@@ -48,8 +49,11 @@ impl Paths {
 fn no_home() -> Error {
     Error::new(
         ErrorKind::Config,
-        "cannot find a home directory for postie's files: set HOME (or XDG_CONFIG_HOME and \
-         XDG_DATA_HOME), or pass --config",
+        format!(
+            "cannot find a home directory for postie's files: set HOME (or XDG_CONFIG_HOME and \
+             XDG_DATA_HOME), or give {}",
+            say_setting(Setting::ConfigFile)
+        ),
     )
 }
 

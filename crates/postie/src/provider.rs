@@ -315,7 +315,7 @@ pub static PRESETS: &[Preset] = &[
             AuthMethod::Oauth,
         ],
         app_password_url: None,
-        note: "Give --host and --port (587 STARTTLS or 465 implicit TLS).",
+        note: "Give its host and port (587 STARTTLS or 465 implicit TLS).",
     },
     Preset {
         id: ProviderId::Sandbox,
@@ -326,10 +326,12 @@ pub static PRESETS: &[Preset] = &[
         port: 2587,
         tls: TlsMode::Starttls,
         auth: &[AuthMethod::AppPassword, AuthMethod::Oauth],
-        app_password_url: Some("the one `postie sandbox` prints (abcd efgh ijkl mnop by default)"),
-        note: "The local stand-in for Gmail that `postie sandbox` runs on 127.0.0.1: same replies, \
+        app_password_url: Some(
+            "the one the sandbox prints when it starts (abcd efgh ijkl mnop by default)",
+        ),
+        note: "The local stand-in for Gmail that postie's sandbox runs on 127.0.0.1: same replies, \
                same rules (the account password is refused, app passwords and OAuth work). Its \
-               default user is me@sandbox.postie.test; OAuth needs no --client-id.",
+               default user is me@sandbox.postie.test; OAuth needs no client ID of your own.",
     },
 ];
 

@@ -10,7 +10,7 @@ use std::path::Path;
 /// Top-level modules of `crates/postie/src`, lowest layer first. A module
 /// may import those of its own layer and the ones before it.
 const LAYERS: &[&[&str]] = &[
-    &["error", "fs"],
+    &["wording", "error", "fs"],
     &["paths", "provider"],
     &["endpoint"],
     &["config"],

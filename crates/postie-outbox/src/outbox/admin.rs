@@ -14,6 +14,7 @@ use super::{
     immediate,
 };
 use postie::error::{Error, ErrorKind, Result};
+use postie::wording::{Action, say};
 
 /// Columns [`summary`] reads, in order; `m` is the messages table.
 const SUMMARY_COLUMNS: &str = "m.id, m.account, m.state, m.mail_from, m.size, m.attempts,
@@ -215,7 +216,8 @@ impl Outbox {
                 ErrorKind::Transient,
                 format!(
                     "message {id} is being delivered right now; purge it once the attempt \
-                     has ended (`postie queue show {id}`)"
+                     has ended ({})",
+                    say(&Action::ShowMessage { id: id.to_string() })
                 ),
             ));
         }

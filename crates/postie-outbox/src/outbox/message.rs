@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::time::{ser, ser_opt};
 use postie::error::{Error, ErrorKind, Result};
+use postie::wording::{Action, say};
 
 /// A message's number in the outbox. Never reused, even after a purge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,7 +31,10 @@ impl FromStr for MessageId {
             Ok(n) if n > 0 => Ok(MessageId(n)),
             _ => Err(Error::new(
                 ErrorKind::Usage,
-                format!("'{s}' is not a message id; `postie queue list` shows them"),
+                format!(
+                    "'{s}' is not a message id; {} shows them",
+                    say(&Action::ListQueue)
+                ),
             )),
         }
     }

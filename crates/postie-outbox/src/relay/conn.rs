@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use postie::blocking::{discard, unblock};
 use postie::error::{Error, ErrorKind, Result};
+use postie::wording::{Action, say};
 
 use super::Ctx;
 use super::route;
@@ -127,7 +128,13 @@ impl Host for RelayConn {
         if ctx.config.accounts.is_empty() {
             return Reply::new(
                 550,
-                "5.7.1 postie relay has no account to send through: add one with `postie account add`",
+                &format!(
+                    "5.7.1 postie relay has no account to send through: add one ({})",
+                    say(&Action::AddAccount {
+                        account: None,
+                        provider: None
+                    })
+                ),
             );
         }
         let account = self.login_account.clone().or_else(|| {
@@ -183,14 +190,23 @@ impl Host for RelayConn {
 fn auth_refusal(ctx: &Ctx) -> Reply {
     // The same text for an unknown user and a wrong password: a client
     // beyond loopback must not learn which relay users exist.
+    let add = say(&Action::AddRelayUser {
+        user: None,
+        account: None,
+    });
     let text = if ctx.config.relay.users.is_empty() {
-        "5.7.8 No relay users are configured, so no login can succeed. Clients on this machine need \
-         no login at all; or add one: postie relay user add USER --account NAME"
+        format!(
+            "5.7.8 No relay users are configured, so no login can succeed. Clients on this machine \
+             need no login at all; or add one: {add}"
+        )
     } else {
-        "5.7.8 Username and Password not accepted by postie relay: check the relay user and its \
-         password (postie relay user list; postie relay user add USER --account NAME sets it)"
+        format!(
+            "5.7.8 Username and Password not accepted by postie relay: check the relay user and \
+             its password ({}; {add} sets it)",
+            say(&Action::ListRelayUsers)
+        )
     };
-    Reply::new(535, text)
+    Reply::new(535, &text)
 }
 
 /// Keep what arrived; write it to the spool (made at the first write) once

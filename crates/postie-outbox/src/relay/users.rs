@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use postie::config::{RelayConfig, RelayUser};
 use postie::error::{Error, ErrorKind, Result};
+use postie::wording::{Action, say};
 
 /// Hash `password` for `[[relay.users]] password_hash`.
 pub fn hash_password(password: &SecretString) -> Result<String> {
@@ -43,9 +44,12 @@ pub fn check(user: &RelayUser) -> Result<()> {
         Error::new(
             ErrorKind::Config,
             format!(
-                "relay user '{}': password_hash is not an Argon2 PHC string ({e}); set it again with \
-                 `postie relay user add {} --account {}`",
-                user.username, user.username, user.account
+                "relay user '{}': password_hash is not an Argon2 PHC string ({e}); set it again: {}",
+                user.username,
+                say(&Action::AddRelayUser {
+                    user: Some(user.username.clone()),
+                    account: Some(user.account.clone()),
+                })
             ),
         )
     })
@@ -94,9 +98,10 @@ mod tests {
         let r = relay("plaintext!".into());
         assert!(verify(&r, "me@example.com", &SecretString::from("plaintext!")).is_none());
         let e = check(&r.users[0]).unwrap_err();
-        assert!(
-            e.message()
-                .contains("postie relay user add me@example.com --account work")
-        );
+        let add = postie::wording::say(&postie::wording::Action::AddRelayUser {
+            user: Some("me@example.com".into()),
+            account: Some("work".into()),
+        });
+        assert!(e.message().contains(&add));
     }
 }

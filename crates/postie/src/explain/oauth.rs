@@ -1,6 +1,7 @@
 //! The explanation catalog for authorization-server errors (token endpoint,
 //! consent redirect, device polling): what happened, the likely causes in
-//! order, the fix with the exact command, and whether retrying helps.
+//! order, the fix (naming the actions of postie that apply), and whether
+//! retrying helps.
 //! [`crate::explain::explain_oauth`] is its entry point.
 //!
 //! Keyed by provider family, the OAuth error code, Microsoft's AADSTS
@@ -8,79 +9,65 @@
 //! specific entries come first. Sources: provider-facts §3 (Google) and §7
 //! (Microsoft), RFC 6749 §5.2, RFC 8628 §3.5.
 
+use super::entry::{Entry, Family, On, fill};
 use super::{Context, Explanation, Retry};
 use crate::error::OAuthErrorInfo;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Family {
-    Google,
-    Microsoft,
-    Any,
-}
-
-struct Advice {
-    id: &'static str,
-    family: Family,
-    /// Any of these error codes (empty: any code).
-    errors: &'static [&'static str],
-    /// Any of these AADSTS numbers (empty: not required).
-    aadsts: &'static [u64],
-    /// Any of these grants was refused (empty: any grant, or unknown).
-    grants: &'static [&'static str],
-    /// Every pattern must occur in the description (case-insensitive).
-    text: &'static [&'static str],
-    summary: &'static str,
-    causes: &'static [&'static str],
-    fix: &'static [&'static str],
-    retry: Retry,
-}
+/// The id of the explanation of an error no entry knows.
+pub(super) const FALLBACK: &str = "oauth-error";
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const LOGIN: &str = "Sign in again: `postie login {account}`";
-const SECRET_HOW: &str = "Give postie the client secret: `client_secret_env = \"VAR\"` in [accounts.{account}.oauth], or store it in the secret store as `{account}/client-secret`; then `postie login {account}`";
+const LOGIN: &str = "Sign in again: {do:login}";
+const SECRET_HOW: &str = "Give postie the client secret: `client_secret_env = \"VAR\"` in [accounts.{account}.oauth], or store it in the secret store as `{account}/client-secret`; then {do:login}";
 
-static ADVICE: &[Advice] = &[
+pub(super) static ENTRIES: &[Entry] = &[
     // ---- Microsoft, by AADSTS number ----
-    Advice {
+    Entry {
         id: "microsoft-mfa-required",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[50076, 50079],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[50076, 50079],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft requires multi-factor authentication for this sign-in, which a token refresh cannot provide.",
         causes: &[
             "an administrator's Conditional Access policy or security defaults now require MFA",
             "the sign-in comes from a new location or device, which triggers MFA",
         ],
-        fix: &["Sign in interactively and complete MFA: `postie login {account}`"],
+        fix: &["Sign in interactively and complete MFA: {do:login}"],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-consent-missing",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[65001],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[65001],
+            grants: &[],
+            text: &[],
+        },
         summary: "The user or an administrator has not consented to the app using these permissions.",
         causes: &[
             "consent was never given for SMTP.Send / offline_access, or it was withdrawn",
             "the organization lets only administrators consent to apps",
         ],
         fix: &[
-            "`postie login {account}` and accept the permissions on the consent page",
+            "{do:login} and accept the permissions on the consent page",
             "If the organization requires admin consent, an administrator grants it: Entra admin center > Enterprise applications > the app > Permissions > Grant admin consent",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-grant-invalid",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[70000, 700082, 50173, 70008],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[70000, 700082, 50173, 70008],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft rejected the stored grant: the refresh token (or code) is invalid, expired or revoked.",
         causes: &[
             "the refresh token expired: Microsoft ends them after 90 days without use",
@@ -91,31 +78,35 @@ static ADVICE: &[Advice] = &[
         fix: &[LOGIN],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-public-client-disabled",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[7000218],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[7000218],
+            grants: &[],
+            text: &[],
+        },
         summary: "The app registration expects a client secret, and postie sent none.",
         causes: &[
             "'Allow public client flows' is off in the app registration (the device flow and secret-less desktop sign-in need it)",
             "the app was registered as a confidential (web) app",
         ],
         fix: &[
-            "Entra admin center > App registrations > the app > Authentication > Advanced settings: set 'Allow public client flows' to Yes, then `postie login {account}`",
+            "Entra admin center > App registrations > the app > Authentication > Advanced settings: set 'Allow public client flows' to Yes, then {do:login}",
             SECRET_HOW,
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-secret-invalid",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[7000215, 7000222],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[7000215, 7000222],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft did not accept the client secret: it is wrong or has expired.",
         causes: &[
             "client secrets expire (at most 2 years after creation)",
@@ -127,13 +118,15 @@ static ADVICE: &[Advice] = &[
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-app-not-found",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[700016],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[700016],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft does not know this application (client ID) in the tenant used.",
         causes: &[
             "the client_id is mistyped",
@@ -142,67 +135,75 @@ static ADVICE: &[Advice] = &[
         ],
         fix: &[
             "Compare client_id in [accounts.{account}.oauth] with Entra admin center > App registrations > Application (client) ID",
-            "For a single-tenant app set `tenant = \"<Directory (tenant) ID>\"`; for personal Outlook.com accounts the app must accept personal Microsoft accounts. Then `postie login {account}`",
+            "For a single-tenant app set `tenant = \"<Directory (tenant) ID>\"`; for personal Outlook.com accounts the app must accept personal Microsoft accounts. Then {do:login}",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-missing-parameter",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[900144],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[900144],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft received a request that lacks a required parameter (client_id, grant_type or scope).",
         causes: &[
             "the account's OAuth settings are incomplete: no client_id, or an empty scopes list",
         ],
         fix: &[
-            "Check [accounts.{account}.oauth]: a client_id, and scopes either absent or non-empty; then `postie login {account}`",
+            "Check [accounts.{account}.oauth]: a client_id, and scopes either absent or non-empty; then {do:login}",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-bad-password",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[50126],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[50126],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft rejected the user name or password.",
         causes: &[
             "the password is wrong, or the account needs MFA or a federated sign-in that a password cannot do",
         ],
         fix: &[
-            "Sign in with the browser or a device code instead: `postie login {account}` (or `postie login {account} --device`)",
+            "Sign in with the browser or a device code instead: {do:login} (or {do:login-device})",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-redirect-uri",
-        family: Family::Any,
-        errors: &[],
-        aadsts: &[50011, 500113],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[],
+            aadsts: &[50011, 500113],
+            grants: &[],
+            text: &[],
+        },
         summary: "The redirect URI postie uses is not registered for the app.",
         causes: &[
             "the app has no 'Mobile and desktop applications' platform with a loopback redirect URI",
         ],
         fix: &[
-            "Entra admin center > App registrations > the app > Authentication > Add a platform > Mobile and desktop applications: add `http://127.0.0.1` (Microsoft ignores the port for loopback addresses), then `postie login {account}`",
-            "Or use the device flow: `postie login {account} --device`",
+            "Entra admin center > App registrations > the app > Authentication > Add a platform > Mobile and desktop applications: add `http://127.0.0.1` (Microsoft ignores the port for loopback addresses), then {do:login}",
+            "Or use the device flow: {do:login-device}",
         ],
         retry: Retry::No,
     },
     // ---- service-account assertions (Google's wording) ----
-    Advice {
+    Entry {
         id: "service-account-assertion-refused",
-        family: Family::Any,
-        errors: &["invalid_grant"],
-        aadsts: &[],
-        grants: &[JWT_BEARER],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_grant"],
+            aadsts: &[],
+            grants: &[JWT_BEARER],
+            text: &[],
+        },
         summary: "The authorization server refused the service account's signed assertion (JWT).",
         causes: &[
             "the key file is not a current key of this service account (deleted, disabled, or another account's key)",
@@ -210,52 +211,58 @@ static ADVICE: &[Advice] = &[
             "the mailbox to act as (the account's email) is not a user of the Workspace domain",
         ],
         fix: &[
-            "Create a new JSON key (Google Cloud console > IAM & Admin > Service accounts > the account > Keys), point service_account_key in [accounts.{account}.oauth] at it, and check with `postie login {account}`",
+            "Create a new JSON key (Google Cloud console > IAM & Admin > Service accounts > the account > Keys), point service_account_key in [accounts.{account}.oauth] at it, and check with {do:login}",
             "Check the clock: `date`",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "service-account-not-delegated",
-        family: Family::Any,
-        errors: &["unauthorized_client"],
-        aadsts: &[],
-        grants: &[],
-        text: &["unauthorized"],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["unauthorized_client"],
+            aadsts: &[],
+            grants: &[],
+            text: &["unauthorized"],
+        },
         summary: "The client is not authorized for this grant or scope.",
         causes: &[
             "Google service account: domain-wide delegation is not granted for https://mail.google.com/",
             "the client is not allowed to use this grant type",
         ],
         fix: &[
-            "Workspace Admin console > Security > API controls > Domain-wide delegation: add the service account's client ID with the scope https://mail.google.com/; then check with `postie login {account}`",
+            "Workspace Admin console > Security > API controls > Domain-wide delegation: add the service account's client ID with the scope https://mail.google.com/; then check with {do:login}",
         ],
         retry: Retry::No,
     },
     // ---- invalid_grant ----
-    Advice {
+    Entry {
         id: "code-refused",
-        family: Family::Any,
-        errors: &["invalid_grant"],
-        aadsts: &[],
-        grants: &["authorization_code"],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_grant"],
+            aadsts: &[],
+            grants: &["authorization_code"],
+            text: &[],
+        },
         summary: "The authorization server refused the sign-in code it had just issued.",
         causes: &[
             "the code expired (codes live a few minutes) or was already used",
             "the PKCE verifier or the redirect URI differ from the sign-in request (something between the browser and postie rewrote the redirect)",
             "this machine's clock is wrong",
         ],
-        fix: &["Sign in again, without delay: `postie login {account}`"],
+        fix: &["Sign in again, without delay: {do:login}"],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "google-invalid-grant",
-        family: Family::Google,
-        errors: &["invalid_grant"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Google,
+            errors: &["invalid_grant"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "Google no longer accepts the stored refresh token: the account must sign in again.",
         causes: &[
             "the Google Cloud project's OAuth consent screen is in \"Testing\" status: Google revokes its refresh tokens after 7 days",
@@ -271,13 +278,15 @@ static ADVICE: &[Advice] = &[
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "microsoft-invalid-grant",
-        family: Family::Microsoft,
-        errors: &["invalid_grant", "interaction_required", "consent_required"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Microsoft,
+            errors: &["invalid_grant", "interaction_required", "consent_required"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "Microsoft no longer accepts the stored refresh token: the account must sign in again.",
         causes: &[
             "the refresh token was not used for 90 days",
@@ -287,13 +296,15 @@ static ADVICE: &[Advice] = &[
         fix: &[LOGIN],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "invalid-grant",
-        family: Family::Any,
-        errors: &["invalid_grant"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_grant"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The authorization server no longer accepts the stored grant (refresh token or code).",
         causes: &[
             "the refresh token expired or was revoked (password change, sign-out, an administrator)",
@@ -303,96 +314,108 @@ static ADVICE: &[Advice] = &[
         retry: Retry::No,
     },
     // ---- invalid_scope ----
-    Advice {
+    Entry {
         id: "google-device-scope",
-        family: Family::Any,
-        errors: &["invalid_scope"],
-        aadsts: &[],
-        grants: &[],
-        text: &["device"],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_scope"],
+            aadsts: &[],
+            grants: &[],
+            text: &["device"],
+        },
         summary: "The device flow refused the scope: Google's device flow does not allow the Gmail scope https://mail.google.com/.",
         causes: &[
             "Google's device flow allows only a few scopes (profile, email, Drive files, YouTube); SMTP needs https://mail.google.com/",
         ],
         fix: &[
-            "Use the browser sign-in: `postie login {account}`, without --device (add --manual when the browser runs on another machine)",
+            "Use the browser sign-in, not the device flow: {do:login} ({do:login-manual} when the browser runs on another machine)",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "google-invalid-scope",
-        family: Family::Google,
-        errors: &["invalid_scope"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Google,
+            errors: &["invalid_scope"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "Google refused the requested scopes.",
         causes: &[
             "the scopes setting names gmail.send: Google accepts it for the Gmail API only, never for SMTP, which needs https://mail.google.com/",
             "a scope is mistyped, or not added to the project's consent screen (Google Auth Platform > Data access)",
         ],
         fix: &[
-            "Remove `scopes` from [accounts.{account}.oauth] (postie asks for https://mail.google.com/), add that scope on the consent screen, then `postie login {account}`",
+            "Remove `scopes` from [accounts.{account}.oauth] (postie asks for https://mail.google.com/), add that scope on the consent screen, then {do:login}",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "invalid-scope",
-        family: Family::Any,
-        errors: &["invalid_scope"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_scope"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The authorization server refused the requested scopes.",
         causes: &[
             "a scope in the account's scopes setting is mistyped or not enabled for the app",
             "Microsoft: the app lacks the delegated permission SMTP.Send (Office 365 Exchange Online)",
         ],
         fix: &[
-            "Check `scopes` in [accounts.{account}.oauth] (remove it to use the provider's default) and the app's API permissions; then `postie login {account}`",
+            "Check `scopes` in [accounts.{account}.oauth] (remove it to use the provider's default) and the app's API permissions; then {do:login}",
         ],
         retry: Retry::No,
     },
     // ---- client and redirect ----
-    Advice {
+    Entry {
         id: "google-redirect-uri-mismatch",
-        family: Family::Google,
-        errors: &["redirect_uri_mismatch"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Google,
+            errors: &["redirect_uri_mismatch"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "Google refused the loopback redirect: the OAuth client is not a Desktop app client.",
         causes: &[
             "the client ID is a 'Web application' client, which accepts only exactly registered redirect URIs",
         ],
         fix: &[
-            "Create a client of type 'Desktop app' (Google Auth Platform > Clients > Create client): it accepts postie's http://127.0.0.1:PORT/ on any port. Put its ID (and secret) in [accounts.{account}.oauth], then `postie login {account}`",
+            "Create a client of type 'Desktop app' (Google Auth Platform > Clients > Create client): it accepts postie's http://127.0.0.1:PORT/ on any port. Put its ID (and secret) in [accounts.{account}.oauth], then {do:login}",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "redirect-uri-mismatch",
-        family: Family::Any,
-        errors: &["redirect_uri_mismatch"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["redirect_uri_mismatch"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The authorization server refused postie's loopback redirect URI.",
         causes: &[
             "the client is registered for other redirect URIs; postie uses http://127.0.0.1:PORT/ (RFC 8252 loopback, any port)",
         ],
         fix: &[
-            "Register the loopback redirect for the client (or a native/desktop client type), or use `postie login {account} --device`",
+            "Register the loopback redirect for the client (or a native/desktop client type), or use {do:login-device}",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "google-client-secret-missing",
-        family: Family::Any,
-        errors: &["invalid_request", "invalid_client"],
-        aadsts: &[],
-        grants: &[],
-        text: &["client_secret is missing"],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["invalid_request", "invalid_client"],
+            aadsts: &[],
+            grants: &[],
+            text: &["client_secret is missing"],
+        },
         summary: "The token endpoint wants the client secret, and postie sent none.",
         causes: &[
             "Google 'Desktop app' clients come with a client secret that the token endpoint requires, even with PKCE",
@@ -400,17 +423,19 @@ static ADVICE: &[Advice] = &[
         fix: &[SECRET_HOW],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "invalid-client",
-        family: Family::Any,
-        errors: &[
-            "invalid_client",
-            "unauthorized_client_secret",
-            "disabled_client",
-        ],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &[
+                "invalid_client",
+                "unauthorized_client_secret",
+                "disabled_client",
+            ],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The authorization server did not accept postie's client (client ID or secret).",
         causes: &[
             "the client secret is wrong or expired (Microsoft client secrets expire)",
@@ -420,31 +445,35 @@ static ADVICE: &[Advice] = &[
         fix: &["Check client_id in [accounts.{account}.oauth]", SECRET_HOW],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "unauthorized-client",
-        family: Family::Any,
-        errors: &["unauthorized_client", "unsupported_grant_type"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["unauthorized_client", "unsupported_grant_type"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The client is not allowed to use this kind of sign-in.",
         causes: &[
             "the app registration does not allow this grant: Microsoft's device flow needs 'Allow public client flows'; app-only access needs an application permission",
             "the client type (web, desktop, service) does not match the flow",
         ],
         fix: &[
-            "Enable the grant for the client, or choose the flow it allows (`flow` in [accounts.{account}.oauth]); then `postie login {account}`",
+            "Enable the grant for the client, or choose the flow it allows (`flow` in [accounts.{account}.oauth]); then {do:login}",
         ],
         retry: Retry::No,
     },
     // ---- the user's decision ----
-    Advice {
+    Entry {
         id: "access-denied",
-        family: Family::Any,
-        errors: &["access_denied", "authorization_declined"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["access_denied", "authorization_declined"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The sign-in was refused: access was denied at the consent page.",
         causes: &[
             "Cancel or Deny was chosen on the consent page",
@@ -452,45 +481,51 @@ static ADVICE: &[Advice] = &[
             "an administrator blocks this app for the organization",
         ],
         fix: &[
-            "`postie login {account}` and allow access",
+            "{do:login} and allow access",
             "Google: add the account under Google Auth Platform > Audience > Test users, or publish the app",
         ],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "expired-token",
-        family: Family::Any,
-        errors: &["expired_token"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["expired_token"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The device code expired before the sign-in was approved.",
         causes: &["the code was not entered and approved in time (15 minutes at Microsoft)"],
-        fix: &["`postie login {account} --device` and enter the new code promptly"],
+        fix: &["{do:login-device} and enter the new code promptly"],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "login-required",
-        family: Family::Any,
-        errors: &["login_required", "interaction_required", "consent_required"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["login_required", "interaction_required", "consent_required"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The account is not signed in with OAuth, or must sign in again interactively.",
         causes: &[
-            "`postie login` was never run for this account, or `postie logout` removed its tokens",
+            "{do:login} was never run for this account, or {do:logout} removed its tokens",
             "the secret store holding the tokens changed (another keyring, another encrypted file)",
         ],
         fix: &[LOGIN],
         retry: Retry::No,
     },
-    Advice {
+    Entry {
         id: "oauth-server-unavailable",
-        family: Family::Any,
-        errors: &["temporarily_unavailable", "server_error"],
-        aadsts: &[],
-        grants: &[],
-        text: &[],
+        on: On::OAuth {
+            family: Family::Any,
+            errors: &["temporarily_unavailable", "server_error"],
+            aadsts: &[],
+            grants: &[],
+            text: &[],
+        },
         summary: "The authorization server had a temporary problem.",
         causes: &["the provider's sign-in service is overloaded or down"],
         fix: &["Try again in a few minutes"],
@@ -498,65 +533,39 @@ static ADVICE: &[Advice] = &[
     },
 ];
 
-fn family(info: &OAuthErrorInfo, ctx: &Context<'_>) -> Family {
-    match ctx.provider {
-        Some(p) if p.is_google() => Family::Google,
-        Some(p) if p.is_microsoft() => Family::Microsoft,
-        _ if !info.aadsts().is_empty() => Family::Microsoft,
-        _ => Family::Any,
-    }
-}
-
-fn matches(a: &Advice, fam: Family, info: &OAuthErrorInfo, codes: &[u64], text: &str) -> bool {
-    (a.family == Family::Any || a.family == fam)
-        && (a.errors.is_empty() || a.errors.contains(&info.error.as_str()))
-        && (a.aadsts.is_empty() || a.aadsts.iter().any(|c| codes.contains(c)))
-        && (a.grants.is_empty()
-            || info
-                .grant_type
-                .as_deref()
-                .is_some_and(|g| a.grants.contains(&g)))
-        && a.text.iter().all(|t| text.contains(t))
-}
-
-/// The identifiers of every entry, and of the fallback.
-pub(crate) fn ids() -> Vec<&'static str> {
-    ADVICE.iter().map(|a| a.id).chain(["oauth-error"]).collect()
-}
-
 /// Explain an authorization server's error.
-pub(crate) fn explain(info: &OAuthErrorInfo, ctx: &Context<'_>) -> Explanation {
-    let fam = family(info, ctx);
+pub(super) fn explain(info: &OAuthErrorInfo, ctx: &Context<'_>) -> Explanation {
+    let fam = Family::of_oauth(ctx.provider, info);
     let codes = info.aadsts();
     let text = info
         .error_description
         .as_deref()
         .unwrap_or("")
         .to_ascii_lowercase();
-    let account = ctx.account.unwrap_or("NAME");
-    let fill = |s: &str| s.replace("{account}", account);
-    let mut x = match ADVICE.iter().find(|a| matches(a, fam, info, &codes, &text)) {
-        Some(a) => Explanation {
-            id: a.id,
-            summary: fill(a.summary),
-            causes: a.causes.iter().map(|c| fill(c)).collect(),
-            fix: a.fix.iter().map(|c| fill(c)).collect(),
-            retry: a.retry,
-        },
-        None => Explanation {
-            id: "oauth-error",
-            summary: format!(
-                "The authorization server refused the request with '{}'.",
-                info.error
-            ),
-            causes: Vec::new(),
-            fix: vec![fill(LOGIN)],
-            retry: if info.kind().eq(&crate::ErrorKind::Transient) {
-                Retry::Later
-            } else {
-                Retry::No
-            },
-        },
+    let mut x = match ENTRIES
+        .iter()
+        .find(|e| e.matches_oauth(fam, info, &codes, &text))
+    {
+        Some(e) => e.render(ctx, &[]),
+        None => {
+            let mut actions = Vec::new();
+            let fix = vec![fill(LOGIN, ctx, &[], &mut actions)];
+            Explanation {
+                id: FALLBACK,
+                summary: format!(
+                    "The authorization server refused the request with '{}'.",
+                    info.error
+                ),
+                causes: Vec::new(),
+                fix,
+                retry: if info.kind() == crate::ErrorKind::Transient {
+                    Retry::Later
+                } else {
+                    Retry::No
+                },
+                actions,
+            }
+        }
     };
     if info.http_status.is_some() || info.error_description.is_some() {
         x.causes
@@ -582,6 +591,10 @@ pub(crate) fn explain(info: &OAuthErrorInfo, ctx: &Context<'_>) -> Explanation {
 mod tests {
     use super::*;
     use crate::provider::ProviderId;
+    use crate::wording::{Action, say};
+
+    /// In a case's words: the fix names the device-code sign-in.
+    const DEVICE: &str = "(device sign-in)";
 
     fn info(error: &str, description: &str) -> OAuthErrorInfo {
         let mut i = OAuthErrorInfo::new(error, Some(description.to_string()));
@@ -610,7 +623,7 @@ mod tests {
                 "invalid_scope",
                 "Invalid device flow scope: https://mail.google.com/",
                 "google-device-scope",
-                &["without --device", "https://mail.google.com/"],
+                &["not the device flow", "https://mail.google.com/"],
             ),
             (
                 g,
@@ -667,7 +680,7 @@ mod tests {
                 "expired_token",
                 "",
                 "expired-token",
-                &["--device", "15 minutes"],
+                &[DEVICE, "15 minutes"],
             ),
             (
                 m,
@@ -716,7 +729,7 @@ mod tests {
                 "invalid_grant",
                 "AADSTS50126: Error validating credentials due to invalid username or password.",
                 "microsoft-bad-password",
-                &["--device"],
+                &[DEVICE],
             ),
             (
                 m,
@@ -736,12 +749,28 @@ mod tests {
             let x = explain(&info(error, description), &ctx);
             assert_eq!(x.id, *id, "{error}: {description}");
             let all = format!("{} {} {}", x.summary, x.causes.join(" "), x.fix.join(" "));
+            // Every refusal names a sign-in of the account, worded in the text.
+            let sign_in = x
+                .actions
+                .iter()
+                .find(|a| {
+                    matches!(a, Action::SignIn { account: Some(n) } if n == "work")
+                        || matches!(a, Action::SignInWithDevice { account } if account == "work")
+                })
+                .unwrap_or_else(|| panic!("{id}: no sign-in named: {:?}", x.actions));
             assert!(
-                all.contains("postie login work"),
-                "{id}: no login command: {all}"
+                all.contains(&say(sign_in)),
+                "{id}: sign-in not worded: {all}"
             );
             assert!(!all.contains("{account}"), "{id}: {all}");
             for w in *words {
+                if *w == DEVICE {
+                    let device = Action::SignInWithDevice {
+                        account: "work".into(),
+                    };
+                    assert!(x.actions.contains(&device), "{id}: {:?}", x.actions);
+                    continue;
+                }
                 assert!(all.contains(w), "{id}: {w:?} missing from {all}");
             }
             assert_eq!(x.retry, Retry::No, "{id}");
@@ -785,6 +814,10 @@ mod tests {
                 .any(|f| f.contains("https://as.example/errors/1"))
         );
         assert!(x.fix.iter().any(|f| f.contains("t-1")));
-        assert!(x.fix[0].contains("postie login NAME"));
+        let sign_in = Action::SignIn {
+            account: Some("NAME".into()),
+        };
+        assert!(x.actions.contains(&sign_in), "{x:?}");
+        assert!(x.fix[0].contains(&say(&sign_in)), "{x:?}");
     }
 }

@@ -20,6 +20,7 @@ pub use body::{Body, Reader};
 pub use raw::{RawOptions, from_raw, from_raw_file, from_raw_reader};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::wording::{Setting, say_setting};
 
 /// A message ready to send: its bytes and its envelope.
 #[derive(Clone, Debug)]
@@ -117,7 +118,8 @@ pub fn new_message_id(from: &str) -> String {
 impl Draft {
     /// Build the message.
     pub fn build(&self) -> Result<OutgoingMessage> {
-        let from_mb = mailbox("--from", &self.from)?;
+        let from_label = say_setting(Setting::Sender);
+        let from_mb = mailbox(&from_label, &self.from)?;
         let message_id = new_message_id(from_mb.email.as_ref());
         let mut b = lettre::Message::builder()
             .from(from_mb.clone())
@@ -132,16 +134,20 @@ impl Draft {
         };
         let mut recipients = Vec::new();
         for (field, list) in [
-            ("--to", to),
-            ("--cc", &self.cc[..]),
-            ("--bcc", &self.bcc[..]),
+            (Setting::To, to),
+            (Setting::Cc, &self.cc[..]),
+            (Setting::Bcc, &self.bcc[..]),
         ] {
+            let label = say_setting(field);
             for s in list {
-                let mb = mailbox(field, s)?;
-                push_unique(&mut recipients, envelope_address(field, mb.email.as_ref())?);
+                let mb = mailbox(&label, s)?;
+                push_unique(
+                    &mut recipients,
+                    envelope_address(&label, mb.email.as_ref())?,
+                );
                 b = match field {
-                    "--to" => b.to(mb),
-                    "--cc" => b.cc(mb),
+                    Setting::To => b.to(mb),
+                    Setting::Cc => b.cc(mb),
                     _ => b, // Bcc: envelope only, never a header
                 };
             }
@@ -154,7 +160,10 @@ impl Draft {
         if recipients.is_empty() {
             return Err(Error::new(
                 ErrorKind::Usage,
-                "the message has no recipient: give --to, --cc, --bcc or recipients as arguments",
+                format!(
+                    "the message has no recipient: give {}",
+                    say_setting(Setting::Recipients)
+                ),
             ));
         }
         if to.is_empty() && self.cc.is_empty() {
@@ -178,7 +187,7 @@ impl Draft {
         }
         let (parts, files) = self.parts()?;
         let body = format(b, parts, files)?;
-        let from = envelope_address("--from", from_mb.email.as_ref())?;
+        let from = envelope_address(&from_label, from_mb.email.as_ref())?;
         Ok(OutgoingMessage {
             body,
             from,
@@ -427,7 +436,8 @@ mod tests {
             from: "ann@example.com".into(),
             ..Draft::default()
         };
-        assert!(d.build().unwrap_err().to_string().contains("--to"));
+        let give = crate::wording::say_setting(crate::wording::Setting::Recipients);
+        assert!(d.build().unwrap_err().to_string().contains(&give));
         let bad = Draft {
             from: "ann@example.com".into(),
             to: vec!["bob@exa\nmple.com".into()],

@@ -10,6 +10,7 @@ use lettre::message::header::Headers;
 use super::body::{read_range, scan_8bit};
 use super::{Body, OutgoingMessage, envelope_address, new_message_id, push_unique};
 use crate::error::{Error, ErrorKind, Result};
+use crate::wording::{Setting, say_setting};
 
 /// How to find the envelope of a raw message.
 #[derive(Clone, Debug, Default)]
@@ -172,7 +173,10 @@ fn prepare(head: &[u8], opts: &RawOptions) -> Result<Prepared> {
         (None, None) => {
             return Err(Error::new(
                 ErrorKind::Message,
-                "the raw message has no From header: add one, or give --from",
+                format!(
+                    "the raw message has no From header: add one, or give {}",
+                    say_setting(Setting::Sender)
+                ),
             ));
         }
     };
@@ -197,9 +201,13 @@ fn prepare(head: &[u8], opts: &RawOptions) -> Result<Prepared> {
         return Err(Error::new(
             ErrorKind::Usage,
             if opts.read_headers {
-                "the raw message names no recipient in To, Cc or Bcc"
+                "the raw message names no recipient in To, Cc or Bcc".to_string()
             } else {
-                "no recipient: give them as arguments or with --to, or use -t to read the message's To/Cc/Bcc headers"
+                format!(
+                    "no recipient: give {}, or {}",
+                    say_setting(Setting::Recipients),
+                    say_setting(Setting::ReadRecipients)
+                )
             },
         ));
     }
@@ -364,7 +372,8 @@ mod tests {
         assert_eq!(m.body.to_vec().unwrap(), raw);
         assert_eq!(m.message_id, "<x@y>");
         let err = from_raw(raw, &RawOptions::default()).unwrap_err();
-        assert!(err.to_string().contains("-t"), "{err}");
+        let read = crate::wording::say_setting(crate::wording::Setting::ReadRecipients);
+        assert!(err.to_string().contains(&read), "{err}");
         let err = from_raw(b"just text\n".to_vec(), &RawOptions::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Message);
     }

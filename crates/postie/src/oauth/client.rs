@@ -19,6 +19,7 @@ use super::service_account::ServiceAccountKey;
 use super::{Flow, OAuthConfig, OAuthErrorInfo, TokenSet};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
+use crate::wording::{Action, say};
 
 type Oauth2Client = oauth2::Client<
     Box<OAuthErrorInfo>,
@@ -416,6 +417,12 @@ impl OAuthClient {
     }
 
     /// A refusal the server stated (or postie concluded) as an OAuth error.
+    fn sign_in(&self) -> Action {
+        Action::SignIn {
+            account: Some(self.name.clone()),
+        }
+    }
+
     pub(crate) fn refused(&self, info: OAuthErrorInfo, step: Step) -> Error {
         self.refused_after(info, step, "")
     }
@@ -428,10 +435,10 @@ impl OAuthClient {
         let kind = info.kind();
         let hint = match kind {
             ErrorKind::Credentials if !self.flow.is_app_only() => {
-                format!(". Run `postie login {}` to sign in again", self.name)
+                format!(". Run {} to sign in again", say(&self.sign_in()))
             }
             ErrorKind::Transient => ". Try again later".to_string(),
-            _ => format!(". See `postie login {}` once it is fixed", self.name),
+            _ => format!(". See {} once it is fixed", say(&self.sign_in())),
         };
         Error::new(
             kind,

@@ -8,6 +8,7 @@ use super::http::{Http, HttpError, parse_endpoint, retrying};
 use super::{Flow, OAuthConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
+use crate::wording::{Action, say};
 
 /// Google's token endpoint (also the `aud` of service-account assertions).
 pub const GOOGLE_TOKEN_ENDPOINT: &str = "https://oauth2.googleapis.com/token";
@@ -19,9 +20,19 @@ pub const MICROSOFT_SMTP_SCOPE: &str = "https://outlook.office.com/SMTP.Send";
 /// Microsoft's app-only (client credentials) scope.
 pub const MICROSOFT_APP_SCOPE: &str = "https://outlook.office365.com/.default";
 
-const GOOGLE_DEVICE_REFUSED: &str = "Google's device flow does not allow the Gmail scope \
-    https://mail.google.com/ (it answers invalid_scope), and SMTP accepts no other: sign in with \
-    the browser instead (`postie login NAME`; add --manual when the browser runs on another machine)";
+fn google_device_refused() -> String {
+    format!(
+        "Google's device flow does not allow the Gmail scope https://mail.google.com/ (it answers \
+         invalid_scope), and SMTP accepts no other: sign in with the browser instead ({}; or {} \
+         when the browser runs on another machine)",
+        say(&Action::SignIn {
+            account: Some("NAME".into())
+        }),
+        say(&Action::SignInManually {
+            account: "NAME".into()
+        })
+    )
+}
 
 /// An account's OAuth endpoints and scopes, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +192,7 @@ pub(crate) async fn resolve(
 
 fn with_device_support(provider: ProviderId, mut e: Endpoints) -> Endpoints {
     let why = if provider.is_google() {
-        Some(GOOGLE_DEVICE_REFUSED.to_string())
+        Some(google_device_refused())
     } else if e.device.is_none() {
         Some(
             "no device authorization endpoint is known for this account: set \
@@ -199,9 +210,13 @@ fn with_device_support(provider: ProviderId, mut e: Endpoints) -> Endpoints {
 fn no_token_endpoint(provider: ProviderId) -> Error {
     let lead = match provider {
         ProviderId::Yahoo | ProviderId::Icloud | ProviderId::Fastmail => format!(
-            "{} accepts no new OAuth clients for SMTP: use an app password (`postie account add \
-             NAME --provider {provider}`), or, with a client of your own, ",
-            provider.preset().display_name
+            "{} accepts no new OAuth clients for SMTP: use an app password ({}), or, with a \
+             client of your own, ",
+            provider.preset().display_name,
+            say(&Action::AddAccount {
+                account: Some("NAME".into()),
+                provider: Some(provider.as_str().into()),
+            })
         ),
         _ => "the account's OAuth provider is unknown to postie: ".to_string(),
     };

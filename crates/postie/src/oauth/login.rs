@@ -12,6 +12,7 @@ use super::{Flow, TokenSet, browser, client_secret, settings};
 use crate::config::AccountConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secrets;
+use crate::wording::{Action, Setting, say, say_setting};
 
 /// How `login` runs.
 #[derive(Clone, Debug)]
@@ -105,7 +106,10 @@ pub async fn login(
             let read = read_pasted_url.ok_or_else(|| {
                 Error::new(
                     ErrorKind::Usage,
-                    "--manual needs a way to read the pasted address",
+                    format!(
+                        "{} needs a way to read the pasted address",
+                        say_setting(Setting::ManualSignIn)
+                    ),
                 )
             })?;
             manual(name, &client, opts, prompt, read).await?
@@ -196,15 +200,21 @@ async fn manual(
             ErrorKind::Usage,
             format!(
                 "the pasted text is not the address the browser was sent back to (it has no \
-                 code= or error=); run `postie login {name} --manual` again and paste the whole \
-                 address from the browser's address bar"
+                 code= or error=); run {} again and paste the whole address from the browser's \
+                 address bar",
+                say(&Action::SignInManually {
+                    account: name.to_string()
+                })
             ),
         )),
         Err(NotUsable::WrongState) => Err(Error::new(
             ErrorKind::Usage,
             format!(
                 "the pasted address belongs to another sign-in (its state does not match): run \
-                 `postie login {name} --manual` again and use the new link"
+                 {} again and use the new link",
+                say(&Action::SignInManually {
+                    account: name.to_string()
+                })
             ),
         )),
     }

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{OAuthErrorInfo, TokenSet};
 use crate::error::{Error, ErrorKind, Result};
+use crate::wording::{Action, Setting, say, say_setting};
 
 const MAX_HEAD: usize = 16 * 1024;
 
@@ -206,9 +207,12 @@ impl Listener {
                         "cannot listen on 127.0.0.1:{} for the sign-in redirect: {e}{}",
                         port.unwrap_or(0),
                         if port.is_some() {
-                            " (choose another --port, or leave it out for a free one)"
+                            format!(
+                                " (choose another {}, or leave it out for a free one)",
+                                say_setting(Setting::LoginPort)
+                            )
                         } else {
-                            ""
+                            String::new()
                         }
                     ),
                 )
@@ -297,9 +301,14 @@ impl Listener {
                         ErrorKind::Transient,
                         format!(
                             "no sign-in answer reached http://127.0.0.1:{} in time{extra}; run \
-                             `postie login {account}` again (or with --manual to paste the \
-                             address the browser ends on)",
-                            self.port
+                             {} again (or {} to paste the address the browser ends on)",
+                            self.port,
+                            say(&Action::SignIn {
+                                account: Some(account.to_string())
+                            }),
+                            say(&Action::SignInManually {
+                                account: account.to_string()
+                            }),
                         ),
                     ));
                 }

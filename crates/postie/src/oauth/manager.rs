@@ -27,6 +27,7 @@ use crate::config::AccountConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::ProviderId;
 use crate::secret::Secrets;
+use crate::wording::{Action, say};
 
 /// How long to wait for another process's refresh of the same account.
 const LOCK_WAIT: Duration = Duration::from_secs(180);
@@ -206,9 +207,12 @@ impl TokenManager {
             tracing::error!(
                 account = name,
                 "the new OAuth tokens could not be saved in {}: {}; they are used now, but if the \
-                 provider rotated the refresh token, a later run may need `postie login {name}`",
+                 provider rotated the refresh token, a later run may need {}",
                 store.describe(),
-                e.message()
+                e.message(),
+                say(&Action::SignIn {
+                    account: Some(name.to_string())
+                })
             );
         }
         tracing::debug!(account = name, "new access token obtained and stored");
@@ -229,15 +233,17 @@ impl TokenManager {
             return Some(format!(
                 "this account's Google refresh token was issued {days} days ago. If the Google \
                  Cloud project's OAuth consent screen is in \"Testing\" status, Google revokes \
-                 it after 7 days: then run `postie login` for the account again, or publish the \
-                 app (Google Auth Platform > Audience > Publish app) to end the weekly expiry"
+                 it after 7 days: then sign in again ({}), or publish the app (Google Auth \
+                 Platform > Audience > Publish app) to end the weekly expiry",
+                say(&Action::SignIn { account: None })
             ));
         }
         if provider.is_microsoft() && age >= 80 * DAY {
             return Some(format!(
                 "this account's Microsoft refresh token has not been renewed for {days} days; \
-                 Microsoft expires refresh tokens after 90 days without use: send a message \
-                 (or run `postie token`) to renew it, or `postie login` once it has expired"
+                 Microsoft expires refresh tokens after 90 days without use: send a message (or \
+                 ask for an access token) to renew it, or sign in again ({}) once it has expired",
+                say(&Action::SignIn { account: None })
             ));
         }
         None
@@ -371,8 +377,11 @@ fn not_signed_in(name: &str, store: &Secrets, has_tokens: bool) -> Error {
     Error::new(
         ErrorKind::Credentials,
         format!(
-            "account '{name}' is not signed in: {what} in {}. Run `postie login {name}`",
-            store.describe()
+            "account '{name}' is not signed in: {what} in {}. Run {}",
+            store.describe(),
+            say(&Action::SignIn {
+                account: Some(name.to_string())
+            })
         ),
     )
     .with_oauth(info)

@@ -41,6 +41,7 @@ pub use crate::config::{Flow, OAuthConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::AuthMethod;
 use crate::secret::Secrets;
+use crate::wording::{Action, say};
 
 pub use crate::error::OAuthErrorInfo;
 pub use endpoints::{
@@ -63,9 +64,14 @@ pub(crate) fn settings<'a>(name: &str, acct: &'a AccountConfig) -> Result<&'a OA
         return Err(Error::new(
             ErrorKind::Config,
             format!(
-                "account '{name}' authenticates with {} (auth = \"{}\"), not OAuth: re-run \
-                 `postie account add {name} --auth oauth --client-id ID` to switch it",
-                acct.auth, acct.auth
+                "account '{name}' authenticates with {} (auth = \"{}\"), not OAuth: add it \
+                 again to sign in with OAuth 2.0 with a client ID ({})",
+                acct.auth,
+                acct.auth,
+                say(&Action::AddOAuthAccount {
+                    account: name.to_string(),
+                    provider: acct.provider.as_str().to_string(),
+                })
             ),
         ));
     }
@@ -74,8 +80,11 @@ pub(crate) fn settings<'a>(name: &str, acct: &'a AccountConfig) -> Result<&'a OA
             ErrorKind::Config,
             format!(
                 "account '{name}' has no OAuth client: add `[accounts.{name}.oauth]` with \
-                 `client_id = \"...\"` (or re-run `postie account add {name} --auth oauth \
-                 --client-id ID`)"
+                 `client_id = \"...\"` (or add the account again: {})",
+                say(&Action::AddOAuthAccount {
+                    account: name.to_string(),
+                    provider: acct.provider.as_str().to_string(),
+                })
             ),
         )
     })

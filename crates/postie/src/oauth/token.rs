@@ -12,6 +12,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secrets;
+use crate::wording::{Action, say};
 
 /// How long before expiry an access token is replaced.
 pub(crate) const MARGIN: Duration = Duration::from_secs(300);
@@ -90,9 +91,11 @@ impl TokenSet {
             Error::new(
                 ErrorKind::Secret,
                 format!(
-                    "the stored OAuth tokens of '{name}' in {} are damaged: run `postie login \
-                     {name}` to sign in again",
-                    store.describe()
+                    "the stored OAuth tokens of '{name}' in {} are damaged: run {} to sign in again",
+                    store.describe(),
+                    say(&Action::SignIn {
+                        account: Some(name.to_string())
+                    })
                 ),
             )
         })?;

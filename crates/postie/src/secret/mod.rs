@@ -29,6 +29,7 @@ use zeroize::Zeroizing;
 
 pub use crate::config::PasswordSource;
 use crate::error::{Error, ErrorKind, Result};
+use crate::wording::{Action, say};
 
 pub use file::{FileStore, PASSPHRASE_ENV};
 pub use handle::Secrets;
@@ -61,7 +62,11 @@ impl PasswordSource {
                     ErrorKind::Config,
                     format!(
                         "the environment variable {var} (password_env) is not set: export it, \
-                         or store the password with `postie account add`"
+                         or store the password ({})",
+                        say(&Action::AddAccount {
+                            account: None,
+                            provider: None
+                        })
                     ),
                 )),
             },
@@ -71,9 +76,13 @@ impl PasswordSource {
                 None => Err(Error::new(
                     ErrorKind::Config,
                     format!(
-                        "no password is stored for '{key}' in {}: run `postie account add \
-                         {key} ...` again, or set password_env / password_command for it",
-                        secrets.describe()
+                        "no password is stored for '{key}' in {}: run {} again, or set \
+                         password_env / password_command for it",
+                        secrets.describe(),
+                        say(&Action::AddAccount {
+                            account: Some(key.clone()),
+                            provider: None
+                        })
                     ),
                 )),
             },

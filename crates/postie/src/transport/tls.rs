@@ -9,6 +9,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::wording::{Setting, say_setting};
 
 /// Build a client config that verifies against the platform's roots, plus
 /// the certificates in `ca_file` when given.
@@ -105,15 +106,20 @@ fn describe_cert_error(c: &rustls::CertificateError, name: &str) -> String {
             format!("the server's certificate is not valid for the name '{name}'")
         }
         C::UnknownIssuer => {
-            "the server's certificate is signed by an unknown authority (for a private CA, give --ca-file)"
-                .into()
+            format!(
+                "the server's certificate is signed by an unknown authority (for a private CA, give {})",
+                say_setting(Setting::CaFile)
+            )
         }
         C::Revoked => "the server's certificate has been revoked".into(),
         C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
-            "the server presents a CA certificate as its own (typical of a self-signed certificate \
-             made with `openssl req -x509` without `-addext basicConstraints=critical,CA:FALSE`); \
-             give the server a certificate issued by a CA and pass that CA with --ca-file"
-                .into()
+            format!(
+                "the server presents a CA certificate as its own (typical of a self-signed \
+                 certificate made with `openssl req -x509` without `-addext \
+                 basicConstraints=critical,CA:FALSE`); give the server a certificate issued by a CA \
+                 and pass that CA: {}",
+                say_setting(Setting::CaFile)
+            )
         }
         other => format!("the server's certificate was refused: {other:?}"),
     }

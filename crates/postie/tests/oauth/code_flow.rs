@@ -130,7 +130,7 @@ async fn only_wrong_states_end_in_a_timeout_that_says_so() {
         msg.contains("1 answer(s) with a state that did not match"),
         "{msg}"
     );
-    assert!(msg.contains("postie login w"), "{msg}");
+    assert!(msg.contains(&sign_in("w")), "{msg}");
     assert!(TokenSet::load(&store, "w").await.unwrap().is_none());
 }
 
@@ -162,10 +162,7 @@ async fn denied_consent_is_shown_in_the_browser_and_explained() {
     };
     let x = explain(&err, &ctx);
     assert_eq!(x.id, "access-denied");
-    assert!(
-        x.fix.iter().any(|f| f.contains("postie login work")),
-        "{x:?}"
-    );
+    assert!(x.fix.iter().any(|f| f.contains(&sign_in("work"))), "{x:?}");
     assert!(x.causes.iter().any(|c| c.contains("test users")), "{x:?}");
     assert_eq!(count(&client, "authorization_code").await, 0);
 }
@@ -198,10 +195,7 @@ async fn a_refused_code_is_explained() {
     };
     let x = explain(&err, &ctx);
     assert_eq!(x.id, "code-refused", "{x:?}");
-    assert!(
-        x.fix.iter().any(|f| f.contains("postie login work")),
-        "{x:?}"
-    );
+    assert!(x.fix.iter().any(|f| f.contains(&sign_in("work"))), "{x:?}");
     assert!(TokenSet::load(&store, "work").await.unwrap().is_none());
 }
 

@@ -137,10 +137,7 @@ async fn a_denied_device_code_is_explained() {
         },
     );
     assert_eq!(x.id, "access-denied");
-    assert!(
-        x.fix.iter().any(|f| f.contains("postie login dev")),
-        "{x:?}"
-    );
+    assert!(x.fix.iter().any(|f| f.contains(&sign_in("dev"))), "{x:?}");
 }
 
 #[tokio::test]
@@ -158,7 +155,13 @@ async fn a_code_not_approved_in_time_expires() {
     assert_eq!(err.oauth().unwrap().error, "expired_token");
     let x = explain(&err, &Context::default());
     assert_eq!(x.id, "expired-token");
-    assert!(x.fix[0].contains("--device"), "{x:?}");
+    assert!(
+        matches!(
+            x.actions.as_slice(),
+            [postie::explain::Action::SignInWithDevice { .. }]
+        ),
+        "{x:?}"
+    );
 }
 
 #[tokio::test]
@@ -179,7 +182,7 @@ async fn google_refuses_the_device_flow_for_the_gmail_scope() {
     assert_eq!(err.kind(), ErrorKind::Config);
     let msg = err.to_string();
     assert!(
-        msg.contains("https://mail.google.com/") && msg.contains("postie login g"),
+        msg.contains("https://mail.google.com/") && msg.contains(&sign_in("g")),
         "{msg}"
     );
     assert_eq!(stats(&client).await["token"], serde_json::json!({}));

@@ -176,6 +176,14 @@ pub async fn raw_refresh(client: &str, refresh_token: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// How the library words a sign-in of `account` (its errors and
+/// explanations name that action).
+pub fn sign_in(account: &str) -> String {
+    postie::explain::say(&postie::explain::Action::SignIn {
+        account: Some(account.to_string()),
+    })
+}
+
 /// A secret store in file mode under `dir`.
 pub fn store(dir: &Path) -> Secrets {
     Secrets::from(SecretStore::file(

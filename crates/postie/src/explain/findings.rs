@@ -1,0 +1,373 @@
+//! Entries for what postie finds itself: the doctor's checks, and failures
+//! that carry no server reply (explained by their kind). Asked for by id,
+//! with the values they name (`{host}`, `{days}` ...).
+
+use super::Retry;
+use super::entry::{Entry, On};
+
+const fn finding(
+    id: &'static str,
+    summary: &'static str,
+    causes: &'static [&'static str],
+    fix: &'static [&'static str],
+    retry: Retry,
+) -> Entry {
+    Entry {
+        id,
+        on: On::Finding,
+        summary,
+        causes,
+        fix,
+        retry,
+    }
+}
+
+pub(super) static ENTRIES: &[Entry] = &[
+    // ---- failures without a reply, by kind ----
+    finding(
+        "unreachable",
+        "Could not reach {host}.",
+        &[
+            "the host name or port is wrong",
+            "a firewall or the hosting provider blocks outgoing SMTP ports (many cloud providers block 25, some 465 and 587)",
+            "the server is down or the network is offline",
+        ],
+        &[
+            "Check host and port ({do:account-list}); try the other submission port (465 implicit TLS or 587 STARTTLS)",
+        ],
+        Retry::Later,
+    ),
+    finding(
+        "tls-name",
+        "The secure connection to {host} failed.",
+        &[
+            "the certificate names another host: the host dialled is not the one in the certificate (an IP address, an alias, a tunnel)",
+        ],
+        &[
+            "Connect by the name on the certificate, or, behind a tunnel or port forward, give the name to verify: {set:tls_name}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "tls-expired",
+        "The secure connection to {host} failed.",
+        &[
+            "the server's certificate is outside its validity period: the server's administrator must renew it",
+            "this machine's clock is wrong",
+        ],
+        &["Check the date on this machine (`date`); otherwise tell the server's administrator"],
+        Retry::No,
+    ),
+    finding(
+        "tls-unknown-ca",
+        "The secure connection to {host} failed.",
+        &[
+            "the certificate is self-signed or issued by a private CA this machine does not trust",
+            "something intercepts TLS (a proxy, an antivirus)",
+        ],
+        &[
+            "Get the CA certificate (PEM) from the server's administrator and give it: {set:ca_file}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "tls-not-implicit",
+        "The secure connection to {host} failed.",
+        &["this port speaks plain SMTP with STARTTLS, not implicit TLS"],
+        &[
+            "Use smtp://HOST:587 (STARTTLS) for this port, or smtps://HOST:465 for implicit TLS (tls = \"starttls\" in the account)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "tls-implicit-expected",
+        "The secure connection to {host} failed.",
+        &["this port expects implicit TLS (465) and waited for a TLS handshake that never came"],
+        &["Use smtps://HOST:465 (tls = \"implicit\" in the account)"],
+        Retry::No,
+    ),
+    finding(
+        "tls-starttls",
+        "The secure connection to {host} failed.",
+        &[
+            "the server does not offer or refused STARTTLS; postie never continues without TLS when credentials or mail follow",
+            "the port is a server-to-server port (25) rather than submission (587)",
+        ],
+        &["Use the provider's submission port: 587 with STARTTLS or 465 with implicit TLS"],
+        Retry::No,
+    ),
+    finding(
+        "tls",
+        "The secure connection to {host} failed.",
+        &[
+            "the certificate is not valid for this host, expired, or from an unknown authority",
+            "the port expects the other TLS mode: 465 is implicit TLS, 587 is STARTTLS",
+            "a proxy or antivirus intercepts TLS",
+        ],
+        &[
+            "Check host, port and TLS mode; for a private CA give {set:ca_file}; behind a tunnel give {set:tls_name}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "credentials",
+        "The server refused the credentials.",
+        &["wrong user name or password, or the provider requires an app password or OAuth"],
+        &["Store the right password ({do:add-any-account}), or use OAuth: {do:login}"],
+        Retry::No,
+    ),
+    finding(
+        "transient",
+        "A temporary failure.",
+        &["the server or network had a temporary problem"],
+        &["Try again later"],
+        Retry::Later,
+    ),
+    finding(
+        "message",
+        "The message cannot be sent as it is.",
+        &["{message}"],
+        &["Fix the message and send again"],
+        Retry::No,
+    ),
+    finding(
+        "configuration",
+        "postie's configuration is incomplete or wrong.",
+        &["{message}"],
+        &["{do:account-help}"],
+        Retry::No,
+    ),
+    // The message says what was wrong with the call and how to write it; a
+    // general "configuration" story would mislead.
+    finding("usage", "{message}", &[], &[], Retry::No),
+    finding(
+        "secret-store",
+        "postie's secret store could not be used.",
+        &["{message}"],
+        &[
+            "With the encrypted file: set POSTIE_PASSPHRASE (or run where a prompt can be answered)",
+            "Or take the password from password_env / password_command instead of the store",
+        ],
+        Retry::No,
+    ),
+    finding("failure", "{message}", &[], &[], Retry::No),
+    finding("failure-transient", "{message}", &[], &[], Retry::Later),
+    // ---- the doctor's checks ----
+    finding(
+        "doctor-port-465-starttls",
+        "Port 465 speaks implicit TLS, but the account says STARTTLS.",
+        &[
+            "465 is the implicit-TLS submission port (RFC 8314): the server starts with a TLS handshake and never offers STARTTLS",
+        ],
+        &["Set tls = \"implicit\" for port 465, or use port 587 with tls = \"starttls\""],
+        Retry::No,
+    ),
+    finding(
+        "doctor-port-587-implicit",
+        "Port 587 speaks STARTTLS, but the account says implicit TLS.",
+        &[
+            "587 is the STARTTLS submission port: the server greets in plain text and upgrades after STARTTLS",
+        ],
+        &["Set tls = \"starttls\" for port 587, or use port 465 with tls = \"implicit\""],
+        Retry::No,
+    ),
+    finding(
+        "doctor-port-25",
+        "Port 25 is for server-to-server relay, not for submission.",
+        &[
+            "many networks and cloud providers block outgoing port 25",
+            "providers expect clients on 587 (STARTTLS) or 465 (implicit TLS)",
+        ],
+        &["Use port 587 with STARTTLS or 465 with implicit TLS"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-plaintext",
+        "The account has TLS off for a server that is not on this machine.",
+        &["credentials and mail would cross the network unencrypted; postie refuses that"],
+        &["Set tls = \"starttls\" (587) or tls = \"implicit\" (465)"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-microsoft-465",
+        "Microsoft does not offer SMTP submission on port 465.",
+        &[
+            "Microsoft: a device that defaults to port 465 does not support SMTP AUTH client submission",
+        ],
+        &[
+            "Use port 587 with STARTTLS (the provider's default: remove port and tls from the account)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-auth-unsupported",
+        "{provider_name} does not accept {auth} authentication; it accepts: {accepted}.",
+        &["{note}"],
+        &["Re-add the account with a supported method (auth = one of those): {do:add-account}"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-oauth-unset",
+        "The account uses OAuth 2.0 but has no [oauth] settings (client id).",
+        &["the account was written by hand or edited"],
+        &["Re-add it with its OAuth client's ID: {do:add-oauth-account}; then {do:login}"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-ca-file-missing",
+        "The CA file {path} does not exist.",
+        &["the file was moved or the path is mistyped"],
+        &["Fix ca_file in the account, or remove it to use the system's trusted CAs"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-config-writable",
+        "The config file {path} can be changed by other users (mode {mode}).",
+        &[
+            "whoever can write it can set password_command to run any program as you, or send your mail elsewhere",
+        ],
+        &["chmod 600 the config file"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-dns-slow",
+        "Resolving {host} took {ms} ms.",
+        &["the DNS resolver of this machine is slow or one of its servers does not answer"],
+        &["Check /etc/resolv.conf (or your network's DNS settings)"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-dns-failed",
+        "The host name {host} does not resolve.",
+        &[
+            "the host name is mistyped",
+            "this machine has no network or no working DNS resolver",
+        ],
+        &["Check host in the account ({do:account-list}); try `getent hosts HOST`"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-dns-timeout",
+        "The DNS lookup did not finish.",
+        &["the DNS resolver does not answer (no network, or a broken resolver)"],
+        &["Check the network and /etc/resolv.conf"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-some-addresses-fail",
+        "Some of the server's addresses could not be reached; another one worked.",
+        &["IPv6 is not routed from this network, or a firewall drops one address family"],
+        &["Nothing to do if it keeps working; otherwise fix the network's IPv6 route"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-connect-timeout",
+        "Connecting to {server} timed out: nothing answered.",
+        &[
+            "a firewall drops outgoing SMTP: many cloud providers (AWS, Google Cloud, Azure, DigitalOcean) and some ISPs block port 25, and some block 465 and 587",
+            "the port is wrong for this server",
+            "the server is down",
+        ],
+        &[
+            "Try the other submission port (587 STARTTLS or 465 implicit TLS)",
+            "Ask the network or cloud provider to open outgoing SMTP, or send through postie's relay on a machine that can",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-connect-refused",
+        "{server} refused the connection.",
+        &[
+            "nothing listens on that port: the port is wrong (587 is STARTTLS, 465 implicit TLS)",
+            "a firewall rejects the connection",
+            "the server is down",
+        ],
+        &[
+            "Check port in the account ({do:account-list}); the provider's preset port is the right one unless you changed it",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-cert-expiring",
+        "The server's certificate expires in {days} days.",
+        &["its renewal is due or failed"],
+        &["Nothing to do on this side; tell the server's administrator if it is yours"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-no-tls",
+        "The connection is not encrypted.",
+        &["tls = \"none\" is set; allowed only to this machine"],
+        &["Fine for a local test server; use STARTTLS or implicit TLS for anything else"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-implicit-tls-port",
+        "{server} sent no greeting: the port most likely expects implicit TLS, and the account says STARTTLS.",
+        &[
+            "on an implicit-TLS port (usually 465) the server waits for the client's TLS handshake before it says anything",
+        ],
+        &[
+            "Set tls = \"implicit\" in the account for this port (or give the server as smtps://HOST:PORT), or use the STARTTLS port (587)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-auth-mechanism-missing",
+        "The server does not offer the authentication the account needs ({wanted}).",
+        &[
+            "the server offers no authentication on this port: it is a relay port (25) or accepts mail only from its own network",
+            "the server does not support {auth} authentication",
+            "AUTH is offered only after TLS and the account's TLS mode is off",
+        ],
+        &[
+            "Use the provider's submission server and port (587 STARTTLS or 465 implicit TLS)",
+            "If the server takes another kind of authentication, re-add the account with it: with a password, {do:add-account}; with OAuth 2.0, {do:add-oauth-account}",
+            "If auth_mechanism is set in the account, remove it to let postie choose",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-app-password-shape",
+        "This does not look like a {provider_name} app password ({length} characters; they are {shape}).",
+        &[
+            "it is the account's own password: {provider_name} refuses it over SMTP (Gmail: 534 5.7.9 or 535 5.7.8)",
+            "it was pasted with extra characters",
+        ],
+        &[
+            "Create an app password at {url}",
+            "Store it and paste it when asked: {do:add-account}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-not-signed-in",
+        "Account '{account}' has never signed in, or signed out.",
+        &["{do:login} was not run for this account, or {do:logout} removed its tokens"],
+        &["Sign in: {do:login}"],
+        Retry::No,
+    ),
+    finding(
+        "doctor-google-scope",
+        "The token's scope does not fit Gmail's SMTP server: {problem}.",
+        &[
+            "gmail.send works for the Gmail API only; SMTP, IMAP and POP need https://mail.google.com/",
+            "the account's scopes were overridden",
+        ],
+        &[
+            "Remove `scopes` from the account's [oauth] settings (postie asks for https://mail.google.com/), then {do:login}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "doctor-microsoft-scope",
+        "The token lacks the SMTP.Send permission.",
+        &[
+            "the app registration does not have the SMTP.Send delegated permission, or the account's scopes were overridden",
+        ],
+        &[
+            "Add SMTP.Send (Office 365 Exchange Online) to the app registration's API permissions, then {do:login}",
+        ],
+        Retry::No,
+    ),
+];
