@@ -80,6 +80,17 @@ impl Wording for Commands {
             Setting::SandboxSmtpsPort => "--smtps-port",
             Setting::SandboxHttpPort => "--http-port",
             Setting::SandboxDailyLimit => "--daily-limit N",
+            Setting::Email => "--email",
+            Setting::Provider => "--provider",
+            Setting::Port => "--port",
+            Setting::Plaintext => "--plaintext",
+            Setting::OAuth => "--auth oauth",
+            Setting::OAuthClient => "--client-id, --client-secret-* and --flow",
+            Setting::ClientId => "--client-id",
+            Setting::ClientSecret => "--client-secret-stdin",
+            Setting::Tenant => "--tenant",
+            Setting::OAuthServer => "--issuer URL (for discovery) or both --authorization-endpoint and --token-endpoint",
+            Setting::ServiceAccountKey => "--service-account-key PATH (the JSON key of a Google service account with domain-wide delegation)",
         }
         .into()
     }

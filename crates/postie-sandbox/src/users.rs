@@ -19,7 +19,7 @@ pub const DEFAULT_PASSWORD: &str = "correct-horse-battery-staple";
 pub const DEFAULT_APP_PASSWORD: &str = "abcd efgh ijkl mnop";
 /// The OAuth client every sandbox knows: public (no secret), any loopback
 /// redirect (RFC 8252 §7.3).
-pub const DEFAULT_CLIENT_ID: &str = "postie-sandbox";
+pub const DEFAULT_CLIENT_ID: &str = postie::provider::SANDBOX_CLIENT_ID;
 
 /// One mailbox owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -91,7 +91,33 @@ impl Endpoint {
 
     /// True when the host is a loopback address (or `localhost`).
     pub fn is_loopback(&self) -> bool {
-        self.host.eq_ignore_ascii_case("localhost")
-            || self.host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback_host(&self.host)
     }
+
+    /// The one rule for plain text: no TLS only to a loopback address,
+    /// never across a network where credentials and mail could be read.
+    pub fn check_plaintext(&self) -> Result<()> {
+        if self.tls == TlsMode::None && !self.is_loopback() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{} is only allowed to a loopback address, not {}: credentials and mail \
+                     would cross the network unencrypted; use STARTTLS (587) or implicit TLS (465)",
+                    say_setting(Setting::Plaintext),
+                    self.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True for `localhost` and loopback addresses (127.0.0.0/8, ::1).
+pub fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }

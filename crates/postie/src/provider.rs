@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::wording::{Setting, say_setting};
+
 /// How the connection to the submission server is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -334,6 +336,41 @@ pub static PRESETS: &[Preset] = &[
                default user is me@sandbox.postie.test; OAuth needs no client ID of your own.",
     },
 ];
+
+/// The public OAuth client of `postie sandbox` (no secret).
+pub const SANDBOX_CLIENT_ID: &str = "postie-sandbox";
+
+impl ProviderId {
+    /// Where and how to register postie as an OAuth client with this
+    /// provider, in plain words.
+    pub fn registration_hint(self) -> String {
+        match self {
+            ProviderId::Gmail | ProviderId::Workspace => format!(
+                "Google: create a client at https://console.cloud.google.com/apis/credentials \
+                 (Create credentials > OAuth client ID > Application type \"Desktop app\"); give \
+                 its ID ({}) and its secret ({}). The consent screen needs the scope \
+                 https://mail.google.com/; while the app is in \"Testing\", Google ends its \
+                 refresh tokens after 7 days. Loopback redirects (http://127.0.0.1:PORT) need no \
+                 registration for Desktop clients.",
+                say_setting(Setting::ClientId),
+                say_setting(Setting::ClientSecret)
+            ),
+            ProviderId::Outlook | ProviderId::Office365 => format!(
+                "Microsoft: register an app at https://entra.microsoft.com (App registrations > \
+                 New registration); under Authentication add the platform \"Mobile and desktop \
+                 applications\" with the redirect URI http://localhost and allow public client \
+                 flows (for the device-code sign-in); under API permissions add Office 365 \
+                 Exchange Online / SMTP.Send (delegated) and offline_access. Give the \
+                 Application (client) ID ({}) and the tenant ({}).",
+                say_setting(Setting::ClientId),
+                say_setting(Setting::Tenant)
+            ),
+            _ => "Register postie as a native (public) client with your authorization server, \
+                  with the redirect URI http://127.0.0.1 (any port, RFC 8252) and PKCE."
+                .into(),
+        }
+    }
+}
 
 /// Guess the provider from an address's domain, for `account add` without
 /// `--provider`. Only domains that certainly belong to one provider are named.

@@ -132,6 +132,28 @@ pub enum Setting {
     SandboxHttpPort,
     /// The sandbox's daily sending limit.
     SandboxDailyLimit,
+    /// A new account's address.
+    Email,
+    /// A new account's provider.
+    Provider,
+    /// The submission port.
+    Port,
+    /// No TLS at all (loopback only).
+    Plaintext,
+    /// Signing in with OAuth 2.0.
+    OAuth,
+    /// The OAuth client's settings (client ID, secret, flow).
+    OAuthClient,
+    /// The OAuth client's ID.
+    ClientId,
+    /// The OAuth client's secret.
+    ClientSecret,
+    /// Microsoft's tenant.
+    Tenant,
+    /// Where a generic provider's authorization server is.
+    OAuthServer,
+    /// A Google service account's JSON key, for the service-account flow.
+    ServiceAccountKey,
 }
 
 impl Setting {
@@ -158,6 +180,23 @@ impl Setting {
             Setting::SandboxSmtpsPort => "the sandbox's implicit-TLS port",
             Setting::SandboxHttpPort => "the sandbox's HTTP port",
             Setting::SandboxDailyLimit => "SandboxConfig::daily_limit",
+            Setting::Email => "the address",
+            Setting::Provider => "the provider",
+            Setting::Port => "port",
+            Setting::Plaintext => "tls = \"none\"",
+            Setting::OAuth => "auth = \"oauth\"",
+            Setting::OAuthClient => "OAuth client settings",
+            Setting::ClientId => "the client ID (client_id)",
+            Setting::ClientSecret => {
+                "the client secret (client_secret_env, or NAME/client-secret in the secret store)"
+            }
+            Setting::Tenant => "tenant",
+            Setting::OAuthServer => {
+                "issuer (for discovery) or both authorization_endpoint and token_endpoint"
+            }
+            Setting::ServiceAccountKey => {
+                "service_account_key (a JSON key of a Google service account with domain-wide delegation)"
+            }
         }
     }
 }

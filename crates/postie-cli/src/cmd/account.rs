@@ -1,9 +1,8 @@
 //! `postie account add|list|remove`.
 
-use postie::config::{AccountConfig, Config};
+use postie::config::{Config, NewAccount, NewOAuth};
 use postie::error::{Error, ErrorKind};
-use postie::oauth::{Flow, OAuthConfig};
-use postie::provider::{AuthMethod, ProviderId, guess_from_email};
+use postie::provider::{AuthMethod, TlsMode};
 use postie::secret::normalize_app_password;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -29,103 +28,45 @@ pub fn run(g: &Global, cmd: AccountCommand) -> i32 {
 }
 
 fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
-    if a.email.parse::<postie_proto::address::Address>().is_err() || !a.email.contains('@') {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "--email '{}' is not an address like me@example.com",
-                a.email
-            ),
-        ));
-    }
-    let provider = match a.provider.or_else(|| guess_from_email(&a.email)) {
-        Some(p) => p,
-        None if a.host.is_some() => ProviderId::Generic,
-        None => {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!(
-                    "cannot tell the provider of {}: give --provider (gmail, workspace, outlook, office365, yahoo, icloud, fastmail) or --host for any other server",
-                    a.email
-                ),
-            ));
-        }
-    };
-    let preset = provider.preset();
-    let auth = a.auth.unwrap_or_else(|| preset.default_auth());
-    if !preset.supports(auth) {
-        let offered: Vec<_> = preset.auth.iter().map(|m| m.as_str()).collect();
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "{} does not accept {auth} for SMTP; it accepts: {}. {}",
-                preset.display_name,
-                offered.join(", "),
-                preset.note
-            ),
-        ));
-    }
-    let oauth = if auth == AuthMethod::Oauth {
-        Some(oauth_config(&a, provider)?)
-    } else {
-        if a.oauth.client_id.is_some() || a.oauth.client_secret_stdin || a.oauth.flow.is_some() {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                "--client-id, --client-secret-* and --flow need --auth oauth",
-            ));
-        }
-        None
-    };
-    if provider == ProviderId::Generic && a.host.is_none() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "the generic provider needs --host (and usually --port 587 or 465)",
-        ));
-    }
-    if a.tls_args.plaintext {
-        let host = a.host.as_deref().unwrap_or(preset.host.unwrap_or(""));
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!("--plaintext is only allowed for a loopback host, not '{host}'"),
-            ));
-        }
-    }
-    let acct = AccountConfig {
-        provider,
+    let new = NewAccount {
         email: a.email.clone(),
-        auth,
+        provider: a.provider,
+        auth: a.auth,
         user: a.user.clone(),
         host: a.host.clone(),
         port: a.port,
         tls: if a.tls_args.plaintext {
-            Some(postie::provider::TlsMode::None)
+            Some(TlsMode::None)
         } else {
             a.tls
         },
-        ca_file: a
-            .tls_args
-            .ca_file
-            .as_ref()
-            .map(|p| std::path::absolute(p).unwrap_or(p.clone())),
+        ca_file: a.tls_args.ca_file.clone(),
         tls_name: a.tls_args.tls_name.clone(),
         password_env: a.password_env.clone(),
         password_command: a.password_command.clone(),
-        oauth,
-        auth_mechanism: None,
+        oauth: NewOAuth {
+            client_id: a.oauth.client_id.clone(),
+            client_secret_given: a.oauth.client_secret_stdin,
+            client_secret_env: a.oauth.client_secret_env.clone(),
+            tenant: a.oauth.tenant.clone(),
+            issuer: a.oauth.issuer.clone(),
+            authorization_endpoint: a.oauth.authorization_endpoint.clone(),
+            token_endpoint: a.oauth.token_endpoint.clone(),
+            scopes: a.oauth.scopes.clone(),
+            flow: a.oauth.flow,
+            service_account_key: a.oauth.service_account_key.clone(),
+        },
     };
-    acct.endpoint()?; // host/port/TLS consistent before anything is written
+    let acct = new.build()?;
+    let (provider, auth) = (acct.provider, acct.auth);
+    let preset = provider.preset();
 
     // Take the password before touching the config, so a failed prompt
     // leaves nothing half-written.
     let stored = if auth == AuthMethod::Oauth {
         if a.oauth.client_secret_stdin {
             let secret = read_stdin_secret("--client-secret-stdin")?;
-            open_store(&g.paths)?.set(&format!("{}/client-secret", a.name), &secret)?;
+            open_store(&g.paths)?.set(&postie::oauth::client_secret_key(&a.name), &secret)?;
         }
         None
     } else if a.password_env.is_some() || a.password_command.is_some() {
@@ -171,14 +112,11 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
 
     let path = &g.paths.config_file;
     let mut config = Config::load(path)?;
-    let replaced = config.accounts.insert(a.name.clone(), acct).is_some();
-    if a.default || config.default_account.is_none() {
-        config.default_account = Some(a.name.clone());
-    }
+    let replaced = config.add_account(&a.name, acct, a.default);
     config.save(path)?;
     let ep = config.accounts[&a.name].endpoint()?;
     if auth == AuthMethod::Oauth {
-        eprintln!("{}", oauth_setup_hint(provider));
+        eprintln!("{}", provider.registration_hint());
         eprintln!("next: `postie login {}` to sign in", a.name);
     }
     eprintln!(
@@ -255,7 +193,7 @@ fn list(g: &Global, json_mode: bool) -> Result<(), Error> {
 fn remove(g: &Global, name: &str) -> Result<(), Error> {
     let path = &g.paths.config_file;
     let mut config = Config::load(path)?;
-    let Some(acct) = config.accounts.remove(name) else {
+    let Some(acct) = config.remove_account(name) else {
         return Err(Error::new(
             ErrorKind::Usage,
             format!(
@@ -264,96 +202,16 @@ fn remove(g: &Global, name: &str) -> Result<(), Error> {
             ),
         ));
     };
-    if acct.auth == AuthMethod::Oauth {
-        // Tokens and the client secret go with the account; revoking them at
-        // the provider is `postie logout`.
+    // Its secrets go with it (revoking tokens at the provider is `postie
+    // logout`).
+    let keys = acct.secret_keys(name);
+    if !keys.is_empty() {
         let store = open_store(&g.paths)?;
-        store.delete(&format!("{name}/oauth"))?;
-        store.delete(&format!("{name}/client-secret"))?;
-    } else if acct.password_env.is_none() && acct.password_command.is_none() {
-        open_store(&g.paths)?.delete(name)?;
-    }
-    if config.default_account.as_deref() == Some(name) {
-        config.default_account = None;
+        for key in keys {
+            store.delete(&key)?;
+        }
     }
     config.save(path)?;
     eprintln!("removed account '{name}'");
     Ok(())
-}
-
-fn oauth_config(a: &AccountAddArgs, provider: ProviderId) -> Result<OAuthConfig, Error> {
-    let o = &a.oauth;
-    let flow = o.flow.unwrap_or(if o.service_account_key.is_some() {
-        Flow::ServiceAccount
-    } else {
-        Flow::AuthCode
-    });
-    if flow == Flow::ServiceAccount && o.service_account_key.is_none() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "--flow service-account needs --service-account-key PATH (the JSON key of a Google service account with domain-wide delegation)",
-        ));
-    }
-    let client_id = match (&o.client_id, flow) {
-        (Some(id), _) => id.clone(),
-        (None, Flow::ServiceAccount) => String::new(),
-        // The sandbox knows its own public client.
-        (None, _) if provider == ProviderId::Sandbox => postie_sandbox::DEFAULT_CLIENT_ID.into(),
-        (None, _) => {
-            return Err(Error::new(
-                ErrorKind::Usage,
-                format!(
-                    "--auth oauth needs --client-id: you register postie as an OAuth client with the provider once. {}",
-                    oauth_setup_hint(provider)
-                ),
-            ));
-        }
-    };
-    if provider == ProviderId::Generic
-        && o.issuer.is_none()
-        && (o.authorization_endpoint.is_none() || o.token_endpoint.is_none())
-    {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            "a generic OAuth provider needs --issuer URL (for discovery) or both --authorization-endpoint and --token-endpoint",
-        ));
-    }
-    Ok(OAuthConfig {
-        client_id,
-        client_secret_env: o.client_secret_env.clone(),
-        tenant: o.tenant.clone(),
-        issuer: o.issuer.clone(),
-        authorization_endpoint: o.authorization_endpoint.clone(),
-        token_endpoint: o.token_endpoint.clone(),
-        device_authorization_endpoint: None,
-        revocation_endpoint: None,
-        scopes: (!o.scopes.is_empty()).then(|| o.scopes.clone()),
-        flow: Some(flow),
-        service_account_key: o
-            .service_account_key
-            .as_ref()
-            .map(|p| std::path::absolute(p).unwrap_or(p.clone())),
-        login_hint: Some(a.email.clone()),
-    })
-}
-
-/// Where to register an OAuth client, in plain words.
-fn oauth_setup_hint(provider: ProviderId) -> String {
-    match provider {
-        ProviderId::Gmail | ProviderId::Workspace => "Google: create a client at https://console.cloud.google.com/apis/credentials \
-             (Create credentials > OAuth client ID > Application type \"Desktop app\"); pass its ID with --client-id \
-             and its secret with --client-secret-stdin. The consent screen needs the scope https://mail.google.com/; \
-             while the app is in \"Testing\", Google ends its refresh tokens after 7 days. Loopback redirects \
-             (http://127.0.0.1:PORT) need no registration for Desktop clients."
-            .into(),
-        ProviderId::Outlook | ProviderId::Office365 => "Microsoft: register an app at https://entra.microsoft.com \
-             (App registrations > New registration); under Authentication add the platform \"Mobile and desktop \
-             applications\" with the redirect URI http://localhost and allow public client flows (for --device); \
-             under API permissions add Office 365 Exchange Online / SMTP.Send (delegated) and offline_access. \
-             Pass the Application (client) ID with --client-id and the tenant with --tenant."
-            .into(),
-        _ => "Register postie as a native (public) client with your authorization server, with the redirect \
-              URI http://127.0.0.1 (any port, RFC 8252) and PKCE."
-            .into(),
-    }
 }

@@ -149,16 +149,8 @@ pub fn apply_tls_args(ep: &mut Endpoint, tls: &TlsArgs) -> Result<(), Error> {
         ep.tls_name = tls.tls_name.clone();
     }
     if tls.plaintext {
-        if !ep.is_loopback() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "--plaintext is only allowed to a loopback address, not {}: credentials and mail would cross the network unencrypted",
-                    ep.host
-                ),
-            ));
-        }
         ep.tls = postie::provider::TlsMode::None;
+        ep.check_plaintext()?;
     }
     Ok(())
 }

@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use postie::config::{Config, RelayUser};
 use postie::error::{Error, ErrorKind};
-use postie::provider::AuthMethod;
-use postie::secret::PasswordSource;
 use postie_outbox::delivery::Delivered;
 use postie_outbox::relay::{BindOptions, Relay, users};
 use secrecy::SecretString;
@@ -63,10 +61,10 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         // is asked while someone is watching, and a store that cannot be
         // opened stops the relay here instead of failing every delivery.
         let d = super::queue::deliverer(g, config.clone(), outbox.clone(), Some(progress)).await?;
-        let needs_store = config.accounts.iter().any(|(name, acct)| {
-            acct.auth == AuthMethod::Oauth
-                || matches!(acct.password_source(name), PasswordSource::Store(_))
-        });
+        let needs_store = config
+            .accounts
+            .iter()
+            .any(|(name, acct)| !acct.secret_keys(name).is_empty());
         if needs_store {
             d.mailer().secrets().store().await?;
         }

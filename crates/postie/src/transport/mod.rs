@@ -232,15 +232,7 @@ impl Connection {
         tls_override: Option<Arc<rustls::ClientConfig>>,
     ) -> Result<Connection> {
         let ep = &opts.endpoint;
-        if ep.tls == TlsMode::None && !ep.is_loopback() {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "refusing to connect to {} without TLS: plaintext is only allowed to a loopback address; use smtp:// (STARTTLS) or smtps:// (implicit TLS)",
-                    ep.authority()
-                ),
-            ));
-        }
+        ep.check_plaintext()?;
         let tls_config = match (ep.tls, tls_override.or(opts.tls_config.clone())) {
             (TlsMode::None, _) => None,
             (_, Some(cfg)) => Some(cfg),

@@ -13,6 +13,10 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::endpoint::Endpoint;
+mod new;
+
+pub use new::{NewAccount, NewOAuth};
+
 use crate::error::{Error, ErrorKind};
 use crate::fs::write_atomic;
 use crate::provider::{AuthMethod, ProviderId, TlsMode};
@@ -168,6 +172,18 @@ impl AccountConfig {
             (Some(v), _) => PasswordSource::Env(v.clone()),
             (None, Some(c)) => PasswordSource::Command(c.clone()),
             (None, None) => PasswordSource::Store(name.to_string()),
+        }
+    }
+
+    /// The keys under which account `name` keeps secrets in postie's secret
+    /// store: its password, or its OAuth tokens and client secret.
+    pub fn secret_keys(&self, name: &str) -> Vec<String> {
+        match (self.auth, &self.password_env, &self.password_command) {
+            (AuthMethod::Oauth, _, _) => {
+                vec![format!("{name}/oauth"), format!("{name}/client-secret")]
+            }
+            (_, None, None) => vec![name.to_string()],
+            _ => Vec::new(),
         }
     }
 
@@ -420,6 +436,27 @@ impl Config {
                 format!("cannot write the config file {}: {e}", path.display()),
             )
         })
+    }
+
+    /// Add account `name` (or replace the one of that name); it becomes the
+    /// default when `make_default` or when there is none. True when an
+    /// account was replaced.
+    pub fn add_account(&mut self, name: &str, acct: AccountConfig, make_default: bool) -> bool {
+        let replaced = self.accounts.insert(name.to_string(), acct).is_some();
+        if make_default || self.default_account.is_none() {
+            self.default_account = Some(name.to_string());
+        }
+        replaced
+    }
+
+    /// Remove account `name`, returning it; the default account is unset
+    /// when it was this one.
+    pub fn remove_account(&mut self, name: &str) -> Option<AccountConfig> {
+        let acct = self.accounts.remove(name)?;
+        if self.default_account.as_deref() == Some(name) {
+            self.default_account = None;
+        }
+        Some(acct)
     }
 
     /// Names of all accounts, comma separated (for error messages).
