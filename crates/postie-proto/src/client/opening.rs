@@ -24,7 +24,9 @@ pub(super) struct AuthState {
 
 impl ClientSession {
     pub(super) fn on_greeting(&mut self, reply: Reply) {
-        if reply.is_completion() {
+        // Only 220 greets (RFC 5321 §4.2, §3.1): a 221 says the server is
+        // closing, another 2xx is not a greeting at all.
+        if reply.code == 220 {
             self.events.push_back(Event::Greeting(reply));
             self.send_ehlo();
         } else {
@@ -38,7 +40,9 @@ impl ClientSession {
     }
 
     pub(super) fn on_ehlo(&mut self, reply: Reply) {
-        if reply.is_completion() {
+        // Only 250 answers EHLO (RFC 5321 §4.1.1.1); a 220 or 221 here is a
+        // server out of step, not an offer.
+        if reply.code == 250 {
             self.got_capabilities(Capabilities::from_ehlo(&reply));
         } else if matches!(reply.code, 500 | 502) {
             // RFC 5321 §3.2: an old server that does not know EHLO.
@@ -53,7 +57,7 @@ impl ClientSession {
     }
 
     pub(super) fn on_helo(&mut self, reply: Reply) {
-        if reply.is_completion() {
+        if reply.code == 250 {
             self.got_capabilities(Capabilities::from_helo(&reply));
         } else {
             self.fail(SessionError::UnexpectedReply {

@@ -104,6 +104,45 @@ fn helo_fallback_never_downgrades_tls() {
     assert_eq!(failed(&p.events()), SessionError::StartTlsNotOffered);
 }
 
+/// Issue 12, item 6 (EAST `greeting/221`): a 221 (closing) or any other
+/// 2xx is not a greeting; nothing follows but QUIT.
+#[test]
+fn only_220_greets() {
+    for greeting in ["221 2.0.0 mx closing\r\n", "250 mx hello\r\n"] {
+        let mut p = Peer::new(cfg(TlsMode::None));
+        p.recv(greeting).sent("QUIT\r\n");
+        let ev = p.events();
+        let err = failed(&ev);
+        assert_eq!(err.stage(), Stage::Greeting, "{greeting}");
+        assert!(matches!(err, SessionError::GreetingRefused { .. }), "{greeting}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Ready)), "{greeting}");
+    }
+}
+
+/// Issue 12, item 6: only 250 answers EHLO (or HELO); a 220 or 221 there
+/// is not an offer to send under.
+#[test]
+fn only_250_answers_ehlo_and_helo() {
+    for reply in ["220 mx ready\r\n", "221 2.0.0 bye\r\n"] {
+        let mut p = Peer::new(cfg(TlsMode::None));
+        p.recv("220 mx\r\n")
+            .sent("EHLO client.example\r\n")
+            .recv(reply)
+            .sent("QUIT\r\n");
+        let ev = p.events();
+        assert_eq!(failed(&ev).stage(), Stage::Ehlo, "{reply}");
+        assert!(!ev.iter().any(|e| matches!(e, Event::Ready)), "{reply}");
+    }
+    let mut p = Peer::new(cfg(TlsMode::None));
+    p.recv("220 mx\r\n")
+        .sent("EHLO client.example\r\n")
+        .recv("502 no\r\n")
+        .sent("HELO client.example\r\n")
+        .recv("220 what\r\n")
+        .sent("QUIT\r\n");
+    assert_eq!(failed(&p.events()).stage(), Stage::Helo);
+}
+
 #[test]
 fn ehlo_refused_otherwise_fails() {
     let mut p = Peer::new(cfg(TlsMode::None));
