@@ -170,10 +170,10 @@ pub struct LoginArgs {
     /// Loopback port for the redirect [default: any free port]
     #[arg(long)]
     pub port: Option<u16>,
-    /// Give up after this many seconds [default: 300 in the browser; with the device flow, as
-    /// long as the code the provider gave is valid]
-    #[arg(long)]
-    pub timeout: Option<u64>,
+    /// Give up after this long (`300`, `300s`, `5m`) [default: 5 minutes in the browser; with
+    /// the device flow, as long as the code the provider gave is valid]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Connection flags shared by `send` and `account add`.
@@ -283,9 +283,19 @@ pub struct SendArgs {
     #[arg(long)]
     pub show_body: bool,
 
+    /// Give up on a server that does not connect or answer within this long (each reply; `30`,
+    /// `30s`, `2m`) [default: the account's timeout, else 30 s to connect, 60 s per reply]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
+
     /// Print one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// `30`, `30s`, `2m`: every `--timeout` takes the same forms.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    postie::config::parse_duration(s)
 }
 
 const DOCTOR_HELP: &str = "\
@@ -384,7 +394,7 @@ pub struct DoctorArgs {
     pub show_body: bool,
 
     /// Time allowed for each connection attempt and each server reply
-    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_timeout)]
     pub timeout: std::time::Duration,
 
     /// Print one JSON object on stdout: the checklist and the transcript

@@ -16,6 +16,8 @@ mod demo;
 mod doctor;
 #[path = "peers/gmail.rs"]
 mod gmail;
+#[path = "peers/hostile.rs"]
+mod hostile;
 #[path = "peers/oauth.rs"]
 mod oauth;
 #[path = "peers/relay.rs"]

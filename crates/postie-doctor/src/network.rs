@@ -471,9 +471,12 @@ async fn tls_or_ehlo_failure(
         ..run.ctx()
     };
     let explanation = explain(&e, &ctx);
+    // Silence where a plain-text greeting belongs (the transport's own
+    // diagnosis, kind Tls); a connection closed at once is something else.
     if ep.tls == TlsMode::Starttls
         && e.stage() == Some(postie_proto::error::Stage::Greeting)
         && e.reply().is_none()
+        && e.kind() == ErrorKind::Tls
     {
         // Silence (or a hang-up) where a plain-text greeting belongs: the
         // server waits for a TLS handshake.

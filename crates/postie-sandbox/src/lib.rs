@@ -392,6 +392,7 @@ impl SandboxHandle {
             password_command: None,
             oauth: None,
             auth_mechanism: None,
+            timeout: None,
         }
     }
 

@@ -45,10 +45,7 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
         transcript: (g.verbose > 0 || args.json)
             .then(|| transcript_sink(g, !args.json, transcript.clone())),
         show_body: args.show_body,
-        timeouts: Timeouts {
-            connect: args.timeout,
-            command: Some(args.timeout),
-        },
+        timeouts: Timeouts::all(args.timeout),
         data_dir: g.paths.data_dir.clone(),
     };
     let target = Target {
@@ -125,6 +122,7 @@ fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> 
         password_command: args.password_command.clone(),
         oauth: None,
         auth_mechanism: None,
+        timeout: None,
     })
 }
 

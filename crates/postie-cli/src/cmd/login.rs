@@ -151,7 +151,7 @@ pub async fn login(g: &Global, a: LoginArgs) -> i32 {
         manual: a.manual,
         device: a.device,
         port: a.port,
-        timeout: Duration::from_secs(a.timeout.unwrap_or(if device {
+        timeout: a.timeout.unwrap_or(Duration::from_secs(if device {
             DEVICE_WAIT
         } else {
             BROWSER_WAIT

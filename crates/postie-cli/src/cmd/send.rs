@@ -74,6 +74,9 @@ fn account(g: &Global, a: &SendArgs) -> Result<(Config, Account), Error> {
         }
     };
     apply_tls_args(&mut account.endpoint, &a.tls)?;
+    if let Some(t) = a.timeout {
+        account.timeouts = Some(postie::transport::Timeouts::all(t));
+    }
     if let Some(m) = &a.auth_mechanism {
         account.mechanism = Some(m.clone());
     }

@@ -114,7 +114,10 @@ fn only_220_greets() {
         let ev = p.events();
         let err = failed(&ev);
         assert_eq!(err.stage(), Stage::Greeting, "{greeting}");
-        assert!(matches!(err, SessionError::GreetingRefused { .. }), "{greeting}");
+        assert!(
+            matches!(err, SessionError::GreetingRefused { .. }),
+            "{greeting}"
+        );
         assert!(!ev.iter().any(|e| matches!(e, Event::Ready)), "{greeting}");
     }
 }

@@ -152,6 +152,10 @@ pub struct AccountConfig {
     /// OAuth 2.0 client settings (`auth = "oauth"`), `[accounts.NAME.oauth]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<OAuthConfig>,
+    /// How long to wait for the server: connecting, and each reply
+    /// (`"30s"`, `"2m"`) [default: 30 s to connect, 60 s per reply].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// SASL mechanism to use instead of the one postie picks from the
     /// server's offer (`"XOAUTH2"`, `"OAUTHBEARER"`, `"PLAIN"`, `"LOGIN"`),
     /// for a server whose offer promises more than it does.
@@ -185,6 +189,18 @@ impl AccountConfig {
             (_, None, None) => vec![name.to_string()],
             _ => Vec::new(),
         }
+    }
+
+    /// `timeout` parsed.
+    pub fn timeout(&self) -> Result<Option<std::time::Duration>, Error> {
+        self.timeout
+            .as_deref()
+            .map(|t| {
+                parse_duration(t).map_err(|why| {
+                    Error::new(ErrorKind::Config, format!("timeout = \"{t}\": {why}"))
+                })
+            })
+            .transpose()
     }
 
     /// `auth_mechanism` parsed.
@@ -253,6 +269,16 @@ impl AccountConfig {
             }),
         })
     }
+}
+
+/// A duration as people write it: `30` (seconds), `30s`, `2m`, `1h 30m`.
+pub fn parse_duration(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    humantime::parse_duration(t)
+        .map_err(|e| format!("'{t}' is not a duration like 30, 30s or 2m ({e})"))
 }
 
 /// Where an account's password comes from at run time.
@@ -412,6 +438,12 @@ impl Config {
                     ),
                 ));
             }
+            a.timeout().map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("{}: account '{name}': {}", path.display(), e.message()),
+                )
+            })?;
             a.mechanism().map_err(|e| {
                 Error::new(
                     ErrorKind::Config,
@@ -556,6 +588,7 @@ mod tests {
             password_command: None,
             oauth: None,
             auth_mechanism: None,
+            timeout: None,
         }
     }
 

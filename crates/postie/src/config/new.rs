@@ -150,6 +150,7 @@ impl NewAccount {
             password_command: self.password_command.clone(),
             oauth,
             auth_mechanism: None,
+            timeout: None,
         };
         // Host, port and TLS consistent, plain text only to loopback.
         let endpoint: Endpoint = acct.endpoint()?;

@@ -38,6 +38,16 @@ pub(super) static ENTRIES: &[Entry] = &[
         Retry::Later,
     ),
     finding(
+        "closed-at-greeting",
+        "{host} accepted the connection and closed it before greeting.",
+        &[
+            "the server turns connections away for now (busy, a rate limit, this machine's address blocked)",
+            "nothing SMTP listens on that port (another service, or a proxy with no server behind it)",
+        ],
+        &["Try again later; if it keeps happening, check host and port ({do:account-list})"],
+        Retry::Later,
+    ),
+    finding(
         "tls-name",
         "The secure connection to {host} failed.",
         &[

@@ -148,6 +148,7 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
     }
     let m = err.message();
     let id = match err.kind() {
+        ErrorKind::Unavailable if m.contains("before its greeting") => "closed-at-greeting",
         ErrorKind::Unavailable => "unreachable",
         ErrorKind::Tls if m.contains("not valid for the name") => "tls-name",
         ErrorKind::Tls if m.contains("expired") || m.contains("not valid yet") => "tls-expired",
@@ -159,7 +160,7 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
         {
             "tls-not-implicit"
         }
-        ErrorKind::Tls if m.contains("before greeting") => "tls-implicit-expected",
+        ErrorKind::Tls if m.contains("sent no greeting") => "tls-implicit-expected",
         ErrorKind::Tls if m.contains("STARTTLS") => "tls-starttls",
         ErrorKind::Tls => "tls",
         ErrorKind::Credentials => "credentials",

@@ -7,6 +7,7 @@ use crate::config::{AccountConfig, PasswordSource};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::provider::{AuthMethod, ProviderId};
+use crate::transport::Timeouts;
 
 /// How an account authenticates.
 #[derive(Clone, Debug)]
@@ -61,6 +62,8 @@ pub struct Account {
     pub auth: Auth,
     /// A SASL mechanism to use instead of the best one the server offers.
     pub mechanism: Option<Mechanism>,
+    /// How long to wait for this server, instead of the mailer's timeouts.
+    pub timeouts: Option<Timeouts>,
     /// The account's settings, for the token manager of an OAuth account.
     settings: Option<AccountConfig>,
 }
@@ -85,6 +88,7 @@ impl Account {
             endpoint: acct.endpoint()?,
             auth,
             mechanism: acct.mechanism()?,
+            timeouts: acct.timeout()?.map(Timeouts::all),
             settings: Some(acct.clone()),
         })
     }
@@ -105,6 +109,7 @@ impl Account {
             endpoint,
             auth: Auth::None,
             mechanism: None,
+            timeouts: None,
             settings: None,
         }
     }
@@ -153,6 +158,21 @@ pub fn looks_like_grouped_app_password(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_account_timeout_bounds_every_wait() {
+        let mut acct: AccountConfig = toml::from_str(
+            "provider = \"generic\"\nemail = \"me@example.com\"\nauth = \"password\"\nhost = \"mail.example.com\"\ntimeout = \"7s\"\n",
+        )
+        .unwrap();
+        let a = Account::from_config("t", &acct).unwrap();
+        let t = a.timeouts.expect("the account's timeouts");
+        assert_eq!(t.connect, std::time::Duration::from_secs(7));
+        assert_eq!(t.command, Some(std::time::Duration::from_secs(7)));
+        acct.timeout = Some("soon".into());
+        let err = Account::from_config("t", &acct).unwrap_err();
+        assert!(err.to_string().contains("timeout = \"soon\""), "{err}");
+    }
 
     #[test]
     fn the_grouped_app_password_shape() {

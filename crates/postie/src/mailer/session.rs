@@ -192,7 +192,7 @@ impl Session {
         o.mechanism = self.account.mechanism.clone();
         o.ehlo_name = opts.ehlo_name.clone();
         o.transcript = opts.transcript.clone();
-        o.timeouts = opts.timeouts;
+        o.timeouts = self.account.timeouts.unwrap_or(opts.timeouts);
         o.show_body = opts.show_body;
         if ep.tls != TlsMode::None {
             o.tls_config = Some(self.mailer.tls_config(ep.ca_file.as_deref()).await?);

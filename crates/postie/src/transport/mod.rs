@@ -71,20 +71,50 @@ impl TranscriptEntry {
     }
 }
 
-/// Timeouts; `None` in `command` means the RFC 5321 §4.5.3.2 values.
+/// How long to wait for a server. The defaults suit a submission client
+/// that someone waits for: a server that does not answer is reported within
+/// a minute, where RFC 5321 §4.5.3.2 gives an MTA 5 to 10 minutes.
 #[derive(Clone, Copy, Debug)]
 pub struct Timeouts {
-    /// TCP connect and TLS handshake.
+    /// TCP connect and TLS handshake [30 s].
     pub connect: Duration,
-    /// Override for every command wait.
+    /// Each reply (greeting, EHLO, AUTH, MAIL, RCPT, DATA) [60 s]; `None`:
+    /// the RFC 5321 values.
     pub command: Option<Duration>,
+    /// The reply after the end of the message, while the server checks it
+    /// (large messages are scanned) [3 minutes, or `command` when longer].
+    pub end_of_data: Duration,
+}
+
+impl Timeouts {
+    /// Every wait bounded by `limit` (`--timeout`): connect, each reply; the
+    /// end of a message gets at least the default.
+    pub fn all(limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: limit,
+            command: Some(limit),
+            end_of_data: limit.max(Timeouts::default().end_of_data),
+        }
+    }
+
+    /// How long to wait for `what`.
+    fn for_reply(&self, what: Option<TimeoutKind>) -> Duration {
+        let rfc = || Duration::from_secs(what.unwrap_or(TimeoutKind::Other).default_secs());
+        match what {
+            Some(TimeoutKind::DataTermination) => {
+                self.end_of_data.max(self.command.unwrap_or_default())
+            }
+            _ => self.command.unwrap_or_else(rfc),
+        }
+    }
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: Duration::from_secs(30),
-            command: None,
+            command: Some(Duration::from_secs(60)),
+            end_of_data: Duration::from_secs(180),
         }
     }
 }
@@ -526,45 +556,33 @@ impl Connection {
                 }
                 continue;
             }
-            let wait = self
-                .opts
-                .timeouts
-                .command
-                .or_else(|| {
-                    self.session
-                        .expected_timeout()
-                        .map(|k| Duration::from_secs(k.default_secs()))
-                })
-                .unwrap_or(Duration::from_secs(300));
+            let expected = self.session.expected_timeout();
+            let wait = self.opts.timeouts.for_reply(expected);
             let stage = self.session.stage();
+            let ep = &self.opts.endpoint;
+            let greeting = expected == Some(TimeoutKind::Greeting);
             let n = tokio::time::timeout(wait, self.io.read(&mut self.read_buf))
                 .await
                 .map_err(|_| {
-                    Error::new(
-                        ErrorKind::Transient,
-                        format!(
-                            "{} did not answer within {}s",
-                            self.opts.endpoint.authority(),
-                            wait.as_secs()
-                        ),
-                    )
-                    .with_stage(stage)
+                    silent(ep, wait, greeting && ep.tls == TlsMode::Starttls).with_stage(stage)
                 })?
-                .map_err(|e| io_error(&self.opts.endpoint, e).with_stage(stage))?;
+                .map_err(|e| io_error(ep, e).with_stage(stage))?;
             if n == 0 {
-                let waiting_greeting =
-                    self.session.expected_timeout() == Some(TimeoutKind::Greeting);
-                if waiting_greeting && self.opts.endpoint.tls == TlsMode::Starttls {
+                if greeting {
+                    // Accepted and closed at once: the server turns
+                    // connections away (busy, rate limit, this address
+                    // blocked) or is no SMTP server. An implicit-TLS port
+                    // does not do that: it waits for the handshake.
                     return Err(Error::new(
-                        ErrorKind::Tls,
+                        ErrorKind::Unavailable,
                         format!(
-                            "{} closed the connection before greeting: if this port expects implicit TLS (usually 465), use smtps://",
-                            self.opts.endpoint.authority()
+                            "{} closed the connection before its greeting",
+                            ep.authority()
                         ),
                     )
                     .with_stage(stage));
                 }
-                return Err(closed_error(&self.opts.endpoint, "unexpectedly").with_stage(stage));
+                return Err(closed_error(ep, "unexpectedly").with_stage(stage));
             }
             let data = self.read_buf[..n].to_vec();
             self.session
@@ -653,6 +671,31 @@ fn ehlo_domain(explicit: Option<&str>, local: Option<IpAddr>) -> Result<Domain> 
     literal
         .parse::<Domain>()
         .map_err(|e| Error::new(ErrorKind::Config, format!("invalid EHLO literal: {e}")))
+}
+
+/// A server that stopped answering. Silence where a STARTTLS server's
+/// greeting belongs is the mark of an implicit-TLS port: the server waits
+/// for a TLS handshake the client does not start.
+fn silent(ep: &Endpoint, waited: Duration, no_greeting: bool) -> Error {
+    if no_greeting {
+        return Error::new(
+            ErrorKind::Tls,
+            format!(
+                "{} sent no greeting within {} s: the port most likely expects implicit TLS \
+                 (usually 465), and STARTTLS was asked for",
+                ep.authority(),
+                waited.as_secs()
+            ),
+        );
+    }
+    Error::new(
+        ErrorKind::Transient,
+        format!(
+            "{} did not answer within {} s",
+            ep.authority(),
+            waited.as_secs()
+        ),
+    )
 }
 
 fn connect_error(ep: &Endpoint, e: std::io::Error) -> Error {
@@ -746,7 +789,39 @@ pub fn classify(r: &Reply, stage: Option<Stage>) -> ErrorKind {
 
 #[cfg(test)]
 mod tests {
-    use super::BodyLines;
+    use super::{BodyLines, TimeoutKind, Timeouts};
+    use std::time::Duration;
+
+    /// Issue 12, item 4: a submission client waits a minute for a reply,
+    /// not RFC 5321's five; `--timeout` bounds every wait but the server's
+    /// check of a whole message.
+    #[test]
+    fn submission_timeouts() {
+        let d = Timeouts::default();
+        assert_eq!(d.connect, Duration::from_secs(30));
+        for k in [TimeoutKind::Greeting, TimeoutKind::Mail, TimeoutKind::Other] {
+            assert_eq!(d.for_reply(Some(k)), Duration::from_secs(60), "{k:?}");
+        }
+        assert_eq!(
+            d.for_reply(Some(TimeoutKind::DataTermination)),
+            Duration::from_secs(180)
+        );
+        let t = Timeouts::all(Duration::from_secs(5));
+        assert_eq!(t.connect, Duration::from_secs(5));
+        assert_eq!(
+            t.for_reply(Some(TimeoutKind::Greeting)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            t.for_reply(Some(TimeoutKind::DataTermination)),
+            Duration::from_secs(180)
+        );
+        let long = Timeouts::all(Duration::from_secs(600));
+        assert_eq!(
+            long.for_reply(Some(TimeoutKind::DataTermination)),
+            Duration::from_secs(600)
+        );
+    }
 
     #[test]
     fn body_lines_join_pieces_that_split_a_line_or_its_crlf() {

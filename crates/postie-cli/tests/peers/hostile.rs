@@ -1,0 +1,151 @@
+//! `postie send` against servers that misbehave on purpose (issue 12): one
+//! that never speaks, one that hangs up at once, one that greets with 221,
+//! one that answers EHLO with 220. Each is a few lines of Python's socket
+//! module, so nothing of postie's stands on the other side; each records what
+//! it received, so a test can prove that no mail went to a server that never
+//! offered to take it.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::relay_support::python;
+use crate::support::*;
+
+/// A scripted server on 127.0.0.1: `on_connect` is Python run for each
+/// connection with `c` the socket and `log(line)` to record what was read.
+struct Scripted {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Scripted {
+    fn start(on_connect: &str) -> Scripted {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("received.txt");
+        let body: String = on_connect
+            .lines()
+            .map(|l| format!("        {l}\n"))
+            .collect();
+        let script = format!(
+            "import socket, sys, threading, time\n\
+             log_path = sys.argv[1]\n\
+             def log(line):\n    open(log_path, 'a').write(line + '\\n')\n\
+             def lines(c):\n    f = c.makefile('rb')\n    for raw in f:\n        log(raw.decode('latin-1').rstrip('\\r\\n'))\n        yield raw\n\
+             def serve(c):\n    try:\n{body}    except OSError:\n        pass\n\
+             l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(8)\n\
+             print(l.getsockname()[1], flush=True)\n\
+             while True:\n    c, _ = l.accept()\n    threading.Thread(target=serve, args=(c,), daemon=True).start()\n"
+        );
+        let mut child = python()
+            .arg("-c")
+            .arg(script)
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().parse().expect("the server's port");
+        Scripted {
+            child,
+            port,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every line the server read, over all connections.
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn send(sb: &Sandbox, url: &str, extra: &[&str]) -> Run {
+    sb.postie()
+        .arg("send")
+        .opt("--server", url)
+        .words("--from a@example.test --to b@example.test --subject hi --text hi --json")
+        .args(extra)
+        .run()
+}
+
+/// Item 4: a port that accepts and never speaks (an implicit-TLS port asked
+/// for STARTTLS) is reported within the timeout, with the doctor's
+/// diagnosis, not after RFC 5321's five minutes as "temporary".
+#[test]
+fn a_silent_port_is_reported_within_the_timeout_as_implicit_tls() {
+    let s = Scripted::start("time.sleep(60)");
+    let sb = Sandbox::new();
+    let started = Instant::now();
+    let run = send(&sb, &s.url(), &["--timeout", "2"]);
+    let took = started.elapsed();
+    run.code(76);
+    assert!(took < Duration::from_secs(15), "took {took:?}\n{run}");
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "tls-implicit-expected", "{run}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("sent no greeting within 2 s") && msg.contains("implicit TLS"),
+        "{run}"
+    );
+}
+
+/// Item 5: a server that accepts and hangs up at once is a closed
+/// connection, worth retrying: exit 69 and "later", never "implicit TLS".
+#[test]
+fn a_server_that_hangs_up_at_once_is_unavailable_not_a_tls_problem() {
+    let s = Scripted::start("c.close()");
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &[]);
+    run.code(69);
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "closed-at-greeting", "{run}");
+    assert_eq!(e["retry"], "later", "{run}");
+    assert!(!run.text_lower().contains("implicit"), "{run}");
+}
+
+/// Item 6 (EAST `greeting/221`): a 221 "greeting" is a server closing; no
+/// EHLO, no mail follows it.
+#[test]
+fn a_221_greeting_gets_no_mail() {
+    let s = Scripted::start(
+        "c.sendall(b'221 2.0.0 closing\\r\\n')\nfor raw in lines(c):\n    c.sendall(b'250 ok\\r\\n')",
+    );
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &["--plaintext"]);
+    run.failure();
+    let got = s.received();
+    assert!(!got.contains("MAIL FROM"), "{got}");
+    assert!(!got.contains("EHLO"), "{got}");
+}
+
+/// Item 6: a 220 answer to EHLO is not an offer; nothing is sent under it.
+#[test]
+fn a_220_answer_to_ehlo_gets_no_mail() {
+    let s = Scripted::start(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\nfor raw in lines(c):\n    c.sendall(b'220 mx ready\\r\\n')",
+    );
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &["--plaintext"]);
+    run.failure();
+    let got = s.received();
+    assert!(got.contains("EHLO"), "{got}");
+    assert!(!got.contains("MAIL FROM"), "{got}");
+}
