@@ -59,6 +59,13 @@ pub struct Settings {
     pub policy: RetryPolicy,
     /// Called for every finished message.
     pub progress: Option<Progress>,
+    /// This deliverer runs where the accounts' settings are meant to be
+    /// complete (the relay): a configuration problem (an unset password
+    /// variable, a secret store that cannot be opened) pauses the account
+    /// with its fix instead of being retried for hours. False for one-shot
+    /// deliverers (`sendmail` from cron, `queue run`), which may lack the
+    /// relay's environment.
+    pub settled: bool,
 }
 
 /// Sends messages from the outbox upstream through the sending core. Cheap
@@ -255,7 +262,7 @@ impl Inner {
                     account: Some(account),
                     host: None,
                 };
-                outcome::from_error(&e, &explain(&e, &ctx))
+                outcome::from_error(&e, &explain(&e, &ctx), self.settings.settled)
             }
             None => {
                 let names = self.config().account_names();
@@ -332,7 +339,7 @@ impl Inner {
                             host: None,
                         };
                         let ex = explain(&e, &ctx);
-                        outcome::from_error(&e, &ex)
+                        outcome::from_error(&e, &ex, self.settings.settled)
                     }
                 }
             }

@@ -112,6 +112,12 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
 
     let path = &g.paths.config_file;
     let mut config = Config::load(path)?;
+    let sharing: Vec<String> = config
+        .accounts_with_address(&acct.email)
+        .into_iter()
+        .filter(|n| *n != a.name)
+        .map(String::from)
+        .collect();
     let replaced = config.add_account(&a.name, acct, a.default);
     config.save(path)?;
     let ep = config.accounts[&a.name].endpoint()?;
@@ -129,6 +135,16 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
         ep.tls,
         path.display()
     );
+    if !sharing.is_empty() {
+        eprintln!(
+            "{} the address {} is also that of {}: the relay and sendmail send mail from it \
+             through the default account ({}), and refuse it when none of them is the default",
+            g.style.warn("note:"),
+            a.email,
+            sharing.join(", "),
+            config.default_account.as_deref().unwrap_or("none")
+        );
+    }
     match (&a.password_env, &a.password_command, stored_in) {
         (Some(v), _, _) => eprintln!("the password will be read from ${v} when sending"),
         (_, Some(_), _) => {

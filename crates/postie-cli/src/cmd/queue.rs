@@ -20,16 +20,19 @@ pub async fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
     Outbox::open_shared(&g.paths.data_dir.join("outbox")).await
 }
 
-/// A deliverer over `outbox` for the accounts of `config`.
+/// A deliverer over `outbox` for the accounts of `config`; `settled` for
+/// the relay (see [`Settings::settled`]).
 pub async fn deliverer(
     g: &Global,
     config: Config,
     outbox: Arc<Outbox>,
     progress: Option<Progress>,
+    settled: bool,
 ) -> Result<Deliverer, Error> {
     let settings = Settings {
         policy: RetryPolicy::from_config(&config.relay)?,
         progress,
+        settled,
     };
     Deliverer::new(settings, outbox, mailer(g, config)).await
 }
@@ -250,7 +253,7 @@ async fn run_queue(
         None if !json => eprintln!("{}", progress_line(&style, d)),
         None => {}
     });
-    let deliverer = deliverer(g, config, outbox, Some(progress)).await?;
+    let deliverer = deliverer(g, config, outbox, Some(progress), false).await?;
     let done = deliverer.run_once(account.as_deref()).await?;
     if let Some(b) = bar {
         b.finish_and_clear();

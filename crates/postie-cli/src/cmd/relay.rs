@@ -60,7 +60,8 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         // Open the secret store now, when an account needs it: a passphrase
         // is asked while someone is watching, and a store that cannot be
         // opened stops the relay here instead of failing every delivery.
-        let d = super::queue::deliverer(g, config.clone(), outbox.clone(), Some(progress)).await?;
+        let d = super::queue::deliverer(g, config.clone(), outbox.clone(), Some(progress), true)
+            .await?;
         let needs_store = config
             .accounts
             .iter()

@@ -190,6 +190,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     let settings = Settings {
         policy,
         progress: None,
+        settled: false,
     };
     let delivered = match Deliverer::new(settings, outbox.clone(), mailer(g, config)).await {
         Ok(d) => d.run_once(Some(&account)).await,
@@ -284,7 +285,7 @@ fn pick_account(config: &Config, o: &Options, sender: &str) -> Result<String, Er
     if let Some(a) = &o.account {
         return config.account(Some(a)).map(|(n, _)| n.to_string());
     }
-    if let Some(n) = config.account_for_address(sender) {
+    if let Some(n) = config.account_for_address(sender)? {
         return Ok(n.to_string());
     }
     if let Some(f) = &config.relay.fallback_account {

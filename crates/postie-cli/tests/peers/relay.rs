@@ -745,3 +745,52 @@ fn an_http_post_to_the_relay_sends_nothing() {
     crate::spool::assert_not_delivered(Peer::Aiosmtpd, &tok);
     relay.stop();
 }
+
+/// Issue 12, item 20: the relay lacks the account's password variable. It is
+/// the process meant to have it, so retrying for hours cannot help: the
+/// account is paused, the message stays queued, and `queue list` says which
+/// variable to set.
+#[test]
+fn a_configuration_problem_in_the_relay_pauses_the_account_with_the_fix() {
+    let from = "cfg@example.test";
+    let sb = Sandbox::new();
+    sb.postie()
+        .args(["account", "add", "ali", "--provider", "generic"])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", Peer::Aiosmtpd.port(Tls::StartTls).to_string())
+        .opt("--email", from)
+        .opt("--user", Peer::Aiosmtpd.user())
+        .opt("--password-env", "POSTIE_TEST_RELAY_LACKS_THIS")
+        .opt("--ca-file", peers().ca())
+        .run()
+        .success();
+    append_config(&sb, FAST_RETRY);
+    let relay = RelayProc::start(&sb, free_port(), Peer::Aiosmtpd.password());
+    let t = token("cfg-pause");
+    let sent = std::process::Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &relay.port.to_string()])
+        .args(["--from", from, "--to", "someone@example.test"])
+        .args(["--header", &format!("Subject: {t}"), "--body", "x"])
+        .output()
+        .expect("swaks");
+    assert!(sent.status.success(), "{sent:?}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let paused = loop {
+        let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+        if v["paused"].as_array().is_some_and(|p| !p.is_empty()) {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "not paused: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(paused["paused"][0]["account"], "ali", "{paused}");
+    assert!(
+        paused["paused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("POSTIE_TEST_RELAY_LACKS_THIS"),
+        "{paused}"
+    );
+    assert_eq!(paused["messages"][0]["state"], "queued", "{paused}");
+    relay.stop();
+}

@@ -462,3 +462,54 @@ fn unknown_sender_is_refused_with_account_names() {
     assert_eq!(d.mail_from, FROM);
     assert_eq!(d.rcpt_tos, set(&[TO]));
 }
+
+/// Issue 12, item 1: two accounts with one address (the default `sb1`, and
+/// `aaa`, which sorts first and whose password is missing): sendmail sends
+/// through the default; with neither the default, it refuses naming both.
+#[test]
+fn an_address_two_accounts_share_goes_through_the_default() {
+    let sb = Sandbox::new();
+    add_password_account(&sb, "sb1", FROM, Peer::Aiosmtpd);
+    sb.postie()
+        .args(["account", "add", "aaa", "--provider", "generic"])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", Peer::Aiosmtpd.port(Tls::StartTls).to_string())
+        .opt("--email", FROM)
+        .opt("--password-env", "POSTIE_TEST_SURELY_UNSET")
+        .opt("--ca-file", peers().ca())
+        .run()
+        .success()
+        .stderr_mentions(&["also that of sb1"]);
+    let tok = token("shared-address");
+    sb.postie()
+        .args(["sendmail", "-t", "-i"])
+        .env(UPSTREAM_PW_VAR, Peer::Aiosmtpd.password())
+        .stdin(format!(
+            "From: {FROM}\nTo: {TO}\nSubject: {tok}\nMessage-ID: <{tok}@example.test>\n\nx\n"
+        ))
+        .run()
+        .success();
+    let q = queued_by_message_id(&sb, &tok);
+    assert_eq!(q["account"], "sb1", "{q:#}");
+    assert_eq!(q["state"], "sent", "{q:#}");
+    delivered(Peer::Aiosmtpd, &tok, 1);
+
+    // Neither is the default now: refused, naming them, nothing queued.
+    let cfg = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("default_account = \"sb1\"\n", "")).unwrap();
+    let tok2 = token("shared-refused");
+    let run = sb
+        .postie()
+        .args(["sendmail", "-t", "-i"])
+        .stdin(format!("From: {FROM}\nTo: {TO}\nSubject: {tok2}\n\nx\n"))
+        .run();
+    run.code(78)
+        .stderr_mentions(&["aaa, sb1", "default_account"]);
+    assert!(
+        !queue_list(&sb)
+            .iter()
+            .any(|m| m["subject"] == tok2.as_str()),
+        "queued anyway"
+    );
+}

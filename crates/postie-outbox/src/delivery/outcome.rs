@@ -126,12 +126,19 @@ fn is_auth_reply(r: &Reply) -> bool {
 }
 
 /// The outcome of an attempt that failed before or during the transaction.
-pub(super) fn from_error(e: &Error, ex: &Explanation) -> (Outcome, String) {
+///
+/// `settled`: this deliverer runs where the account's settings are meant to
+/// be complete (the relay): a configuration or secret-store problem pauses
+/// the account with its fix, since retrying for hours cannot mend it. A
+/// one-shot deliverer (`sendmail` from cron, `queue run`) may just lack the
+/// relay's environment, so for it such problems stay transient.
+pub(super) fn from_error(e: &Error, ex: &Explanation, settled: bool) -> (Outcome, String) {
     let class = match e.kind() {
         _ if ex.retry == Retry::Hours => FailureClass::Quota,
         // The server refused the credentials: more attempts only risk
         // getting the account locked. Pause it and say so once.
         ErrorKind::Credentials => FailureClass::Credentials,
+        ErrorKind::Config | ErrorKind::Secret if settled => FailureClass::Credentials,
         // The message itself is refused or cannot be read: final.
         ErrorKind::Rejected | ErrorKind::Message => FailureClass::Permanent,
         // Unreachable, TLS, protocol trouble, 4xx: try again later. So are

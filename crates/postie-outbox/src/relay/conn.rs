@@ -137,12 +137,14 @@ impl Host for RelayConn {
                 ),
             );
         }
-        let account = self.login_account.clone().or_else(|| {
-            sender
-                .as_deref()
-                .and_then(|s| ctx.config.account_for_address(s))
-                .map(str::to_string)
-        });
+        let account = match (&self.login_account, sender.as_deref()) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(s)) => match ctx.config.account_for_address(s) {
+                Ok(a) => a.map(str::to_string),
+                Err(e) => return ambiguous(&e),
+            },
+            (None, None) => None,
+        };
         self.txn = Some(Txn {
             account,
             sender,
@@ -185,6 +187,12 @@ impl Host for RelayConn {
         discard(self.txn.take());
         self.login_account = None;
     }
+}
+
+/// Several accounts share the sender's address and none is the default:
+/// refused rather than sent through whichever sorts first.
+fn ambiguous(e: &Error) -> Reply {
+    Reply::new(550, &format!("5.7.1 postie relay: {}", e.message()))
 }
 
 fn auth_refusal(ctx: &Ctx) -> Reply {
@@ -262,15 +270,20 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
         );
     }
     let head = HeadSummary::parse(&t.head);
+    let by_header = match (&t.account, head.from.as_deref()) {
+        (None, Some(f)) => match ctx.config.account_for_address(f) {
+            Ok(a) => a.map(str::to_string),
+            Err(e) => {
+                discard(spool);
+                return ambiguous(&e);
+            }
+        },
+        _ => None,
+    };
     let account = t
         .account
         .clone()
-        .or_else(|| {
-            head.from
-                .as_deref()
-                .and_then(|f| ctx.config.account_for_address(f))
-                .map(str::to_string)
-        })
+        .or(by_header)
         .or_else(|| ctx.config.relay.fallback_account.clone());
     let Some(account) = account else {
         discard(spool);

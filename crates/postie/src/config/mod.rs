@@ -374,13 +374,41 @@ impl Flow {
 }
 
 impl Config {
-    /// The name of the account whose address is `addr`, compared without
+    /// The names of the accounts whose address is `addr`, compared without
     /// regard to ASCII case (as providers treat their own addresses).
-    pub fn account_for_address(&self, addr: &str) -> Option<&str> {
+    pub fn accounts_with_address(&self, addr: &str) -> Vec<&str> {
         self.accounts
             .iter()
-            .find(|(_, a)| a.email.eq_ignore_ascii_case(addr))
+            .filter(|(_, a)| a.email.eq_ignore_ascii_case(addr))
             .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// The account that sends as `addr`, by the one rule of every entry
+    /// point (the relay, sendmail): the account with that address; among
+    /// several, the default account; `Ok(None)` when no account has it; an
+    /// error naming them when several share it and none is the default.
+    pub fn account_for_address(&self, addr: &str) -> Result<Option<&str>, Error> {
+        let found = self.accounts_with_address(addr);
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            several => match several
+                .iter()
+                .find(|n| self.default_account.as_deref() == Some(**n))
+            {
+                Some(d) => Ok(Some(d)),
+                None => Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "the accounts {} all have the address {addr}, and none is the default: \
+                         set default_account to the one to send through, or give another \
+                         address to all but one",
+                        several.join(", ")
+                    ),
+                )),
+            },
+        }
     }
 
     /// Load the config file; a missing file is an empty config.
@@ -652,6 +680,32 @@ mod tests {
             !err.contains("hunter2"),
             "a stray secret must not be echoed: {err}"
         );
+    }
+
+    /// Issue 12, item 1: among accounts sharing an address the default wins,
+    /// else the address is refused naming them (it went through the account
+    /// that sorted first).
+    #[test]
+    fn one_rule_for_an_address_several_accounts_share() {
+        let mut c = Config::default();
+        let mut a = account(ProviderId::Gmail);
+        a.email = "Me@Example.com".into();
+        c.accounts.insert("aaa".into(), a.clone());
+        assert_eq!(
+            c.account_for_address("me@example.com").unwrap(),
+            Some("aaa")
+        );
+        c.accounts.insert("sb1".into(), a);
+        let err = c.account_for_address("me@example.com").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(err.to_string().contains("aaa, sb1"), "{err}");
+        c.default_account = Some("sb1".into());
+        assert_eq!(
+            c.account_for_address("ME@example.com").unwrap(),
+            Some("sb1")
+        );
+        assert_eq!(c.account_for_address("other@example.com").unwrap(), None);
+        assert_eq!(c.accounts_with_address("me@example.com"), ["aaa", "sb1"]);
     }
 
     #[test]
