@@ -131,13 +131,21 @@ impl Deliverer {
     /// sleep until the next message is due, `wake` is notified (the relay
     /// just stored a message), or a poll interval passes (another process
     /// may have queued something).
+    ///
+    /// A stop does not wait for sends in progress (an upstream server that
+    /// went silent would hold it for minutes): they are abandoned and their
+    /// messages returned to the queue at once. A message whose data the
+    /// server had taken but not yet acknowledged may then be sent again:
+    /// the one window where SMTP allows no better.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
         const POLL: Duration = Duration::from_secs(5);
         while !*shutdown.borrow() {
             match self.0.claim(None).await {
                 Ok(batch) if !batch.is_empty() => {
-                    self.deliver_batch(batch).await;
-                    continue;
+                    tokio::select! {
+                        _ = self.deliver_batch(batch) => continue,
+                        _ = shutdown.changed() => break,
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!("outbox: {}", e.message()),
@@ -157,7 +165,16 @@ impl Deliverer {
                 r = shutdown.changed() => if r.is_err() { break },
             }
         }
-        self.0.pool.close_all().await;
+        // Sends cut short leave their claims: give them back now rather
+        // than when the leases run out.
+        let prefix = self.0.holder.token_prefix().to_string();
+        match self.0.db(move |o| o.release_holder(&prefix)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} message(s) being sent were returned to the queue"),
+            Err(e) => tracing::warn!("outbox: {}", e.message()),
+        }
+        // Goodbyes to idle connections, but not at the price of a stop.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.0.pool.close_all()).await;
     }
 
     /// Deliver a batch: one task per account and connection slot, each

@@ -98,14 +98,24 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     });
     wait_for_signal().await;
     eprintln!(
-        "postie relay: stopping: finishing transactions in progress; nothing unacknowledged is kept half"
+        "postie relay: stopping: finishing transactions in progress; nothing unacknowledged is kept half (a second signal stops at once)"
     );
     let _ = stop_tx.send(true);
-    let _ = server.await;
-    if let Some(w) = worker {
-        let _ = w.await;
+    let stopping = async {
+        let _ = server.await;
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
+    };
+    tokio::select! {
+        _ = stopping => eprintln!("postie relay: stopped"),
+        _ = wait_for_signal() => {
+            // Whatever was not acknowledged is not stored; whatever was
+            // being sent goes back to the queue when the next deliverer
+            // starts (this process's claims die with it).
+            eprintln!("postie relay: stopped at once (second signal)");
+        }
     }
-    eprintln!("postie relay: stopped");
     Ok(())
 }
 

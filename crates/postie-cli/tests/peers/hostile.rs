@@ -149,3 +149,52 @@ fn a_220_answer_to_ehlo_gets_no_mail() {
     assert!(got.contains("EHLO"), "{got}");
     assert!(!got.contains("MAIL FROM"), "{got}");
 }
+
+/// Issue 12, item 3: an upstream that greets and then goes silent holds a
+/// delivery; SIGTERM still stops the relay within seconds, and the message
+/// it was sending is queued again, not left "delivering".
+#[test]
+fn a_relay_stops_promptly_while_an_upstream_hangs() {
+    use crate::relay_support::{RelayProc, free_port};
+    let s = Scripted::start("c.sendall(b'220 stuck ESMTP\\r\\n')\nfor raw in lines(c):\n    pass");
+    let sb = Sandbox::new();
+    let from = "stuck@example.test";
+    sb.postie()
+        .args(["account", "add", "up", "--provider", "generic"])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", s.port.to_string())
+        .opt("--tls", "starttls")
+        .opt("--email", from)
+        .opt("--password-env", crate::relay_support::UPSTREAM_PW_VAR)
+        .run()
+        .success();
+    let relay = RelayProc::start(&sb, free_port(), "pw");
+    let sent = std::process::Command::new("swaks")
+        .args(["--server", "127.0.0.1", "--port", &relay.port.to_string()])
+        .args([
+            "--from",
+            from,
+            "--to",
+            "someone@example.test",
+            "--body",
+            "x",
+        ])
+        .output()
+        .expect("swaks");
+    assert!(sent.status.success(), "{sent:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !s.received().contains("EHLO") {
+        assert!(
+            Instant::now() < deadline,
+            "the relay never reached the upstream"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let code = relay.stop();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "stopping took {took:?}");
+    assert_eq!(code, Some(0));
+    let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+    assert_eq!(v["messages"][0]["state"], "queued", "{v}");
+}
