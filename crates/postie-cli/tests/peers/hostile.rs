@@ -198,3 +198,78 @@ fn a_relay_stops_promptly_while_an_upstream_hangs() {
     let v = sb.postie().args(["queue", "list", "--json"]).run().json();
     assert_eq!(v["messages"][0]["state"], "queued", "{v}");
 }
+
+/// A server that offers PIPELINING and answers MAIL with `reply`, RCPT
+/// and DATA with 503 (as a pipelined transaction after a refused MAIL gets).
+fn refusing_mail(reply: &str) -> Scripted {
+    Scripted::start(&format!(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
+         for raw in lines(c):\n\
+         \x20   v = raw[:4].upper()\n\
+         \x20   if v == b'EHLO': c.sendall(b'250-mx\\r\\n250-PIPELINING\\r\\n250 ENHANCEDSTATUSCODES\\r\\n')\n\
+         \x20   elif v == b'MAIL': c.sendall(b'{reply}\\r\\n')\n\
+         \x20   elif v in (b'RCPT', b'DATA'): c.sendall(b'503 5.5.1 Bad sequence of commands\\r\\n')\n\
+         \x20   elif v == b'QUIT':\n\
+         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
+         \x20   else: c.sendall(b'250 ok\\r\\n')"
+    ))
+}
+
+/// Issue 12, item 10: a refusal at MAIL (Gmail's daily limit) is every
+/// recipient's reply, not the 503 their pipelined RCPTs got back.
+#[test]
+fn a_refused_mail_from_is_each_recipient_s_reply() {
+    let s = refusing_mail("550 5.4.5 Daily user sending limit exceeded");
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &["--plaintext", "--cc", "c@example.test"]);
+    run.failure();
+    let v = run.json();
+    let rcpts = v["recipients"].as_array().unwrap();
+    assert_eq!(rcpts.len(), 2, "{run}");
+    for r in rcpts {
+        assert_eq!(r["code"], 550, "{run}");
+        assert_eq!(r["enhanced"], "5.4.5", "{run}");
+    }
+    assert!(!run.stdout.contains("503"), "{run}");
+}
+
+/// Issue 12, item 11: a forced SASL mechanism that cannot carry the
+/// account's credentials (XOAUTH2 with a password) is an error before any
+/// connection, not silently AUTH PLAIN.
+#[test]
+fn a_mechanism_that_cannot_carry_a_password_is_refused() {
+    let s = refusing_mail("250 ok");
+    let sb = Sandbox::new();
+    let run = sb
+        .postie()
+        .arg("send")
+        .opt("--server", s.url())
+        .words("--plaintext --user me@example.test --password-env PW --auth-mechanism xoauth2")
+        .words("--from a@example.test --to b@example.test --text hi")
+        .env("PW", "secret-password")
+        .run();
+    run.code(78).stderr_mentions(&["XOAUTH2", "PLAIN or LOGIN"]);
+    assert!(!s.received().contains("AUTH"), "{}", s.received());
+}
+
+/// Issue 12, item 9: a content refusal (554 5.6.0) exits 65 (the message),
+/// not 69 (the server unreachable).
+#[test]
+fn a_content_refusal_exits_65() {
+    let s = Scripted::start(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
+         data = False\n\
+         for raw in lines(c):\n\
+         \x20   v = raw[:4].upper()\n\
+         \x20   if data:\n\
+         \x20       if raw in (b'.\\r\\n', b'.\\n'): data = False; c.sendall(b'554 5.6.0 Message content rejected\\r\\n')\n\
+         \x20   elif v == b'EHLO': c.sendall(b'250-mx\\r\\n250 ENHANCEDSTATUSCODES\\r\\n')\n\
+         \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
+         \x20   elif v == b'QUIT':\n\
+         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
+         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+    );
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &["--plaintext"]);
+    run.code(65);
+}

@@ -313,6 +313,33 @@ impl Mailer {
         account: &Account,
         refresh: bool,
     ) -> Result<Option<Credentials>> {
+        let creds = self.credentials_of(account, refresh).await?;
+        // A forced mechanism that cannot carry these credentials would be
+        // dropped for another one without a word: say so instead.
+        if let (Some(m), Some(c)) = (&account.mechanism, &creds)
+            && !m.fits(c)
+        {
+            let (what, instead) = match c {
+                Credentials::Password { .. } => ("a password", "PLAIN or LOGIN"),
+                Credentials::Bearer { .. } => ("an OAuth 2.0 token", "XOAUTH2 or OAUTHBEARER"),
+            };
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the SASL mechanism {m} cannot carry {what}, which is how {} signs in: \
+                     use {instead} (or let postie choose: no auth_mechanism)",
+                    account.label()
+                ),
+            ));
+        }
+        Ok(creds)
+    }
+
+    async fn credentials_of(
+        &self,
+        account: &Account,
+        refresh: bool,
+    ) -> Result<Option<Credentials>> {
         match &account.auth {
             Auth::None => Ok(None),
             Auth::Password {

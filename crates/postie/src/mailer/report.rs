@@ -89,9 +89,13 @@ impl SendReport {
                 // A recipient accepted at RCPT still misses the message when
                 // the data phase failed: report the final reply for it.
                 let (accepted, reply) = match (&rc.reply, &r.data) {
+                    // MAIL was refused: the refusal is every recipient's,
+                    // whatever a pipelined RCPT got back (503 bad sequence,
+                    // which says nothing; Gmail's daily limit is a 550
+                    // 5.4.5 at MAIL).
+                    _ if !mail_ok => (false, r.mail.clone()),
                     (Some(_), Some(d)) if rc.accepted && !data_ok => (false, d.clone()),
                     (Some(rr), _) => (rc.accepted && data_ok, rr.clone()),
-                    // MAIL was refused: RCPT was never sent.
                     (None, _) => (false, r.mail.clone()),
                 };
                 let reply = &reply;

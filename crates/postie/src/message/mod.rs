@@ -285,7 +285,7 @@ fn format(b: lettre::message::MessageBuilder, parts: Parts, files: Vec<Attached>
         Parts::Multi(m) => b.multipart(m),
     }
     .map_err(|e| Error::new(ErrorKind::Message, format!("cannot build the message: {e}")))?;
-    let formatted = m.formatted();
+    let formatted = fold_headers(&m.formatted());
     let mut body = Body::empty();
     let mut rest: &[u8] = &formatted;
     for a in files {
@@ -304,6 +304,46 @@ fn format(b: lettre::message::MessageBuilder, parts: Parts, files: Vec<Attached>
     }
     body.push_bytes(rest.to_vec());
     Ok(body)
+}
+
+/// Fold the header section's long lines at whitespace (RFC 5322 §2.2.3):
+/// lines stay within 78 characters where the text allows, and a server
+/// never sees a 3,000-octet Subject line (which it refuses: 554 5.6.0).
+fn fold_headers(message: &[u8]) -> Vec<u8> {
+    const WIDTH: usize = 78;
+    let end = find(message, b"\r\n\r\n").map_or(message.len(), |i| i + 2);
+    let mut out = Vec::with_capacity(message.len() + 64);
+    for line in message[..end].split_inclusive(|&b| b == b'\n') {
+        let text = line.strip_suffix(b"\r\n").unwrap_or(line);
+        let mut rest = text;
+        // The field name and colon stay on the first line.
+        let mut floor = rest.iter().position(|&b| b == b':').map_or(0, |c| c + 1);
+        while rest.len() > WIDTH {
+            let cut = rest[floor.min(WIDTH)..=WIDTH]
+                .iter()
+                .rposition(|&b| b == b' ' || b == b'\t')
+                .map(|i| i + floor.min(WIDTH))
+                .filter(|&i| i > 0)
+                // No room within the width: the first whitespace after it.
+                .or_else(|| {
+                    rest[WIDTH..]
+                        .iter()
+                        .position(|&b| b == b' ' || b == b'\t')
+                        .map(|i| i + WIDTH)
+                });
+            let Some(cut) = cut else { break };
+            out.extend_from_slice(&rest[..cut]);
+            out.extend_from_slice(b"\r\n");
+            rest = &rest[cut..];
+            floor = 1;
+        }
+        out.extend_from_slice(rest);
+        if line.len() != text.len() {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(&message[end..]);
+    out
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -428,6 +468,32 @@ mod tests {
         let att = parsed.attachments().next().expect("one attachment");
         assert_eq!(att.contents(), &data[..]);
         assert_eq!(att.attachment_name(), Some("résumé.bin"));
+    }
+
+    /// Issue 12, item 9: a 3,000-character subject went out as one
+    /// 3,012-octet line (servers refuse: 554 5.6.0); header lines are folded.
+    #[test]
+    fn long_headers_are_folded() {
+        let subject: String = (0..500).map(|i| format!("w{i} ")).collect();
+        let m = Draft {
+            from: "ann@example.com".into(),
+            to: vec!["bob@example.com".into()],
+            subject: Some(subject.trim().to_string()),
+            text: Some("body line that is short".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        let t = text(&m);
+        let (head, body) = t.split_once("\r\n\r\n").unwrap();
+        for line in head.split("\r\n") {
+            assert!(line.len() <= 78, "{} octets: {line}", line.len());
+        }
+        assert!(body.starts_with("body line"));
+        let parsed = mail_parser::MessageParser::default()
+            .parse(t.as_bytes())
+            .unwrap();
+        assert_eq!(parsed.subject(), Some(subject.trim()));
     }
 
     #[test]

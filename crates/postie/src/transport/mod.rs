@@ -780,6 +780,9 @@ pub fn classify(r: &Reply, stage: Option<Stage>) -> ErrorKind {
             ErrorKind::Config
         }
         (552, _) => ErrorKind::Message,
+        // RFC 3463 X.6.X (media, content) and X.3.4 (too big): the message
+        // itself, whatever the code.
+        _ if enh.starts_with("5.6.") || enh == "5.3.4" => ErrorKind::Message,
         (_, Some(Stage::Greeting)) => ErrorKind::Unavailable,
         (_, Some(Stage::Ehlo)) => ErrorKind::Protocol,
         _ if enh == "5.7.30" => ErrorKind::Credentials,
