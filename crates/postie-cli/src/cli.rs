@@ -229,29 +229,15 @@ pub struct SendArgs {
     /// From address [default: the account's]
     #[arg(long, value_name = "ADDR", help_heading = "Message")]
     pub from: Option<String>,
-    /// To (repeatable, or comma separated)
-    #[arg(
-        long,
-        value_name = "ADDR",
-        value_delimiter = ',',
-        help_heading = "Message"
-    )]
+    /// To (repeatable, or comma separated; a quoted name may hold commas:
+    /// '"Smith, Bob" <bob@example.com>')
+    #[arg(long, value_name = "ADDR", help_heading = "Message")]
     pub to: Vec<String>,
-    /// Cc (repeatable)
-    #[arg(
-        long,
-        value_name = "ADDR",
-        value_delimiter = ',',
-        help_heading = "Message"
-    )]
+    /// Cc (repeatable, or comma separated)
+    #[arg(long, value_name = "ADDR", help_heading = "Message")]
     pub cc: Vec<String>,
-    /// Bcc (repeatable); never written into the message
-    #[arg(
-        long,
-        value_name = "ADDR",
-        value_delimiter = ',',
-        help_heading = "Message"
-    )]
+    /// Bcc (repeatable, or comma separated); never written into the message
+    #[arg(long, value_name = "ADDR", help_heading = "Message")]
     pub bcc: Vec<String>,
     /// Subject (UTF-8)
     #[arg(short, long, help_heading = "Message")]

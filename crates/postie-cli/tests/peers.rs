@@ -18,6 +18,8 @@ mod doctor;
 mod gmail;
 #[path = "peers/hostile.rs"]
 mod hostile;
+#[path = "peers/inputs.rs"]
+mod inputs;
 #[path = "peers/oauth.rs"]
 mod oauth;
 #[path = "peers/relay.rs"]

@@ -137,10 +137,14 @@ impl Relay {
         } else {
             vec![DEFAULT_LISTEN.to_string()]
         };
-        let addrs = listen
-            .iter()
-            .map(|a| parse_listen(a))
-            .collect::<Result<Vec<SocketAddr>>>()?;
+        let mut addrs = Vec::new();
+        for a in &listen {
+            for addr in listen_addresses(a).await? {
+                if !addrs.contains(&addr) {
+                    addrs.push(addr);
+                }
+            }
+        }
         if let Some(f) = &rc.fallback_account
             && !config.accounts.contains_key(f)
         {
@@ -284,13 +288,36 @@ impl Relay {
     }
 }
 
-fn parse_listen(a: &str) -> Result<SocketAddr> {
-    a.parse::<SocketAddr>().map_err(|_| {
+/// The addresses of `IP:PORT`, or of `HOST:PORT` (`localhost:1587`: every
+/// address the name resolves to; whether each may be listened on without
+/// relay users is decided after, address by address).
+async fn listen_addresses(a: &str) -> Result<Vec<SocketAddr>> {
+    if let Ok(addr) = a.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    let bad = |why: String| {
         Error::new(
             ErrorKind::Usage,
-            format!("'{a}' is not an address to listen on: give IP:PORT, e.g. 127.0.0.1:1587 or [::1]:1587"),
+            format!(
+                "'{a}' is not an address to listen on ({why}): give IP:PORT or HOST:PORT, e.g. \
+                 127.0.0.1:1587, [::1]:1587 or localhost:1587"
+            ),
         )
-    })
+    };
+    let Some((_, port)) = a.rsplit_once(':') else {
+        return Err(bad("no port".into()));
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(bad(format!("'{port}' is not a port")));
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host(a)
+        .await
+        .map_err(|e| bad(format!("the name does not resolve: {e}")))?
+        .collect();
+    if found.is_empty() {
+        return Err(bad("the name resolves to no address".into()));
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub fn run(g: &Global, cmd: AccountCommand) -> i32 {
 }
 
 fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
+    check_name(&a.name)?;
     let new = NewAccount {
         email: a.email.clone(),
         provider: a.provider,
@@ -202,6 +203,26 @@ fn list(g: &Global, json_mode: bool) -> Result<(), Error> {
             a.email,
             a.auth.as_str()
         );
+    }
+    Ok(())
+}
+
+/// An account's name is a config key, a secret-store key prefix and a
+/// file-name part: a word, not nothing, no slash, no control character.
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.trim().is_empty()
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == '/' || c.is_whitespace())
+    {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "'{}' cannot be an account's name: use a word such as work or personal (letters, \
+                 digits, '-', '_', '.', '@')",
+                name.escape_debug()
+            ),
+        ));
     }
     Ok(())
 }

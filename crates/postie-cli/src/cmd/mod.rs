@@ -20,6 +20,7 @@ use postie::paths::Paths;
 use postie::secret::{FileStore, PASSPHRASE_ENV, SecretStore, Secrets, StoreChoice};
 use postie::transport::{Endpoint, TranscriptEntry, TranscriptSink};
 use secrecy::SecretString;
+use zeroize::Zeroizing;
 
 use crate::cli::TlsArgs;
 use crate::output::Style;
@@ -60,14 +61,26 @@ pub fn read_stdin_secret(flag: &str) -> Result<SecretString, Error> {
     std::io::stdin()
         .read_to_string(&mut s)
         .map_err(|e| Error::new(ErrorKind::Io, format!("cannot read stdin for {flag}: {e}")))?;
-    let s = s.trim_end_matches(['\r', '\n']).to_string();
-    if s.is_empty() {
+    let s = Zeroizing::new(s);
+    let one = s.trim_end_matches(['\r', '\n']);
+    if one.is_empty() {
         return Err(Error::new(
             ErrorKind::Usage,
             format!("{flag} read nothing from stdin"),
         ));
     }
-    Ok(SecretString::from(s))
+    // Two lines are not one secret: storing them joined (or only the first)
+    // would store something the user did not mean.
+    if one.contains(['\n', '\r']) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{flag} read {} lines from stdin: give the secret alone, on one line",
+                one.lines().count()
+            ),
+        ));
+    }
+    Ok(SecretString::from(one.to_string()))
 }
 
 /// Open postie's secret store: the system keyring when one is usable, else

@@ -189,6 +189,14 @@ fn build_message(a: &SendArgs, default_from: Option<&str>) -> Result<OutgoingMes
                 "no sender: give --from ADDR (or use a configured account)",
             )
         })?;
+    let stdin = Path::new("-");
+    if a.text_file.as_deref() == Some(stdin) && a.html_file.as_deref() == Some(stdin) {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "--text-file - and --html-file - both read stdin, which can be read once: give one of \
+             them a file",
+        ));
+    }
     let text = match (&a.text, &a.text_file) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(p)) => Some(read_text(p, "the text body")?),

@@ -91,6 +91,12 @@ impl NewAccount {
                 self.email
             )));
         }
+        if self.port == Some(0) {
+            return Err(usage(format!(
+                "{} 0 is not a port to send to: give the server's submission port (587 or 465)",
+                say_setting(Setting::Port)
+            )));
+        }
         let provider = match self.provider.or_else(|| guess_from_email(&self.email)) {
             Some(p) => p,
             None if self.host.is_some() => ProviderId::Generic,

@@ -48,6 +48,46 @@ impl OutgoingMessage {
     }
 }
 
+/// Split an address list at the commas between addresses: not at those
+/// inside a quoted display name (`"Smith, Bob" <bob@example.com>`), an
+/// angle-bracket address or a comment. Empty items are dropped.
+pub fn split_address_list(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut quoted, mut angle, mut comment, mut escaped) = (false, false, 0u32, false);
+    let mut current = String::new();
+    for c in list.chars() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && quoted {
+            escaped = true;
+        } else if c == '"' && comment == 0 {
+            quoted = !quoted;
+        } else if !quoted {
+            match c {
+                '<' if comment == 0 => angle = true,
+                '>' if comment == 0 => angle = false,
+                '(' => comment += 1,
+                ')' => comment = comment.saturating_sub(1),
+                ',' if !angle && comment == 0 => {
+                    let item = current.trim();
+                    if !item.is_empty() {
+                        out.push(item.to_string());
+                    }
+                    current.clear();
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        current.push(c);
+    }
+    let item = current.trim();
+    if !item.is_empty() {
+        out.push(item.to_string());
+    }
+    out
+}
+
 /// A message described by its parts, as `postie send --from --to ...` gives it.
 #[derive(Clone, Debug, Default)]
 pub struct Draft {
@@ -125,18 +165,24 @@ impl Draft {
             .from(from_mb.clone())
             .message_id(Some(message_id.clone()))
             .user_agent(format!("postie/{}", env!("CARGO_PKG_VERSION")));
-        // Recipients given only as arguments become To, as in `mail bob@x`.
-        let promote = self.to.is_empty() && self.cc.is_empty();
-        let to: &[String] = if promote {
-            &self.envelope_only
-        } else {
-            &self.to
+        // Each item may be a comma-separated list.
+        let split = |v: &[String]| -> Vec<String> {
+            v.iter().flat_map(|s| split_address_list(s)).collect()
         };
+        let (to, cc, bcc, envelope_only) = (
+            split(&self.to),
+            split(&self.cc),
+            split(&self.bcc),
+            split(&self.envelope_only),
+        );
+        // Recipients given only as arguments become To, as in `mail bob@x`.
+        let promote = to.is_empty() && cc.is_empty();
+        let to: &[String] = if promote { &envelope_only } else { &to };
         let mut recipients = Vec::new();
         for (field, list) in [
             (Setting::To, to),
-            (Setting::Cc, &self.cc[..]),
-            (Setting::Bcc, &self.bcc[..]),
+            (Setting::Cc, &cc[..]),
+            (Setting::Bcc, &bcc[..]),
         ] {
             let label = say_setting(field);
             for s in list {
@@ -153,7 +199,7 @@ impl Draft {
             }
         }
         if !promote {
-            for s in &self.envelope_only {
+            for s in &envelope_only {
                 push_unique(&mut recipients, envelope_address("recipient", s.trim())?);
             }
         }
@@ -166,7 +212,7 @@ impl Draft {
                 ),
             ));
         }
-        if to.is_empty() && self.cc.is_empty() {
+        if to.is_empty() && cc.is_empty() {
             // Only Bcc recipients: an empty To, which mail clients show as
             // "undisclosed recipients" (RFC 5322 §3.6.3).
             b = b.header(lettre::message::header::To::from(
@@ -468,6 +514,40 @@ mod tests {
         let att = parsed.attachments().next().expect("one attachment");
         assert_eq!(att.contents(), &data[..]);
         assert_eq!(att.attachment_name(), Some("résumé.bin"));
+    }
+
+    /// Issue 12, item 13: a quoted display name may hold commas; the list
+    /// is split only between addresses.
+    #[test]
+    fn address_lists_split_only_between_addresses() {
+        assert_eq!(
+            split_address_list(r#""Smith, Bob" <bob@example.com>, ann@example.com"#),
+            [r#""Smith, Bob" <bob@example.com>"#, "ann@example.com"]
+        );
+        assert_eq!(
+            split_address_list("carl@example.com (Carl, the boss), <d@x.test>,,"),
+            ["carl@example.com (Carl, the boss)", "<d@x.test>"]
+        );
+        assert_eq!(
+            split_address_list(r#""a \" , b" <a@x.test>"#),
+            [r#""a \" , b" <a@x.test>"#]
+        );
+        let m = Draft {
+            from: "ann@example.com".into(),
+            to: vec![r#""Smith, Bob" <bob@example.com>, eve@example.com"#.into()],
+            text: Some("x".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        let rcpts: Vec<_> = m.recipients.iter().map(|a| a.to_string()).collect();
+        assert_eq!(rcpts, ["bob@example.com", "eve@example.com"]);
+        let t = text(&m);
+        let parsed = mail_parser::MessageParser::default()
+            .parse(t.as_bytes())
+            .unwrap();
+        let first = parsed.to().and_then(|a| a.first()).unwrap();
+        assert_eq!(first.name(), Some("Smith, Bob"), "{t}");
     }
 
     /// Issue 12, item 9: a 3,000-character subject went out as one
