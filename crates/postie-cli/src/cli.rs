@@ -257,7 +257,9 @@ pub struct SendArgs {
     /// Attach a file (repeatable)
     #[arg(long, value_name = "PATH", help_heading = "Message")]
     pub attach: Vec<PathBuf>,
-    /// Send this RFC 5322 message as it is ('-' for stdin)
+    /// Send this RFC 5322 message ('-' for stdin): its headers are kept; Message-ID and Date
+    /// are added when missing, and a From: with --from when it has none. A message without a
+    /// header section is refused
     #[arg(long, value_name = "PATH", help_heading = "Message",
           conflicts_with_all = ["subject", "text", "text_file", "html", "html_file", "attach"])]
     pub raw: Option<PathBuf>,
@@ -552,6 +554,8 @@ Examples:
 Clients on loopback need no AUTH. STARTTLS is offered with a certificate postie makes for
 localhost (its CA: $XDG_DATA_HOME/postie/relay-tls/ca.pem). Listening beyond loopback needs
 [relay] users and tls_cert/tls_key. A message is answered 250 only once it is on disk.
+Message-ID and Date are added to a message that lacks them (headers present are never
+changed); a message with no header section or no From: is refused (550 5.6.0, with why).
 What the relay and its delivery do is logged on stderr (POSTIE_LOG=postie=debug for more).
 
 Exit status: 0 after a graceful stop, 69 when an address cannot be bound, 78 configuration error.";
@@ -579,6 +583,8 @@ temporary failure leaves it queued for `postie relay` or `postie queue run`.
 Options: -t (recipients from To/Cc/Bcc; Bcc is removed), -i / -oi (a lone '.' does not end
 the message), -f ADDR (envelope sender), -F NAME (sender's full name), --account NAME;
 -o*, -B*, -N, -R, -v, -bm and -odX are accepted and ignored.
+A message without From: gets `From: NAME <ADDR>` (-F, and -f or the account's address);
+Message-ID and Date are added when missing; headers present are never changed.
 
 Exit status: 0 stored, and sent or queued for a retry; 65 the server refused the message and 67
 it refused a recipient (stored; `postie queue show ID` has the replies). Nothing was stored on

@@ -45,9 +45,6 @@ fn init_logging(cli: &Cli, style: Style) {
 }
 
 fn real_main() -> i32 {
-    // Before any error or explanation is made: the library's actions are
-    // said as `postie` commands.
-    postie::explain::set_wording(Box::new(wording::Commands));
     // Called as `sendmail` (a symlink): the whole command line is sendmail's.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let called_as = argv
@@ -55,13 +52,20 @@ fn real_main() -> i32 {
         .and_then(|a| std::path::Path::new(a).file_name())
         .and_then(|n| n.to_str())
         .unwrap_or("");
-    if called_as == "sendmail" {
+    let sendmail = if called_as == "sendmail" {
         argv.insert(1, "sendmail".into());
         argv.insert(2, "--".into());
+        true
     } else if argv.get(1).is_some_and(|a| a == "sendmail") {
         // sendmail's options (-v, -t, -oi ...) are not postie's.
         argv.insert(2, "--".into());
-    }
+        true
+    } else {
+        false
+    };
+    // Before any error or explanation is made: the library's actions are
+    // said as `postie` commands (and sendmail's flags, as sendmail).
+    postie::explain::set_wording(Box::new(wording::Commands { sendmail }));
     let cli = match Cli::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => {

@@ -4,7 +4,10 @@
 use postie::explain::{Action, Setting, Wording};
 
 /// Actions as `postie` command lines, settings as flags.
-pub struct Commands;
+pub struct Commands {
+    /// Running as `sendmail`: the message's settings are sendmail's flags.
+    pub sendmail: bool,
+}
 
 /// An address to show in `--email`, for the providers whose domain is known.
 fn example_address(provider: &str) -> &'static str {
@@ -59,6 +62,16 @@ impl Wording for Commands {
     }
 
     fn setting(&self, setting: Setting) -> String {
+        if self.sendmail {
+            match setting {
+                Setting::Sender => return "-f ADDR".into(),
+                Setting::Recipients => return "recipients as arguments".into(),
+                Setting::ReadRecipients => {
+                    return "use -t to read the message's To/Cc/Bcc headers".into();
+                }
+                _ => {}
+            }
+        }
         match setting {
             Setting::CaFile => "--ca-file (ca_file in the account)",
             Setting::TlsName => "--tls-name NAME (tls_name in the account)",

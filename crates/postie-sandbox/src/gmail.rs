@@ -85,6 +85,8 @@ impl Gmail {
         c.require_tls = true;
         c.require_auth = true;
         c.smtputf8 = true;
+        // Gmail: `MAIL FROM:me@example.com` is `555 5.5.2 Syntax error.`
+        c.require_angle_brackets = true;
         c.chunking = true;
         c.binarymime = false;
         c.replies = self.canned();
@@ -96,6 +98,7 @@ impl Gmail {
         let r = |code: u16, text: &str| Reply::new(code, &format!("{text} {t}"));
         CannedReplies {
             ok: r(250, "2.0.0 OK"),
+            reset: r(250, "2.1.5 Flushed"),
             bye: r(221, "2.0.0 closing connection"),
             ready_for_tls: Reply::new(220, "2.0.0 Ready to start TLS"),
             start_data: r(354, " Go ahead"),
@@ -107,6 +110,7 @@ impl Gmail {
             command_too_long: r(500, "5.5.2 Line too long."),
             command_bare_newline: r(500, "5.5.2 Syntax error, command lines must end with CRLF."),
             bad_sequence: r(503, "5.5.1 Bad sequence of commands."),
+            need_rcpt: r(503, "5.5.1 RCPT first."),
             no_valid_recipients: r(554, "5.5.1 No valid recipients."),
             unknown_parameter: r(555, "5.5.4 Unsupported MAIL/RCPT parameter."),
             bad_sender: r(

@@ -170,6 +170,8 @@ fn build_message(a: &SendArgs, default_from: Option<&str>) -> Result<OutgoingMes
             from: a.from.clone(),
             recipients,
             read_headers: a.read_recipients,
+            add_from: a.from.clone(),
+            add_from_name: None,
         };
         // The body is sent from the file (or from a spool of stdin), never
         // held whole in memory.

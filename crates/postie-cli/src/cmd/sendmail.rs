@@ -153,15 +153,24 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     let o = parse(args)?;
     let config = Config::load(&g.paths.config_file)?;
     let raw = read_message(o.ignore_dots)?;
+    // The account goes by the sender (-f, else From:); a message with
+    // neither is sent by the account it falls to, in its name.
+    let sender = o.from.clone().or(HeadSummary::parse(&raw).from);
+    let account = pick_account(&config, &o, sender.as_deref())?;
+    let add_from = match &o.from {
+        Some(f) => Some(f.clone()),
+        None => Some(config.account(Some(&account))?.1.email.clone()),
+    };
     let msg = from_raw(
         raw,
         &RawOptions {
             from: o.from.clone(),
             recipients: o.recipients.clone(),
             read_headers: o.read_headers,
+            add_from,
+            add_from_name: o.full_name.clone(),
         },
     )?;
-    let account = pick_account(&config, &o, msg.from.as_ref())?;
     // Settings errors (a typo in [relay]) are found before the message is
     // stored: an error after storing would make callers send it again.
     let policy = RetryPolicy::from_config(&config.relay)?;
@@ -281,25 +290,36 @@ async fn refused(outbox: &Arc<Outbox>, id: MessageId) -> i32 {
 
 /// The account: `--account`, else the one whose address is the sender,
 /// else `[relay] fallback_account`, else the default account.
-fn pick_account(config: &Config, o: &Options, sender: &str) -> Result<String, Error> {
+fn pick_account(config: &Config, o: &Options, sender: Option<&str>) -> Result<String, Error> {
     if let Some(a) = &o.account {
         return config.account(Some(a)).map(|(n, _)| n.to_string());
     }
-    if let Some(n) = config.account_for_address(sender)? {
+    if let Some(n) = sender
+        .map(|s| config.account_for_address(s))
+        .transpose()?
+        .flatten()
+    {
         return Ok(n.to_string());
     }
     if let Some(f) = &config.relay.fallback_account {
         return Ok(f.clone());
     }
-    config.account(None).map(|(n, _)| n.to_string()).map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!(
-                "sendmail: the sender <{sender}> matches no account, and no account is the default: {}",
-                e.message()
-            ),
-        )
-    })
+    config
+        .account(None)
+        .map(|(n, _)| n.to_string())
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "sendmail: {}, and no account is the default: {}",
+                    match sender {
+                        Some(s) => format!("the sender <{s}> matches no account"),
+                        None => "the message names no sender (no -f, no From:)".into(),
+                    },
+                    e.message()
+                ),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -397,6 +397,48 @@ fn bad_token_gets_the_json_challenge_then_535() {
     not_stored(&sb, "forged");
 }
 
+/// Issue 12, item 21: the sandbox is as strict as Gmail where hand-written smtplib code goes
+/// wrong: a path without angle brackets is `555 5.5.2`, DATA before any RCPT is `503 5.5.1 RCPT
+/// first.`, and RSET answers `250 2.1.5 Flushed` (Gmail's texts, with the session tail).
+#[test]
+fn sandbox_is_as_strict_as_gmail_with_hand_written_commands() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    let code = format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.starttls(); s.ehlo(); s.login('{USER}', '{APP_PW}')\n\
+         for cmd in ['MAIL FROM:{USER}', 'MAIL FROM:<{USER}>', 'RCPT TO:{TO}', 'DATA', 'RSET',\n\
+         \x20           'MAIL FROM:<{USER}>', 'RCPT TO:<{TO}>', 'RSET']:\n\
+         \x20   code, text = s.docmd(cmd)\n\
+         \x20   print(cmd, '=>', code, text.decode())\n",
+        port = sp.smtp()
+    );
+    let (status, out, err) = run(python().args(["-c", &code]));
+    assert_eq!(status, Some(0), "{out}\n{err}");
+    let replies: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_once(" => ").unwrap().1)
+        .collect();
+    let want = [
+        "555 5.5.2 Syntax error.",
+        "250 2.1.0 OK",
+        "555 5.5.2 Syntax error.",
+        "503 5.5.1 RCPT first.",
+        "250 2.1.5 Flushed",
+        "250 2.1.0 OK",
+        "250 2.1.5 OK",
+        "250 2.1.5 Flushed",
+    ];
+    assert_eq!(replies.len(), want.len(), "{out}");
+    for (got, want) in replies.iter().zip(want) {
+        assert!(
+            got.starts_with(want) && got.ends_with(" - gsmtp"),
+            "expected {want:?} with Gmail's session tail, got {got:?}\n{out}"
+        );
+    }
+}
+
 /// curl `--oauth2-bearer` over implicit TLS with a token from the sandbox's device flow, trusting
 /// the sandbox's CA: delivered, and the EHLO after TLS is Gmail's.
 #[test]

@@ -20,7 +20,7 @@ use postie::wording::{Action, say};
 use super::Ctx;
 use super::route;
 use crate::outbox::{NewMessage, Outbox, Spool};
-use postie::message::HeadSummary;
+use postie::message::{HeadSummary, complete_headers};
 use postie_server::{ConnSettings, Host, Io, drive};
 
 /// The head of a message kept in memory to read `From:` and `Subject:`.
@@ -41,6 +41,9 @@ struct Txn {
     spool: Option<Spool>,
     /// Received, not yet written to the spool.
     pending: Vec<u8>,
+    /// Why the message cannot be accepted (no header section, no From),
+    /// once that is known; the rest of its data is dropped.
+    refused: Option<String>,
     head: Vec<u8>,
     /// A write to the spool failed: the message is refused at its end.
     spool_error: Option<String>,
@@ -152,6 +155,7 @@ impl Host for RelayConn {
             recipients: Vec::new(),
             spool: None,
             pending: Vec::new(),
+            refused: None,
             head: Vec::new(),
             spool_error: None,
         });
@@ -228,8 +232,20 @@ async fn receive(ctx: &Ctx, t: &mut Txn, bytes: &[u8]) {
         t.head.extend_from_slice(&bytes[..take]);
     }
     t.pending.extend_from_slice(bytes);
-    if t.pending.len() < WRITE_AT {
+    if t.pending.len() < WRITE_AT || t.refused.is_some() {
         return;
+    }
+    if t.spool.is_none() {
+        // Before the first byte is written: what the header section lacks
+        // goes first, and a message that cannot be sent is not stored.
+        match complete_headers(&t.head) {
+            Ok(lines) => t.pending.splice(0..0, lines).for_each(drop),
+            Err(e) => {
+                t.refused = Some(e.message().to_string());
+                t.pending.clear();
+                return;
+            }
+        }
     }
     let (outbox, spool, pending) = (
         ctx.outbox.clone(),
@@ -261,6 +277,21 @@ fn write_spool(outbox: &Outbox, spool: Option<Spool>, bytes: &[u8]) -> Result<Sp
 async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
     // A refused message's spool is removed off this thread.
     let (spool, pending) = (t.spool.take(), std::mem::take(&mut t.pending));
+    // A small message is still all in memory: complete or refuse it now.
+    let mut pending = pending;
+    if spool.is_none() && t.refused.is_none() {
+        match complete_headers(&t.head) {
+            Ok(lines) => pending.splice(0..0, lines).for_each(drop),
+            Err(e) => t.refused = Some(e.message().to_string()),
+        }
+    }
+    if let Some(why) = &t.refused {
+        discard(spool);
+        return Reply::new(
+            550,
+            &format!("5.6.0 postie relay refuses the message: {why}"),
+        );
+    }
     if let Some(e) = &t.spool_error {
         discard(spool);
         tracing::error!("relay: cannot spool a message: {e}");

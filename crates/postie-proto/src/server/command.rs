@@ -92,7 +92,7 @@ impl ServerSession {
             "RSET" => {
                 self.txn = None;
                 self.events.push_back(Event::Reset);
-                self.canned(|r| &r.ok);
+                self.canned(|r| &r.reset);
             }
             "NOOP" => self.canned(|r| &r.ok),
             "VRFY" => self.canned(|r| &r.vrfy),
@@ -250,10 +250,15 @@ impl ServerSession {
             return self.canned(|r| &r.bad_sequence);
         };
         let (smtputf8, rcpts) = (t.smtputf8, t.rcpts);
-        let to = match envelope::parse_rcpt(arg) {
+        let to = match envelope::parse_rcpt(arg, &self.cfg) {
             Ok(a) => a,
             Err(e) => return self.arg_error(e, false),
         };
+        // A recipient was named (the host may still refuse it): DATA
+        // without one accepted is then "no valid recipients".
+        if let Some(t) = self.txn.as_mut() {
+            t.rcpt_tried = true;
+        }
         if rcpts >= self.cfg.max_recipients {
             return self.canned(|r| &r.too_many_recipients);
         }
@@ -278,6 +283,9 @@ impl ServerSession {
         // RFC 3030 §3: BINARYMIME needs BDAT, and BDAT and DATA do not mix.
         if t.body == BodyType::Binary || t.chunks.is_some() {
             return self.canned(|r| &r.bad_sequence);
+        }
+        if t.rcpts == 0 && !t.rcpt_tried {
+            return self.canned(|r| &r.need_rcpt);
         }
         if t.rcpts == 0 {
             return self.canned(|r| &r.no_valid_recipients);
@@ -311,6 +319,9 @@ impl ServerSession {
         } else {
             match self.txn.as_mut() {
                 None => Some(self.cfg.replies.bad_sequence.clone()),
+                Some(t) if t.rcpts == 0 && !t.rcpt_tried => {
+                    Some(self.cfg.replies.need_rcpt.clone())
+                }
                 Some(t) if t.rcpts == 0 => Some(self.cfg.replies.no_valid_recipients.clone()),
                 Some(t) => {
                     if t.chunks.is_none() {

@@ -45,6 +45,11 @@ pub struct ServerConfig {
     pub require_auth: bool,
     /// Advertise and accept SMTPUTF8 (RFC 6531).
     pub smtputf8: bool,
+    /// MAIL FROM and RCPT TO paths must be in angle brackets, as RFC 5321
+    /// §4.1.2 writes them (Gmail: `555 5.5.2 Syntax error`). Off, a path
+    /// without them is taken, as Postfix does by default
+    /// (`strict_rfc821_envelopes = no`), for hand-written clients.
+    pub require_angle_brackets: bool,
     /// Advertise and accept BDAT (CHUNKING and BINARYMIME, RFC 3030).
     pub chunking: bool,
     /// With `chunking`, also advertise and accept `BODY=BINARYMIME`
@@ -73,6 +78,7 @@ impl ServerConfig {
             require_tls: false,
             require_auth: false,
             smtputf8: true,
+            require_angle_brackets: false,
             chunking: true,
             binarymime: true,
             replies: CannedReplies::default(),
@@ -84,8 +90,10 @@ impl ServerConfig {
 /// be replaced, e.g. with a provider's exact (multi-line) texts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CannedReplies {
-    /// RSET and NOOP.
+    /// NOOP.
     pub ok: Reply,
+    /// RSET.
+    pub reset: Reply,
     /// QUIT.
     pub bye: Reply,
     /// STARTTLS accepted (RFC 3207 §4).
@@ -109,7 +117,9 @@ pub struct CannedReplies {
     pub command_bare_newline: Reply,
     /// A command out of order (MAIL before EHLO, RCPT before MAIL, …).
     pub bad_sequence: Reply,
-    /// DATA, or the last BDAT, with no accepted recipient.
+    /// DATA, or the last BDAT, when no RCPT was given at all.
+    pub need_rcpt: Reply,
+    /// DATA, or the last BDAT, when every RCPT was refused.
     pub no_valid_recipients: Reply,
     /// A MAIL or RCPT parameter that is not offered (RFC 5321 §4.1.1.11).
     pub unknown_parameter: Reply,
@@ -154,6 +164,7 @@ impl Default for CannedReplies {
         let r = Reply::new;
         CannedReplies {
             ok: r(250, "2.0.0 OK"),
+            reset: r(250, "2.0.0 OK"),
             bye: r(221, "2.0.0 Bye"),
             ready_for_tls: r(220, "2.0.0 Ready to start TLS"),
             start_data: r(354, "Go ahead, end data with <CR><LF>.<CR><LF>"),
@@ -168,6 +179,7 @@ impl Default for CannedReplies {
             command_too_long: r(500, "5.5.2 Line too long"),
             command_bare_newline: r(500, "5.5.2 Syntax error, command lines must end with CRLF"),
             bad_sequence: r(503, "5.5.1 Bad sequence of commands"),
+            need_rcpt: r(503, "5.5.1 Need RCPT command first"),
             no_valid_recipients: r(554, "5.5.1 No valid recipients"),
             unknown_parameter: r(555, "5.5.4 Unsupported MAIL/RCPT parameter"),
             bad_sender: r(501, "5.1.7 Bad sender address syntax"),

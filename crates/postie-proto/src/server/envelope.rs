@@ -30,7 +30,7 @@ pub(super) fn parse_mail(
     cfg: &ServerConfig,
     auth_offered: bool,
 ) -> Result<MailArgs, ArgError> {
-    let (path, params) = split_path(arg, "FROM:")?;
+    let (path, params) = split_path(arg, "FROM:", cfg.require_angle_brackets)?;
     let reverse_path = if path.is_empty() {
         None
     } else {
@@ -75,8 +75,8 @@ pub(super) fn parse_mail(
 }
 
 /// Parses `TO:<path>`; no RCPT parameter is offered.
-pub(super) fn parse_rcpt(arg: &str) -> Result<Address, ArgError> {
-    let (path, params) = split_path(arg, "TO:")?;
+pub(super) fn parse_rcpt(arg: &str, cfg: &ServerConfig) -> Result<Address, ArgError> {
+    let (path, params) = split_path(arg, "TO:", cfg.require_angle_brackets)?;
     if !params.trim().is_empty() {
         return Err(ArgError::UnknownParameter);
     }
@@ -88,8 +88,13 @@ pub(super) fn parse_rcpt(arg: &str) -> Result<Address, ArgError> {
 
 /// Splits `FROM:<path> rest` into the path without brackets and source
 /// route, and the rest. A space after the colon is tolerated, and so is a
-/// path without brackets (both are common in hand-written clients).
-fn split_path<'a>(arg: &'a str, keyword: &str) -> Result<(&'a str, &'a str), ArgError> {
+/// path without brackets unless `brackets` (both are common in hand-written
+/// clients).
+fn split_path<'a>(
+    arg: &'a str,
+    keyword: &str,
+    brackets: bool,
+) -> Result<(&'a str, &'a str), ArgError> {
     let head = arg.get(..keyword.len()).ok_or(ArgError::Syntax)?;
     if !head.eq_ignore_ascii_case(keyword) {
         return Err(ArgError::Syntax);
@@ -100,6 +105,7 @@ fn split_path<'a>(arg: &'a str, keyword: &str) -> Result<(&'a str, &'a str), Arg
             let end = inner.find('>').ok_or(ArgError::Syntax)?;
             (&inner[..end], &inner[end + 1..])
         }
+        None if brackets => return Err(ArgError::Syntax),
         None => {
             let end = rest.find([' ', '\t']).unwrap_or(rest.len());
             (&rest[..end], &rest[end..])
@@ -246,23 +252,48 @@ mod tests {
     #[test]
     fn rcpt_arguments_table() {
         assert_eq!(
-            parse_rcpt("TO:<c@d.example>").unwrap().as_str(),
+            parse_rcpt("TO:<c@d.example>", &cfg()).unwrap().as_str(),
             "c@d.example"
         );
         assert_eq!(
-            parse_rcpt("to: <c@d.example>").unwrap().as_str(),
+            parse_rcpt("to: <c@d.example>", &cfg()).unwrap().as_str(),
             "c@d.example"
         );
         assert_eq!(
-            parse_rcpt("TO:<c@d.example>  ").unwrap().as_str(),
+            parse_rcpt("TO:<c@d.example>  ", &cfg()).unwrap().as_str(),
             "c@d.example"
         );
-        assert_eq!(parse_rcpt("TO:<>"), Err(ArgError::BadAddress));
-        assert_eq!(parse_rcpt("TO:<c>"), Err(ArgError::BadAddress));
-        assert_eq!(parse_rcpt("FROM:<c@d.example>"), Err(ArgError::Syntax));
+        assert_eq!(parse_rcpt("TO:<>", &cfg()), Err(ArgError::BadAddress));
+        assert_eq!(parse_rcpt("TO:<c>", &cfg()), Err(ArgError::BadAddress));
         assert_eq!(
-            parse_rcpt("TO:<c@d.example> NOTIFY=NEVER"),
+            parse_rcpt("FROM:<c@d.example>", &cfg()),
+            Err(ArgError::Syntax)
+        );
+        assert_eq!(
+            parse_rcpt("TO:<c@d.example> NOTIFY=NEVER", &cfg()),
             Err(ArgError::UnknownParameter)
         );
+    }
+
+    /// Issue 12, item 21: with `require_angle_brackets` (the sandbox, like
+    /// Gmail) a bare path is a syntax error; without it, it is taken.
+    #[test]
+    fn angle_brackets_when_required() {
+        let mut strict = cfg();
+        strict.require_angle_brackets = true;
+        assert_eq!(
+            parse_mail("FROM:me@example.com", &strict, false),
+            Err(ArgError::Syntax)
+        );
+        assert_eq!(
+            parse_rcpt("TO:bob@example.com", &strict),
+            Err(ArgError::Syntax)
+        );
+        assert!(parse_mail("FROM:<me@example.com>", &strict, false).is_ok());
+        assert!(parse_mail("FROM:<>", &strict, false).is_ok());
+        assert!(parse_rcpt("TO: <bob@example.com>", &strict).is_ok());
+        let lenient = cfg();
+        assert!(parse_mail("FROM:me@example.com", &lenient, false).is_ok());
+        assert!(parse_rcpt("TO:bob@example.com", &lenient).is_ok());
     }
 }

@@ -54,6 +54,8 @@ pub(super) struct Transaction {
     pub(super) body: BodyType,
     pub(super) smtputf8: bool,
     pub(super) rcpts: usize,
+    /// A RCPT with a well-formed path was given, accepted or not.
+    pub(super) rcpt_tried: bool,
     /// BDAT chunks have started (RFC 3030: no DATA in this transaction).
     pub(super) chunks: Option<ChunkBody>,
 }
@@ -169,6 +171,7 @@ impl ServerSession {
                     body,
                     smtputf8,
                     rcpts: 0,
+                    rcpt_tried: false,
                     chunks: None,
                 });
             }

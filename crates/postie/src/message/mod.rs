@@ -17,7 +17,7 @@ use postie_proto::address::Address;
 use rand::RngCore;
 
 pub use body::{Body, Reader};
-pub use raw::{RawOptions, from_raw, from_raw_file, from_raw_reader};
+pub use raw::{RawOptions, complete_headers, from_raw, from_raw_file, from_raw_reader};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::wording::{Setting, say_setting};

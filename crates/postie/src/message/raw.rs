@@ -21,6 +21,12 @@ pub struct RawOptions {
     pub recipients: Vec<String>,
     /// Take recipients from To/Cc/Bcc headers too (`sendmail -t`).
     pub read_headers: bool,
+    /// For a message with no `From:` header: the address to add one with
+    /// (sendmail's `-f`, else the account's address). Without it, such a
+    /// message is refused.
+    pub add_from: Option<String>,
+    /// The display name of an added `From:` (sendmail's `-F`).
+    pub add_from_name: Option<String>,
 }
 
 /// The largest header section taken from a file or stdin: headers are read
@@ -141,6 +147,69 @@ fn no_header_section() -> Error {
     )
 }
 
+/// The one policy for messages given whole (`send --raw`, `sendmail`, the
+/// relay): a message must start with a header section and name its sender
+/// in `From:`; a missing `Message-ID` and `Date` are added (RFC 5322 §3.6
+/// requires the one and strongly advises the other); headers present are
+/// never changed. Given the first bytes of a message (its whole header
+/// section, when it has one that short), returns the header lines to put
+/// before it, or what is wrong with it.
+pub fn complete_headers(head: &[u8]) -> Result<Vec<u8>> {
+    let (header_end, _) = split_headers(head).ok_or_else(no_header_section)?;
+    let head = &head[..header_end];
+    let parsed = parse_head(head)?;
+    let from = first_address(parsed.from()).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Message,
+            "the message has no From header naming its sender: add one",
+        )
+    })?;
+    Ok(missing_lines(&parsed, &from, line_end(head)).0)
+}
+
+fn parse_head(head: &[u8]) -> Result<mail_parser::Message<'_>> {
+    mail_parser::MessageParser::default()
+        .parse_headers(head)
+        .ok_or_else(|| Error::new(ErrorKind::Message, "the message's headers cannot be parsed"))
+}
+
+fn first_address(a: Option<&mail_parser::Address>) -> Option<String> {
+    a.and_then(|a| a.first())
+        .and_then(|x| x.address.as_ref())
+        .map(|s| s.to_string())
+}
+
+/// The line end the message uses (CRLF, or LF from a local program).
+fn line_end(head: &[u8]) -> &'static [u8] {
+    if head.windows(2).any(|w| w == b"\r\n") {
+        b"\r\n"
+    } else {
+        b"\n"
+    }
+}
+
+/// The `Message-ID` and `Date` lines a header section lacks, and the
+/// message's Message-ID (its own, else the added one).
+fn missing_lines(parsed: &mail_parser::Message<'_>, from: &str, eol: &[u8]) -> (Vec<u8>, String) {
+    let mut out = Vec::new();
+    let message_id = match parsed.message_id() {
+        Some(id) => format!("<{id}>"),
+        None => {
+            let id = new_message_id(from);
+            out.extend_from_slice(format!("Message-ID: {id}").as_bytes());
+            out.extend_from_slice(eol);
+            id
+        }
+    };
+    if parsed.date().is_none() && parsed.header_raw("Date").is_none() {
+        let mut h = Headers::new();
+        h.set(lettre::message::header::Date::now());
+        out.extend_from_slice(h.to_string().trim_end().as_bytes());
+        out.extend_from_slice(eol);
+    }
+    (out, message_id)
+}
+
 /// A raw message's header section as it will be sent, and its envelope.
 struct Prepared {
     head: Vec<u8>,
@@ -153,33 +222,30 @@ struct Prepared {
 /// line that ends it) and `opts`; add Message-ID and Date when missing and
 /// drop Bcc.
 fn prepare(head: &[u8], opts: &RawOptions) -> Result<Prepared> {
-    let parsed = mail_parser::MessageParser::default()
-        .parse_headers(head)
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::Message,
-                "the raw message's headers cannot be parsed",
-            )
-        })?;
-    let first_addr = |a: Option<&mail_parser::Address>| {
-        a.and_then(|a| a.first())
-            .and_then(|x| x.address.as_ref())
-            .map(|s| s.to_string())
+    let parsed = parse_head(head)?;
+    let header_from = first_address(parsed.from());
+    // A message without From gets one, as sendmail adds it, when the
+    // caller has an address for it.
+    let added_from = match (&header_from, &opts.add_from) {
+        (None, Some(addr)) => Some(from_line(addr, opts.add_from_name.as_deref())?),
+        _ => None,
     };
-    let header_from = first_addr(parsed.sender()).or_else(|| first_addr(parsed.from()));
-    let from = match (&opts.from, &header_from) {
-        (Some(f), _) => f.clone(),
-        (None, Some(f)) => f.clone(),
-        (None, None) => {
-            return Err(Error::new(
-                ErrorKind::Message,
-                format!(
-                    "the raw message has no From header: add one, or give {}",
-                    say_setting(Setting::Sender)
-                ),
-            ));
-        }
-    };
+    if header_from.is_none() && added_from.is_none() {
+        return Err(Error::new(
+            ErrorKind::Message,
+            format!(
+                "the raw message has no From header: add one, or give {} to add it",
+                say_setting(Setting::Sender)
+            ),
+        ));
+    }
+    let header_sender = first_address(parsed.sender()).or(header_from);
+    let from = opts
+        .from
+        .clone()
+        .or(header_sender)
+        .or(opts.add_from.clone())
+        .unwrap_or_default();
     let from_addr = envelope_address("sender", &from)?;
     let mut recipients = Vec::new();
     for r in &opts.recipients {
@@ -211,35 +277,18 @@ fn prepare(head: &[u8], opts: &RawOptions) -> Result<Prepared> {
             },
         ));
     }
-    let needs_date = parsed.date().is_none() && parsed.header_raw("Date").is_none();
-    let existing_id = parsed.message_id().map(|id| format!("<{id}>"));
     let kept = if has_header(head, "bcc") {
         remove_header(head, "bcc")
     } else {
         head.to_vec()
     };
-    let eol: &[u8] = if head.windows(2).any(|w| w == b"\r\n") {
-        b"\r\n"
-    } else {
-        b"\n"
-    };
-    let mut out = Vec::with_capacity(kept.len() + 128);
-    let message_id = match existing_id {
-        Some(id) => id,
-        None => {
-            let id = new_message_id(&from);
-            out.extend_from_slice(format!("Message-ID: {id}").as_bytes());
-            out.extend_from_slice(eol);
-            id
-        }
-    };
-    if needs_date {
-        let mut h = Headers::new();
-        h.set(lettre::message::header::Date::now());
-        let line = h.to_string();
+    let eol = line_end(head);
+    let (mut out, message_id) = missing_lines(&parsed, &from, eol);
+    if let Some(line) = added_from {
         out.extend_from_slice(line.trim_end().as_bytes());
         out.extend_from_slice(eol);
     }
+    out.reserve(kept.len());
     out.extend_from_slice(&kept);
     Ok(Prepared {
         head: out,
@@ -247,6 +296,24 @@ fn prepare(head: &[u8], opts: &RawOptions) -> Result<Prepared> {
         recipients,
         message_id,
     })
+}
+
+/// A `From:` line for `addr` with display name `name` (quoted or encoded
+/// as RFC 5322 and RFC 2047 require).
+fn from_line(addr: &str, name: Option<&str>) -> Result<String> {
+    let email = envelope_address("sender", addr)?;
+    let email: lettre::Address = email.to_string().parse().map_err(|e| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("the sender <{addr}> cannot be a From address: {e}"),
+        )
+    })?;
+    let mut h = Headers::new();
+    let mailbox = lettre::message::Mailbox::new(name.map(str::to_string), email);
+    h.set(lettre::message::header::From::from(
+        lettre::message::Mailboxes::from(mailbox),
+    ));
+    Ok(h.to_string())
 }
 
 /// Find the end of the header section: (index of the empty line, its length).
@@ -455,5 +522,96 @@ mod tests {
         std::fs::write(&path, &endless).unwrap();
         let err = from_raw_file(&path, &RawOptions::default()).unwrap_err();
         assert!(err.to_string().contains("larger than 1 MiB"), "{err}");
+    }
+
+    /// Issue 12, item 2: the relay's policy. Present headers are never
+    /// changed, missing Message-ID and Date are added, a message without a
+    /// header section or a From is refused with why.
+    #[test]
+    fn complete_headers_adds_what_is_missing_and_refuses_what_cannot_be_sent() {
+        let lines = |h: &[u8]| String::from_utf8(complete_headers(h).unwrap()).unwrap();
+        let full = b"From: a@example.com\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n";
+        assert_eq!(lines(full), "");
+        let no_id = b"From: a@example.com\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n\r\nhi\r\n";
+        let added = lines(no_id);
+        assert!(
+            added.starts_with("Message-ID: <") && added.ends_with("@example.com>\r\n"),
+            "{added:?}"
+        );
+        assert_eq!(added.matches("\r\n").count(), 1, "{added:?}");
+        // a local program's LF lines get LF lines; the Date parses
+        let bare = lines(b"From: Ann <a@example.com>\nSubject: s\n\nhi\n");
+        assert!(!bare.contains('\r'), "{bare:?}");
+        let date = bare.lines().find_map(|l| l.strip_prefix("Date: ")).unwrap();
+        assert!(chrono_like(date), "{date}");
+        for (msg, why) in [
+            (&b"garbage without headers\r\n"[..], "no header section"),
+            (
+                b"To: b@example.com\r\nSubject: s\r\n\r\nhi\r\n",
+                "no From header",
+            ),
+            (b"From: undisclosed\r\n\r\nhi\r\n", "no From header"),
+        ] {
+            let err = complete_headers(msg).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Message);
+            assert!(err.to_string().contains(why), "{err}");
+        }
+    }
+
+    /// "Mon, 1 Jan 2024 00:00:00 +0000": a weekday, a day, a month name, a
+    /// year, a time and a numeric zone (RFC 5322 §3.3).
+    fn chrono_like(date: &str) -> bool {
+        let p: Vec<&str> = date.split_whitespace().collect();
+        p.len() == 6
+            && p[0].ends_with(',')
+            && p[1].parse::<u8>().is_ok()
+            && p[2].len() == 3
+            && p[3].parse::<u16>().is_ok()
+            && p[4].split(':').count() == 3
+            && (p[5].starts_with('+') || p[5].starts_with('-'))
+    }
+
+    /// Issue 12, item 7: sendmail's -F and -f (or the account's address)
+    /// make the From of a message that has none; a From present is kept.
+    #[test]
+    fn a_message_without_from_gets_the_added_one() {
+        let opts = |addr: Option<&str>, name: Option<&str>| RawOptions {
+            recipients: vec!["b@example.com".into()],
+            add_from: addr.map(String::from),
+            add_from_name: name.map(String::from),
+            ..RawOptions::default()
+        };
+        let body = b"Subject: s\n\nhi\n".to_vec();
+        let m = from_raw(
+            body.clone(),
+            &opts(Some("me@example.com"), Some("Me Myself")),
+        )
+        .unwrap();
+        let t = text(&m);
+        assert!(
+            t.contains("\nFrom: \"Me Myself\" <me@example.com>\n"),
+            "{t}"
+        );
+        assert_eq!(m.from.to_string(), "me@example.com");
+        let m = from_raw(
+            body.clone(),
+            &opts(Some("me@example.com"), Some("Smith, Bob")),
+        )
+        .unwrap();
+        let t = text(&m);
+        let parsed = mail_parser::MessageParser::default()
+            .parse_headers(t.as_bytes())
+            .unwrap();
+        let from = parsed.from().and_then(|a| a.first()).unwrap();
+        assert_eq!(from.name.as_deref(), Some("Smith, Bob"), "{t}");
+        assert_eq!(from.address.as_deref(), Some("me@example.com"), "{t}");
+        let m = from_raw(body.clone(), &opts(Some("me@example.com"), None)).unwrap();
+        assert!(text(&m).contains("From: me@example.com\n"), "{}", text(&m));
+        let err = from_raw(body, &opts(None, Some("Me"))).unwrap_err();
+        assert!(err.to_string().contains("no From header"), "{err}");
+        let kept = b"From: Ann <ann@example.com>\n\nhi\n".to_vec();
+        let m = from_raw(kept, &opts(Some("me@example.com"), Some("Me"))).unwrap();
+        assert_eq!(text(&m).matches("From:").count(), 1, "{}", text(&m));
+        assert_eq!(m.from.to_string(), "ann@example.com");
     }
 }

@@ -20,7 +20,7 @@ fn sequencing_table() {
         (
             "EHLO x\r\nMAIL FROM:<a@b.example>\r\n",
             "DATA\r\n",
-            "554 5.5.1 No valid recipients\r\n",
+            "503 5.5.1 Need RCPT command first\r\n",
         ),
         (
             "EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<reject@d.example>\r\n",
@@ -29,6 +29,11 @@ fn sequencing_table() {
         ),
         (
             "EHLO x\r\nMAIL FROM:<a@b.example>\r\n",
+            "BDAT 1 LAST\r\nx",
+            "503 5.5.1 Need RCPT command first\r\n",
+        ),
+        (
+            "EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<reject@d.example>\r\n",
             "BDAT 1 LAST\r\nx",
             "554 5.5.1 No valid recipients\r\n",
         ),
