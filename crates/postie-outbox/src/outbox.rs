@@ -110,6 +110,7 @@ impl Outbox {
             )
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+        check_integrity(&conn, &path)?;
         // WAL lets `postie queue list` read while a relay writes; FULL makes
         // every COMMIT durable before "250 accepted" goes out.
         let mode: String = conn
@@ -176,6 +177,53 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
 
 /// A database error as postie's error. A lock that stayed busy past the
 /// timeout is transient: the relay answers 4xx and the client retries.
+/// A damaged database opens without complaint and then fails every
+/// statement that touches a damaged page: a relay on it would answer 452 to
+/// every message, forever. `PRAGMA quick_check` reads every page once
+/// (milliseconds for an outbox of thousands of messages); what it finds
+/// stops the start with the cause and the fix.
+fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
+    let damaged = |what: String| {
+        Error::new(
+            ErrorKind::Io,
+            format!(
+                "the outbox database {} is damaged ({what}). Stop every postie process, keep a \
+                 copy of the file, then recover what it holds with `sqlite3 {} .recover | \
+                 sqlite3 recovered.sqlite3` and put recovered.sqlite3 in its place, or move it \
+                 aside to start with an empty outbox (message bodies stay in {})",
+                path.display(),
+                path.display(),
+                path.with_file_name(MESSAGES_DIR).display()
+            ),
+        )
+    };
+    let mut stmt = match conn.prepare("PRAGMA quick_check(5)") {
+        Ok(s) => s,
+        Err(e) if is_damage(&e) => return Err(damaged(e.to_string())),
+        Err(e) => return Err(db(e)),
+    };
+    let found: Vec<String> = match stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+    {
+        Ok(found) => found,
+        Err(e) if is_damage(&e) => return Err(damaged(e.to_string())),
+        Err(e) => return Err(db(e)),
+    };
+    if found.len() == 1 && found[0] == "ok" {
+        return Ok(());
+    }
+    Err(damaged(found.join("; ")))
+}
+
+/// SQLite's "file is not a database" and "database disk image is malformed".
+fn is_damage(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 fn db(e: rusqlite::Error) -> Error {
     let busy = matches!(
         e.sqlite_error_code(),

@@ -629,3 +629,48 @@ fn quota_failure_waits_hours() {
     assert_eq!(d.summary.last_reply.unwrap().code, 550);
     assert_eq!(d.explanation.as_deref(), Some("Gmail's daily limit"));
 }
+
+/// Issue 12, item 14: an outbox whose database pages are damaged (its first
+/// page intact, so SQLite opens it) or that is not a database at all is
+/// refused at open, with the cause and the fix, instead of failing every
+/// later call.
+#[test]
+fn a_damaged_database_is_refused_at_open_with_the_fix() {
+    let (dir, outbox) = open();
+    for i in 0..200 {
+        outbox
+            .enqueue(
+                format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes(),
+                new("a", &["b@example.com"]),
+            )
+            .unwrap();
+    }
+    drop(outbox);
+    let db = dir.path().join("outbox").join(DB_FILE);
+    let len = std::fs::metadata(&db).unwrap().len();
+    assert!(len > 4 * 4096, "a database of {len} octets");
+    // damage every page after the first (SQLite's default page is 4096 octets)
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(4096)).unwrap();
+    f.write_all(&vec![0xA5; (len - 4096) as usize]).unwrap();
+    drop(f);
+    let err = Outbox::open(&dir.path().join("outbox")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    let text = err.to_string();
+    assert!(
+        text.contains("is damaged") && text.contains(".recover") && text.contains("move it aside"),
+        "{text}"
+    );
+
+    std::fs::write(
+        &db,
+        b"this is no database, just text that is long enough to be read\n".repeat(100),
+    )
+    .unwrap();
+    let err = Outbox::open(&dir.path().join("outbox")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is damaged (file is not a database)"),
+        "{err}"
+    );
+}
