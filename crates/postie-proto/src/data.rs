@@ -33,6 +33,17 @@ impl CrlfNormalizer {
         self.flush(out);
     }
 
+    /// Ends a message: flushes a held CR, and gives a last line that lacks
+    /// its line end CRLF. A message sent by BDAT ends as one sent by DATA,
+    /// whose terminator supplies that CRLF (see `server::data`).
+    pub fn finish_message(mut self, out: &mut Vec<u8>) {
+        let needs_crlf = !self.ends_with_line_end();
+        self.flush(out);
+        if needs_crlf {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     fn flush(&mut self, out: &mut Vec<u8>) {
         if self.pending_cr {
             out.extend_from_slice(b"\r\n");
@@ -103,6 +114,16 @@ pub fn normalize_crlf(body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A whole message as DATA and BDAT carry it: bare CR and LF as CRLF, and
+/// CRLF after a last line that lacks one (before dot-stuffing).
+pub fn canonical_message(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 2);
+    let mut n = CrlfNormalizer::new();
+    n.normalize(body, &mut out);
+    n.finish_message(&mut out);
+    out
+}
+
 /// Streaming DATA encoder: normalises line ends, dot-stuffs, and ends the
 /// body with `.\r\n` (after a CRLF if the body lacks a final one).
 #[derive(Clone, Debug, Default)]
@@ -122,12 +143,8 @@ impl DotStuffer {
     }
 
     /// Writes the end of the body and the terminating `.\r\n`.
-    pub fn finish(mut self, out: &mut Vec<u8>) {
-        let needs_crlf = !self.inner.ends_with_line_end();
-        self.inner.flush(out);
-        if needs_crlf {
-            out.extend_from_slice(b"\r\n");
-        }
+    pub fn finish(self, out: &mut Vec<u8>) {
+        self.inner.finish_message(out);
         out.extend_from_slice(b".\r\n");
     }
 }

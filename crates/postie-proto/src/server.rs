@@ -12,9 +12,12 @@
 //!
 //! The session is liberal in names (any EHLO word, an address as the EHLO
 //! argument) and strict in framing: only CRLF ends a command line, and only
-//! `CRLF.CRLF` ends DATA. A body holding a bare CR or LF is refused as a
-//! whole, so nothing can be smuggled behind a lenient end of data
-//! (CVE-2023-51764 and friends).
+//! `CRLF.CRLF` ends DATA. A body holding a bare CR is refused as a whole,
+//! and so is one with a bare LF unless
+//! [`ServerConfig::normalize_bare_lf`] stores it as CRLF; either way nothing
+//! can be smuggled behind a lenient end of data (CVE-2023-51764 and
+//! friends). DATA and BDAT store the same octets for the same message: the
+//! rule is written once, in the `data` module's documentation.
 //!
 //! ```
 //! use postie_proto::reply::Reply;

@@ -273,3 +273,167 @@ fn a_content_refusal_exits_65() {
     let run = send(&sb, &s.url(), &["--plaintext"]);
     run.code(65);
 }
+
+/// An old server: ESMTP without 8BITMIME, SMTPUTF8 or PIPELINING, AUTH PLAIN
+/// with any password; it takes every message and records every line.
+fn old_server() -> Scripted {
+    Scripted::start(
+        "c.sendall(b'220 old ESMTP\\r\\n')\n\
+         data = False\n\
+         for raw in lines(c):\n\
+         \x20   v = raw[:4].upper()\n\
+         \x20   if data:\n\
+         \x20       if raw in (b'.\\r\\n', b'.\\n'): data = False; c.sendall(b'250 2.0.0 queued\\r\\n')\n\
+         \x20   elif v == b'EHLO': c.sendall(b'250-old\\r\\n250-ENHANCEDSTATUSCODES\\r\\n250 AUTH PLAIN\\r\\n')\n\
+         \x20   elif v == b'AUTH': c.sendall(b'235 2.7.0 ok\\r\\n')\n\
+         \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
+         \x20   elif v == b'QUIT':\n\
+         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
+         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+    )
+}
+
+/// The DATA the old server received last (lines between `DATA` and `.`).
+fn last_data(s: &Scripted) -> String {
+    let got = s.received();
+    let start = got.rfind("\nDATA\n").expect("no DATA") + "\nDATA\n".len();
+    let end = got[start..].find("\n.\n").expect("no end of data") + start;
+    got[start..end].to_string()
+}
+
+/// Issue 12, item 15: `bob@bücher.example` needs no SMTPUTF8: the domain goes
+/// out in A-labels, in the envelope and in To:, to a server without SMTPUTF8.
+#[test]
+fn an_idn_domain_is_sent_in_a_labels_without_smtputf8() {
+    let s = old_server();
+    let sb = Sandbox::new();
+    let run = sb
+        .postie()
+        .arg("send")
+        .opt("--server", s.url())
+        .words("--plaintext --from a@example.test --subject idn --text hi")
+        .opt("--to", "Bob <bob@bücher.example>")
+        .run();
+    run.success();
+    let got = s.received();
+    assert!(got.contains("RCPT TO:<bob@xn--bcher-kva.example>"), "{got}");
+    assert!(!got.contains("SMTPUTF8"), "{got}");
+    assert!(
+        last_data(&s).contains("To: Bob <bob@xn--bcher-kva.example>"),
+        "{got}"
+    );
+}
+
+/// Issue 12, item 18: an 8-bit message to a server without 8BITMIME is sent
+/// with its 8-bit part in quoted-printable (RFC 6152 §3), from `send --raw`
+/// and through the queue (`sendmail`, as the relay delivers), and reads the
+/// same; it used to fail for good after the relay had said 250.
+#[test]
+fn an_8bit_message_is_converted_for_a_server_without_8bitmime() {
+    let s = old_server();
+    let sb = Sandbox::new();
+    let text = "Grüße aus Köln, naïve café\r\nsecond line\r\n";
+    let msg = format!(
+        "From: a@example.test\r\nTo: b@example.test\r\nSubject: 8bit\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}"
+    );
+    let file = sb.file("m.eml", msg.as_bytes());
+    sb.postie()
+        .arg("send")
+        .opt("--server", s.url())
+        .arg("--plaintext")
+        .arg("--raw")
+        .arg(&file)
+        .arg("-t")
+        .run()
+        .success();
+    let check = |data: &str| {
+        assert!(data.is_ascii(), "{data}");
+        assert!(!s.received().contains("BODY=8BITMIME"), "{}", s.received());
+        assert!(
+            data.contains("Content-Transfer-Encoding: quoted-printable"),
+            "{data}"
+        );
+        let crlf = data.replace('\n', "\r\n");
+        let parsed = mail_parser::MessageParser::default()
+            .parse(crlf.as_bytes())
+            .unwrap();
+        let body = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        assert_eq!(body.trim_end(), text.replace("\r\n", "\n").trim_end());
+    };
+    check(&last_data(&s));
+
+    sb.postie()
+        .args(["account", "add", "old", "--provider", "generic"])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", s.port.to_string())
+        .arg("--plaintext")
+        .opt("--email", "a@example.test")
+        .opt("--password-env", "OLD_PW")
+        .run()
+        .success();
+    sb.postie()
+        .args(["sendmail", "-t", "-i"])
+        .env("OLD_PW", "pw")
+        .stdin(msg.replace("Subject: 8bit", "Subject: 8bit queued"))
+        .run()
+        .success();
+    let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+    assert_eq!(v["messages"][0]["state"], "sent", "{v}");
+    let data = last_data(&s);
+    assert!(data.contains("Subject: 8bit queued"), "{data}");
+    check(&data);
+}
+
+/// Issue 12, item 19: SIZE= declares the octets the message has on the wire
+/// (it said 276 for a file ending in `.` without a line end, and 278 went
+/// out): a server offering SIZE gets a declaration equal to what it reads,
+/// for a file with bare LF lines and no final line end.
+#[test]
+fn size_declares_the_octets_sent() {
+    let s = Scripted::start(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
+         data = False\n\
+         for raw in lines(c):\n\
+         \x20   v = raw[:4].upper()\n\
+         \x20   if data:\n\
+         \x20       if raw == b'.\\r\\n': data = False; c.sendall(b'250 2.0.0 queued\\r\\n')\n\
+         \x20   elif v == b'EHLO': c.sendall(b'250-mx\\r\\n250-8BITMIME\\r\\n250 SIZE 1000000\\r\\n')\n\
+         \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
+         \x20   elif v == b'QUIT':\n\
+         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
+         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+    );
+    let sb = Sandbox::new();
+    let mut msg = String::from("From: a@example.test\nTo: b@example.test\nSubject: size\n\n");
+    for i in 0..20 {
+        msg.push_str(&format!("line {i} with a bare LF\n"));
+    }
+    msg.push_str(".\n..two\nthe end.");
+    let file = sb.file("m.eml", msg.as_bytes());
+    sb.postie()
+        .arg("send")
+        .opt("--server", s.url())
+        .arg("--plaintext")
+        .arg("--raw")
+        .arg(&file)
+        .arg("-t")
+        .run()
+        .success();
+    let got = s.received();
+    let declared: u64 = got
+        .lines()
+        .find_map(|l| l.split("SIZE=").nth(1))
+        .unwrap_or_else(|| panic!("no SIZE=\n{got}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // the message as read: each line with its CRLF, one stuffed dot removed
+    let received: u64 = last_data(&s)
+        .lines()
+        .map(|l| l.strip_prefix('.').unwrap_or(l).len() as u64 + 2)
+        .sum();
+    assert_eq!(declared, received, "{got}");
+}

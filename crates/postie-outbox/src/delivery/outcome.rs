@@ -8,6 +8,7 @@ use crate::outbox::{Claim, FailureClass, Outcome, RecipientOutcome, RecipientRes
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, Explanation, Retry, explain_reply};
 use postie::mailer::Account;
+use postie::message::ascii_domain;
 
 /// A reply as the outbox records it.
 pub(super) fn record(r: &Reply) -> ReplyRecord {
@@ -98,10 +99,18 @@ pub(super) fn from_transaction(
                 text: "not tried: the transaction ended before this recipient".into(),
             }),
         };
-        per.push(RecipientOutcome {
-            address: r.address.to_string(),
-            result,
-        });
+        // The address as it was queued (an IDN domain was sent in A-labels).
+        let address = claim
+            .recipients
+            .iter()
+            .find(|q| {
+                ascii_domain(q)
+                    .unwrap_or_else(|_| q.to_string())
+                    .eq_ignore_ascii_case(r.address.as_ref())
+            })
+            .cloned()
+            .unwrap_or_else(|| r.address.to_string());
+        per.push(RecipientOutcome { address, result });
     }
     let detail = match &t.data {
         Some(d) => one_line(d),

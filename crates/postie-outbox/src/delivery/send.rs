@@ -4,7 +4,7 @@
 use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
 use postie::mailer::{Account, SendReport};
-use postie::message::{Body, OutgoingMessage};
+use postie::message::{Body, OutgoingMessage, ascii_domain};
 use postie_proto::address::Address;
 
 use super::Inner;
@@ -42,7 +42,8 @@ async fn outgoing(account: &Account, claim: &Claim) -> Result<OutgoingMessage> {
         .as_deref()
         .or(account.email.as_deref())
         .unwrap_or("");
-    let from = Address::new(from_text).map_err(|e| {
+    let from_ascii = ascii_domain(from_text).unwrap_or_else(|_| from_text.to_string());
+    let from = Address::new(&from_ascii).map_err(|e| {
         Error::new(
             ErrorKind::Message,
             format!(
@@ -55,7 +56,10 @@ async fn outgoing(account: &Account, claim: &Claim) -> Result<OutgoingMessage> {
         .recipients
         .iter()
         .map(|r| {
-            Address::new(r).map_err(|e| {
+            // An IDN domain goes out in A-labels, without SMTPUTF8; the
+            // outcome is recorded under the address as it was queued.
+            let ascii = ascii_domain(r).unwrap_or_else(|_| r.clone());
+            Address::new(&ascii).map_err(|e| {
                 Error::new(
                     ErrorKind::Message,
                     format!(

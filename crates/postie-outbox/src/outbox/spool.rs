@@ -144,9 +144,13 @@ impl Outbox {
     /// Spool and commit a body already in memory.
     pub fn enqueue(&self, body: &[u8], meta: NewMessage) -> Result<MessageId> {
         meta.validate()?;
+        // Stored as it will be carried: CRLF lines, ending with CRLF (the
+        // relay's server stores its messages so), so a message's size is
+        // what SIZE= declares when it is sent.
+        let body = postie_proto::data::canonical_message(body);
         let mut spool = self.spool()?;
         spool
-            .write_all(body)
+            .write_all(&body)
             .map_err(|e| io("write", &spool.path, e))?;
         self.commit(spool, meta)
     }

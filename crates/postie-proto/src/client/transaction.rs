@@ -167,7 +167,9 @@ impl ClientSession {
     /// Writes part of the body after [`super::Event::BodyWanted`]; `last`
     /// ends it. For DATA the bytes are dot-stuffed and the terminator is
     /// added; for BDAT each call becomes one chunk (`BDAT <n>`, the last
-    /// `BDAT <n> LAST`). Bare CR and LF become CRLF except for binary bodies.
+    /// `BDAT <n> LAST`). Bare CR and LF become CRLF except for binary bodies,
+    /// and a last line without its line end gets CRLF, by DATA and BDAT
+    /// alike: SIZE= counts both (`postie::message::Body::wire_len`).
     ///
     /// After the server refused a chunk, the rest of the body is accepted
     /// and dropped; a [`super::Event::TransactionDone`] has already said so.
@@ -207,7 +209,7 @@ impl ClientSession {
                 } else {
                     t.normalizer.normalize(chunk, &mut bytes);
                     if last {
-                        std::mem::take(&mut t.normalizer).finish(&mut bytes);
+                        std::mem::take(&mut t.normalizer).finish_message(&mut bytes);
                     }
                 }
                 if !bytes.is_empty() || last {

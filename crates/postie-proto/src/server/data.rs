@@ -1,10 +1,22 @@
 //! Message bodies: DATA (unstuffing, the end-of-data line) and BDAT
 //! chunks, both streamed, with the checks that refuse a message.
 //!
-//! Only `CRLF.CRLF` ends DATA. `\n.\n`, `\n.\r\n`, `\r\n.\n` and `\r.\r`
-//! are content, and any bare CR or LF refuses the whole message at the real
-//! end of the data: a lenient next hop could otherwise read a second,
-//! smuggled message out of it (CVE-2023-51764 and friends).
+//! One rule for what a message is, whichever command carries it:
+//!
+//! - Only `CRLF.CRLF` ends DATA. `\n.\n`, `\n.\r\n`, `\r\n.\n` and `\r.\r`
+//!   are content: a lenient next hop could otherwise read a second,
+//!   smuggled message out of them (CVE-2023-51764 and friends).
+//! - A bare CR refuses the message. A bare LF refuses it too, unless
+//!   [`ServerConfig::normalize_bare_lf`] is set (the relay): then it is
+//!   stored as CRLF, in DATA and BDAT alike, so what is stored has CRLF line
+//!   ends only and no hop after this one can find an end of data in it.
+//! - DATA's transparency (RFC 5321 §4.5.2) removes the first `.` of a line
+//!   that starts with one; a line of a single `.` that does not end the data
+//!   (it ends with a bare LF, or follows one) was not dot-stuffed by its
+//!   client and is kept as `.`, as BDAT, which has no transparency, keeps it.
+//! - A message whose last line lacks its line end (possible with BDAT only:
+//!   DATA's terminator supplies it) gets CRLF, so DATA and BDAT store the
+//!   same octets for the same message.
 
 use super::command::chunk_received;
 use super::session::{Pending, ServerSession, State};
@@ -89,8 +101,8 @@ enum At {
 pub(super) struct DataReader {
     at: At,
     check: BodyCheck,
-    /// The current line started after a normalized bare LF: a `.` line
-    /// there is content, since only a real `CRLF.CRLF` ends the data.
+    /// The current line started after a normalized bare LF: a lone `.`
+    /// line there is content, since only a real `CRLF.CRLF` ends the data.
     after_bare_lf: bool,
 }
 
@@ -115,10 +127,18 @@ impl DataReader {
             match self.at {
                 At::LineStart if b == b'.' => self.at = At::Dot,
                 At::Dot if b == b'\r' => self.at = At::DotCr,
+                // `.` LF: a lone dot that does not end the data is content
+                // (its client did not stuff it), normalized or refused as
+                // any bare LF.
+                At::Dot if b == b'\n' => {
+                    self.check.content(b'.', out);
+                    self.in_line(b, out);
+                }
                 // The leading dot of a stuffed line is dropped.
                 At::LineStart | At::Dot | At::InLine => self.in_line(b, out),
                 At::DotCr if b == b'\n' && self.after_bare_lf => {
-                    // `LF . CRLF`: a stuffed empty line, not the end.
+                    // `LF . CRLF`: a lone dot after a bare LF, not the end.
+                    self.check.content(b'.', out);
                     self.check.content(b'\r', out);
                     self.check.content(b'\n', out);
                     self.check.line_end();
@@ -179,6 +199,8 @@ pub(super) struct ChunkBody {
     declared: BodyType,
     /// The previous octet was a CR.
     cr: bool,
+    /// Octets were stored since the last LF.
+    line_open: bool,
 }
 
 impl ChunkBody {
@@ -188,6 +210,7 @@ impl ChunkBody {
             binary: declared == BodyType::Binary,
             declared,
             cr: false,
+            line_open: false,
         }
     }
 
@@ -207,15 +230,20 @@ impl ChunkBody {
                     self.check.line_end();
                 }
                 self.cr = b == b'\r';
+                self.line_open = b != b'\n';
             }
             self.check.content(b, out);
         }
     }
 
-    /// The last chunk ended: a CR at the very end is bare.
-    fn finish(&mut self) {
+    /// The last chunk ended: a CR at the very end is bare; a last line
+    /// without its line end gets CRLF (as DATA's terminator gives it).
+    fn finish(&mut self, out: &mut Vec<u8>) {
         if self.cr {
             self.check.fail(DataRejection::BareNewline);
+        } else if self.line_open {
+            self.check.content(b'\r', out);
+            self.check.content(b'\n', out);
         }
     }
 }
@@ -283,7 +311,7 @@ impl ServerSession {
         } else if !last {
             self.reply(&chunk_received(size));
         } else if let Some(mut body) = self.txn.as_mut().and_then(|t| t.chunks.take()) {
-            body.finish();
+            body.finish(&mut self.piece);
             self.end_of_data(body.check, body.declared);
         }
         true
@@ -366,15 +394,16 @@ mod tests {
         let table: &[(&[u8], &[u8], Option<usize>)] = &[
             // smtplib.sendmail(bytes): LF lines, dot-stuffed after LF
             (b"a\nb\r\n.\r\n", b"a\r\nb\r\n", Some(8)),
-            (b"a\n..x\n.\r\n", b"a\r\n.x\r\n\r\n", None),
-            (b"a\n.\r\n.\r\n", b"a\r\n\r\n", Some(8)),
-            // the smuggling shapes stay content
+            (b"a\n..x\n.\r\n", b"a\r\n.x\r\n.\r\n", None),
+            (b"a\n..\n.\r\n", b"a\r\n.\r\n.\r\n", None),
+            (b"a\n.\r\n.\r\n", b"a\r\n.\r\n", Some(8)),
+            // the smuggling shapes stay content, their dot kept
             (
                 b"a\n.\nMAIL FROM:<x@y>\r\n",
-                b"a\r\n\r\nMAIL FROM:<x@y>\r\n",
+                b"a\r\n.\r\nMAIL FROM:<x@y>\r\n",
                 None,
             ),
-            (b"a\r\n.\nb", b"a\r\n\r\nb", None),
+            (b"a\r\n.\nb", b"a\r\n.\r\nb", None),
         ];
         for (input, want, end) in table {
             let mut r = DataReader::new(&cfg);
@@ -392,5 +421,72 @@ mod tests {
         let mut r = DataReader::new(&cfg);
         r.feed(b"a\rb\r\n", &mut Vec::new());
         assert_eq!(r.check.problem, Some(DataRejection::BareNewline));
+    }
+
+    /// Issue 12, item 19: the same message stores the same octets whether
+    /// it came by DATA (dot-stuffed as smtplib does, at every line start
+    /// after CRLF or LF; or not stuffed at all) or by BDAT, bare LFs
+    /// normalized, a missing last line end added.
+    #[test]
+    fn data_and_bdat_store_the_same_octets() {
+        let mut cfg = ServerConfig::new("mx.example");
+        cfg.normalize_bare_lf = true;
+        let messages: &[&[u8]] = &[
+            b"Subject: a\r\n\r\nplain\r\n",
+            b"Subject: a\n\nbare LF lines\n.\nafter a lone dot\r\n",
+            b"Subject: a\r\n\r\n..two dots\r\n.one\r\n.\r\nend",
+            b"Subject: a\n\nno final line end",
+            b"Subject: a\n\nsmuggle\n.\nMAIL FROM:<x@y>\r\n",
+        ];
+        for m in messages {
+            // DATA as smtplib sends it: a dot at every line start doubled,
+            // CRLF added unless the message ends with one.
+            let mut wire = Vec::new();
+            let mut line_start = true;
+            for &b in *m {
+                if line_start && b == b'.' {
+                    wire.push(b'.');
+                }
+                wire.push(b);
+                line_start = b == b'\n';
+            }
+            if !m.ends_with(b"\r\n") {
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b".\r\n");
+            let mut r = DataReader::new(&cfg);
+            let mut by_data = Vec::new();
+            let (used, done) = r.feed(&wire, &mut by_data);
+            assert!(done && used == wire.len(), "{m:?}");
+            assert_eq!(r.check.problem, None, "{m:?}");
+
+            let mut c = ChunkBody::new(&cfg, BodyType::SevenBit);
+            let mut by_bdat = Vec::new();
+            let (a, b) = m.split_at(m.len() / 2);
+            c.feed(a, &mut by_bdat);
+            c.feed(b, &mut by_bdat);
+            c.finish(&mut by_bdat);
+            assert_eq!(c.check.problem, None, "{m:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&by_data),
+                String::from_utf8_lossy(&by_bdat),
+                "{m:?}"
+            );
+            let bare_lf = by_data
+                .iter()
+                .enumerate()
+                .any(|(i, &b)| b == b'\n' && (i == 0 || by_data[i - 1] != b'\r'));
+            assert!(by_data.ends_with(b"\r\n") && !bare_lf, "{m:?}");
+        }
+        // A client that does not stuff a lone dot after a bare LF: kept too.
+        for (wire, want) in [
+            (&b"a\n.\nb\r\n.\r\n"[..], &b"a\r\n.\r\nb\r\n"[..]),
+            (b"a\n.\r\nb\r\n.\r\n", b"a\r\n.\r\nb\r\n"),
+        ] {
+            let mut r = DataReader::new(&cfg);
+            let mut out = Vec::new();
+            assert!(r.feed(wire, &mut out).1);
+            assert_eq!(out, want);
+        }
     }
 }

@@ -101,7 +101,8 @@ fn without_pipelining_each_chunk_waits_for_its_reply() {
         .recv("250 Ok\r\n")
         .sent("BDAT 4\r\ntwo ")
         .recv("250 Ok\r\n")
-        .sent("BDAT 5 LAST\r\nthree")
+        // the last line's CRLF is added, as DATA adds it
+        .sent("BDAT 7 LAST\r\nthree\r\n")
         .recv("250 queued\r\n");
     assert!(done(&p.events()).is_delivered());
 }
@@ -155,7 +156,7 @@ fn failed_chunk_without_pipelining_drops_held_chunks() {
 fn failed_last_chunk() {
     let mut p = body_wanted(CHUNKING_PIPELINING);
     p.s.write_body(b"x", true).unwrap();
-    p.sent("BDAT 1 LAST\r\nx")
+    p.sent("BDAT 3 LAST\r\nx\r\n")
         .recv("554 5.7.0 rejected as spam\r\n")
         .sent("RSET\r\n");
     assert_eq!(done(&p.events()).data.unwrap().code, 554);

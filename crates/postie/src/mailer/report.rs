@@ -128,7 +128,7 @@ impl SendReport {
             tls_info: conn.tls_info().cloned(),
             auth: conn.mechanism().map(|m| m.to_string()),
             message_id: msg.message_id.clone(),
-            size: msg.body.len() as usize,
+            size: msg.body.wire_len() as usize,
             recipients,
             reply,
             status,

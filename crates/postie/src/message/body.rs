@@ -24,6 +24,42 @@ pub struct Body {
     parts: Vec<Part>,
     len: u64,
     eight_bit: bool,
+    ends: LineEnds,
+}
+
+/// What the SMTP client adds to a body as it sends it (postie_proto's
+/// `CrlfNormalizer` and `DotStuffer`): CRLF for each bare CR and bare LF,
+/// and CRLF after a last line that lacks one. Counted as parts are added,
+/// so [`Body::wire_len`] is exact before anything is sent.
+#[derive(Clone, Debug, Default)]
+struct LineEnds {
+    /// One octet per bare CR or LF seen so far.
+    extra: u64,
+    last: Option<u8>,
+}
+
+impl LineEnds {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match (self.last, b) {
+                (Some(b'\r'), b'\n') => {}
+                (Some(b'\r'), _) => self.extra += 1,
+                (_, b'\n') => self.extra += 1,
+                _ => {}
+            }
+            self.last = Some(b);
+        }
+    }
+
+    /// Octets added to the whole body.
+    fn total(&self) -> u64 {
+        self.extra
+            + match self.last {
+                None | Some(b'\n') => 0,
+                Some(b'\r') => 1,
+                Some(_) => 2,
+            }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -50,6 +86,11 @@ impl Body {
         let eight_bit = !bytes.is_ascii();
         Body {
             len: bytes.len() as u64,
+            ends: {
+                let mut e = LineEnds::default();
+                e.feed(&bytes);
+                e
+            },
             parts: vec![Part::Bytes(bytes.into())],
             eight_bit,
         }
@@ -61,6 +102,7 @@ impl Body {
             parts: Vec::new(),
             len: 0,
             eight_bit: false,
+            ends: LineEnds::default(),
         }
     }
 
@@ -71,21 +113,26 @@ impl Body {
         }
         self.eight_bit |= !bytes.is_ascii();
         self.len += bytes.len() as u64;
+        self.ends.feed(&bytes);
         self.parts.push(Part::Bytes(bytes.into()));
     }
 
     /// Append `len` bytes of `file` from `offset`, sent as they are;
-    /// `eight_bit` says whether they hold anything beyond 7-bit ASCII.
+    /// `scan` is what [`scan`] found in them.
     pub(crate) fn push_file(
         &mut self,
         file: Arc<File>,
         path: &Path,
         offset: u64,
         len: u64,
-        eight_bit: bool,
+        scan: Scan,
     ) {
-        self.eight_bit |= eight_bit;
+        self.eight_bit |= scan.eight_bit;
         self.len += len;
+        self.ends.extra += scan.ends.extra;
+        if scan.ends.last.is_some() {
+            self.ends.last = scan.ends.last;
+        }
         let src = Source {
             file,
             path: path.to_path_buf(),
@@ -96,6 +143,10 @@ impl Body {
     /// Append the base64 encoding of the whole of `file` (`len` bytes).
     pub(crate) fn push_base64(&mut self, file: Arc<File>, path: &Path, len: u64) {
         self.len += base64_len(len);
+        // CRLF-separated lines, the last without one.
+        if len > 0 {
+            self.ends.last = Some(b'A');
+        }
         let src = Source {
             file,
             path: path.to_path_buf(),
@@ -105,8 +156,10 @@ impl Body {
 
     /// A file's bytes, sent as they are (a spooled message, a raw message
     /// given by path). `eight_bit`: whether they hold anything beyond 7-bit
-    /// ASCII, when the caller knows; `None` reads the file to find out (a
-    /// blocking read: call it where blocking is allowed).
+    /// ASCII, when the caller knows, for a file known to hold CRLF lines
+    /// only, ending with CRLF (the outbox stores messages so); `None` reads
+    /// the file to find out both (a blocking read: call it where blocking is
+    /// allowed).
     pub fn from_file(path: &Path, eight_bit: Option<bool>) -> Result<Body> {
         let file = File::open(path).map_err(|e| io_error(path, "open", e))?;
         let len = file
@@ -114,18 +167,28 @@ impl Body {
             .map_err(|e| io_error(path, "read", e))?
             .len();
         let file = Arc::new(file);
-        let eight_bit = match eight_bit {
-            Some(b) => b,
-            None => scan_8bit(&file, path, 0, len)?,
+        let scan = match eight_bit {
+            Some(eight_bit) => Scan {
+                eight_bit,
+                ends: LineEnds::default(),
+            },
+            None => scan(&file, path, 0, len)?,
         };
         let mut body = Body::empty();
-        body.push_file(file, path, 0, len, eight_bit);
+        body.push_file(file, path, 0, len, scan);
         Ok(body)
     }
 
-    /// Size in bytes, as sent before dot-stuffing (for SIZE=).
+    /// Size in bytes, as the body holds them.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The message's size as SMTP carries it (RFC 1870's SIZE=): every bare
+    /// CR and LF as CRLF, a last line given its CRLF, before dot-stuffing.
+    /// The same by DATA and BDAT.
+    pub fn wire_len(&self) -> u64 {
+        self.len + self.ends.total()
     }
 
     /// True when the body has no byte at all.
@@ -390,20 +453,29 @@ pub(super) fn read_range(file: &Arc<File>, path: &Path, offset: u64, len: u64) -
 
 /// Whether `len` bytes of `file` from `offset` hold anything beyond 7-bit
 /// ASCII, read in bounded pieces.
-pub(crate) fn scan_8bit(file: &Arc<File>, path: &Path, offset: u64, len: u64) -> Result<bool> {
+/// What reading a file's bytes found: 8-bit octets, and its line ends.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Scan {
+    pub(crate) eight_bit: bool,
+    ends: LineEnds,
+}
+
+/// Read `len` bytes of `file` from `offset` once, in pieces. A blocking read.
+pub(crate) fn scan(file: &Arc<File>, path: &Path, offset: u64, len: u64) -> Result<Scan> {
     let src = Source {
         file: file.clone(),
         path: path.to_path_buf(),
     };
+    let mut found = Scan::default();
     let mut at = 0;
     while at < len {
         let n = (len - at).min(PIECE);
-        if !read_exact_at(&src, offset + at, n)?.is_ascii() {
-            return Ok(true);
-        }
+        let piece = read_exact_at(&src, offset + at, n)?;
+        found.eight_bit |= !piece.is_ascii();
+        found.ends.feed(&piece);
         at += n;
     }
-    Ok(false)
+    Ok(found)
 }
 
 fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -508,5 +580,38 @@ mod tests {
             got.extend_from_slice(&p);
         }
         assert_eq!(got, data);
+    }
+
+    /// Issue 12, item 19: SIZE= is what the client sends (postie_proto's
+    /// normalization and final CRLF), for bodies in memory and in files,
+    /// whatever the piece boundaries.
+    #[test]
+    fn wire_len_is_the_length_the_client_sends() {
+        let cases: &[&[u8]] = &[
+            b"",
+            b"a\r\nb\r\n",
+            b"a\nb\n",
+            b"a\r\nends with a dot\r\n.",
+            b"bare\rcr\r",
+            b"mixed\n\r\n\rend",
+        ];
+        for &c in cases {
+            let want = postie_proto::data::canonical_message(c).len() as u64;
+            assert_eq!(Body::from_bytes(c.to_vec()).wire_len(), want, "{c:?}");
+            let (_d, path) = file_with(c);
+            assert_eq!(
+                Body::from_file(&path, None).unwrap().wire_len(),
+                want,
+                "{c:?}"
+            );
+        }
+        // a CRLF split between two file pieces counts once
+        let mut big = vec![b'x'; PIECE as usize - 1];
+        big.extend_from_slice(b"\r\nlast");
+        let (_d, path) = file_with(&big);
+        assert_eq!(
+            Body::from_file(&path, None).unwrap().wire_len(),
+            big.len() as u64 + 2
+        );
     }
 }

@@ -7,6 +7,7 @@
 
 mod body;
 mod raw;
+mod seven_bit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use rand::RngCore;
 
 pub use body::{Body, Reader};
 pub use raw::{RawOptions, complete_headers, from_raw, from_raw_file, from_raw_reader};
+pub use seven_bit::to_seven_bit;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::wording::{Setting, say_setting};
@@ -112,21 +114,55 @@ pub struct Draft {
 }
 
 fn mailbox(field: &str, s: &str) -> Result<Mailbox> {
-    s.trim().parse::<Mailbox>().map_err(|e| {
+    let mb = s.trim().parse::<Mailbox>().map_err(|e| {
         Error::new(
             ErrorKind::Usage,
             format!("{field} '{s}' is not a valid address ({e}); write it as a@example.com or 'Name <a@example.com>'"),
         )
-    })
+    })?;
+    if mb.email.domain().is_ascii() {
+        return Ok(mb);
+    }
+    let email = envelope_address(field, mb.email.as_ref())?;
+    let email = email.as_ref().parse::<lettre::Address>().map_err(|e| {
+        Error::new(
+            ErrorKind::Usage,
+            format!("{field} '{s}' is not a valid address ({e})"),
+        )
+    })?;
+    Ok(Mailbox::new(mb.name, email))
 }
 
 fn envelope_address(field: &str, s: &str) -> Result<Address> {
-    s.parse::<Address>().map_err(|e| {
+    let ascii = ascii_domain(s).map_err(|e| {
+        Error::new(
+            ErrorKind::Usage,
+            format!(
+                "{field} '{s}' has a domain that is not a valid internationalized domain name ({e})"
+            ),
+        )
+    })?;
+    ascii.parse::<Address>().map_err(|e| {
         Error::new(
             ErrorKind::Usage,
             format!("{field} '{s}' cannot be used in the SMTP envelope: {e}"),
         )
     })
+}
+
+/// An address whose local part is ASCII, with its domain in A-labels
+/// (`bob@bücher.example` → `bob@xn--bcher-kva.example`, UTS #46 as browsers
+/// do): the same mailbox, sent without SMTPUTF8 (RFC 6531 is needed only for
+/// a non-ASCII local part, which is kept as it is).
+pub fn ascii_domain(address: &str) -> std::result::Result<String, String> {
+    let Some((local, domain)) = address.rsplit_once('@') else {
+        return Ok(address.to_string());
+    };
+    if domain.is_ascii() || !local.is_ascii() {
+        return Ok(address.to_string());
+    }
+    let domain = idna::domain_to_ascii(domain).map_err(|e| e.to_string())?;
+    Ok(format!("{local}@{domain}"))
 }
 
 fn push_unique(list: &mut Vec<Address>, a: Address) {
@@ -590,5 +626,49 @@ mod tests {
             ..Draft::default()
         };
         assert_eq!(bad.build().unwrap_err().kind(), ErrorKind::Usage);
+    }
+
+    /// Issue 12, item 15: an IDN domain with an ASCII local part goes out
+    /// in A-labels, in the envelope and the headers, so no SMTPUTF8 is
+    /// needed; a non-ASCII local part still needs it and is kept.
+    #[test]
+    fn idn_domains_are_sent_as_a_labels() {
+        assert_eq!(
+            ascii_domain("bob@bücher.example").unwrap(),
+            "bob@xn--bcher-kva.example"
+        );
+        assert_eq!(ascii_domain("bob@example.com").unwrap(), "bob@example.com");
+        assert_eq!(
+            ascii_domain("jörg@bücher.example").unwrap(),
+            "jörg@bücher.example"
+        );
+        let m = Draft {
+            from: "Ann <ann@münchen.example>".into(),
+            to: vec!["Bob <bob@bücher.example>".into()],
+            envelope_only: vec!["carol@例え.テスト".into()],
+            text: Some("hi".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        let rcpts: Vec<_> = m.recipients.iter().map(|a| a.to_string()).collect();
+        assert_eq!(
+            rcpts,
+            ["bob@xn--bcher-kva.example", "carol@xn--r8jz45g.xn--zckzah"]
+        );
+        assert_eq!(m.from.to_string(), "ann@xn--mnchen-3ya.example");
+        assert!(!m.needs_smtputf8());
+        let t = text(&m);
+        assert!(t.contains("To: Bob <bob@xn--bcher-kva.example>"), "{t}");
+        assert!(t.contains("From: Ann <ann@xn--mnchen-3ya.example>"), "{t}");
+        let utf8_local = Draft {
+            from: "ann@example.com".into(),
+            to: vec!["jörg@bücher.example".into()],
+            text: Some("hi".into()),
+            ..Draft::default()
+        }
+        .build()
+        .unwrap();
+        assert!(utf8_local.needs_smtputf8());
     }
 }

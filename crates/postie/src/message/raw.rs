@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use lettre::message::header::Headers;
 
-use super::body::{read_range, scan_8bit};
+use super::body::{read_range, scan};
 use super::{Body, OutgoingMessage, envelope_address, new_message_id, push_unique};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wording::{Setting, say_setting};
@@ -127,10 +127,10 @@ fn from_raw_open(file: std::fs::File, path: &Path, opts: &RawOptions) -> Result<
     head.truncate(header_end);
     let p = prepare(&head, opts)?;
     let rest = len - header_end as u64;
-    let eight_bit = scan_8bit(&file, path, header_end as u64, rest)?;
+    let found = scan(&file, path, header_end as u64, rest)?;
     let mut body = Body::empty();
     body.push_bytes(p.head);
-    body.push_file(file, path, header_end as u64, rest, eight_bit);
+    body.push_file(file, path, header_end as u64, rest, found);
     Ok(OutgoingMessage {
         body,
         from: p.from,

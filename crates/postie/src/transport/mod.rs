@@ -373,6 +373,26 @@ impl Connection {
     /// recipient is a result, not an error; an error means the session
     /// failed (the connection is then unusable).
     pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<TransactionResult> {
+        // RFC 6152 §3: to a server without 8BITMIME, 8-bit parts go in
+        // quoted-printable (read into memory: such servers are rare, and
+        // their SIZE limits small).
+        let converted;
+        let msg = if msg.is_8bit() && !self.capabilities().is_some_and(|c| c.eightbitmime()) {
+            let body = msg.body.clone();
+            let bytes =
+                crate::blocking::unblock(move || crate::message::to_seven_bit(&body.to_vec()?))
+                    .await?;
+            tracing::debug!(
+                "the server does not offer 8BITMIME: 8-bit parts sent as quoted-printable"
+            );
+            converted = OutgoingMessage {
+                body: crate::message::Body::from_bytes(bytes),
+                ..msg.clone()
+            };
+            &converted
+        } else {
+            msg
+        };
         let env = Envelope {
             from: Some(msg.from.clone()),
             to: msg.recipients.clone(),
@@ -384,7 +404,7 @@ impl Connection {
             BodyType::SevenBit
         };
         self.session
-            .start_transaction(env, Some(msg.body.len()), body)
+            .start_transaction(env, Some(msg.body.wire_len()), body)
             .map_err(|e| session_error(e, &self.opts.endpoint))?;
         loop {
             match self.next_event(None).await? {

@@ -91,8 +91,9 @@ fn reference_run_of_the_script() {
             "REJECTED BareNewline",
             "MAIL a@b.example None SevenBit false",
             "RCPT c@d.example",
-            "DATA ab\r\nc\r\nx",
-            "END 8 false SevenBit",
+            // the last line's missing CRLF is added, as DATA's terminator gives it
+            "DATA ab\r\nc\r\nx\r\n",
+            "END 10 false SevenBit",
             "RESET",
             "QUIT",
         ]
