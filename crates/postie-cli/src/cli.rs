@@ -557,6 +557,8 @@ localhost (its CA: $XDG_DATA_HOME/postie/relay-tls/ca.pem). Listening beyond loo
 Message-ID and Date are added to a message that lacks them (headers present are never
 changed); a message with no header section or no From: is refused (550 5.6.0, with why).
 What the relay and its delivery do is logged on stderr (POSTIE_LOG=postie=debug for more).
+The config file is read again when it changes and on SIGHUP (accounts, relay users,
+fallback_account); [relay] listen, TLS files, size limits and timeouts need a restart.
 
 Exit status: 0 after a graceful stop, 69 when an address cannot be bound, 78 configuration error.";
 

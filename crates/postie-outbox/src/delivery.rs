@@ -75,8 +75,9 @@ pub struct Deliverer(Arc<Inner>);
 
 struct Inner {
     settings: Settings,
-    mailer: Mailer,
     outbox: Arc<Outbox>,
+    /// Sessions kept between messages; its mailer is the one sent through
+    /// (replaced by [`Deliverer::reload`]).
     pool: Pool,
     holder: Holder,
     /// Sends per account in the last 24 hours (for daily limits), seeded
@@ -94,8 +95,7 @@ impl Deliverer {
         let holder = unblock(move || Holder::acquire(&o)).await?;
         Ok(Deliverer(Arc::new(Inner {
             settings,
-            pool: Pool::new(mailer.clone()),
-            mailer,
+            pool: Pool::new(mailer),
             outbox,
             holder,
             sent_window: StdMutex::default(),
@@ -103,8 +103,17 @@ impl Deliverer {
     }
 
     /// The sending core it delivers through.
-    pub fn mailer(&self) -> &Mailer {
-        &self.0.mailer
+    pub fn mailer(&self) -> Mailer {
+        self.0.pool.mailer()
+    }
+
+    /// Deliver with `config` from now on (the config file was read again:
+    /// an account fixed or added, a password variable renamed). Connections
+    /// made with the old settings are closed; sends in progress finish with
+    /// them. The retry policy stays the one the deliverer started with.
+    pub async fn reload(&self, config: Config) {
+        let mailer = self.0.pool.mailer().with_config(config);
+        self.0.pool.set_mailer(mailer).await;
     }
 
     /// The outbox this deliverer works on.
@@ -215,8 +224,9 @@ impl Deliverer {
 }
 
 impl Inner {
-    fn config(&self) -> &Config {
-        self.mailer.config()
+    /// The configuration now (see [`Deliverer::reload`]).
+    fn config(&self) -> Config {
+        self.pool.mailer().config().clone()
     }
 
     /// One outbox call, on a blocking thread.

@@ -51,7 +51,9 @@ const DRAIN: Duration = Duration::from_secs(30);
 
 /// Shared by every connection.
 pub(crate) struct Ctx {
-    pub(crate) config: Config,
+    /// The accounts and `[relay]` settings; replaced by
+    /// [`RelayConfig::set`] when the config file is read again.
+    config: std::sync::RwLock<Arc<Config>>,
     pub(crate) outbox: Arc<Outbox>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) tls: Option<TlsAcceptor>,
@@ -62,6 +64,11 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The configuration now.
+    pub(crate) fn config(&self) -> Arc<Config> {
+        self.config.read().expect("relay config lock").clone()
+    }
+
     /// The server session's settings for a client at `peer`.
     pub(crate) fn server_config(&self, peer: &SocketAddr) -> ServerConfig {
         session_config(
@@ -145,30 +152,7 @@ impl Relay {
                 }
             }
         }
-        if let Some(f) = &rc.fallback_account
-            && !config.accounts.contains_key(f)
-        {
-            return Err(Error::new(
-                ErrorKind::Config,
-                format!(
-                    "[relay] fallback_account = \"{f}\" is not an account (accounts: {})",
-                    config.account_names()
-                ),
-            ));
-        }
-        for u in &rc.users {
-            if !config.accounts.contains_key(&u.account) {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    format!(
-                        "relay user '{}' sends through account '{}', which does not exist (accounts: {})",
-                        u.username,
-                        u.account,
-                        config.account_names()
-                    ),
-                ));
-            }
-        }
+        check_routing(&config)?;
         let cert = match (&rc.tls_cert, &rc.tls_key) {
             (Some(c), Some(k)) => LocalCert::from_files(c.clone(), k.clone()),
             (None, None) => {
@@ -244,7 +228,7 @@ impl Relay {
         let ctx = Ctx {
             max_message_size: rc.max_message_size.unwrap_or(35_882_577),
             max_recipients: rc.max_recipients.unwrap_or(100),
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             outbox,
             wake: o.wake,
             tls: Some(tls),
@@ -255,6 +239,11 @@ impl Relay {
             listeners,
             ctx: Arc::new(ctx),
         })
+    }
+
+    /// A handle to replace the relay's configuration while it serves.
+    pub fn config_handle(&self) -> RelayConfig {
+        RelayConfig(self.ctx.clone())
     }
 
     /// The bound addresses (useful with port 0).
@@ -286,6 +275,69 @@ impl Relay {
         while tasks.join_next().await.is_some() {}
         Ok(())
     }
+}
+
+/// Replaces a serving relay's configuration (see [`Relay::config_handle`]).
+#[derive(Clone)]
+pub struct RelayConfig(Arc<Ctx>);
+
+impl RelayConfig {
+    /// Route with `config` from the next transaction on (accounts, relay
+    /// users, `fallback_account`). Refused, the old one kept, when its
+    /// routing does not hold together. What is bound at start (`listen`,
+    /// the TLS certificate, size limits, timeouts) changes only with a
+    /// restart: the returned list names those that differ.
+    pub fn set(&self, config: Config) -> Result<Vec<&'static str>> {
+        check_routing(&config)?;
+        let mut lock = self.0.config.write().expect("relay config lock");
+        let (old, new) = (&lock.relay, &config.relay);
+        let mut restart = Vec::new();
+        if old.listen != new.listen {
+            restart.push("listen");
+        }
+        if old.tls_cert != new.tls_cert || old.tls_key != new.tls_key {
+            restart.push("tls_cert/tls_key");
+        }
+        if old.max_message_size != new.max_message_size || old.max_recipients != new.max_recipients
+        {
+            restart.push("max_message_size/max_recipients");
+        }
+        if old.command_timeout != new.command_timeout {
+            restart.push("command_timeout");
+        }
+        *lock = Arc::new(config);
+        Ok(restart)
+    }
+}
+
+/// The accounts that `[relay]` routes to exist.
+fn check_routing(config: &Config) -> Result<()> {
+    let rc = &config.relay;
+    if let Some(f) = &rc.fallback_account
+        && !config.accounts.contains_key(f)
+    {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "[relay] fallback_account = \"{f}\" is not an account (accounts: {})",
+                config.account_names()
+            ),
+        ));
+    }
+    for u in &rc.users {
+        if !config.accounts.contains_key(&u.account) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "relay user '{}' sends through account '{}', which does not exist (accounts: {})",
+                    u.username,
+                    u.account,
+                    config.account_names()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The addresses of `IP:PORT`, or of `HOST:PORT` (`localhost:1587`: every

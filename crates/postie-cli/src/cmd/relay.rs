@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use postie::blocking::unblock;
 use postie::config::{Config, RelayUser};
 use postie::error::{Error, ErrorKind};
-use postie_outbox::delivery::Delivered;
-use postie_outbox::relay::{BindOptions, Relay, users};
+use postie_outbox::delivery::{Delivered, Deliverer};
+use postie_outbox::relay::{BindOptions, Relay, RelayConfig, users};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 
@@ -90,6 +91,12 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
             config.account_names()
         }
     );
+    let reloader = tokio::spawn(watch_config(
+        g.paths.config_file.clone(),
+        relay.config_handle(),
+        deliverer.clone(),
+        wake.clone(),
+    ));
     let server = tokio::spawn(relay.serve(stop_rx.clone()));
     let worker = deliverer.map(|d| {
         let rx = stop_rx.clone();
@@ -101,6 +108,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         "postie relay: stopping: finishing transactions in progress; nothing unacknowledged is kept half (a second signal stops at once)"
     );
     let _ = stop_tx.send(true);
+    reloader.abort();
     let stopping = async {
         let _ = server.await;
         if let Some(w) = worker {
@@ -117,6 +125,81 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Reads the config file again on SIGHUP and whenever it changes (checked
+/// every 2 seconds: `postie account add`, a fixed password variable, then
+/// `postie queue retry` work without a restart), and hands it to the relay
+/// and its deliverer. A file that does not load is reported and the
+/// running configuration kept.
+async fn watch_config(
+    path: std::path::PathBuf,
+    relay: RelayConfig,
+    deliverer: Option<Deliverer>,
+    wake: Arc<Notify>,
+) {
+    let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let p = path.clone();
+    let mut seen = unblock(move || Ok(modified(&p))).await.ok().flatten();
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = async { match hup.as_mut() { Some(h) => { h.recv().await; } None => std::future::pending().await } } => true,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => false,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            false
+        };
+        let p = path.clone();
+        let now = unblock(move || Ok(modified(&p))).await.ok().flatten();
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let p = path.clone();
+        let loaded = unblock(move || {
+            let config = Config::load(&p)?;
+            for u in &config.relay.users {
+                users::check(u)?;
+            }
+            Ok(config)
+        })
+        .await;
+        let applied = loaded.and_then(|config| relay.set(config.clone()).map(|r| (config, r)));
+        match applied {
+            Ok((config, restart)) => {
+                let names = config.account_names();
+                if let Some(d) = &deliverer {
+                    d.reload(config).await;
+                }
+                wake.notify_one();
+                eprintln!(
+                    "postie relay: configuration read again from {}; accounts: {}",
+                    path.display(),
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names
+                    }
+                );
+                if !restart.is_empty() {
+                    eprintln!(
+                        "postie relay: [relay] {} changed: restart the relay for that to apply",
+                        restart.join(", ")
+                    );
+                }
+            }
+            Err(e) => eprintln!(
+                "postie relay: the config file {} was not taken, the running configuration is kept: {}",
+                path.display(),
+                output::clean(e.message())
+            ),
+        }
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

@@ -256,40 +256,41 @@ fn a_mechanism_that_cannot_carry_a_password_is_refused() {
 /// not 69 (the server unreachable).
 #[test]
 fn a_content_refusal_exits_65() {
-    let s = Scripted::start(
-        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
-         data = False\n\
-         for raw in lines(c):\n\
-         \x20   v = raw[:4].upper()\n\
-         \x20   if data:\n\
-         \x20       if raw in (b'.\\r\\n', b'.\\n'): data = False; c.sendall(b'554 5.6.0 Message content rejected\\r\\n')\n\
-         \x20   elif v == b'EHLO': c.sendall(b'250-mx\\r\\n250 ENHANCEDSTATUSCODES\\r\\n')\n\
-         \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
-         \x20   elif v == b'QUIT':\n\
-         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
-         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+    let s = taking_server(
+        "250-mx\\r\\n250 ENHANCEDSTATUSCODES",
+        "554 5.6.0 Message content rejected",
     );
     let sb = Sandbox::new();
     let run = send(&sb, &s.url(), &["--plaintext"]);
     run.code(65);
 }
 
-/// An old server: ESMTP without 8BITMIME, SMTPUTF8 or PIPELINING, AUTH PLAIN
-/// with any password; it takes every message and records every line.
-fn old_server() -> Scripted {
-    Scripted::start(
-        "c.sendall(b'220 old ESMTP\\r\\n')\n\
+/// A server that answers EHLO with `ehlo` (its lines, CRLF-separated, as a
+/// Python bytes literal's contents), takes any AUTH, answers the end of
+/// each message with `end_of_data`, and records every line.
+fn taking_server(ehlo: &str, end_of_data: &str) -> Scripted {
+    Scripted::start(&format!(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
          data = False\n\
          for raw in lines(c):\n\
          \x20   v = raw[:4].upper()\n\
          \x20   if data:\n\
-         \x20       if raw in (b'.\\r\\n', b'.\\n'): data = False; c.sendall(b'250 2.0.0 queued\\r\\n')\n\
-         \x20   elif v == b'EHLO': c.sendall(b'250-old\\r\\n250-ENHANCEDSTATUSCODES\\r\\n250 AUTH PLAIN\\r\\n')\n\
+         \x20       if raw == b'.\\r\\n': data = False; c.sendall(b'{end_of_data}\\r\\n')\n\
+         \x20   elif v == b'EHLO': c.sendall(b'{ehlo}\\r\\n')\n\
          \x20   elif v == b'AUTH': c.sendall(b'235 2.7.0 ok\\r\\n')\n\
          \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
          \x20   elif v == b'QUIT':\n\
          \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
-         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')"
+    ))
+}
+
+/// An old server: ESMTP without 8BITMIME, SMTPUTF8 or PIPELINING, AUTH PLAIN
+/// with any password; it takes every message and records every line.
+fn old_server() -> Scripted {
+    taking_server(
+        "250-old\\r\\n250-ENHANCEDSTATUSCODES\\r\\n250 AUTH PLAIN",
+        "250 2.0.0 queued",
     )
 }
 
@@ -391,18 +392,9 @@ fn an_8bit_message_is_converted_for_a_server_without_8bitmime() {
 /// for a file with bare LF lines and no final line end.
 #[test]
 fn size_declares_the_octets_sent() {
-    let s = Scripted::start(
-        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
-         data = False\n\
-         for raw in lines(c):\n\
-         \x20   v = raw[:4].upper()\n\
-         \x20   if data:\n\
-         \x20       if raw == b'.\\r\\n': data = False; c.sendall(b'250 2.0.0 queued\\r\\n')\n\
-         \x20   elif v == b'EHLO': c.sendall(b'250-mx\\r\\n250-8BITMIME\\r\\n250 SIZE 1000000\\r\\n')\n\
-         \x20   elif v == b'DATA': data = True; c.sendall(b'354 go\\r\\n')\n\
-         \x20   elif v == b'QUIT':\n\
-         \x20       c.sendall(b'221 bye\\r\\n'); c.close(); break\n\
-         \x20   else: c.sendall(b'250 2.0.0 ok\\r\\n')",
+    let s = taking_server(
+        "250-mx\\r\\n250-8BITMIME\\r\\n250 SIZE 1000000",
+        "250 2.0.0 queued",
     );
     let sb = Sandbox::new();
     let mut msg = String::from("From: a@example.test\nTo: b@example.test\nSubject: size\n\n");

@@ -100,7 +100,7 @@ impl Host for RelayConn {
             AuthIdentity::Password {
                 username, password, ..
             } => {
-                let relay = ctx.config.relay.clone();
+                let relay = ctx.config().relay.clone();
                 let u = username.clone();
                 // Argon2 is deliberately slow: off the async threads.
                 let found = unblock(move || {
@@ -128,7 +128,7 @@ impl Host for RelayConn {
     async fn mail(&mut self, req: MailRequest) -> Reply {
         let ctx = &self.ctx;
         let sender = req.reverse_path.as_ref().map(|a| a.to_string());
-        if ctx.config.accounts.is_empty() {
+        if ctx.config().accounts.is_empty() {
             return Reply::new(
                 550,
                 &format!(
@@ -142,7 +142,7 @@ impl Host for RelayConn {
         }
         let account = match (&self.login_account, sender.as_deref()) {
             (Some(a), _) => Some(a.clone()),
-            (None, Some(s)) => match ctx.config.account_for_address(s) {
+            (None, Some(s)) => match ctx.config().account_for_address(s) {
                 Ok(a) => a.map(str::to_string),
                 Err(e) => return ambiguous(&e),
             },
@@ -206,7 +206,7 @@ fn auth_refusal(ctx: &Ctx) -> Reply {
         user: None,
         account: None,
     });
-    let text = if ctx.config.relay.users.is_empty() {
+    let text = if ctx.config().relay.users.is_empty() {
         format!(
             "5.7.8 No relay users are configured, so no login can succeed. Clients on this machine \
              need no login at all; or add one: {add}"
@@ -302,7 +302,7 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
     }
     let head = HeadSummary::parse(&t.head);
     let by_header = match (&t.account, head.from.as_deref()) {
-        (None, Some(f)) => match ctx.config.account_for_address(f) {
+        (None, Some(f)) => match ctx.config().account_for_address(f) {
             Ok(a) => a.map(str::to_string),
             Err(e) => {
                 discard(spool);
@@ -315,19 +315,19 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
         .account
         .clone()
         .or(by_header)
-        .or_else(|| ctx.config.relay.fallback_account.clone());
+        .or_else(|| ctx.config().relay.fallback_account.clone());
     let Some(account) = account else {
         discard(spool);
         return Reply::new(
             550,
-            &route::no_account_text(&ctx.config, t.sender.as_deref().or(head.from.as_deref())),
+            &route::no_account_text(&ctx.config(), t.sender.as_deref().or(head.from.as_deref())),
         );
     };
     // The rest of the body (or an empty one: still a message) is written
     // with the commit, on one blocking call.
     let meta = NewMessage {
         mail_from: Some(route::upstream_sender(
-            &ctx.config,
+            &ctx.config(),
             &account,
             t.sender.as_deref(),
         )),

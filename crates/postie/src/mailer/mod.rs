@@ -255,6 +255,24 @@ impl Mailer {
         Ok(Mailer::new(config, paths.data_dir.clone(), secrets))
     }
 
+    /// A mailer for `config` (the config file read again) that keeps this
+    /// one's secret store (no second passphrase prompt), data directory and
+    /// options. Its token cache starts empty: an account's OAuth settings
+    /// may have changed.
+    pub fn with_config(&self, config: Config) -> Mailer {
+        Mailer::with_options(
+            config,
+            self.0.data_dir.clone(),
+            self.0.secrets.clone(),
+            self.0.options.clone(),
+        )
+    }
+
+    /// True when both are the same mailer (clones of one).
+    pub fn same(&self, other: &Mailer) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The configuration it sends for.
     pub fn config(&self) -> &Config {
         &self.0.config

@@ -14,7 +14,7 @@ pub const KEEP_IDLE: Duration = Duration::from_secs(20);
 
 /// Sessions with an open connection, waiting for their next message.
 pub struct Pool {
-    mailer: Mailer,
+    mailer: Mutex<Mailer>,
     keep_idle: Duration,
     idle: Mutex<HashMap<String, Vec<(Session, Instant)>>>,
 }
@@ -32,7 +32,7 @@ impl Pool {
     /// [`KEEP_IDLE`].
     pub fn new(mailer: Mailer) -> Pool {
         Pool {
-            mailer,
+            mailer: Mutex::new(mailer),
             keep_idle: KEEP_IDLE,
             idle: Mutex::default(),
         }
@@ -57,13 +57,26 @@ impl Pool {
             }
             found
         };
-        found.unwrap_or_else(|| self.mailer.session(account))
+        found.unwrap_or_else(|| self.mailer().session(account))
+    }
+
+    /// The mailer new sessions come from.
+    pub fn mailer(&self) -> Mailer {
+        self.mailer.lock().expect("pool lock").clone()
+    }
+
+    /// From now on, sessions come from `mailer` (the configuration was
+    /// read again): idle connections made with the old settings are closed,
+    /// and sessions given back later from the old mailer are not kept.
+    pub async fn set_mailer(&self, mailer: Mailer) {
+        *self.mailer.lock().expect("pool lock") = mailer;
+        self.close_all().await;
     }
 
     /// Keep `session` for the account's next message, if its connection
     /// can carry one.
     pub fn put(&self, session: Session) {
-        if session.is_connected() {
+        if session.is_connected() && session.mailer().same(&self.mailer()) {
             self.idle
                 .lock()
                 .expect("pool lock")

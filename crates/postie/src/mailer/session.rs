@@ -52,6 +52,11 @@ impl Session {
         }
     }
 
+    /// The mailer it sends through.
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
     /// The account it sends through.
     pub fn account(&self) -> &Account {
         &self.account
