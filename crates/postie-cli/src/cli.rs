@@ -10,12 +10,13 @@ Exit status (sysexits.h):
   0   sent: every recipient accepted
   64  usage: bad command line
   65  the message is malformed or too large
+  66  a file to send cannot be read (attachment, body file, raw message)
   67  one or more recipients were refused
   69  the server cannot be reached
   75  temporary failure: try again later
   76  TLS or protocol failure (certificate, STARTTLS)
   77  credentials refused
-  78  configuration error";
+  78  configuration error (the account, the config file, the secret store)";
 
 const TOP_EXAMPLES: &str = "\
 Examples:
@@ -138,9 +139,23 @@ pub enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) on stdout
-    Man,
+    /// Print the man page (roff) on stdout: postie(1), or a command's (`postie man queue run`)
+    #[command(after_help = MAN_EXAMPLES)]
+    Man {
+        /// The command whose page to print (postie-send(1): `send`)
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+        /// Write every page (postie.1, postie-send.1, ...) into DIR instead
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        dir: Option<PathBuf>,
+    },
 }
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  postie man | man -l -              # read postie(1)
+  postie man queue run | man -l -    # postie-queue-run(1)
+  postie man --dir ~/.local/share/man/man1   # install every page for man(1)";
 
 const LOGIN_EXAMPLES: &str = "\
 Examples:
@@ -242,7 +257,7 @@ pub struct SendArgs {
     /// Subject (UTF-8)
     #[arg(short, long, help_heading = "Message")]
     pub subject: Option<String>,
-    /// Plain-text body
+    /// Plain-text body [default: stdin, when it is not a terminal and no body is given]
     #[arg(long, help_heading = "Message", conflicts_with = "text_file")]
     pub text: Option<String>,
     /// Plain-text body from a file ('-' for stdin)
@@ -423,7 +438,8 @@ pub struct AccountAddArgs {
     /// Login name when it is not the address
     #[arg(long)]
     pub user: Option<String>,
-    /// Authentication: app-password, password or oauth [default: the provider's first]
+    /// Authentication: app-password, password, oauth, or none (a relay that trusts this network)
+    /// [default: the provider's first]
     #[arg(long, value_parser = parse_auth)]
     pub auth: Option<postie::provider::AuthMethod>,
     /// Submission host (generic provider, or to override a preset)
@@ -509,8 +525,9 @@ fn parse_auth(s: &str) -> Result<postie::provider::AuthMethod, String> {
         "app-password" | "apppassword" | "app" => Ok(postie::provider::AuthMethod::AppPassword),
         "password" => Ok(postie::provider::AuthMethod::Password),
         "oauth" | "oauth2" => Ok(postie::provider::AuthMethod::Oauth),
+        "none" => Ok(postie::provider::AuthMethod::None),
         _ => Err(format!(
-            "unknown auth method '{s}': use app-password, password or oauth"
+            "unknown auth method '{s}': use app-password, password, oauth or none"
         )),
     }
 }

@@ -44,6 +44,55 @@ fn init_logging(cli: &Cli, style: Style) {
         .try_init();
 }
 
+/// `postie man`: postie(1), a command's page (whose name postie(1) lists
+/// as postie-send(1) and so on), or every page into a directory.
+fn man(command: &[String], dir: Option<&std::path::Path>) -> i32 {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    if let Some(dir) = dir {
+        return match std::fs::create_dir_all(dir).and_then(|()| clap_mangen::generate_to(cmd, dir))
+        {
+            Ok(()) => {
+                eprintln!("man pages written to {}", dir.display());
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the man pages to {}: {e}",
+                    dir.display()
+                );
+                exit::CANTCREAT
+            }
+        };
+    }
+    let mut page = cmd;
+    for (i, word) in command.iter().enumerate() {
+        let Some(sub) = page.find_subcommand(word).cloned() else {
+            let known: Vec<&str> = page.get_subcommands().map(|c| c.get_name()).collect();
+            let parent = ["postie"]
+                .into_iter()
+                .chain(command[..i].iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!(
+                "error: `{parent}` has no command '{word}' (commands: {})",
+                known.join(", ")
+            );
+            return exit::USAGE;
+        };
+        page = sub;
+    }
+    let man = clap_mangen::Man::new(page).source(format!("postie {}", env!("CARGO_PKG_VERSION")));
+    match man.render(&mut std::io::stdout()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write the man page: {e}");
+            exit::IOERR
+        }
+    }
+}
+
 fn real_main() -> i32 {
     // Called as `sendmail` (a symlink): the whole command line is sendmail's.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -86,17 +135,7 @@ fn real_main() -> i32 {
             clap_complete::generate(shell, &mut Cli::command(), "postie", &mut std::io::stdout());
             return exit::OK;
         }
-        Command::Man => {
-            let man = clap_mangen::Man::new(Cli::command());
-            return match man.render(&mut std::io::stdout()) {
-                Ok(()) => exit::OK,
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
-                Err(e) => {
-                    eprintln!("error: cannot write the man page: {e}");
-                    exit::IOERR
-                }
-            };
-        }
+        Command::Man { command, dir } => return man(&command, dir.as_deref()),
         _ => {}
     }
     let paths = match Paths::resolve(cli.config.as_deref()) {
@@ -145,6 +184,6 @@ fn real_main() -> i32 {
         Command::Queue(c) => rt.block_on(cmd::queue::run(&g, c)),
         Command::Sendmail(a) => rt.block_on(cmd::sendmail::run(&g, &a.args)),
         Command::Sandbox(a) => rt.block_on(cmd::sandbox::run(&g, *a)),
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
     }
 }

@@ -18,6 +18,8 @@ pub mod exit {
     pub const DATAERR: i32 = 65;
     /// Addressee unknown.
     pub const NOUSER: i32 = 67;
+    /// EX_NOINPUT: an input file cannot be opened or read.
+    pub const NOINPUT: i32 = 66;
     /// Service unavailable.
     pub const UNAVAILABLE: i32 = 69;
     /// Internal software error.
@@ -48,6 +50,7 @@ pub fn exit_code(kind: ErrorKind) -> i32 {
         ErrorKind::Transient => exit::TEMPFAIL,
         ErrorKind::Rejected => exit::UNAVAILABLE,
         ErrorKind::Io => exit::IOERR,
+        ErrorKind::Input => exit::NOINPUT,
     }
 }
 

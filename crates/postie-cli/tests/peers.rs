@@ -14,6 +14,8 @@ mod delivery;
 mod demo;
 #[path = "peers/doctor.rs"]
 mod doctor;
+#[path = "peers/exit_codes.rs"]
+mod exit_codes;
 #[path = "peers/gmail.rs"]
 mod gmail;
 #[path = "peers/hostile.rs"]

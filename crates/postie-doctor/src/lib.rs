@@ -316,19 +316,33 @@ async fn stages(run: &mut Run<'_>) {
     if !check_connect(run, &ep, &addrs).await || !check_tls_and_ehlo(run, &ep).await {
         return;
     }
-    if !run.target.authenticate {
+    let no_login = acct.auth == AuthMethod::None;
+    if !run.target.authenticate || no_login {
         for stage in [Stage::Credentials, Stage::Auth] {
             run.push(Check {
                 stage,
                 status: Status::Skipped,
-                summary: format!(
-                    "not checked: no user given ({})",
-                    say_setting(Setting::ServerLogin)
-                ),
+                summary: if no_login {
+                    "not checked: the account logs in with nothing (auth = \"none\")".to_string()
+                } else {
+                    format!(
+                        "not checked: no user given ({})",
+                        say_setting(Setting::ServerLogin)
+                    )
+                },
                 details: Vec::new(),
                 explanation: None,
                 elapsed_ms: 0,
             });
+        }
+        // An account without login can still send its test message.
+        if no_login
+            && let Some(to) = run.opts.send_test.clone()
+            && let Ok(mut account) = Account::from_config(run.target.name, acct)
+        {
+            account.endpoint = ep.clone();
+            let session = run.mailer.session(&account);
+            check_send_test(run, session, &to).await;
         }
         return;
     }

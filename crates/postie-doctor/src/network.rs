@@ -23,13 +23,16 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
     };
     c.summary = match (run.target.config_file, run.target.authenticate) {
         (Some(_), _) => format!(
-            "{} account {} ({}), {} with {}, {} authentication",
+            "{} account {} ({}), {} with {}, {}",
             preset.display_name,
             run.target.name,
             acct.email,
             ep.authority(),
             tls_words(ep.tls),
-            acct.auth
+            match acct.auth {
+                AuthMethod::None => "no login (auth = \"none\")".to_string(),
+                a => format!("{a} authentication"),
+            }
         ),
         (None, true) => format!(
             "{} ({}) with {}, {} authentication as {}",
@@ -429,7 +432,10 @@ pub(super) async fn check_tls_and_ehlo(run: &mut Run<'_>, ep: &Endpoint) -> bool
         None if acct.auth == AuthMethod::Oauth => vec![Mechanism::XOAuth2, Mechanism::OAuthBearer],
         None => vec![Mechanism::Plain, Mechanism::Login],
     };
-    if run.target.authenticate && !wanted.iter().any(|m| caps.auth_mechanisms().contains(m)) {
+    if run.target.authenticate
+        && acct.auth != AuthMethod::None
+        && !wanted.iter().any(|m| caps.auth_mechanisms().contains(m))
+    {
         let wanted_s: Vec<String> = wanted.iter().map(|m| m.to_string()).collect();
         c.status = Status::Failed;
         c.summary = format!(

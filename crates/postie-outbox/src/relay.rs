@@ -204,10 +204,15 @@ impl Relay {
                 } else {
                     String::new()
                 };
+                let finding = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => "listen-busy",
+                    _ => "listen-denied",
+                };
                 Error::new(
                     ErrorKind::Unavailable,
                     format!("cannot listen on {a}: {e}{hint}"),
                 )
+                .with_finding(finding)
             })?;
             listeners.push(l);
         }

@@ -100,6 +100,10 @@ pub enum SessionError {
     /// Credentials would travel without TLS, which was not allowed.
     #[error("refusing to send credentials over a connection without TLS")]
     PlaintextAuthRefused,
+    /// The connection is plain text, the server offers STARTTLS and no
+    /// AUTH: it offers AUTH only over TLS (as RFC 4954 §4 advises).
+    #[error("the server offers AUTH only after STARTTLS, and this connection is plain text")]
+    AuthOnlyAfterTls,
     /// None of the offered mechanisms fits the credentials.
     #[error("{}", no_common_mechanism(offered))]
     NoCommonMechanism {
@@ -198,6 +202,7 @@ impl SessionError {
                 Stage::StartTls
             }
             SessionError::PlaintextAuthRefused
+            | SessionError::AuthOnlyAfterTls
             | SessionError::NoCommonMechanism { .. }
             | SessionError::Sasl(_)
             | SessionError::AuthFailed { .. }

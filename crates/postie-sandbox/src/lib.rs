@@ -315,10 +315,15 @@ async fn bind(addr: SocketAddr, port: Setting) -> Result<TcpListener> {
         } else {
             String::new()
         };
+        let finding = match e.kind() {
+            std::io::ErrorKind::AddrInUse => "listen-busy",
+            _ => "listen-denied",
+        };
         Error::new(
             ErrorKind::Unavailable,
             format!("cannot listen on {addr}: {e}{hint}"),
         )
+        .with_finding(finding)
     })
 }
 

@@ -64,6 +64,10 @@ pub enum AuthMethod {
     Password,
     /// OAuth 2.0 bearer tokens over XOAUTH2 / OAUTHBEARER.
     Oauth,
+    /// No login: a relay that trusts this network (an internal smarthost, a
+    /// Microsoft 365 connector on port 25). TLS is still required beyond
+    /// loopback.
+    None,
 }
 
 impl AuthMethod {
@@ -73,6 +77,7 @@ impl AuthMethod {
             AuthMethod::AppPassword => "app-password",
             AuthMethod::Password => "password",
             AuthMethod::Oauth => "oauth",
+            AuthMethod::None => "none",
         }
     }
 
@@ -314,6 +319,7 @@ pub static PRESETS: &[Preset] = &[
         auth: &[
             AuthMethod::Password,
             AuthMethod::AppPassword,
+            AuthMethod::None,
             AuthMethod::Oauth,
         ],
         app_password_url: None,
@@ -336,6 +342,18 @@ pub static PRESETS: &[Preset] = &[
                default user is me@sandbox.postie.test; OAuth needs no client ID of your own.",
     },
 ];
+
+/// The provider whose submission server `host`:`port` is: the preset with
+/// that host, else generic. The sandbox's host is any loopback server's, so
+/// it is the sandbox only on its own default ports (2587, 2465); another
+/// local server is generic (its CA is not the sandbox's).
+pub fn provider_of_server(host: &str, port: u16) -> ProviderId {
+    PRESETS
+        .iter()
+        .filter(|p| p.host.is_some_and(|h| h.eq_ignore_ascii_case(host)))
+        .find(|p| p.id != ProviderId::Sandbox || matches!(port, 2587 | 2465))
+        .map_or(ProviderId::Generic, |p| p.id)
+}
 
 /// The public OAuth client of `postie sandbox` (no secret).
 pub const SANDBOX_CLIENT_ID: &str = "postie-sandbox";
@@ -421,6 +439,18 @@ mod tests {
         let f = ProviderId::Fastmail.preset();
         assert_eq!((f.port, f.tls), (465, TlsMode::Implicit));
         assert!(!ProviderId::Yahoo.preset().supports(AuthMethod::Password));
+    }
+
+    #[test]
+    fn a_loopback_server_is_the_sandbox_only_on_its_ports() {
+        assert_eq!(provider_of_server("127.0.0.1", 2587), ProviderId::Sandbox);
+        assert_eq!(provider_of_server("127.0.0.1", 2465), ProviderId::Sandbox);
+        assert_eq!(provider_of_server("127.0.0.1", 12587), ProviderId::Generic);
+        assert_eq!(provider_of_server("SMTP.gmail.com", 465), ProviderId::Gmail);
+        assert_eq!(
+            provider_of_server("mail.example.com", 587),
+            ProviderId::Generic
+        );
     }
 
     #[test]

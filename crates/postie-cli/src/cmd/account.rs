@@ -64,7 +64,16 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
 
     // Take the password before touching the config, so a failed prompt
     // leaves nothing half-written.
-    let stored = if auth == AuthMethod::Oauth {
+    let stored = if auth == AuthMethod::None {
+        if a.password_env.is_some() || a.password_command.is_some() || a.password_stdin {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                "--auth none logs in with nothing: drop --password-env, --password-command and \
+                 --password-stdin",
+            ));
+        }
+        None
+    } else if auth == AuthMethod::Oauth {
         if a.oauth.client_secret_stdin {
             let secret = read_stdin_secret("--client-secret-stdin")?;
             open_store(&g.paths)?.set(&postie::oauth::client_secret_key(&a.name), &secret)?;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use postie::config::{AccountConfig, Config};
 use postie::error::{Error, ErrorKind};
 use postie::explain::Context;
-use postie::provider::{AuthMethod, PRESETS, ProviderId};
+use postie::provider::{AuthMethod, ProviderId, provider_of_server};
 use postie::transport::Endpoint;
 use postie::transport::{Timeouts, TranscriptEntry};
 use postie_doctor::{Check, Options, Report, Status, Target};
@@ -39,6 +39,12 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
             }
         }
     };
+    // Checked before anything connects, in the flag's own name.
+    if let Some(to) = &args.send_test
+        && let Err(e) = postie::message::envelope_address("--send-test", to)
+    {
+        return usage_failure(g, &args, &e);
+    }
     let transcript: Arc<Mutex<Vec<TranscriptEntry>>> = Arc::default();
     let opts = Options {
         send_test: args.send_test.clone(),
@@ -92,10 +98,7 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
 fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> {
     let mut ep = Endpoint::from_url(url)?;
     apply_tls_args(&mut ep, &args.tls)?;
-    let provider = PRESETS
-        .iter()
-        .find(|p| p.host.is_some_and(|h| h.eq_ignore_ascii_case(&ep.host)))
-        .map_or(ProviderId::Generic, |p| p.id);
+    let provider = provider_of_server(&ep.host, ep.port);
     if args.user.is_some() && args.password_env.is_none() && args.password_command.is_none() {
         return Err(Error::new(
             ErrorKind::Usage,

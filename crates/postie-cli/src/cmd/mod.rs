@@ -90,14 +90,22 @@ pub fn read_stdin_secret(flag: &str) -> Result<SecretString, Error> {
 pub fn open_store(paths: &Paths) -> Result<SecretStore, Error> {
     let path = FileStore::default_path(&paths.data_dir);
     let shown = path.display().to_string();
-    let passphrase = Box::new(move || match FileStore::passphrase_from_env() {
+    let passphrase = Box::new(move || {
+        match FileStore::passphrase_from_env() {
         Some(p) => Ok(p),
+        // Without a terminal the store cannot be opened: a secret-store
+        // problem (78, with its fix), not a wrong command line.
         None => prompt_secret(
             &format!("Passphrase for postie's secret store ({shown})"),
             &format!(
                 "Set {PASSPHRASE_ENV}, or use password_env / password_command for the account instead of a stored password."
             ),
-        ),
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::Usage => Error::new(ErrorKind::Secret, e.message()),
+            _ => e,
+        }),
+    }
     });
     SecretStore::open(StoreChoice::from_env()?, path, passphrase)
 }
@@ -112,7 +120,18 @@ pub fn secrets(paths: &Paths) -> Secrets {
 /// The sending core for the accounts of `config`, with postie's data
 /// directory and secret store.
 pub fn mailer(g: &Global, config: postie::config::Config) -> postie::mailer::Mailer {
-    postie::mailer::Mailer::new(config, g.paths.data_dir.clone(), secrets(&g.paths))
+    // `-v`: the SMTP conversations upstream, secrets redacted, on stderr
+    // (the relay's and `queue run`'s as `send`'s).
+    let options = postie::mailer::Options {
+        transcript: (g.verbose > 0).then(|| transcript_sink(g, true, Arc::default())),
+        ..postie::mailer::Options::default()
+    };
+    postie::mailer::Mailer::with_options(
+        config,
+        g.paths.data_dir.clone(),
+        secrets(&g.paths),
+        options,
+    )
 }
 
 /// The receiver of the SMTP transcript (`-v`): each line on stderr,

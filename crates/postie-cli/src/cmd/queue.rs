@@ -124,6 +124,19 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
                     })
                 })
                 .transpose()?;
+            // An account the config does not name: said, not "empty" (its
+            // old messages are still listed when there are some).
+            let path = g.paths.config_file.clone();
+            let config = postie::blocking::unblock(move || Ok(Config::load(&path).ok())).await?;
+            let unknown_account = account
+                .clone()
+                .filter(|a| config.as_ref().is_some_and(|c| !c.accounts.contains_key(a)));
+            let described = match (&state, &account) {
+                (None, None) => String::new(),
+                (Some(st), None) => format!(" in state {}", st.as_str()),
+                (None, Some(a)) => format!(" of account {a}"),
+                (Some(st), Some(a)) => format!(" in state {} of account {a}", st.as_str()),
+            };
             let filter = ListFilter {
                 state,
                 account,
@@ -146,7 +159,20 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
                 );
             }
             if rows.is_empty() {
-                println!("the outbox is empty");
+                if let Some(a) = unknown_account {
+                    let names = config.map(|c| c.account_names()).unwrap_or_default();
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!(
+                            "there is no account {a} (accounts: {names}), and no message of it in the outbox"
+                        ),
+                    ));
+                }
+                if described.is_empty() {
+                    println!("the outbox is empty");
+                } else {
+                    println!("no message{described}");
+                }
                 return Ok(exit::OK);
             }
             println!(
@@ -253,11 +279,19 @@ async fn run_queue(
         None if !json => eprintln!("{}", progress_line(&style, d)),
         None => {}
     });
-    let deliverer = deliverer(g, config, outbox, Some(progress), false).await?;
+    let deliverer = deliverer(g, config, outbox.clone(), Some(progress), false).await?;
     let done = deliverer.run_once(account.as_deref()).await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    // A paused account's messages were not tried: that is not "done" (the
+    // exit status says 75, and why), whether it was paused now or before.
+    let paused: Vec<_> = outbox
+        .with(|o| o.paused())
+        .await?
+        .into_iter()
+        .filter(|p| account.as_deref().is_none_or(|a| a == p.account))
+        .collect();
     let failed = done
         .iter()
         .filter(|d| {
@@ -270,6 +304,7 @@ async fn run_queue(
     if json {
         output::print_json(&json!({
             "delivered": done.iter().filter(|d| matches!(d.disposition, Disposition::Sent)).count(),
+            "paused": paused,
             "results": done.iter().map(|d| json!({
                 "id": d.id.to_string(),
                 "account": d.account,
@@ -277,8 +312,21 @@ async fn run_queue(
                 "detail": d.detail,
             })).collect::<Vec<_>>(),
         }));
-    } else if done.is_empty() {
+    } else if done.is_empty() && paused.is_empty() {
         eprintln!("nothing is due");
     }
-    Ok(if failed > 0 { exit::TEMPFAIL } else { exit::OK })
+    if !json {
+        for p in &paused {
+            eprintln!(
+                "account {} is paused, its messages wait: {}",
+                p.account,
+                output::clean(&p.reason)
+            );
+        }
+    }
+    Ok(if failed > 0 || !paused.is_empty() {
+        exit::TEMPFAIL
+    } else {
+        exit::OK
+    })
 }

@@ -1,6 +1,6 @@
 //! `postie send`.
 
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -146,7 +146,7 @@ fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, Error> {
     };
     r.map_err(|e| {
         Error::new(
-            ErrorKind::Io,
+            ErrorKind::Input,
             format!("cannot read {what} {}: {e}", path.display()),
         )
     })?;
@@ -199,9 +199,18 @@ fn build_message(a: &SendArgs, default_from: Option<&str>) -> Result<OutgoingMes
              them a file",
         ));
     }
+    let no_body =
+        a.text.is_none() && a.text_file.is_none() && a.html.is_none() && a.html_file.is_none();
     let text = match (&a.text, &a.text_file) {
         (Some(t), _) => Some(t.clone()),
         (None, Some(p)) => Some(read_text(p, "the text body")?),
+        // `echo body | postie send --to ...`, as mail(1) reads it: stdin is
+        // the text when it is not a terminal and no body was given.
+        (None, None) if no_body && !std::io::stdin().is_terminal() => {
+            Some(read_text(stdin, "the text body from"))
+                .transpose()?
+                .filter(|t| !t.is_empty())
+        }
         (None, None) => None,
     };
     let html = match (&a.html, &a.html_file) {

@@ -732,3 +732,57 @@ fn a_greeting_refusal_fails_at_ehlo_not_at_tls() {
     );
     assert_eq!(ehlo["explanation"]["retry"], "later", "{run}");
 }
+
+/// Issue 12: `doctor --server smtp://127.0.0.1:PORT` is a local server, not
+/// the sandbox (which it took every loopback server for, asking for the
+/// sandbox's CA file): it connects, and an unknown certificate authority is
+/// explained as such.
+#[test]
+fn a_loopback_server_is_not_taken_for_the_sandbox() {
+    let sb = Sandbox::new();
+    let url = format!("smtp://127.0.0.1:{}", Peer::Aiosmtpd.port(Tls::StartTls));
+    let run = sb
+        .postie()
+        .args(["doctor", "--server", &url, "--timeout", "5s", "--json"])
+        .run();
+    run.code(76);
+    let v = run.json();
+    assert_eq!(stage(&v, "config")["status"], "ok", "{v}");
+    assert_eq!(stage(&v, "connect")["status"], "ok", "{v}");
+    assert_eq!(stage(&v, "tls")["status"], "failed", "{v}");
+    assert!(!run.stdout.contains("sandbox"), "{run}");
+    // with the server's CA, the TLS stage passes
+    let run = sb
+        .postie()
+        .args(["doctor", "--server", &url, "--timeout", "5s", "--json"])
+        .opt("--ca-file", peers().ca())
+        .run();
+    assert_eq!(stage(&run.json(), "tls")["status"], "ok", "{run}");
+}
+
+/// Issue 12: `--send-test` with an address that is none is a usage error in
+/// the flag's own name, found before anything connects (not after AUTH, and
+/// not called `--to`).
+#[test]
+fn a_bad_send_test_address_is_refused_before_connecting() {
+    let sb = Sandbox::new();
+    let s = crate::hostile::taking_server("250 mx", "250 ok");
+    let run = sb
+        .postie()
+        .args([
+            "doctor",
+            "--server",
+            &s.url(),
+            "--plaintext",
+            "--send-test",
+            "nouser@",
+        ])
+        .run();
+    run.code(64).stderr_mentions(&["--send-test", "nouser@"]);
+    assert!(!run.stderr.contains("--to"), "{run}");
+    assert!(
+        !s.received().contains("EHLO"),
+        "it connected: {}",
+        s.received()
+    );
+}

@@ -15,15 +15,15 @@ use crate::support::*;
 
 /// A scripted server on 127.0.0.1: `on_connect` is Python run for each
 /// connection with `c` the socket and `log(line)` to record what was read.
-struct Scripted {
+pub(crate) struct Scripted {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Scripted {
-    fn start(on_connect: &str) -> Scripted {
+    pub(crate) fn start(on_connect: &str) -> Scripted {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("received.txt");
         let body: String = on_connect
@@ -60,12 +60,12 @@ impl Scripted {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
     /// Every line the server read, over all connections.
-    fn received(&self) -> String {
+    pub(crate) fn received(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -268,7 +268,7 @@ fn a_content_refusal_exits_65() {
 /// A server that answers EHLO with `ehlo` (its lines, CRLF-separated, as a
 /// Python bytes literal's contents), takes any AUTH, answers the end of
 /// each message with `end_of_data`, and records every line.
-fn taking_server(ehlo: &str, end_of_data: &str) -> Scripted {
+pub(crate) fn taking_server(ehlo: &str, end_of_data: &str) -> Scripted {
     Scripted::start(&format!(
         "c.sendall(b'220 mx ESMTP\\r\\n')\n\
          data = False\n\
@@ -428,4 +428,150 @@ fn size_declares_the_octets_sent() {
         .map(|l| l.strip_prefix('.').unwrap_or(l).len() as u64 + 2)
         .sum();
     assert_eq!(declared, received, "{got}");
+}
+
+/// Issue 12, misleading messages: a server that agrees to STARTTLS and then
+/// stalls is not "a STARTTLS port used as implicit TLS", and the fix is not
+/// "use smtp://HOST:587" when smtp:// was used.
+#[test]
+fn a_stalled_starttls_handshake_is_not_blamed_on_the_port() {
+    let s = Scripted::start(
+        "c.sendall(b'220 mx ESMTP\\r\\n')\n\
+         for raw in lines(c):\n\
+         \x20   v = raw[:8].upper()\n\
+         \x20   if v.startswith(b'EHLO'): c.sendall(b'250-mx\\r\\n250 STARTTLS\\r\\n')\n\
+         \x20   elif v == b'STARTTLS':\n\
+         \x20       c.sendall(b'220 2.0.0 go ahead\\r\\n'); time.sleep(30)",
+    );
+    let sb = Sandbox::new();
+    let run = send(&sb, &s.url(), &["--timeout", "2"]);
+    run.code(76);
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "tls-starttls-stalled", "{run}");
+    assert!(
+        !run.stdout.contains("587") && !run.stdout.contains("implicit TLS?"),
+        "{run}"
+    );
+}
+
+/// A plain-text connection to a server that offers STARTTLS and keeps AUTH
+/// for TLS: said so (not "no AUTH mechanisms, see `postie account --help`").
+/// A server that offers no AUTH at all: its port is the question (exit 69),
+/// not postie's configuration (78).
+#[test]
+fn no_auth_is_explained_by_what_the_server_offered() {
+    let login = |s: &Scripted| {
+        let sb = Sandbox::new();
+        sb.postie()
+            .arg("send")
+            .opt("--server", s.url())
+            .words("--plaintext --user me@example.test --password-env PW --json")
+            .words("--from a@example.test --to b@example.test --text hi")
+            .env("PW", "pw")
+            .run()
+    };
+    let tls_only = taking_server("250-mx\\r\\n250 STARTTLS", "250 ok");
+    let run = login(&tls_only);
+    run.code(76);
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "auth-after-tls", "{run}");
+    assert!(
+        e["fix"][0].as_str().unwrap().contains("--plaintext"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains("account --help"), "{run}");
+
+    let none = taking_server("250-mx\\r\\n250 ENHANCEDSTATUSCODES", "250 ok");
+    let run = login(&none);
+    run.code(69);
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "no-auth-offered", "{run}");
+    assert!(run.stdout.contains("submission port"), "{run}");
+}
+
+/// A port already taken is a local bind problem, not "could not reach the
+/// server (a firewall)", for the relay and the sandbox.
+#[test]
+fn a_busy_port_is_explained_as_taken() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let sb = Sandbox::new();
+    for args in [
+        vec!["relay", "--listen", &format!("127.0.0.1:{port}")],
+        vec!["sandbox", "--smtp-port", &port],
+    ] {
+        let run = sb.postie().args(&args).run();
+        run.code(69)
+            .stderr_mentions(&["is taken", "cannot listen on"]);
+        assert!(!run.text_lower().contains("firewall"), "{run}");
+    }
+}
+
+/// Issue 12, missing: an account without login (an internal smarthost that
+/// trusts the network): `--auth none`, no AUTH sent, the doctor skips the
+/// login stages and can still send its test message; TLS is still required
+/// beyond loopback, and a password given with it is refused.
+#[test]
+fn an_account_without_login_sends_without_auth() {
+    let s = taking_server("250-relay\\r\\n250 ENHANCEDSTATUSCODES", "250 2.0.0 queued");
+    let sb = Sandbox::new();
+    let add = |name: &str| {
+        sb.postie()
+            .args(["account", "add", name])
+            .words("--provider generic --auth none --email app@example.test")
+    };
+    add("smarthost")
+        .opt("--host", "127.0.0.1")
+        .opt("--port", s.port.to_string())
+        .arg("--plaintext")
+        .run()
+        .success();
+    sb.postie()
+        .args([
+            "send",
+            "-a",
+            "smarthost",
+            "--to",
+            "b@example.test",
+            "--text",
+            "hi",
+        ])
+        .run()
+        .success();
+    let got = s.received();
+    assert!(got.contains("MAIL FROM:<app@example.test>"), "{got}");
+    assert!(!got.contains("AUTH"), "{got}");
+    let run = sb
+        .postie()
+        .args([
+            "doctor",
+            "smarthost",
+            "--json",
+            "--send-test",
+            "c@example.test",
+        ])
+        .run();
+    run.success();
+    let v = run.json();
+    let status = |stage: &str| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["stage"] == stage)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status("credentials").unwrap(), "skipped", "{v}");
+    assert_eq!(status("send-test").unwrap(), "ok", "{v}");
+    assert!(s.received().contains("RCPT TO:<c@example.test>"));
+    add("remote")
+        .words("--host mail.example.com --port 25 --plaintext")
+        .run()
+        .code(78)
+        .stderr_mentions(&["only allowed to a loopback address"]);
+    add("withpw")
+        .words("--host 127.0.0.1 --port 2525 --plaintext --password-env X")
+        .run()
+        .code(64)
+        .stderr_mentions(&["--auth none"]);
 }

@@ -91,3 +91,82 @@ fn the_relay_listens_on_a_name_that_resolves_to_loopback() {
         "{said}"
     );
 }
+
+/// Issue 12: every page postie(1) and its commands' pages point to
+/// (`postie\-queue\-run(1)`) is one `postie man` prints, and `--dir`
+/// writes them all.
+#[test]
+fn every_man_page_named_is_one_postie_man_prints() {
+    let sb = Sandbox::new();
+    let mut todo = vec![Vec::<String>::new()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(words) = todo.pop() {
+        let run = sb.postie().arg("man").args(&words).run();
+        run.success();
+        let name = std::iter::once("postie".to_string())
+            .chain(words.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("-");
+        assert!(
+            run.stdout.contains(&format!(".TH {name} 1")),
+            "postie man {words:?} is not {name}(1):\n{}",
+            &run.stdout[..run.stdout.len().min(300)]
+        );
+        seen.insert(name);
+        for reference in run.stdout.split("postie\\-").skip(1) {
+            let page: String = reference
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '\\' || *c == '-')
+                .collect();
+            if !reference[page.len()..].starts_with("(1)") {
+                continue;
+            }
+            let sub: Vec<String> = page.split("\\-").map(str::to_string).collect();
+            if !seen.contains(&format!("postie-{}", sub.join("-"))) {
+                todo.push(sub);
+            }
+        }
+    }
+    assert!(seen.contains("postie-queue-run"), "{seen:?}");
+    assert!(!seen.contains("postie-help"), "a page for `help`: {seen:?}");
+    let dir = sb.path().join("man1");
+    sb.postie()
+        .arg("man")
+        .arg("--dir")
+        .arg(&dir)
+        .run()
+        .success();
+    for page in &seen {
+        assert!(
+            dir.join(format!("{page}.1")).exists(),
+            "{page}.1 not written"
+        );
+    }
+    sb.postie()
+        .args(["man", "queue", "nosuch"])
+        .run()
+        .code(64)
+        .stderr_mentions(&["`postie queue` has no command 'nosuch'"]);
+}
+
+/// Issue 12: `echo body | postie send --to ...` sends the body it was given
+/// (it sent an empty message), as mail(1) does.
+#[test]
+fn piped_stdin_is_the_text_when_no_body_is_given() {
+    let sb = Sandbox::new();
+    let tok = token("piped-body");
+    let url = format!("smtp://127.0.0.1:{}", peers().port("AIOSMTPD_PLAIN"));
+    sb.send_to(&url, Peer::Aiosmtpd)
+        .arg("--plaintext")
+        .opt("--to", TO)
+        .opt("--subject", &tok)
+        .stdin(format!("the body from a pipe {tok}\n"))
+        .run()
+        .success();
+    let d = crate::spool::delivered(Peer::Aiosmtpd, &tok, 1);
+    let body = String::from_utf8_lossy(&d.copies[0].1).into_owned();
+    assert!(
+        body.contains(&format!("\r\n\r\nthe body from a pipe {tok}")),
+        "{body}"
+    );
+}

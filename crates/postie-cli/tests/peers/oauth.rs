@@ -323,6 +323,20 @@ fn logout_revokes_and_send_says_to_login() {
         .run();
     run.failure();
     assert!(run.text_lower().contains("postie login out"), "{run}");
+    // found here, with no server asked: not "the authorization server answered"
+    assert!(!run.text_lower().contains("server answered"), "{run}");
+    let run = sb
+        .postie()
+        .args(["send", "-a", "out", "--json"])
+        .opt("--to", TO)
+        .message(&crate::support::token("after-logout-json"))
+        .run();
+    run.code(77);
+    assert_eq!(
+        run.json()["error"]["explanation_id"],
+        "not-signed-in",
+        "{run}"
+    );
 }
 
 /// A token too long for the AUTH line (RFC 4954 §4: 512 octets) goes after a 334, and the server
@@ -436,4 +450,19 @@ fn token_revoked_at_the_server_is_explained() {
         "token in the config file: {config}"
     );
     assert!(!run.stderr.contains(old.as_str()) && !run.stdout.contains(old.as_str()));
+}
+
+/// Issue 12: a sign-in nobody finishes in the browser ends at --timeout with
+/// what happened (not "the server or network had a temporary problem").
+#[test]
+fn a_sign_in_not_finished_in_time_says_so() {
+    let sb = Sandbox::new();
+    add_account(&sb, "slow", peers().port("POSTFIX_OAUTH"));
+    let run = sb
+        .postie()
+        .args(["login", "slow", "--no-browser", "--timeout", "1s"])
+        .run();
+    run.failure();
+    run.stderr_mentions(&["not finished in the browser in time", "--manual"]);
+    assert!(!run.text_lower().contains("temporary problem"), "{run}");
 }

@@ -802,6 +802,24 @@ fn a_configuration_problem_in_the_relay_pauses_the_account_with_the_fix() {
     );
     assert_eq!(paused["messages"][0]["state"], "queued", "{paused}");
     relay.stop();
+    // `queue run` does not call that done: 75, and the account named
+    sb.postie()
+        .args(["queue", "run"])
+        .run()
+        .code(75)
+        .stderr_mentions(&["account ali is paused", "POSTIE_TEST_RELAY_LACKS_THIS"]);
+    // and `queue list` filtered to nothing says so, not "empty"
+    let run = sb
+        .postie()
+        .args(["queue", "list", "--state", "failed"])
+        .run();
+    run.success();
+    assert!(run.stdout.contains("no message in state failed"), "{run}");
+    sb.postie()
+        .args(["queue", "list", "--account", "nosuch"])
+        .run()
+        .code(64)
+        .stderr_mentions(&["there is no account nosuch (accounts: ali)"]);
 }
 
 /// swaks to the relay on `port`, from `from`, with `tok` as the Subject.
@@ -897,4 +915,48 @@ fn the_relay_takes_config_changes_without_a_restart() {
     assert!(sent.status.success(), "{sent:?}");
     delivered(Peer::Aiosmtpd, &t3, 1);
     assert_eq!(relay.stop(), Some(0));
+}
+
+/// Issue 12: `-v` on the relay and on `queue run` shows the SMTP
+/// conversation upstream, as `send -v` does, with the AUTH payload redacted.
+#[test]
+fn verbose_relay_and_queue_run_show_the_upstream_conversation() {
+    let from = "verbose@example.test";
+    let sb = Sandbox::new();
+    add_password_account(&sb, "ali", from, Peer::Aiosmtpd);
+    let relay = RelayProc::start_with(&sb, free_port(), Peer::Aiosmtpd.password(), &["-v"]);
+    let t = token("verbose-relay");
+    let sent = swaks_to_relay(relay.port, from, &t);
+    assert!(sent.status.success(), "{sent:?}");
+    delivered(Peer::Aiosmtpd, &t, 1);
+    wait_log(&relay, "MAIL FROM:<verbose@example.test>", 1);
+    let log = relay.log_text();
+    assert!(log.contains("AUTH PLAIN"), "{log}");
+    assert!(
+        !log.contains(Peer::Aiosmtpd.password()),
+        "the password leaked:\n{log}"
+    );
+    relay.stop();
+
+    // queue run -v: a message sendmail could not deliver (its environment
+    // lacks the password), delivered by `queue run` with it
+    let t2 = token("verbose-queue-run");
+    sb.postie()
+        .args(["sendmail", "-t", "-i"])
+        .stdin(format!(
+            "From: {from}\nTo: someone@example.test\nSubject: {t2}\n\n{t2}\n"
+        ))
+        .run();
+    sb.postie()
+        .args(["queue", "retry", "--all"])
+        .run()
+        .success();
+    let run = sb
+        .postie()
+        .args(["-v", "queue", "run"])
+        .env(UPSTREAM_PW_VAR, Peer::Aiosmtpd.password())
+        .run();
+    delivered(Peer::Aiosmtpd, &t2, 1);
+    run.stderr_mentions(&["MAIL FROM:<verbose@example.test>", "AUTH PLAIN"]);
+    assert!(!run.stderr.contains(Peer::Aiosmtpd.password()), "{run}");
 }

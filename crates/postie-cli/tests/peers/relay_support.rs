@@ -69,8 +69,14 @@ impl RelayProc {
     /// Starts `postie relay --listen 127.0.0.1:PORT` with `upstream_pw` in [`UPSTREAM_PW_VAR`]
     /// and waits until it listens.
     pub fn start(sb: &Sandbox, port: u16, upstream_pw: &str) -> RelayProc {
+        RelayProc::start_with(sb, port, upstream_pw, &[])
+    }
+
+    /// [`RelayProc::start`] with more arguments (`-v`).
+    pub fn start_with(sb: &Sandbox, port: u16, upstream_pw: &str, extra: &[&str]) -> RelayProc {
         let mut child = sb
             .std_postie()
+            .args(extra)
             .args(["relay", "--listen", &format!("127.0.0.1:{port}")])
             .env(UPSTREAM_PW_VAR, upstream_pw)
             .stdin(Stdio::null())

@@ -144,3 +144,44 @@ fn no_secret_from_password_command() {
     let d = delivered(Peer::SmtpServer, &tok, 1);
     assert_eq!(d.auth_user.as_deref(), Some(secret_user()));
 }
+
+/// Issue 12: the encrypted secret file without its passphrase and without a
+/// terminal is a secret-store problem (78) whose fix is the passphrase; a
+/// damaged file's fix is not "set POSTIE_PASSPHRASE" but to move it aside.
+#[test]
+fn secret_store_problems_say_what_fixes_them() {
+    let sb = Sandbox::new();
+    let add = |sb: &Sandbox| {
+        sb.postie()
+            .args(["account", "add", "st", "--provider", "generic"])
+            .words("--host 127.0.0.1 --port 2587 --email st@example.test --password-stdin")
+            .env("POSTIE_SECRET_STORE", "file")
+            .stdin("a-password\n")
+    };
+    add(&sb)
+        .env("POSTIE_PASSPHRASE", "right horse")
+        .run()
+        .success();
+    let send = || {
+        sb.postie()
+            .words("send -a st --to b@example.test --text x --json")
+            .env("POSTIE_SECRET_STORE", "file")
+    };
+    let run = send().env_remove("POSTIE_PASSPHRASE").run();
+    run.code(78);
+    assert_eq!(
+        run.json()["error"]["explanation_id"],
+        "secret-store",
+        "{run}"
+    );
+    assert!(run.stdout.contains("POSTIE_PASSPHRASE"), "{run}");
+
+    let file = sb.path().join("data/postie/secrets.enc");
+    assert!(file.exists(), "no secret file at {}", file.display());
+    std::fs::write(&file, b"not a postie secret file at all").unwrap();
+    let run = send().env("POSTIE_PASSPHRASE", "right horse").run();
+    run.code(78);
+    let e = &run.json()["error"];
+    assert_eq!(e["explanation_id"], "secret-store-damaged", "{run}");
+    assert!(!e["fix"].to_string().contains("POSTIE_PASSPHRASE"), "{run}");
+}

@@ -160,6 +160,7 @@ pub(super) fn from_error(e: &Error, ex: &Explanation, settled: bool) -> (Outcome
         | ErrorKind::Protocol
         | ErrorKind::Transient
         | ErrorKind::Io
+        | ErrorKind::Input
         | ErrorKind::Secret
         | ErrorKind::Config
         | ErrorKind::Usage => FailureClass::Transient,

@@ -105,6 +105,10 @@ impl ClientSession {
             .unwrap_or_default();
         let preferred = self.cfg.preferred_mechanism.as_ref();
         let Some(mechanism) = sasl::choose(&offered, creds, preferred) else {
+            let starttls = self.caps.as_ref().is_some_and(|c| c.starttls());
+            if offered.is_empty() && starttls && !self.tls {
+                return self.fail(SessionError::AuthOnlyAfterTls);
+            }
             return self.fail(SessionError::NoCommonMechanism { offered });
         };
         let host = self.cfg.server_host.clone();

@@ -186,6 +186,7 @@ impl AccountConfig {
             (AuthMethod::Oauth, _, _) => {
                 vec![format!("{name}/oauth"), format!("{name}/client-secret")]
             }
+            (AuthMethod::None, _, _) => Vec::new(),
             (_, None, None) => vec![name.to_string()],
             _ => Vec::new(),
         }

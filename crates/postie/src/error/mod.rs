@@ -35,8 +35,11 @@ pub enum ErrorKind {
     Rejected,
     /// The secret store could not be read or written.
     Secret,
-    /// A local I/O failure (reading a file, running a command).
+    /// A local I/O failure (the outbox, a spool, running a command).
     Io,
+    /// A file or stream given to send (an attachment, a body file, a raw
+    /// message) cannot be read.
+    Input,
 }
 
 impl ErrorKind {
@@ -54,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Rejected => "rejected",
             ErrorKind::Secret => "secret-store",
             ErrorKind::Io => "io",
+            ErrorKind::Input => "input",
         }
     }
 }
@@ -70,6 +74,7 @@ struct Inner {
     stage: Option<Stage>,
     sasl: Option<SaslServerError>,
     oauth: Option<OAuthErrorInfo>,
+    finding: Option<&'static str>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -84,6 +89,7 @@ impl Error {
             stage: None,
             sasl: None,
             oauth: None,
+            finding: None,
             source: None,
         }))
     }
@@ -111,6 +117,20 @@ impl Error {
     pub fn with_oauth(mut self, info: OAuthErrorInfo) -> Error {
         self.0.oauth = Some(info);
         self
+    }
+
+    /// Name the explanation catalog's finding for this error, where the
+    /// code that made it knows the cause better than its kind says (a port
+    /// already in use is not an unreachable server). `explain` uses it
+    /// when there is no server reply to go by.
+    pub fn with_finding(mut self, id: &'static str) -> Error {
+        self.0.finding = Some(id);
+        self
+    }
+
+    /// The finding named with [`Error::with_finding`].
+    pub fn finding(&self) -> Option<&'static str> {
+        self.0.finding
     }
 
     /// Attach the underlying cause.

@@ -97,6 +97,17 @@ pub(super) static ENTRIES: &[Entry] = &[
         Retry::No,
     ),
     finding(
+        "tls-starttls-stalled",
+        "The secure connection to {host} failed.",
+        &[
+            "the server agreed to STARTTLS and then did not finish the TLS handshake: it is overloaded, or a firewall that inspects SMTP interferes with STARTTLS",
+        ],
+        &[
+            "Try again later; if it keeps happening, use the implicit-TLS port instead (smtps://HOST:465, tls = \"implicit\" in the account)",
+        ],
+        Retry::Later,
+    ),
+    finding(
         "tls-starttls",
         "The secure connection to {host} failed.",
         &[
@@ -143,8 +154,53 @@ pub(super) static ENTRIES: &[Entry] = &[
     finding(
         "configuration",
         "postie's configuration is incomplete or wrong.",
+        // The message names the setting and how to fix it; a general
+        // pointer to the account help misled on every other setting.
         &["{message}"],
-        &["{do:account-help}"],
+        &[],
+        Retry::No,
+    ),
+    finding(
+        "listen-busy",
+        "The address to listen on is taken.",
+        &[
+            "another postie relay or sandbox is running (`ss -ltnp` shows which program holds the port)",
+            "another program listens on that port",
+        ],
+        &["Stop the other program, or listen on another port (see the message above)"],
+        Retry::No,
+    ),
+    finding(
+        "listen-denied",
+        "This program may not listen on that address.",
+        &[
+            "ports below 1024 need privileges",
+            "the address is not one of this machine's",
+        ],
+        &[
+            "Listen on a port above 1023 on one of this machine's addresses (the relay's default is 127.0.0.1:1587)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "auth-after-tls",
+        "{host} offers login (AUTH) only over TLS, and this connection is plain text.",
+        &[
+            "the connection was made without STARTTLS (--plaintext, tls = \"none\"), and the server, as it should, keeps AUTH for encrypted connections",
+        ],
+        &["Drop --plaintext: the server offers STARTTLS, and postie uses it"],
+        Retry::No,
+    ),
+    finding(
+        "no-auth-offered",
+        "{host} offers no login (AUTH) on this port.",
+        &[
+            "the port is a server-to-server port (25), not mail submission (587 or 465)",
+            "the server is a relay that trusts this network and takes mail without a login",
+        ],
+        &[
+            "Use the provider's submission port (587 STARTTLS or 465 implicit TLS); for a relay that needs no login, set auth = \"none\" in the account",
+        ],
         Retry::No,
     ),
     // The message says what was wrong with the call and how to write it; a
@@ -157,6 +213,37 @@ pub(super) static ENTRIES: &[Entry] = &[
         &[
             "With the encrypted file: set POSTIE_PASSPHRASE (or run where a prompt can be answered)",
             "Or take the password from password_env / password_command instead of the store",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "sign-in-timeout",
+        "The sign-in was not finished in the browser in time.",
+        &[
+            "the consent page was not approved before the wait ended (login --timeout)",
+            "the browser could not reach postie's address on 127.0.0.1 (another machine's browser, a browser in a container)",
+        ],
+        &[
+            "{do:login} again and approve promptly; from another machine's browser use {do:login-manual} or {do:login-device}",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "not-signed-in",
+        "The account is not signed in with OAuth.",
+        &[
+            "{do:login} was never run for this account, or {do:logout} removed its tokens",
+            "the secret store holding the tokens changed (another keyring, another encrypted file)",
+        ],
+        &["Sign in: {do:login}"],
+        Retry::No,
+    ),
+    finding(
+        "secret-store-damaged",
+        "postie's encrypted secret file cannot be read.",
+        &["{message}"],
+        &[
+            "Move the file aside, then store the passwords again ({do:add-any-account} with --password-stdin) and sign in again ({do:login})",
         ],
         Retry::No,
     ),

@@ -147,6 +147,9 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
         return x;
     }
     let m = err.message();
+    if let Some(id) = err.finding() {
+        return finding(id, ctx, &[("message", m)]);
+    }
     let id = match err.kind() {
         ErrorKind::Unavailable if m.contains("before its greeting") => "closed-at-greeting",
         ErrorKind::Unavailable => "unreachable",
@@ -172,7 +175,7 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
         ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Io if err.is_transient() => {
             "failure-transient"
         }
-        ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Io => "failure",
+        ErrorKind::Protocol | ErrorKind::Rejected | ErrorKind::Io | ErrorKind::Input => "failure",
     };
     finding(id, ctx, &[("message", m)])
 }

@@ -75,6 +75,7 @@ impl Account {
             AuthMethod::Oauth => Auth::OAuth {
                 user: acct.login().to_string(),
             },
+            AuthMethod::None => Auth::None,
             method => Auth::Password {
                 user: acct.login().to_string(),
                 source: acct.password_source(name),

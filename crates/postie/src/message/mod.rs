@@ -133,7 +133,9 @@ fn mailbox(field: &str, s: &str) -> Result<Mailbox> {
     Ok(Mailbox::new(mb.name, email))
 }
 
-fn envelope_address(field: &str, s: &str) -> Result<Address> {
+/// `s` as an SMTP envelope address (an IDN domain in A-labels), or a usage
+/// error that names `field` (the flag or setting it came from).
+pub fn envelope_address(field: &str, s: &str) -> Result<Address> {
     let ascii = ascii_domain(s).map_err(|e| {
         Error::new(
             ErrorKind::Usage,
@@ -311,7 +313,7 @@ impl Draft {
         for (i, path) in self.attachments.iter().enumerate() {
             let cannot = |e: std::io::Error| {
                 Error::new(
-                    ErrorKind::Io,
+                    ErrorKind::Input,
                     format!("cannot read the attachment {}: {e}", path.display()),
                 )
             };

@@ -59,7 +59,7 @@ pub fn from_raw(raw: Vec<u8>, opts: &RawOptions) -> Result<OutgoingMessage> {
 pub fn from_raw_file(path: &Path, opts: &RawOptions) -> Result<OutgoingMessage> {
     let file = std::fs::File::open(path).map_err(|e| {
         Error::new(
-            ErrorKind::Io,
+            ErrorKind::Input,
             format!("cannot read the raw message {}: {e}", path.display()),
         )
     })?;
@@ -70,8 +70,12 @@ pub fn from_raw_file(path: &Path, opts: &RawOptions) -> Result<OutgoingMessage> 
 /// kept in memory; a larger message is spooled to an unnamed temporary
 /// file and sent from there. A blocking read.
 pub fn from_raw_reader(mut input: impl Read, opts: &RawOptions) -> Result<OutgoingMessage> {
-    let cannot =
-        |e: std::io::Error| Error::new(ErrorKind::Io, format!("cannot read the raw message: {e}"));
+    let cannot = |e: std::io::Error| {
+        Error::new(
+            ErrorKind::Input,
+            format!("cannot read the raw message: {e}"),
+        )
+    };
     let mut first = Vec::new();
     (&mut input)
         .take(IN_MEMORY as u64 + 1)

@@ -310,7 +310,8 @@ impl Listener {
                                 account: account.to_string()
                             }),
                         ),
-                    ));
+                    )
+                    .with_finding("sign-in-timeout"));
                 }
             }
         }

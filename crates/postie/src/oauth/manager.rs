@@ -370,10 +370,8 @@ fn not_signed_in(name: &str, store: &Secrets, has_tokens: bool) -> Error {
     } else {
         "no OAuth tokens are stored for it"
     };
-    let info = OAuthErrorInfo::new(
-        "login_required",
-        Some(format!("{what} ({})", store.describe())),
-    );
+    // Found here, without asking any server: explained as such, not as an
+    // authorization server's answer.
     Error::new(
         ErrorKind::Credentials,
         format!(
@@ -384,7 +382,7 @@ fn not_signed_in(name: &str, store: &Secrets, has_tokens: bool) -> Error {
             })
         ),
     )
-    .with_oauth(info)
+    .with_finding("not-signed-in")
 }
 
 /// An account name as a file name part: other bytes become `%XX`.

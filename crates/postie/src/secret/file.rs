@@ -134,6 +134,7 @@ impl FileStore {
                     self.path.display()
                 ),
             )
+            .with_finding("secret-store-damaged")
         };
         if data.len() < MAGIC.len() + SALT_LEN + NONCE_LEN || &data[..MAGIC.len()] != MAGIC {
             return Err(corrupt());

@@ -310,6 +310,7 @@ impl Connection {
                 ep,
                 tls_config.clone().expect("TLS config for implicit TLS"),
                 opts.timeouts.connect,
+                false,
             )
             .await?;
             note(tls_note(&info));
@@ -564,9 +565,14 @@ impl Connection {
                             Error::new(ErrorKind::Protocol, "STARTTLS requested outside login")
                         })?;
                         let tcp = tcp_of(&mut self.io);
-                        let (stream, info) =
-                            handshake(tcp, &self.opts.endpoint, cfg, self.opts.timeouts.connect)
-                                .await?;
+                        let (stream, info) = handshake(
+                            tcp,
+                            &self.opts.endpoint,
+                            cfg,
+                            self.opts.timeouts.connect,
+                            true,
+                        )
+                        .await?;
                         self.io = Io::Tls(Box::new(stream));
                         self.session.tls_established();
                         self.note(tls_note(&info));
@@ -624,6 +630,7 @@ async fn handshake(
     ep: &Endpoint,
     cfg: Arc<rustls::ClientConfig>,
     limit: Duration,
+    after_starttls: bool,
 ) -> Result<(TlsStream<TcpStream>, TlsInfo)> {
     let name = ep.tls_name.clone().unwrap_or_else(|| ep.host.clone());
     let server_name = rustls_pki_types::ServerName::try_from(name.clone()).map_err(|_| {
@@ -635,15 +642,28 @@ async fn handshake(
     let stream = tokio::time::timeout(limit, TlsConnector::from(cfg).connect(server_name, tcp))
         .await
         .map_err(|_| {
-            Error::new(
-                ErrorKind::Tls,
-                format!(
-                    "TLS handshake with {} timed out (is this a plain or STARTTLS port used as implicit TLS?)",
-                    ep.authority()
-                ),
-            )
+            if after_starttls {
+                Error::new(
+                    ErrorKind::Tls,
+                    format!(
+                        "{} agreed to STARTTLS, then did not finish the TLS handshake within {} s",
+                        ep.authority(),
+                        limit.as_secs()
+                    ),
+                )
+                .with_finding("tls-starttls-stalled")
+            } else {
+                Error::new(
+                    ErrorKind::Tls,
+                    format!(
+                        "TLS handshake with {} timed out (is this a plain or STARTTLS port used as implicit TLS?)",
+                        ep.authority()
+                    ),
+                )
+                .with_finding("tls-not-implicit")
+            }
         })?
-        .map_err(|e| tls::handshake_error(e, &ep.authority(), &name))?;
+        .map_err(|e| tls::handshake_error(e, &ep.authority(), &name, after_starttls))?;
     let (_, conn) = stream.get_ref();
     let info = TlsInfo {
         version: conn.protocol_version().map(|v| {
@@ -764,6 +784,10 @@ pub fn session_error(e: SessionError, ep: &Endpoint) -> Error {
         SessionError::MessageTooLarge { .. }
         | SessionError::EightBitMimeNotSupported
         | SessionError::BinaryMimeNotSupported => ErrorKind::Message,
+        SessionError::AuthOnlyAfterTls => ErrorKind::Tls,
+        // Nothing to log in with on this port: the server's side, not a
+        // setting of ours (unless the port is wrong: the explanation says).
+        SessionError::NoCommonMechanism { offered } if offered.is_empty() => ErrorKind::Unavailable,
         SessionError::NoCommonMechanism { .. } | SessionError::Sasl(_) => ErrorKind::Config,
         SessionError::ConnectionClosed { .. } => ErrorKind::Transient,
         _ => match &reply {
@@ -774,7 +798,17 @@ pub fn session_error(e: SessionError, ep: &Endpoint) -> Error {
     };
     let msg = format!("{e} ({})", ep.authority());
     let sasl = e.sasl_server_error().cloned();
+    let finding = match &e {
+        SessionError::AuthOnlyAfterTls => Some("auth-after-tls"),
+        SessionError::NoCommonMechanism { offered } if offered.is_empty() => {
+            Some("no-auth-offered")
+        }
+        _ => None,
+    };
     let mut err = Error::new(kind, msg).with_stage(stage).with_source(e);
+    if let Some(id) = finding {
+        err = err.with_finding(id);
+    }
     if let Some(r) = reply {
         err = err.with_reply(r);
     }

@@ -71,7 +71,9 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
 
 /// Turn a failed handshake into an error that says what is wrong with the
 /// certificate, in words.
-pub fn handshake_error(e: std::io::Error, host: &str, name: &str) -> Error {
+/// `after_starttls`: the handshake followed STARTTLS (so the port is not
+/// being used as the wrong kind).
+pub fn handshake_error(e: std::io::Error, host: &str, name: &str, after_starttls: bool) -> Error {
     let detail = match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -84,7 +86,9 @@ pub fn handshake_error(e: std::io::Error, host: &str, name: &str) -> Error {
         }
         None => e.to_string(),
     };
-    let hint = if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
+    let hint = if after_starttls {
+        ""
+    } else if detail.contains("InvalidContentType") || detail.contains("corrupt message") {
         " (the server did not answer with TLS: is this a STARTTLS port (587) used as implicit TLS?)"
     } else {
         ""

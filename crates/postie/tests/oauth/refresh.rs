@@ -115,8 +115,10 @@ async fn an_account_never_signed_in_is_told_to_log_in() {
     assert_eq!(err.kind(), ErrorKind::Credentials);
     assert!(err.to_string().contains(&sign_in("new")), "{err}");
     let x = explain(&err, &ctx(ProviderId::Gmail, "new"));
-    assert_eq!(x.id, "login-required");
-    assert_eq!(x.fix, vec![format!("Sign in again: {}", sign_in("new"))]);
+    // found without asking any server: not explained as a server's answer
+    assert_eq!(x.id, "not-signed-in");
+    assert!(!x.causes.iter().any(|c| c.contains("answered")), "{x:?}");
+    assert_eq!(x.fix, vec![format!("Sign in: {}", sign_in("new"))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

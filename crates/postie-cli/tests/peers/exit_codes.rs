@@ -1,0 +1,201 @@
+//! The exit status tables of `--help` against behaviour (issue 12): each
+//! code a table lists is produced by a case that fails, or succeeds, for
+//! that reason, and every case's code is in the table. Servers are the real
+//! peers or scripted ones on 127.0.0.1.
+
+use std::collections::BTreeMap;
+
+use crate::hostile::{Scripted, taking_server};
+use crate::relay_support::free_port;
+use crate::support::*;
+
+/// The `NN  text` lines of the `Exit status` section of `postie ARGS --help`.
+fn table(args: &[&str]) -> BTreeMap<i32, String> {
+    let run = Sandbox::new().postie().args(args).arg("--help").run();
+    run.success();
+    let section = run
+        .stdout
+        .split_once("Exit status")
+        .unwrap_or_else(|| panic!("no exit status table in {args:?} --help"))
+        .1;
+    section
+        .lines()
+        .skip(1)
+        .map_while(|l| {
+            let l = l.trim_start();
+            let (code, text) = l.split_once(char::is_whitespace)?;
+            Some((code.parse().ok()?, text.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Each case's exit status is its table's, and the cases cover the table
+/// but for the codes `not_run` names (with why).
+fn walk(args: &[&str], cases: Vec<(i32, &str, Run)>, not_run: &[(i32, &str)]) {
+    let table = table(args);
+    for (want, what, run) in &cases {
+        assert!(
+            table.contains_key(want),
+            "{what}: {want} is not in the table {table:?}"
+        );
+        assert_eq!(run.code, Some(*want), "{what} ({})\n{run}", table[want]);
+    }
+    let covered: Vec<i32> = cases.iter().map(|c| c.0).collect();
+    for code in table.keys() {
+        assert!(
+            covered.contains(code) || not_run.iter().any(|(c, _)| c == code),
+            "no case exits {code} ({})",
+            table[code]
+        );
+    }
+}
+
+/// `postie send`'s table (the same as `postie --help`'s).
+#[test]
+fn send_exit_codes_match_the_help() {
+    let sb = Sandbox::new();
+    let plain = format!("smtp://127.0.0.1:{}", peers().port("AIOSMTPD_PLAIN"));
+    let send = |url: &str| {
+        sb.send_to(url, Peer::Aiosmtpd)
+            .words("--plaintext --to b@example.test --text hi")
+    };
+    let content_refused = taking_server(
+        "250-mx\\r\\n250-ENHANCEDSTATUSCODES\\r\\n250 AUTH PLAIN",
+        "554 5.6.0 Message content rejected",
+    );
+    let later = taking_server(
+        "250-mx\\r\\n250-ENHANCEDSTATUSCODES\\r\\n250 AUTH PLAIN",
+        "451 4.3.0 Try again later",
+    );
+    let no_starttls = taking_server("250-mx\\r\\n250 ENHANCEDSTATUSCODES", "250 ok");
+    let closed = format!("smtp://127.0.0.1:{}", free_port());
+    let cases = vec![
+        (0, "sent", send(&plain).run()),
+        (
+            64,
+            "bad command line",
+            sb.postie().args(["send", "--no-such-flag"]).run(),
+        ),
+        (65, "content refused", send(&content_refused.url()).run()),
+        (
+            66,
+            "attachment missing",
+            send(&plain)
+                .opt("--attach", sb.path().join("absent.pdf"))
+                .run(),
+        ),
+        (
+            67,
+            "recipient refused",
+            sb.send_to(&plain, Peer::Aiosmtpd)
+                .arg("--plaintext")
+                .opt("--to", peers().get("REFUSED_RCPT"))
+                .words("--text hi")
+                .run(),
+        ),
+        (69, "nothing listens", send(&closed).run()),
+        (75, "451 at the end of data", send(&later.url()).run()),
+        (
+            76,
+            "no STARTTLS offered",
+            sb.postie()
+                .arg("send")
+                .opt("--server", no_starttls.url())
+                .words("--from a@example.test --to b@example.test --text hi")
+                .run(),
+        ),
+        (
+            77,
+            "wrong password",
+            sb.postie()
+                .arg("send")
+                .opt("--server", &plain)
+                .words("--plaintext --from a@example.test --to b@example.test --text hi")
+                .opt("--user", Peer::Aiosmtpd.user())
+                .opt("--password-env", "WRONG_PW")
+                .env("WRONG_PW", "not-the-password")
+                .run(),
+        ),
+        (
+            78,
+            "no account configured",
+            sb.postie()
+                .words("send --to b@example.test --text hi")
+                .run(),
+        ),
+    ];
+    walk(&["send"], cases, &[]);
+    drop((content_refused, later, no_starttls));
+}
+
+/// `postie doctor`'s table, but for 68 (a name that does not resolve: a
+/// lookup would leave the machine).
+#[test]
+fn doctor_exit_codes_match_the_help() {
+    let sb = Sandbox::new();
+    let starttls = format!("smtp://127.0.0.1:{}", Peer::Aiosmtpd.port(Tls::StartTls));
+    let doctor = |url: &str| {
+        sb.postie()
+            .args(["doctor", "--timeout", "5s", "--server", url])
+            .opt("--ca-file", peers().ca())
+            .opt("--user", Peer::Aiosmtpd.user())
+            .opt("--password-env", "DOCTOR_PW")
+            .env("DOCTOR_PW", Peer::Aiosmtpd.password())
+    };
+    let refuses = Scripted::start(
+        "c.sendall(b'554 5.7.1 no service for you\\r\\n')\nfor raw in lines(c):\n    pass",
+    );
+    let cases = vec![
+        (0, "every check passes", doctor(&starttls).run()),
+        (
+            64,
+            "bad command line",
+            sb.postie().args(["doctor", "--no-such-flag"]).run(),
+        ),
+        (78, "no account configured", sb.postie().arg("doctor").run()),
+        (
+            69,
+            "nothing listens",
+            doctor(&format!("smtp://127.0.0.1:{}", free_port())).run(),
+        ),
+        (
+            76,
+            "a STARTTLS port used as implicit TLS",
+            doctor(&format!(
+                "smtps://127.0.0.1:{}",
+                Peer::Aiosmtpd.port(Tls::StartTls)
+            ))
+            .run(),
+        ),
+        (
+            79,
+            "the greeting refuses",
+            doctor(&format!("smtp://127.0.0.1:{}", refuses.port)).run(),
+        ),
+        (
+            80,
+            "no password here",
+            doctor(&starttls).env_remove("DOCTOR_PW").run(),
+        ),
+        (
+            77,
+            "wrong password",
+            doctor(&starttls).env("DOCTOR_PW", "wrong").run(),
+        ),
+        (
+            81,
+            "the test message is refused",
+            doctor(&starttls)
+                .opt("--send-test", peers().get("REFUSED_RCPT"))
+                .run(),
+        ),
+    ];
+    walk(
+        &["doctor"],
+        cases,
+        &[(
+            68,
+            "a look-up of a name that does not exist goes to the network's resolver, and tests stay on loopback",
+        )],
+    );
+}
