@@ -542,6 +542,9 @@ fn parse_mechanism(s: &str) -> Result<postie_proto::sasl::Mechanism, String> {
         )),
     }
 }
+fn parse_age(s: &str) -> Result<std::time::Duration, String> {
+    postie::config::parse_duration(s)
+}
 fn parse_tls(s: &str) -> Result<postie::provider::TlsMode, String> {
     s.parse()
 }
@@ -586,6 +589,7 @@ Examples:
   postie queue show 42              # replies of every attempt, and what to do
   postie queue retry --all          # retry failed and waiting messages now
   postie queue run                  # deliver what is due, once (for cron)
+  postie queue purge --sent --older-than 30d   # sent messages kept longer than that
 
 Exit status: 0 done; 75 after `queue run` when a message failed for good or an account is paused
 (`postie queue list` says which); 64 usage (unknown id); 73/74 the outbox cannot be opened.";
@@ -632,7 +636,37 @@ pub enum RelayUserCommand {
         #[command(subcommand)]
         action: RelayUserAction,
     },
+    /// Print a service definition that runs the relay: a systemd user unit or a launchd agent
+    #[command(after_help = SERVICE_HELP)]
+    Service {
+        /// systemd (Linux) or launchd (macOS)
+        #[arg(value_enum)]
+        manager: ServiceManager,
+    },
 }
+
+/// A service manager `postie relay service` writes for.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ServiceManager {
+    /// A systemd user unit (Type=notify: ready once the relay listens; reload is SIGHUP)
+    Systemd,
+    /// A launchd agent property list (~/Library/LaunchAgents)
+    Launchd,
+}
+
+const SERVICE_HELP: &str = "\
+Examples:
+  postie relay service systemd > ~/.config/systemd/user/postie-relay.service
+  systemctl --user daemon-reload && systemctl --user enable --now postie-relay
+  systemctl --user reload postie-relay          # read the config file again (SIGHUP)
+
+  postie relay service launchd > ~/Library/LaunchAgents/org.postie.relay.plist
+  launchctl load ~/Library/LaunchAgents/org.postie.relay.plist
+
+The systemd unit is Type=notify: it is started once the relay listens, so a unit that sends mail
+through it can say After=postie-relay.service and Wants=postie-relay.service. Passwords the
+accounts read from password_env go in ~/.config/postie/relay.env (KEY=value lines), which the
+unit reads if it exists.";
 
 /// `postie relay user add|remove|list`.
 #[derive(Debug, Subcommand)]
@@ -692,10 +726,21 @@ pub enum QueueCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Delete a message and its stored copy
+    /// Delete a message and its stored copy, or the sent or failed ones (by age)
+    #[command(group(clap::ArgGroup::new("finished").args(["sent", "failed"]).multiple(true)))]
     Purge {
         /// The message id
-        id: String,
+        #[arg(required_unless_present_any = ["sent", "failed"], conflicts_with_all = ["sent", "failed"])]
+        id: Option<String>,
+        /// Every sent message (see --older-than); the relay removes them after [relay] keep_sent
+        #[arg(long)]
+        sent: bool,
+        /// Every message that failed for good (see --older-than)
+        #[arg(long)]
+        failed: bool,
+        /// Only those finished longer ago than this, e.g. 30d
+        #[arg(long, value_name = "DURATION", value_parser = parse_age, requires = "finished")]
+        older_than: Option<std::time::Duration>,
     },
     /// Deliver everything that is due, once, then exit (for cron)
     Run {

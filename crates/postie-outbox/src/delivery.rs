@@ -66,6 +66,9 @@ pub struct Settings {
     /// deliverers (`sendmail` from cron, `queue run`), which may lack the
     /// relay's environment.
     pub settled: bool,
+    /// Remove sent messages this long after they were sent, while
+    /// [`Deliverer::run`] runs (`[relay] keep_sent`); `None`: keep them.
+    pub keep_sent: Option<Duration>,
 }
 
 /// Sends messages from the outbox upstream through the sending core. Cheap
@@ -148,7 +151,28 @@ impl Deliverer {
     /// the one window where SMTP allows no better.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
         const POLL: Duration = Duration::from_secs(5);
+        let mut retained: Option<std::time::Instant> = None;
         while !*shutdown.borrow() {
+            // Retention: at start, then every hour (more often when sent
+            // messages are kept for less than two hours).
+            if let Some(keep) = self.0.settings.keep_sent {
+                let every = (keep / 2).clamp(Duration::from_millis(200), Duration::from_secs(3600));
+                if retained.is_none_or(|t| t.elapsed() >= every) {
+                    retained = Some(std::time::Instant::now());
+                    let before = SystemTime::now() - keep;
+                    match self
+                        .0
+                        .db(move |o| o.purge_finished(crate::outbox::State::Sent, before))
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            "outbox: {n} sent message(s) older than keep_sent removed"
+                        ),
+                        Err(e) => tracing::warn!("outbox: retention: {}", e.message()),
+                    }
+                }
+            }
             match self.0.claim(None).await {
                 Ok(batch) if !batch.is_empty() => {
                     tokio::select! {

@@ -67,7 +67,7 @@ pub use message::{
     AttemptKind, AttemptRecord, Counts, Detail, ListFilter, MessageId, NewMessage, Paused,
     RecipientCounts, RecipientDetail, RecipientState, ReplyRecord, State, Summary, Which,
 };
-pub use policy::{Decision, RetryPolicy, decide};
+pub use policy::{Decision, KEEP_SENT, RetryPolicy, decide, keep_sent};
 pub use spool::Spool;
 
 /// How long a call waits for another process's write transaction before it

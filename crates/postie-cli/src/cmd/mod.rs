@@ -10,6 +10,7 @@ pub mod relay;
 pub mod sandbox;
 pub mod send;
 pub mod sendmail;
+pub mod service;
 
 use std::io::{IsTerminal, Read};
 use std::sync::{Arc, Mutex};

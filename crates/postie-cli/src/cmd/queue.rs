@@ -30,6 +30,9 @@ pub async fn deliverer(
     settled: bool,
 ) -> Result<Deliverer, Error> {
     let settings = Settings {
+        keep_sent: settled
+            .then(|| postie_outbox::outbox::keep_sent(&config.relay))
+            .transpose()?,
         policy: RetryPolicy::from_config(&config.relay)?,
         progress,
         settled,
@@ -234,7 +237,30 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
                 .await?;
             println!("{n} message(s) queued for delivery now");
         }
-        QueueCommand::Purge { id } => {
+        QueueCommand::Purge {
+            id: None,
+            sent,
+            failed,
+            older_than,
+        } => {
+            let before = SystemTime::now() - older_than.unwrap_or_default();
+            let states = [(sent, State::Sent), (failed, State::Failed)];
+            for (_, state) in states.into_iter().filter(|(on, _)| *on) {
+                let n = outbox
+                    .with(move |o| o.purge_finished(state, before))
+                    .await?;
+                println!(
+                    "{n} {state} message(s){} purged",
+                    older_than
+                        .map(|d| format!(
+                            " finished more than {} ago",
+                            humantime::format_duration(d)
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        QueueCommand::Purge { id: Some(id), .. } => {
             let id = parse_id(&id)?;
             if !outbox.with(move |o| o.purge(id)).await? {
                 return Err(Error::new(

@@ -10,17 +10,29 @@ use postie_outbox::relay::{BindOptions, Relay, RelayConfig, users};
 use secrecy::SecretString;
 use tokio::sync::{Notify, watch};
 
-use super::{Global, interactive, prompt_secret, read_stdin_secret};
+use super::{Global, interactive, prompt_secret, read_stdin_secret, service};
 use crate::cli::{RelayArgs, RelayUserAction, RelayUserCommand};
 use crate::output::{self, exit};
 
 /// Run `postie relay`; returns the exit code.
 pub async fn run(g: &Global, a: RelayArgs) -> i32 {
-    if let Some(RelayUserCommand::User { action }) = a.user {
-        return match user(g, action) {
-            Ok(()) => exit::OK,
-            Err(e) => fail(g, &e),
-        };
+    match a.user {
+        Some(RelayUserCommand::User { action }) => {
+            return match user(g, action) {
+                Ok(()) => exit::OK,
+                Err(e) => fail(g, &e),
+            };
+        }
+        Some(RelayUserCommand::Service { manager }) => {
+            return match super::service::definition(g, manager) {
+                Ok(text) => {
+                    print!("{text}");
+                    exit::OK
+                }
+                Err(e) => fail(g, &e),
+            };
+        }
+        None => {}
     }
     match serve(g, a).await {
         Ok(()) => exit::OK,
@@ -98,6 +110,9 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         wake.clone(),
     ));
     let server = tokio::spawn(relay.serve(stop_rx.clone()));
+    // Listening: a service manager waiting for readiness starts what
+    // depends on the relay now.
+    super::service::notify("READY=1\nSTATUS=listening");
     let worker = deliverer.map(|d| {
         let rx = stop_rx.clone();
         let wake = wake.clone();
@@ -109,6 +124,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     );
     let _ = stop_tx.send(true);
     reloader.abort();
+    super::service::notify("STOPPING=1");
     let stopping = async {
         let _ = server.await;
         if let Some(w) = worker {
@@ -172,11 +188,13 @@ async fn watch_config(
         let applied = loaded.and_then(|config| relay.set(config.clone()).map(|r| (config, r)));
         match applied {
             Ok((config, restart)) => {
+                service::notify("RELOADING=1");
                 let names = config.account_names();
                 if let Some(d) = &deliverer {
                     d.reload(config).await;
                 }
                 wake.notify_one();
+                service::notify("READY=1");
                 eprintln!(
                     "postie relay: configuration read again from {}; accounts: {}",
                     path.display(),

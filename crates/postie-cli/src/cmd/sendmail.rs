@@ -197,6 +197,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // (cron, git, PHP) retry on a non-zero status, which would queue the
     // message twice.
     let settings = Settings {
+        keep_sent: None,
         policy,
         progress: None,
         settled: false,

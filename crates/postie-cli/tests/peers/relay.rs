@@ -960,3 +960,174 @@ fn verbose_relay_and_queue_run_show_the_upstream_conversation() {
     run.stderr_mentions(&["MAIL FROM:<verbose@example.test>", "AUTH PLAIN"]);
     assert!(!run.stderr.contains(Peer::Aiosmtpd.password()), "{run}");
 }
+
+/// Issue 12, retention: the relay removes sent messages after `[relay]
+/// keep_sent` (bodies included), and `queue purge --sent --older-than`
+/// removes them on demand, leaving younger ones.
+#[test]
+fn sent_messages_are_removed_after_keep_sent() {
+    let from = "retain@example.test";
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "[relay]\nkeep_sent = \"1s\"\n");
+    let t = token("retention");
+    let sent = swaks_to_relay(relay.port, from, &t);
+    assert!(sent.status.success(), "{sent:?}");
+    delivered(Peer::Aiosmtpd, &t, 1);
+    let bodies = sb.path().join("data/postie/outbox/messages");
+    let count = |sb: &Sandbox| {
+        sb.postie().args(["queue", "list", "--json"]).run().json()["messages"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count(&sb) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "still kept:\n{}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let files = std::fs::read_dir(&bodies)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .count();
+    assert_eq!(files, 0, "bodies left in {}", bodies.display());
+    relay.stop();
+
+    // on demand: a young message stays, then goes
+    let t2 = token("purge-sent");
+    sb.postie()
+        .args(["sendmail", "-t", "-i"])
+        .env(UPSTREAM_PW_VAR, Peer::Aiosmtpd.password())
+        .stdin(format!(
+            "From: {from}\nTo: someone@example.test\nSubject: {t2}\n\n{t2}\n"
+        ))
+        .run()
+        .success();
+    delivered(Peer::Aiosmtpd, &t2, 1);
+    let run = sb
+        .postie()
+        .args(["queue", "purge", "--sent", "--older-than", "1h"])
+        .run();
+    run.success();
+    assert!(
+        run.stdout
+            .contains("0 sent message(s) finished more than 1h ago purged"),
+        "{run}"
+    );
+    assert_eq!(count(&sb), 1);
+    let run = sb.postie().args(["queue", "purge", "--sent"]).run();
+    assert!(run.stdout.contains("1 sent message(s) purged"), "{run}");
+    assert_eq!(count(&sb), 0);
+    sb.postie().args(["queue", "purge"]).run().code(64);
+    sb.postie()
+        .args(["queue", "purge", "--older-than", "1d"])
+        .run()
+        .code(64);
+}
+
+/// Issue 12, running the relay as a service: the systemd unit it prints
+/// passes `systemd-analyze verify` (systemd's own parser) and the launchd
+/// agent is a property list Python's plistlib reads, both running this
+/// binary; under `Type=notify` the relay says READY=1 once it listens,
+/// RELOADING=1 then READY=1 on SIGHUP, STOPPING=1 when it stops.
+#[test]
+fn the_relay_runs_as_a_service_and_says_when_it_is_ready() {
+    let sb = Sandbox::new();
+    let unit = sb.postie().args(["relay", "service", "systemd"]).run();
+    unit.success();
+    let dir = sb.path().join("units");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("postie-relay.service");
+    std::fs::write(&file, &unit.stdout).unwrap();
+    let runtime = sb.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let verify = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--user", "--man=no"])
+        .arg(&file)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .expect("systemd-analyze");
+    let said = String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        verify.status.success() && said.trim().is_empty(),
+        "systemd-analyze: {said}\n{}",
+        unit.stdout
+    );
+    let bin = sb.std_postie().get_program().to_string_lossy().into_owned();
+    assert!(
+        unit.stdout.contains(&format!("ExecStart=\"{bin}\"")),
+        "{}",
+        unit.stdout
+    );
+    assert!(unit.stdout.contains("Type=notify") && unit.stdout.contains("kill -HUP"));
+
+    let plist = sb.postie().args(["relay", "service", "launchd"]).run();
+    plist.success();
+    let plist_file = dir.join("org.postie.relay.plist");
+    std::fs::write(&plist_file, &plist.stdout).unwrap();
+    let read = crate::relay_support::python()
+        .arg("-c")
+        .arg("import plistlib, sys; d = plistlib.load(open(sys.argv[1], 'rb')); print(d['Label']); print(' '.join(d['ProgramArguments']))")
+        .arg(&plist_file)
+        .output()
+        .expect("python3");
+    let out = String::from_utf8_lossy(&read.stdout);
+    assert!(
+        read.status.success(),
+        "{}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert!(out.starts_with("org.postie.relay\n"), "{out}");
+    assert!(
+        out.contains(&bin) && out.trim_end().ends_with(" relay"),
+        "{out}"
+    );
+
+    // readiness, as systemd's notify socket sees it
+    let socket_path = sb.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let port = free_port();
+    let mut child = sb
+        .std_postie()
+        .args(["relay", "--listen", &format!("127.0.0.1:{port}")])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.starts_with("READY=1"), "{ready}");
+    // ready means listening
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "not listening at READY"
+    );
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
+    };
+    signal("-HUP");
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    signal("-TERM");
+    assert_eq!(next(), "STOPPING=1");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

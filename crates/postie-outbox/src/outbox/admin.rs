@@ -235,6 +235,51 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Delete the messages in `state` (sent or failed: finished ones) that
+    /// finished before `finished_before`, with their stored copies; returns
+    /// how many. Retention (`[relay] keep_sent`) and `queue purge --sent`.
+    pub fn purge_finished(&self, state: State, finished_before: SystemTime) -> Result<u64> {
+        if !matches!(state, State::Sent | State::Failed) {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!("only sent or failed messages are purged by age, not {state} ones"),
+            ));
+        }
+        let before = to_ms(finished_before);
+        let mut conn = self.conn();
+        let tx = immediate(&mut conn)?;
+        let files: Vec<String> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT body_file FROM messages
+                     WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",
+                )
+                .map_err(db)?;
+            stmt.query_map(rusqlite::params![state.as_str(), before], |r| r.get(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+                .map_err(db)?
+        };
+        tx.execute(
+            "DELETE FROM messages
+             WHERE state = ?1 AND finished_at IS NOT NULL AND finished_at < ?2",
+            rusqlite::params![state.as_str(), before],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        drop(conn);
+        // After the COMMIT, as in `purge`: a file left is an orphan that
+        // the clean-up at open removes.
+        for f in &files {
+            let path = self.body_path(f);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!("outbox: cannot remove {}: {e}", path.display());
+            }
+        }
+        Ok(files.len() as u64)
+    }
+
     /// How many messages are in each state.
     pub fn counts(&self) -> Result<Counts> {
         let conn = self.conn();

@@ -38,20 +38,6 @@ impl RetryPolicy {
     /// The policy with the `[relay]` settings that change it
     /// (`give_up_after`, `retry_first`, `retry_max`: durations like `"5d"`).
     pub fn from_config(relay: &RelayConfig) -> Result<RetryPolicy> {
-        let dur = |key: &str, v: &Option<String>| -> Result<Option<Duration>> {
-            v.as_ref()
-                .map(|t| {
-                    humantime::parse_duration(t).map_err(|e| {
-                        Error::new(
-                            ErrorKind::Config,
-                            format!(
-                                "[relay] {key} = \"{t}\" is not a duration like \"5d\" or \"30s\": {e}"
-                            ),
-                        )
-                    })
-                })
-                .transpose()
-        };
         let mut policy = RetryPolicy::default();
         if let Some(d) = dur("give_up_after", &relay.give_up_after)? {
             policy.give_up_after = d;
@@ -65,6 +51,30 @@ impl RetryPolicy {
         Ok(policy)
     }
 }
+
+/// `[relay] key = "5d"` as a duration, or what is wrong with it.
+fn dur(key: &str, v: &Option<String>) -> Result<Option<Duration>> {
+    v.as_ref()
+        .map(|t| {
+            humantime::parse_duration(t).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "[relay] {key} = \"{t}\" is not a duration like \"5d\" or \"30s\": {e}"
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// How long sent messages are kept: `[relay] keep_sent`, else 7 days.
+pub fn keep_sent(relay: &RelayConfig) -> Result<Duration> {
+    Ok(dur("keep_sent", &relay.keep_sent)?.unwrap_or(KEEP_SENT))
+}
+
+/// The default of `[relay] keep_sent`.
+pub const KEEP_SENT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Default for RetryPolicy {
     fn default() -> RetryPolicy {

@@ -674,3 +674,32 @@ fn a_damaged_database_is_refused_at_open_with_the_fix() {
         "{err}"
     );
 }
+
+/// Issue 12, retention: sent messages finished before the cut are removed
+/// with their stored copies; queued ones and later ones stay; only finished
+/// states are purged by age.
+#[test]
+fn purge_finished_removes_old_sent_messages_and_their_files() {
+    let (_d, o) = open();
+    let sent = o
+        .enqueue(b"Subject: a\r\n\r\nx\r\n", new("w", &["a@x.org"]))
+        .unwrap();
+    let c = claim_one(&o, soon());
+    let sent_at = soon();
+    o.finish(&c, accept_all(&c), sent_at, &RetryPolicy::default())
+        .unwrap();
+    let queued = o
+        .enqueue(b"Subject: b\r\n\r\ny\r\n", new("w", &["b@x.org"]))
+        .unwrap();
+    let messages = o.dir().join(MESSAGES_DIR);
+    assert_eq!(files_in(&messages).len(), 2);
+    // finished at `sent_at`: not before it
+    assert_eq!(o.purge_finished(State::Sent, sent_at).unwrap(), 0);
+    let later = sent_at + Duration::from_secs(1);
+    assert_eq!(o.purge_finished(State::Sent, later).unwrap(), 1);
+    assert!(o.show(sent).unwrap().is_none());
+    assert!(o.show(queued).unwrap().is_some());
+    assert_eq!(files_in(&messages).len(), 1);
+    let err = o.purge_finished(State::Queued, later).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Usage);
+}

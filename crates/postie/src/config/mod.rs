@@ -89,6 +89,11 @@ pub struct RelayConfig {
     /// id, account and reason in `POSTIE_ID`, `POSTIE_ACCOUNT`, `POSTIE_REASON`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_command: Option<String>,
+    /// How long sent messages (body and history) are kept, e.g. `"30d"`
+    /// [default: 7 days]; below a day, an account's `daily_limit` counts
+    /// only what is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_sent: Option<String>,
     /// Local logins accepted by the relay's AUTH, `[[relay.users]]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<RelayUser>,
