@@ -127,6 +127,7 @@ fn plan(
     let options = Options {
         show_body: a.show_body,
         transcript: (g.verbose > 0).then(|| transcript_sink(g, !a.json, transcript)),
+        progress: progress_bar(a, g.verbose > 0, message.body.len()),
         ..Options::default()
     };
     let mailer = Mailer::with_options(config, g.paths.data_dir.clone(), secrets(&g.paths), options);
@@ -135,6 +136,29 @@ fn plan(
         account,
         message,
     })
+}
+
+/// A progress bar on stderr while a large message (a big attachment) is
+/// written: only on a terminal, not with --json or -v (whose lines it
+/// would break), and for more than 1 MiB.
+fn progress_bar(a: &SendArgs, verbose: bool, size: u64) -> Option<postie::transport::BodyProgress> {
+    const LARGE: u64 = 1024 * 1024;
+    if a.json || verbose || size <= LARGE || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "sending {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(std::sync::Arc::new(move |written: u64, total: u64| {
+        bar.set_position(written);
+        if written >= total {
+            bar.finish_and_clear();
+        }
+    }))
 }
 
 fn read_input(path: &Path, what: &str) -> Result<Vec<u8>, Error> {

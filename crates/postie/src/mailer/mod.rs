@@ -165,6 +165,9 @@ pub struct Options {
     pub ehlo_name: Option<String>,
     /// How long a `password_command` may run.
     pub password_command_timeout: Duration,
+    /// Told how much of a message body has been written: see
+    /// [`crate::transport::ConnectOptions::progress`].
+    pub progress: Option<crate::transport::BodyProgress>,
 }
 
 impl Default for Options {
@@ -175,6 +178,7 @@ impl Default for Options {
             show_body: false,
             ehlo_name: None,
             password_command_timeout: PASSWORD_COMMAND_TIMEOUT,
+            progress: None,
         }
     }
 }

@@ -199,6 +199,7 @@ impl Session {
         o.transcript = opts.transcript.clone();
         o.timeouts = self.account.timeouts.unwrap_or(opts.timeouts);
         o.show_body = opts.show_body;
+        o.progress = opts.progress.clone();
         if ep.tls != TlsMode::None {
             o.tls_config = Some(self.mailer.tls_config(ep.ca_file.as_deref()).await?);
         }

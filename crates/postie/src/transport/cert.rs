@@ -114,6 +114,99 @@ fn ip_text(b: &[u8]) -> Option<String> {
     }
 }
 
+/// The verifier of every connection: what the platform's verifier trusts
+/// (with the CA file's certificates as extra roots), and also a server
+/// certificate that is byte for byte one of the CA file's certificates,
+/// when it is valid now and covers the name dialled. That is the
+/// self-signed certificate of a self-hosted server given as its own CA:
+/// rustls refuses a CA certificate used as an end-entity one, where curl,
+/// msmtp and smtplib accept it. Handshake signatures are checked as always.
+#[derive(Debug)]
+pub(crate) struct PinnedOrVerified {
+    pub(crate) inner: Arc<dyn ServerCertVerifier>,
+    pub(crate) pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinnedOrVerified {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(v) => Ok(v),
+            Err(e)
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
+            {
+                check_pinned(end_entity, server_name, now).map_err(|pinned| {
+                    tracing::debug!("pinned certificate refused ({pinned:?}) after {e:?}");
+                    pinned
+                })?;
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A pinned certificate is still checked for its validity period and the
+/// name dialled.
+fn check_pinned(der: &[u8], name: &ServerName<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    use rustls::CertificateError as C;
+    let bad = |c: C| rustls::Error::InvalidCertificate(c);
+    let info = CertInfo::parse(der).ok_or(bad(C::BadEncoding))?;
+    let now = now.as_secs() as i64;
+    if now < info.not_before {
+        return Err(bad(C::NotValidYet));
+    }
+    if now > info.not_after {
+        return Err(bad(C::Expired));
+    }
+    let host = match name {
+        ServerName::DnsName(d) => d.as_ref().to_string(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+        _ => return Err(bad(C::NotValidForName)),
+    };
+    if !info.covers(&host) {
+        return Err(bad(C::NotValidForName));
+    }
+    Ok(())
+}
+
 /// A verifier that trusts any certificate but checks the handshake
 /// signatures. For the inspect-only connection of `doctor` alone, which
 /// sends nothing but EHLO, STARTTLS and QUIT: no credentials, no mail.

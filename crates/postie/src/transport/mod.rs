@@ -141,7 +141,13 @@ pub struct ConnectOptions {
     /// platform's roots and the endpoint's CA file (a blocking read: async
     /// callers that connect often build it once with [`tls_config`]).
     pub tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// Told the octets of the body written so far and the body's size, as
+    /// each piece goes out (a progress bar for a large attachment).
+    pub progress: Option<BodyProgress>,
 }
+
+/// See [`ConnectOptions::progress`]: `(written, total)` octets.
+pub type BodyProgress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 impl ConnectOptions {
     /// Options for `endpoint` with no credentials and default timeouts.
@@ -155,6 +161,7 @@ impl ConnectOptions {
             timeouts: Timeouts::default(),
             show_body: false,
             tls_config: None,
+            progress: None,
         }
     }
 }
@@ -440,8 +447,11 @@ impl Connection {
                 .write_body(&[], true)
                 .map_err(|e| session_error(e, &self.opts.endpoint))?;
         }
+        let total = msg.body.len();
+        let mut written = 0u64;
         while let Some(piece) = next {
             let after = reader.next_piece().await?;
+            written += piece.len() as u64;
             if let Some(lines) = shown.as_mut() {
                 for line in lines.push(&piece, after.is_none()) {
                     self.emit_line(line);
@@ -451,6 +461,9 @@ impl Connection {
                 .write_body(&piece, after.is_none())
                 .map_err(|e| session_error(e, &self.opts.endpoint))?;
             self.flush_transmit().await?;
+            if let Some(p) = &self.opts.progress {
+                p(written, total);
+            }
             next = after;
         }
         Ok(())

@@ -44,15 +44,18 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>> {
             certs
         }
     };
-    let verifier =
-        rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone()).map_err(
-            |e| {
-                Error::new(
-                    ErrorKind::Tls,
-                    format!("cannot load the system's trusted certificates: {e}"),
-                )
-            },
-        )?;
+    let platform =
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra.clone(), provider.clone())
+            .map_err(|e| {
+            Error::new(
+                ErrorKind::Tls,
+                format!("cannot load the system's trusted certificates: {e}"),
+            )
+        })?;
+    let verifier = super::cert::PinnedOrVerified {
+        inner: Arc::new(platform),
+        pinned: extra,
+    };
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::new(ErrorKind::Tls, format!("TLS setup failed: {e}")))?
@@ -118,10 +121,9 @@ fn describe_cert_error(c: &rustls::CertificateError, name: &str) -> String {
         C::Revoked => "the server's certificate has been revoked".into(),
         C::Other(o) if format!("{o:?}").contains("CaUsedAsEndEntity") => {
             format!(
-                "the server presents a CA certificate as its own (typical of a self-signed \
-                 certificate made with `openssl req -x509` without `-addext \
-                 basicConstraints=critical,CA:FALSE`); give the server a certificate issued by a CA \
-                 and pass that CA: {}",
+                "the server presents a CA certificate as its own (a self-signed certificate made \
+                 with `openssl req -x509`); give that very certificate (PEM) as {}, and postie \
+                 trusts it for this server alone",
                 say_setting(Setting::CaFile)
             )
         }
