@@ -4,6 +4,23 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap_complete::engine::{ArgValueCandidates, CompletionCandidate};
+
+/// The configured accounts' names, for shell completion (`--account <TAB>`):
+/// read from the config file when the shell asks; none when it cannot be read.
+fn account_names() -> Vec<CompletionCandidate> {
+    let Ok(paths) = postie::paths::Paths::resolve(None) else {
+        return Vec::new();
+    };
+    let Ok(config) = postie::config::Config::load(&paths.config_file) else {
+        return Vec::new();
+    };
+    config
+        .accounts
+        .iter()
+        .map(|(name, a)| CompletionCandidate::new(name.clone()).help(Some(a.email.clone().into())))
+        .collect()
+}
 
 const EXIT_CODES: &str = "\
 Exit status (sysexits.h):
@@ -105,6 +122,7 @@ pub enum Command {
     /// Print a fresh OAuth access token (for msmtp's passwordeval, curl --oauth2-bearer)
     Token {
         /// The account [default: the default account]
+        #[arg(add = ArgValueCandidates::new(account_names))]
         account: Option<String>,
         /// Print JSON with the token's expiry and scope too
         #[arg(long)]
@@ -119,6 +137,7 @@ pub enum Command {
     /// Revoke the account's OAuth tokens at the provider and delete them here
     Logout {
         /// The account [default: the default account]
+        #[arg(add = ArgValueCandidates::new(account_names))]
         account: Option<String>,
     },
     /// Run the local relay: legacy programs send to 127.0.0.1:1587, postie delivers with modern auth
@@ -134,7 +153,8 @@ pub enum Command {
     /// and testing offline
     #[command(after_help = crate::cmd::sandbox::EXAMPLES)]
     Sandbox(Box<crate::cmd::sandbox::SandboxArgs>),
-    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    /// Print shell completions (bash, zsh, fish, elvish, powershell), account names included
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
@@ -150,6 +170,15 @@ pub enum Command {
         dir: Option<PathBuf>,
     },
 }
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  echo 'source <(postie completions bash)' >> ~/.bashrc
+  echo 'source <(postie completions zsh)' >> ~/.zshrc
+  postie completions fish > ~/.config/fish/completions/postie.fish
+
+The shell code asks postie what to complete as you type (COMPLETE=SHELL postie -- WORDS), so
+account names after --account come from your config file as it is now.";
 
 const MAN_EXAMPLES: &str = "\
 Examples:
@@ -172,6 +201,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// The account [default: the default account]
+    #[arg(add = ArgValueCandidates::new(account_names))]
     pub account: Option<String>,
     /// Do not open a browser; print the URL and wait for the redirect
     #[arg(long)]
@@ -214,7 +244,7 @@ pub struct SendArgs {
     pub recipients: Vec<String>,
 
     /// Use this configured account
-    #[arg(short, long, value_name = "NAME", conflicts_with = "server")]
+    #[arg(short, long, value_name = "NAME", conflicts_with = "server", add = ArgValueCandidates::new(account_names))]
     pub account: Option<String>,
 
     /// Server for a one-off send: smtp://HOST:PORT (STARTTLS) or smtps://HOST:PORT (implicit TLS)
@@ -354,7 +384,7 @@ pub struct DemoArgs {
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// The account [default: the default account]
-    #[arg(conflicts_with = "server")]
+    #[arg(conflicts_with = "server", add = ArgValueCandidates::new(account_names))]
     pub account: Option<String>,
 
     /// Check a server given here instead of an account: smtp://HOST:PORT (STARTTLS) or
@@ -420,6 +450,7 @@ pub enum AccountCommand {
     /// Remove an account and its stored password
     Remove {
         /// The account
+        #[arg(add = ArgValueCandidates::new(account_names))]
         name: String,
     },
 }
@@ -676,7 +707,7 @@ pub enum RelayUserAction {
         /// The user name the program logs in with (often its email address)
         username: String,
         /// The account its mail goes out through
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(account_names))]
         account: String,
         /// Read the password from this environment variable
         #[arg(long, value_name = "VAR")]
@@ -703,7 +734,7 @@ pub enum QueueCommand {
         #[arg(long)]
         state: Option<String>,
         /// Only this account
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(account_names))]
         account: Option<String>,
         /// Print JSON
         #[arg(long)]
@@ -745,7 +776,7 @@ pub enum QueueCommand {
     /// Deliver everything that is due, once, then exit (for cron)
     Run {
         /// Only this account
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(account_names))]
         account: Option<String>,
         /// Print JSON
         #[arg(long)]

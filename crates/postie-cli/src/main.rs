@@ -93,7 +93,31 @@ fn man(command: &[String], dir: Option<&std::path::Path>) -> i32 {
     }
 }
 
+/// `postie completions SHELL`: the shell code that asks postie itself what
+/// to complete (`COMPLETE=SHELL postie -- WORDS`), so account names come
+/// from the config file of the moment.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    let name = shell.to_string();
+    let shells = clap_complete::env::Shells::builtins();
+    let Some(completer) = shells.completer(&name) else {
+        eprintln!("error: no completion support for {name}");
+        return exit::USAGE;
+    };
+    let mut out = std::io::stdout().lock();
+    match completer.write_registration("COMPLETE", "postie", "postie", "postie", &mut out) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write the completions: {e}");
+            exit::IOERR
+        }
+    }
+}
+
 fn real_main() -> i32 {
+    // The shell asking what to complete (`COMPLETE=bash postie -- ...`):
+    // answered, and the process ends here.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     // Called as `sendmail` (a symlink): the whole command line is sendmail's.
     let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let called_as = argv
@@ -131,10 +155,7 @@ fn real_main() -> i32 {
     let style = Style::new(cli.color);
     init_logging(&cli, style);
     match cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "postie", &mut std::io::stdout());
-            return exit::OK;
-        }
+        Command::Completions { shell } => return completions(shell),
         Command::Man { command, dir } => return man(&command, dir.as_deref()),
         _ => {}
     }

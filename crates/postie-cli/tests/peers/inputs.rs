@@ -170,3 +170,64 @@ fn piped_stdin_is_the_text_when_no_body_is_given() {
         "{body}"
     );
 }
+
+/// Issue 12, missing: shell completion of account names. Real bash sources
+/// `postie completions bash` and completes `postie send --account <TAB>`
+/// with the names in the config file as it is at that moment.
+#[test]
+fn bash_completes_account_names() {
+    let sb = Sandbox::new();
+    for (name, email) in [("work", "w@example.test"), ("home", "h@example.test")] {
+        sb.postie()
+            .args(["account", "add", name, "--provider", "generic"])
+            .words("--host 127.0.0.1 --port 2525 --plaintext --auth none")
+            .opt("--email", email)
+            .run()
+            .success();
+    }
+    let postie = sb.std_postie();
+    let bin = std::path::PathBuf::from(postie.get_program());
+    // the sandbox's environment (its config file), as postie runs in it
+    let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = postie
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+        .collect();
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let complete = |words: &str, cword: usize, current: &str| {
+        let script = format!(
+            "source <(postie completions bash)\n\
+             COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9\n\
+             _clap_complete_postie postie '{current}' x\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = std::process::Command::new("bash")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("PATH", &path)
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        got.sort();
+        got
+    };
+    assert_eq!(
+        complete("postie send --account ''", 3, ""),
+        ["home", "work"]
+    );
+    assert_eq!(complete("postie doctor w", 2, "w"), ["work"]);
+    assert_eq!(complete("postie queue run --account h", 4, "h"), ["home"]);
+}
