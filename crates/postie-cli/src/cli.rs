@@ -623,7 +623,8 @@ Examples:
   postie queue purge --sent --older-than 30d   # sent messages kept longer than that
 
 Exit status: 0 done; 75 after `queue run` when a message failed for good or an account is paused
-(`postie queue list` says which); 64 usage (unknown id); 73/74 the outbox cannot be opened.";
+(`postie queue list` says which); 64 usage (unknown id); 74 the outbox cannot be opened or read
+(a damaged database, a directory that cannot be made).";
 
 const SENDMAIL_HELP: &str = "\
 Compatible with /usr/sbin/sendmail as cron, git send-email, mutt and PHP's mail() call it:

@@ -199,3 +199,177 @@ fn doctor_exit_codes_match_the_help() {
         )],
     );
 }
+
+/// The codes named in a help text's `Exit status` paragraph (sendmail's and
+/// queue's are prose: "65 the server refused ... 73/74 ...").
+fn codes_in_prose(args: &[&str]) -> std::collections::BTreeSet<i32> {
+    let run = Sandbox::new().postie().args(args).arg("--help").run();
+    run.success();
+    let section = run
+        .stdout
+        .split_once("Exit status")
+        .expect("an exit status paragraph")
+        .1;
+    section
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| w.len() == 1 || w.len() == 2)
+        .filter_map(|w| w.parse().ok())
+        .filter(|c: &i32| *c == 0 || (64..=78).contains(c))
+        .collect()
+}
+
+/// An account `name` at the scripted server `s` (plain text on loopback,
+/// any password).
+fn account_at(sb: &Sandbox, name: &str, s: &Scripted) {
+    sb.postie()
+        .args([
+            "account",
+            "add",
+            name,
+            "--provider",
+            "generic",
+            "--plaintext",
+        ])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", s.port.to_string())
+        .opt("--email", "app@example.test")
+        .opt("--password-env", "ANY_PW")
+        .run()
+        .success();
+}
+
+/// `postie sendmail`'s and `postie queue`'s exit status paragraphs.
+#[test]
+fn sendmail_and_queue_exit_codes_match_the_help() {
+    let ok = taking_server("250-mx\\r\\n250 AUTH PLAIN", "250 2.0.0 queued");
+    let refuses = taking_server(
+        "250-mx\\r\\n250 AUTH PLAIN",
+        "554 5.6.0 Message content rejected",
+    );
+    let msg = "From: app@example.test\nTo: b@example.test\nSubject: s\n\nbody\n";
+    let sendmail = |sb: &Sandbox, stdin: &str| {
+        sb.postie()
+            .args(["sendmail", "-t", "-i"])
+            .env("ANY_PW", "pw")
+            .stdin(stdin.to_string())
+            .run()
+    };
+    let sb = Sandbox::new();
+    account_at(&sb, "ok", &ok);
+    let refusing = Sandbox::new();
+    account_at(&refusing, "no", &refuses);
+    let unstorable = Sandbox::new();
+    account_at(&unstorable, "ok", &ok);
+    // the outbox directory's place is taken by a file
+    std::fs::create_dir_all(unstorable.path().join("data/postie")).unwrap();
+    std::fs::write(
+        unstorable.path().join("data/postie/outbox"),
+        b"not a directory",
+    )
+    .unwrap();
+    let refused_rcpt = Sandbox::new();
+    crate::relay_support::add_password_account(
+        &refused_rcpt,
+        "p",
+        "app@example.test",
+        Peer::Aiosmtpd,
+    );
+    let cases: Vec<(i32, &str, Run)> = vec![
+        (0, "stored and sent", sendmail(&sb, msg)),
+        (
+            64,
+            "unknown option",
+            sb.postie().args(["sendmail", "-Z"]).run(),
+        ),
+        (
+            65,
+            "the server refused the message",
+            sendmail(&refusing, msg),
+        ),
+        (65, "no header section", sendmail(&sb, "just words\n")),
+        (
+            67,
+            "a recipient refused",
+            refused_rcpt
+                .postie()
+                .args(["sendmail", "-i", peers().get("REFUSED_RCPT")])
+                .env(
+                    crate::relay_support::UPSTREAM_PW_VAR,
+                    Peer::Aiosmtpd.password(),
+                )
+                .stdin(msg.to_string())
+                .run(),
+        ),
+        (73, "the outbox cannot be made", sendmail(&unstorable, msg)),
+        (78, "no account", sendmail(&Sandbox::new(), msg)),
+    ];
+    let listed = codes_in_prose(&["sendmail"]);
+    for (want, what, run) in &cases {
+        assert!(
+            listed.contains(want),
+            "{what}: {want} not in sendmail --help {listed:?}"
+        );
+        assert_eq!(run.code, Some(*want), "{what}\n{run}");
+    }
+    for code in &listed {
+        assert!(
+            cases.iter().any(|c| c.0 == *code),
+            "no sendmail case exits {code}"
+        );
+    }
+
+    // queue: 0, 64, 74, 75
+    let damaged = Sandbox::new();
+    damaged.postie().args(["queue", "list"]).run().success();
+    let db = damaged.path().join("data/postie/outbox/outbox.sqlite3");
+    std::fs::write(&db, b"garbage, not SQLite at all".repeat(200)).unwrap();
+    let paused = Sandbox::new();
+    account_at(&paused, "no", &refuses);
+    // a message that fails for good makes `queue run` exit 75
+    sendmail(&paused, msg);
+    let cases: Vec<(i32, &str, Run)> = vec![
+        (0, "list", sb.postie().args(["queue", "list"]).run()),
+        (
+            64,
+            "no such message",
+            sb.postie().args(["queue", "show", "999"]).run(),
+        ),
+        (
+            74,
+            "a damaged outbox",
+            damaged.postie().args(["queue", "list"]).run(),
+        ),
+        (
+            74,
+            "the outbox cannot be made",
+            unstorable.postie().args(["queue", "list"]).run(),
+        ),
+        (75, "a message failed for good in this run", {
+            paused
+                .postie()
+                .args(["queue", "retry", "--all"])
+                .run()
+                .success();
+            paused
+                .postie()
+                .args(["queue", "run"])
+                .env("ANY_PW", "pw")
+                .run()
+        }),
+    ];
+    let listed = codes_in_prose(&["queue"]);
+    for (want, what, run) in &cases {
+        assert!(
+            listed.contains(want),
+            "{what}: {want} not in queue --help {listed:?}"
+        );
+        assert_eq!(run.code, Some(*want), "{what}\n{run}");
+    }
+    for code in &listed {
+        assert!(
+            cases.iter().any(|c| c.0 == *code),
+            "no queue case exits {code}"
+        );
+    }
+    drop((ok, refuses));
+}

@@ -85,6 +85,25 @@ pub(super) fn from_transaction(
             one_line(&t.mail),
         );
     }
+    // A permanent refusal at the end of the data answers for the message
+    // (RFC 5321 §4.1.1.4: one reply for the whole transaction), not for
+    // each recipient: sendmail exits 65, not 67, and `queue show` says the
+    // message was refused.
+    if let Some(d) = t
+        .data
+        .as_ref()
+        .filter(|d| !d.is_completion() && !d.is_transient())
+    {
+        let ex = explain_reply(d, &ctx);
+        return (
+            Outcome::Failed {
+                class: FailureClass::Permanent,
+                reply: Some(record(d)),
+                explanation: ex.as_ref().map(text).unwrap_or_default(),
+            },
+            one_line(d),
+        );
+    }
     let mut per = Vec::with_capacity(claim.recipients.len());
     for r in &t.recipients {
         let rcpt_reply = r.reply.as_ref();
