@@ -32,11 +32,30 @@ fn table(args: &[&str]) -> BTreeMap<i32, String> {
 /// Each case's exit status is its table's, and the cases cover the table
 /// but for the codes `not_run` names (with why).
 fn walk(args: &[&str], cases: Vec<(i32, &str, Run)>, not_run: &[(i32, &str)]) {
-    let table = table(args);
-    for (want, what, run) in &cases {
+    check(&format!("{args:?} --help"), table(args), &cases, not_run);
+}
+
+/// The codes of a prose paragraph (sendmail's, queue's), as a table
+/// without texts.
+fn prose(args: &[&str]) -> BTreeMap<i32, String> {
+    codes_in_prose(args)
+        .into_iter()
+        .map(|c| (c, String::new()))
+        .collect()
+}
+
+/// Each case exits as it says and is in `table`; every code of the table
+/// has a case, or is in `not_run` (with why).
+fn check(
+    name: &str,
+    table: BTreeMap<i32, String>,
+    cases: &[(i32, &str, Run)],
+    not_run: &[(i32, &str)],
+) {
+    for (want, what, run) in cases {
         assert!(
             table.contains_key(want),
-            "{what}: {want} is not in the table {table:?}"
+            "{what}: {want} is not in {name}: {table:?}"
         );
         assert_eq!(run.code, Some(*want), "{what} ({})\n{run}", table[want]);
     }
@@ -303,20 +322,7 @@ fn sendmail_and_queue_exit_codes_match_the_help() {
         (73, "the outbox cannot be made", sendmail(&unstorable, msg)),
         (78, "no account", sendmail(&Sandbox::new(), msg)),
     ];
-    let listed = codes_in_prose(&["sendmail"]);
-    for (want, what, run) in &cases {
-        assert!(
-            listed.contains(want),
-            "{what}: {want} not in sendmail --help {listed:?}"
-        );
-        assert_eq!(run.code, Some(*want), "{what}\n{run}");
-    }
-    for code in &listed {
-        assert!(
-            cases.iter().any(|c| c.0 == *code),
-            "no sendmail case exits {code}"
-        );
-    }
+    check("sendmail --help", prose(&["sendmail"]), &cases, &[]);
 
     // queue: 0, 64, 74, 75
     let damaged = Sandbox::new();
@@ -357,19 +363,6 @@ fn sendmail_and_queue_exit_codes_match_the_help() {
                 .run()
         }),
     ];
-    let listed = codes_in_prose(&["queue"]);
-    for (want, what, run) in &cases {
-        assert!(
-            listed.contains(want),
-            "{what}: {want} not in queue --help {listed:?}"
-        );
-        assert_eq!(run.code, Some(*want), "{what}\n{run}");
-    }
-    for code in &listed {
-        assert!(
-            cases.iter().any(|c| c.0 == *code),
-            "no queue case exits {code}"
-        );
-    }
+    check("queue --help", prose(&["queue"]), &cases, &[]);
     drop((ok, refuses));
 }

@@ -1108,7 +1108,13 @@ fn the_relay_runs_as_a_service_and_says_when_it_is_ready() {
         .unwrap();
     let mut buf = [0u8; 256];
     let mut next = || {
-        let n = socket.recv(&mut buf).expect("a notification");
+        // (a signal to the test process interrupts the wait: wait again)
+        let n = loop {
+            match socket.recv(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.expect("a notification"),
+            }
+        };
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
     let ready = next();
