@@ -397,3 +397,37 @@ fn plaintext_on_loopback() {
     let d = delivered(Peer::Aiosmtpd, &tok, 1);
     assert!(!d.tls);
 }
+
+/// Issue 13: with CHUNKING and PIPELINING (Postfix) the whole transaction
+/// leaves in one flight: the BDAT with the body is written before the RCPT
+/// replies are read. Every recipient refused: each has its own 550 (not the
+/// BDAT's "no valid recipients"), the exit is 67 and nothing is delivered.
+#[test]
+fn one_flight_with_every_recipient_refused_at_postfix() {
+    let sb = Sandbox::new();
+    let tok = token("all-refused");
+    let refused = peers().get("REFUSED_RCPT");
+    let run = sb
+        .send(Peer::Postfix, Tls::StartTls)
+        .opt("--to", refused)
+        .message(&tok)
+        .words("--json -v")
+        .run();
+    run.code(exit::NOUSER);
+    let j = run.json();
+    assert_eq!(j["recipients"][0]["code"], 550, "{run}");
+    let t = j["transcript"].as_array().unwrap();
+    let at = |pred: &dyn Fn(&serde_json::Value) -> bool| t.iter().position(pred);
+    let bdat =
+        at(&|e| e["direction"] == "sent" && e["text"].as_str().unwrap_or("").starts_with("BDAT "))
+            .unwrap_or_else(|| panic!("no BDAT sent: {t:?}"));
+    let refusal = at(&|e| {
+        e["direction"] == "received" && e["text"].as_str().unwrap_or("").starts_with("550")
+    })
+    .unwrap_or_else(|| panic!("no 550 read: {t:?}"));
+    assert!(
+        bdat < refusal,
+        "the body waited for the RCPT replies: {t:?}"
+    );
+    assert_not_delivered(Peer::Postfix, &tok);
+}

@@ -102,6 +102,9 @@ pub struct ClientSession {
     pub(super) auth: Option<AuthState>,
     pub(super) txn: Option<Transaction>,
     pub(super) discard_body: bool,
+    /// QUIT goes right after the body of the transaction in progress
+    /// ([`ClientSession::quit_after_transaction`]).
+    pub(super) quit_after: bool,
 }
 
 /// Shows the state, never the buffers: the transmit buffer can hold an AUTH
@@ -136,6 +139,7 @@ impl ClientSession {
             auth: None,
             txn: None,
             discard_body: false,
+            quit_after: false,
         }
     }
 
@@ -252,6 +256,31 @@ impl ClientSession {
         self.begin_quit();
     }
 
+    /// Ends the session after the transaction in progress, without a round
+    /// trip of its own: QUIT is written right after the body, in the same
+    /// flight (RFC 2920 allows QUIT last in a pipelined group), and the
+    /// transaction's result still comes as [`Event::TransactionDone`], then
+    /// [`Event::Closed`]. Without PIPELINING, QUIT follows the
+    /// transaction's last reply; with no transaction in progress, it is
+    /// [`ClientSession::quit`].
+    pub fn quit_after_transaction(&mut self) {
+        if self.txn.is_some() {
+            self.quit_after = true;
+        } else {
+            self.begin_quit();
+        }
+    }
+
+    /// After the last octet of a body: the pipelined QUIT, when asked for
+    /// and the server pipelines.
+    pub(super) fn body_sent(&mut self) {
+        let pipelined =
+            self.cfg.pipelining && self.caps.as_ref().is_some_and(|c| c.supports_pipelining());
+        if self.quit_after && pipelined && !self.expect.contains(&Expect::Quit) {
+            self.send(Command::Quit, Expect::Quit);
+        }
+    }
+
     /// The timeout that applies to what the session waits for now, or
     /// `None` when it waits for nothing (idle, or the TLS handshake).
     pub fn expected_timeout(&self) -> Option<TimeoutKind> {
@@ -360,7 +389,7 @@ impl ClientSession {
         }
     }
 
-    fn begin_quit(&mut self) {
+    pub(super) fn begin_quit(&mut self) {
         if matches!(self.phase, Phase::Closed | Phase::Quitting) {
             return;
         }
@@ -377,6 +406,7 @@ impl ClientSession {
         }
         self.txn = None;
         self.discard_body = false;
+        self.quit_after = false;
         self.phase = Phase::Quitting;
         self.send(Command::Quit, Expect::Quit);
     }

@@ -33,6 +33,11 @@ pub(super) struct Transaction {
     env: Envelope,
     pub(super) mode: Mode,
     pipelined: bool,
+    /// BDAT with PIPELINING: the body was asked for with MAIL and the
+    /// RCPTs, so the whole transaction leaves in one flight (RFC 3030 §4.2
+    /// allows BDAT in a pipelined group; if no RCPT was accepted, the BDAT
+    /// reply is the failure and nothing was delivered).
+    eager: bool,
     mail: Option<Reply>,
     rcpts: Vec<Option<Reply>>,
     data: Option<Reply>,
@@ -87,8 +92,11 @@ impl ClientSession {
     /// the server offers SIZE. Checks made here, before anything is sent:
     /// the server's SIZE limit, SMTPUTF8 for UTF-8 addresses, 8BITMIME or
     /// BINARYMIME for the body type. With PIPELINING, MAIL, every RCPT and
-    /// DATA leave in one write (RFC 2920; DATA last). With CHUNKING the body
-    /// goes as BDAT, after the RCPT replies.
+    /// DATA leave in one write (RFC 2920; DATA last). With CHUNKING and
+    /// PIPELINING, the body is asked for at once ([`super::Event::BodyWanted`]):
+    /// MAIL, every RCPT and the BDAT chunks leave in one flight, one round
+    /// trip per message. With CHUNKING alone the body goes as BDAT after the
+    /// RCPT replies.
     pub fn start_transaction(
         &mut self,
         env: Envelope,
@@ -137,10 +145,12 @@ impl ClientSession {
         };
         let from = env.from.clone();
         let n = env.to.len();
+        let eager = pipelined && matches!(mode, Mode::Bdat { .. });
         self.txn = Some(Transaction {
             env,
             mode,
             pipelined,
+            eager,
             mail: None,
             rcpts: vec![None; n],
             data: None,
@@ -160,6 +170,10 @@ impl ClientSession {
             if mode == Mode::Data {
                 self.send(Command::Data, Expect::DataGo);
             }
+        }
+        if eager && let Some(t) = self.txn.as_mut() {
+            t.body_open = true;
+            self.events.push_back(Event::BodyWanted);
         }
         Ok(())
     }
@@ -200,6 +214,7 @@ impl ClientSession {
                     self.transcript(Direction::Note, note);
                     self.transcript(Direction::Sent, ".".into());
                     self.expect.push_back(Expect::DataEnd);
+                    self.body_sent();
                 }
             }
             Mode::Bdat { binary } => {
@@ -242,6 +257,7 @@ impl ClientSession {
             self.tx.extend_from_slice(&frame.bytes);
             if frame.last {
                 self.transcript(Direction::Note, format!("<message body: {total} bytes>"));
+                self.body_sent();
             }
         }
     }
@@ -262,6 +278,16 @@ impl ClientSession {
             return self.ready();
         };
         self.events.push_back(Event::TransactionDone(result));
+        if self.quit_after {
+            // QUIT is on its way (or goes now): no RSET, no Ready.
+            self.quit_after = false;
+            if self.expect.contains(&Expect::Quit) {
+                self.phase = Phase::Quitting;
+            } else {
+                self.begin_quit();
+            }
+            return;
+        }
         if reset {
             self.phase = Phase::Resetting;
             self.send(Command::Rset, Expect::Rset);
@@ -306,6 +332,19 @@ impl ClientSession {
             return;
         }
         let ok = t.can_send_body();
+        if t.eager {
+            // The body was asked for already. Nothing accepted and no chunk
+            // sent yet: the transaction ends now, and what the driver still
+            // writes is dropped; once a chunk went, its reply decides.
+            let chunk_sent = t.body_bytes > 0
+                || !t.held.is_empty()
+                || self.expect.iter().any(|e| matches!(e, Expect::Bdat { .. }));
+            if !ok && !chunk_sent {
+                self.discard_body = t.body_open;
+                self.conclude(true);
+            }
+            return;
+        }
         match (t.mode, t.pipelined) {
             // The DATA reply, already on its way, decides.
             (Mode::Data, true) => {}
@@ -363,13 +402,19 @@ impl ClientSession {
         if last {
             let failed = t.bdat_failed.take();
             let reset = failed.is_some();
-            t.data = Some(failed.unwrap_or(reply));
+            // One flight with MAIL or every RCPT refused: the BDAT refusal is
+            // their consequence ("no valid recipients"); the result reports
+            // the refusals themselves, as without the flight (the transcript
+            // keeps the reply).
+            let consequence = t.eager && !t.can_send_body();
+            t.data = Some(failed.unwrap_or(reply)).filter(|_| !consequence);
             return self.conclude(reset);
         }
         if t.bdat_failed.is_some() {
             let outstanding = self.expect.iter().any(|e| matches!(e, Expect::Bdat { .. }));
             if !outstanding {
-                t.data = t.bdat_failed.take();
+                let consequence = t.eager && !t.can_send_body();
+                t.data = t.bdat_failed.take().filter(|_| !consequence);
                 self.discard_body = t.body_open;
                 self.conclude(true);
             }

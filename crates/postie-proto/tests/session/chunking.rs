@@ -193,15 +193,87 @@ fn chunking_turned_off_uses_data() {
 }
 
 #[test]
-fn no_recipient_accepted_no_bdat() {
+fn no_recipient_accepted_before_the_body_sends_no_bdat() {
     let mut p = Peer::ready_plain(CHUNKING_PIPELINING);
     p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
         .unwrap();
     p.sent_bytes();
+    // the body is wanted at once, but the refusal arrives before any of it
+    assert_eq!(p.events(), [Event::BodyWanted]);
     p.recv("250 Ok\r\n550 5.1.1 unknown\r\n").sent("RSET\r\n");
     let ev = p.events();
-    assert!(!ev.contains(&Event::BodyWanted));
     assert_eq!(done(&ev).data, None);
+    // what the driver still writes is dropped, not sent
+    p.s.write_body(b"late body", true).unwrap();
+    p.sent_nothing();
+}
+
+/// Issue 13: with PIPELINING and CHUNKING one message is one flight: MAIL,
+/// every RCPT and `BDAT n LAST` with the body leave before any reply, and
+/// the replies then come in that order, matched one by one.
+#[test]
+fn one_flight_per_message_with_chunking_and_pipelining() {
+    let mut p = Peer::ready_plain(CHUNKING_PIPELINING);
+    p.s.start_transaction(
+        envelope(&["a@x.example", "b@x.example"]),
+        Some(7),
+        BodyType::SevenBit,
+    )
+    .unwrap();
+    assert_eq!(p.events(), [Event::BodyWanted]);
+    p.s.write_body(b"hello\r\n", true).unwrap();
+    p.sent(
+        "MAIL FROM:<me@example.com> SIZE=7\r\nRCPT TO:<a@x.example>\r\nRCPT TO:<b@x.example>\r\n\
+         BDAT 7 LAST\r\nhello\r\n",
+    );
+    p.recv(
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <b@x.example>: unknown\r\n250 2.0.0 queued\r\n",
+    )
+    .sent_nothing();
+    let ev = p.events();
+    let r = done(&ev);
+    assert!(r.is_delivered());
+    assert!(r.recipients[0].accepted && !r.recipients[1].accepted);
+    assert_eq!(r.recipients[1].reply.as_ref().unwrap().code, 550);
+    assert_eq!(ev.last(), Some(&Event::Ready));
+}
+
+/// Every RCPT refused, the chunk already sent: the BDAT is refused too (RFC
+/// 3030), nothing delivered, RSET after; the result names the RCPT refusals.
+#[test]
+fn one_flight_with_every_recipient_refused_reports_the_refusals() {
+    let mut p = Peer::ready_plain(CHUNKING_PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.events();
+    p.s.write_body(b"x\r\n", true).unwrap();
+    p.sent("MAIL FROM:<me@example.com>\r\nRCPT TO:<a@x.example>\r\nBDAT 3 LAST\r\nx\r\n");
+    p.recv("250 Ok\r\n550 5.1.1 unknown\r\n554 5.5.1 No valid recipients\r\n")
+        .sent("RSET\r\n");
+    let r = done(&p.events());
+    assert!(!r.is_delivered());
+    // The 554 is the refusal's consequence, not the message's own: the
+    // result is the one a two-flight transaction gives.
+    assert_eq!(r.recipients[0].reply.as_ref().unwrap().code, 550);
+    assert_eq!(r.data, None);
+}
+
+/// A one-shot send: QUIT goes in the same flight as the body, and the
+/// result still comes before the close.
+#[test]
+fn quit_is_pipelined_after_the_last_message() {
+    let mut p = Peer::ready_plain(CHUNKING_PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.s.quit_after_transaction();
+    p.events();
+    p.s.write_body(b"x\r\n", true).unwrap();
+    p.sent("MAIL FROM:<me@example.com>\r\nRCPT TO:<a@x.example>\r\nBDAT 3 LAST\r\nx\r\nQUIT\r\n");
+    p.recv("250 Ok\r\n250 Ok\r\n250 2.0.0 queued\r\n221 2.0.0 Bye\r\n")
+        .sent_nothing();
+    let ev = p.events();
+    assert!(done(&ev).is_delivered());
+    assert_eq!(ev.last(), Some(&Event::Closed));
 }
 
 #[test]

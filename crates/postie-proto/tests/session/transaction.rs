@@ -450,3 +450,41 @@ fn quit_during_pipelined_group_closes_at_once() {
     p.sent_nothing();
     assert_eq!(p.events(), [Event::Closed]);
 }
+
+/// Issue 13: with PIPELINING only, a one-shot send's QUIT leaves with the
+/// body's final dot; without PIPELINING it waits for the data reply.
+#[test]
+fn quit_after_the_transaction_rides_with_the_final_dot() {
+    let mut p = Peer::ready_plain(PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.s.quit_after_transaction();
+    p.sent("MAIL FROM:<me@example.com>\r\nRCPT TO:<a@x.example>\r\nDATA\r\n")
+        .recv("250 Ok\r\n250 Ok\r\n354 go\r\n");
+    assert_eq!(p.events(), [Event::BodyWanted]);
+    p.s.write_body(b"x\r\n", true).unwrap();
+    p.sent("x\r\n.\r\nQUIT\r\n")
+        .recv("250 queued\r\n221 Bye\r\n")
+        .sent_nothing();
+    let ev = p.events();
+    assert!(done(&ev).is_delivered());
+    assert_eq!(ev.last(), Some(&Event::Closed));
+
+    let mut p = Peer::ready_plain(NO_PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.s.quit_after_transaction();
+    // no PIPELINING: QUIT after the data reply
+    p.sent("MAIL FROM:<me@example.com>\r\n")
+        .recv("250 Ok\r\n")
+        .sent("RCPT TO:<a@x.example>\r\n")
+        .recv("250 Ok\r\n")
+        .sent("DATA\r\n")
+        .recv("354 go\r\n");
+    p.s.write_body(b"x\r\n", true).unwrap();
+    p.sent("x\r\n.\r\n").recv("250 queued\r\n").sent("QUIT\r\n");
+    p.recv("221 Bye\r\n");
+    let ev = p.events();
+    assert!(done(&ev).is_delivered());
+    assert_eq!(ev.last(), Some(&Event::Closed));
+}

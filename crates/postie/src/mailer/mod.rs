@@ -314,10 +314,8 @@ impl Mailer {
     /// was sent (or, for a failure after the data, that the server's answer
     /// was lost: the error's stage says which).
     pub async fn send(&self, account: &Account, msg: &OutgoingMessage) -> Result<SendReport> {
-        let mut session = self.session(account);
-        let report = session.send(msg).await;
-        session.close().await;
-        report
+        // QUIT rides with the message: no round trip of its own.
+        self.session(account).send_last(msg).await
     }
 
     /// A session for sending several messages through `account` on one

@@ -80,6 +80,20 @@ impl SendReport {
         msg: &OutgoingMessage,
         r: TransactionResult,
     ) -> SendReport {
+        let auth = conn.mechanism().map(|m| m.to_string());
+        SendReport::build(endpoint, conn.tls_info().cloned(), auth, msg, r)
+    }
+
+    /// [`SendReport::new`] from the connection's TLS details and mechanism,
+    /// taken before the connection was given up (a send that ended with
+    /// QUIT).
+    pub(crate) fn build(
+        endpoint: &Endpoint,
+        tls_info: Option<crate::transport::TlsInfo>,
+        auth: Option<String>,
+        msg: &OutgoingMessage,
+        r: TransactionResult,
+    ) -> SendReport {
         let data_ok = r.data.as_ref().is_some_and(|d| d.is_positive());
         let mail_ok = r.mail.is_positive();
         let recipients: Vec<RecipientReport> = r
@@ -125,8 +139,8 @@ impl SendReport {
         SendReport {
             server: endpoint.authority(),
             tls: endpoint.tls,
-            tls_info: conn.tls_info().cloned(),
-            auth: conn.mechanism().map(|m| m.to_string()),
+            tls_info,
+            auth,
             message_id: msg.message_id.clone(),
             size: msg.body.wire_len() as usize,
             recipients,

@@ -169,6 +169,28 @@ impl Session {
         Ok(report)
     }
 
+    /// Send one message and close: a one-shot send, whose QUIT leaves with
+    /// the body instead of costing a round trip of its own. On a reused
+    /// connection that turns out closed, it reconnects as [`Session::send`].
+    pub async fn send_last(mut self, msg: &OutgoingMessage) -> Result<SendReport> {
+        if self.is_connected() {
+            // An open connection may be stale: the reconnect logic of
+            // `send` applies, then the goodbye is a separate QUIT.
+            let report = self.send(msg).await;
+            self.close().await;
+            return report;
+        }
+        self.connect().await?;
+        let conn = self.conn.take().expect("connected just now");
+        let endpoint = self.account.endpoint.clone();
+        let tls_info = conn.tls_info().cloned();
+        let auth = conn.mechanism().map(|m| m.to_string());
+        let r = conn.send_and_quit(msg).await?;
+        let mut report = SendReport::build(&endpoint, tls_info, auth, msg, r);
+        report.token_refreshed = std::mem::take(&mut self.refreshed);
+        Ok(report)
+    }
+
     /// RSET: the connection is then as after AUTH.
     pub async fn reset(&mut self) -> Result<()> {
         match self.conn.as_mut() {

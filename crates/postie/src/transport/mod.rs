@@ -381,6 +381,24 @@ impl Connection {
     /// recipient is a result, not an error; an error means the session
     /// failed (the connection is then unusable).
     pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<TransactionResult> {
+        self.transaction(msg, false).await
+    }
+
+    /// Send one message and end the session: QUIT leaves with the body
+    /// (pipelined), so a one-shot send costs no round trip for it. The
+    /// result is the transaction's; what happens to the QUIT after it is
+    /// not an error (the mail is sent).
+    pub async fn send_and_quit(mut self, msg: &OutgoingMessage) -> Result<TransactionResult> {
+        let result = self.transaction(msg, true).await?;
+        self.until_closed().await;
+        Ok(result)
+    }
+
+    async fn transaction(
+        &mut self,
+        msg: &OutgoingMessage,
+        quit: bool,
+    ) -> Result<TransactionResult> {
         // RFC 6152 §3: to a server without 8BITMIME, 8-bit parts go in
         // quoted-printable (read into memory: such servers are rare, and
         // their SIZE limits small).
@@ -414,6 +432,9 @@ impl Connection {
         self.session
             .start_transaction(env, Some(msg.body.wire_len()), body)
             .map_err(|e| session_error(e, &self.opts.endpoint))?;
+        if quit {
+            self.session.quit_after_transaction();
+        }
         loop {
             match self.next_event(None).await? {
                 Event::BodyWanted => self.write_body(msg).await?,
@@ -421,7 +442,7 @@ impl Connection {
                     // After a failed transaction the session has an RSET in
                     // flight; wait for Ready so the connection can be reused.
                     // The result stands whatever happens to the RSET.
-                    if !result.is_delivered() {
+                    if !result.is_delivered() && !quit {
                         self.reusable = matches!(self.wait_ready().await, Ok(true));
                     }
                     return Ok(result);
@@ -497,6 +518,11 @@ impl Connection {
     /// Say QUIT and close. Errors are ignored: the mail is already sent.
     pub async fn quit(mut self) {
         self.session.quit();
+        self.until_closed().await;
+    }
+
+    /// Read until QUIT's reply or the close, for at most 5 s.
+    async fn until_closed(&mut self) {
         let wait = Duration::from_secs(5);
         let _ = tokio::time::timeout(wait, async {
             loop {
