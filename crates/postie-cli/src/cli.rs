@@ -143,6 +143,10 @@ pub enum Command {
     /// Run the local relay: legacy programs send to 127.0.0.1:1587, postie delivers with modern auth
     #[command(after_help = RELAY_EXAMPLES)]
     Relay(RelayArgs),
+    /// Send many messages through one account: a directory of .eml files, an mbox, or a
+    /// template merged with CSV/JSON rows; queued durably, paced to the provider's limits
+    #[command(after_help = BULK_HELP)]
+    Bulk(Box<BulkArgs>),
     /// List, inspect, retry, purge and flush the outbox
     #[command(subcommand, after_help = QUEUE_EXAMPLES)]
     Queue(QueueCommand),
@@ -455,6 +459,35 @@ pub enum AccountCommand {
     },
 }
 
+/// `postie bulk`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
+    /// A directory of .eml files, or an mbox file
+    #[arg(value_name = "DIR|MBOX", conflicts_with = "template")]
+    pub source: Option<PathBuf>,
+    /// A message template with {{field}}s (mail merge; needs --data)
+    #[arg(long, value_name = "FILE", requires = "data")]
+    pub template: Option<PathBuf>,
+    /// The rows to merge: .csv with a header line, or .json (an array of objects)
+    #[arg(long, value_name = "ROWS", requires = "template")]
+    pub data: Option<PathBuf>,
+    /// The account to send through [default: the default account]
+    #[arg(short, long, add = ArgValueCandidates::new(account_names))]
+    pub account: Option<String>,
+    /// The batch's name [default: the source's name and a hash of its path]
+    #[arg(long)]
+    pub batch: Option<String>,
+    /// Write the results (JSON lines) here [default: DATA_DIR/bulk/BATCH.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub results: Option<PathBuf>,
+    /// Show the plan (messages, recipients, limits, how long it takes) and send nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan (with --dry-run) or the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `postie account add`.
 #[derive(Debug, Args)]
 pub struct AccountAddArgs {
@@ -613,6 +646,41 @@ fallback_account); [relay] listen, TLS files, size limits and timeouts need a re
 
 Exit status: 0 after a graceful stop, 69 when an address cannot be bound, 78 configuration error.";
 
+const BULK_HELP: &str = "\
+Examples:
+  postie bulk ./outgoing/                     # every .eml file of the directory
+  postie bulk archive.mbox --account work     # every message of an mbox
+  postie bulk --template letter.txt --data people.csv --dry-run   # the plan and how long it takes
+  postie bulk --template letter.txt --data people.json --results out.jsonl
+
+A template is a message with fields: header lines (From, To, Cc, Bcc, Subject, Content-Type:
+text/html for an HTML body), an empty line, the body; {{name}} is replaced by the row's field
+`name` in headers and body. Quote display names that may hold a comma:
+  To: \"{{name}}\" <{{email}}>
+  Subject: Your invoice {{number}}
+
+  Dear {{name}}, ...
+A CSV file has a header line naming the fields; a JSON file is an array of objects.
+
+The batch is queued in the outbox before anything is sent (each message once, by its file
+name, mbox position or row), then delivered at the pace of the account's limits: the
+provider's published ones (Microsoft 365 30 messages/minute and 10,000 recipients/day; Gmail
+500/day, Workspace 2,000/day, 100 recipients per message), or the account's own:
+  [accounts.work.limits]
+  per_minute = 20
+  per_day = 1000
+  recipients_per_day = 5000
+  recipients_per_message = 50
+Interrupted (Ctrl-C, a crash, a reboot)? Run the same command again: it queues what is missing
+and sends what is not sent; nothing goes twice. Messages that must wait (a transient failure,
+a daily limit) are sent by `postie relay`, `postie queue run`, or the same command later.
+Results: one JSON line per message (item, id, status, each recipient with the server's reply)
+in --results FILE, by default in the data directory (the path is printed).
+
+Exit status: 0 every message sent; 75 some wait for a retry or a daily limit; 67 some were
+refused (the results say which, and why); 66 a message of the source cannot be read or built
+(nothing is queued then); 64 usage; 78 configuration; 74 the outbox cannot be opened.";
+
 const QUEUE_EXAMPLES: &str = "\
 Examples:
   postie queue list                 # every message and its state
@@ -737,6 +805,9 @@ pub enum QueueCommand {
         /// Only this account
         #[arg(long, add = ArgValueCandidates::new(account_names))]
         account: Option<String>,
+        /// Only this batch of `postie bulk`
+        #[arg(long)]
+        batch: Option<String>,
         /// Print JSON
         #[arg(long)]
         json: bool,

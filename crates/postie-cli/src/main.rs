@@ -30,7 +30,10 @@ fn main() {
 fn init_logging(cli: &Cli, style: Style) {
     let default = match (&cli.command, cli.verbose) {
         (_, v) if v > 1 => "debug",
-        (Command::Relay(_), _) | (Command::Queue(_), _) | (Command::Sandbox(_), _) => "info",
+        (Command::Relay(_), _)
+        | (Command::Queue(_), _)
+        | (Command::Bulk(_), _)
+        | (Command::Sandbox(_), _) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("POSTIE_LOG").unwrap_or_else(|_| {
@@ -203,6 +206,7 @@ fn real_main() -> i32 {
             }
         }
         Command::Queue(c) => rt.block_on(cmd::queue::run(&g, c)),
+        Command::Bulk(a) => rt.block_on(cmd::bulk::run(&g, *a)),
         Command::Sendmail(a) => rt.block_on(cmd::sendmail::run(&g, &a.args)),
         Command::Sandbox(a) => rt.block_on(cmd::sandbox::run(&g, *a)),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),

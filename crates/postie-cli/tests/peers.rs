@@ -8,6 +8,8 @@
 
 #[path = "peers/accounts.rs"]
 mod accounts;
+#[path = "peers/bulk.rs"]
+mod bulk;
 #[path = "peers/delivery.rs"]
 mod delivery;
 #[path = "peers/demo.rs"]

@@ -23,10 +23,10 @@ use postie::config::Config;
 use postie::error::{Error, ErrorKind, Result};
 use postie::explain::{Context, explain};
 use postie::mailer::{Account, Mailer, Pool};
-use postie::provider::ProviderId;
+use postie::provider::Limits;
 use postie::wording::{Action, say};
 
-use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy};
+use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy, Scope};
 
 pub use holder::Holder;
 
@@ -83,9 +83,12 @@ struct Inner {
     /// (replaced by [`Deliverer::reload`]).
     pool: Pool,
     holder: Holder,
-    /// Sends per account in the last 24 hours (for daily limits), seeded
-    /// from the outbox when an account first sends.
-    sent_window: StdMutex<HashMap<String, VecDeque<SystemTime>>>,
+    /// Sends per account in the last 24 hours, with the recipients each
+    /// reached (for daily limits), seeded from the outbox when an account
+    /// first sends.
+    sent_window: StdMutex<HashMap<String, VecDeque<(SystemTime, u32)>>>,
+    /// When each paced account (`per_minute`) may start its next send.
+    next_slot: StdMutex<HashMap<String, tokio::time::Instant>>,
 }
 
 impl Deliverer {
@@ -102,6 +105,7 @@ impl Deliverer {
             outbox,
             holder,
             sent_window: StdMutex::default(),
+            next_slot: StdMutex::default(),
         })))
     }
 
@@ -127,9 +131,19 @@ impl Deliverer {
     /// Deliver everything due now (optionally one account's only), then
     /// return. Messages that fail transiently are left queued for later.
     pub async fn run_once(&self, account: Option<&str>) -> Result<Vec<Delivered>> {
+        self.run_in(Scope {
+            account,
+            batch: None,
+        })
+        .await
+    }
+
+    /// [`Deliverer::run_once`] within `scope` (an account, a batch of
+    /// `postie bulk`).
+    pub async fn run_in(&self, scope: Scope<'_>) -> Result<Vec<Delivered>> {
         let mut done = Vec::new();
         loop {
-            let batch = self.0.claim(account).await?;
+            let batch = self.0.claim(scope).await?;
             if batch.is_empty() {
                 break;
             }
@@ -173,7 +187,7 @@ impl Deliverer {
                     }
                 }
             }
-            match self.0.claim(None).await {
+            match self.0.claim(Scope::default()).await {
                 Ok(batch) if !batch.is_empty() => {
                     tokio::select! {
                         _ = self.deliver_batch(batch) => continue,
@@ -262,11 +276,18 @@ impl Inner {
         self.outbox.with(call).await
     }
 
-    async fn claim(&self, account: Option<&str>) -> Result<Vec<Claim>> {
-        let account = account.map(str::to_string);
+    async fn claim(&self, scope: Scope<'_>) -> Result<Vec<Claim>> {
+        let account = scope.account.map(str::to_string);
+        let batch = scope.batch.map(str::to_string);
         let prefix = self.holder.token_prefix().to_string();
-        self.db(move |o| o.claim(SystemTime::now(), LEASE, 32, account.as_deref(), &prefix))
-            .await
+        self.db(move |o| {
+            let scope = Scope {
+                account: account.as_deref(),
+                batch: batch.as_deref(),
+            };
+            o.claim_in(SystemTime::now(), LEASE, 32, &scope, &prefix)
+        })
+        .await
     }
 
     /// Deliver the account's queued claims one after another over one
@@ -338,9 +359,18 @@ impl Inner {
                 )
             }
             Some(Ok(acct)) => {
-                if let Some(until) = self.daily_limit_reached(account, &acct, now).await {
+                let limits = self.config().limits(account);
+                let first = claim
+                    .recipients
+                    .len()
+                    .min(group_size(&limits))
+                    .try_into()
+                    .unwrap_or(u32::MAX);
+                if let Some((until, which)) =
+                    self.daily_limit_reached(account, &limits, first, now).await
+                {
                     let detail = format!(
-                        "the daily sending limit of account '{account}' is reached; sending resumes around {}",
+                        "the {which} of account '{account}' is reached; sending resumes around {}",
                         humantime::format_rfc3339_seconds(until)
                     );
                     let (c, d) = (claim.clone(), detail.clone());
@@ -379,23 +409,11 @@ impl Inner {
                     }
                 }
                 let renew = self.keep_leased(&claim);
-                let r = self.send(&acct, &claim).await;
+                let r = self.send_in_groups(&acct, &claim, &limits).await;
                 drop(renew);
-                match r {
-                    Ok(report) => outcome::from_transaction(&claim, &report.transaction, &acct),
-                    Err(e) => {
-                        let ctx = Context {
-                            provider: acct.provider,
-                            account: Some(account),
-                            host: None,
-                        };
-                        let ex = explain(&e, &ctx);
-                        outcome::from_error(&e, &ex, self.settings.settled)
-                    }
-                }
+                r
             }
         };
-        let sent_any = matches!(&outcome, Outcome::Transaction(r) if r.iter().any(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_))));
         let policy = self.settings.policy.clone();
         let c = claim.clone();
         let disposition = match self
@@ -412,14 +430,6 @@ impl Inner {
                 Disposition::LeaseLost
             }
         };
-        if sent_any {
-            self.sent_window
-                .lock()
-                .expect("window lock")
-                .entry(account.to_string())
-                .or_default()
-                .push_back(now);
-        }
         if let Disposition::Failed | Disposition::PartlyFailed { .. } = &disposition {
             self.notify(&claim, account, &detail);
         }
@@ -460,24 +470,133 @@ impl Inner {
         AbortOnDrop(h)
     }
 
-    /// The time the account may send again, when its daily limit is reached.
+    /// Send `claim` as transactions of at most `recipients_per_message`
+    /// recipients each (one, usually), each paced to `per_minute` and
+    /// counted for the daily limits. A group that fails as a whole ends the
+    /// attempt: it is the outcome when nothing was sent yet, else the
+    /// groups not sent stay pending and the message is tried again.
+    async fn send_in_groups(
+        &self,
+        acct: &Account,
+        claim: &Claim,
+        limits: &Limits,
+    ) -> (Outcome, String) {
+        let account = claim.account.as_str();
+        let size = group_size(limits);
+        let mut merged = Vec::new();
+        let mut details = Vec::new();
+        for (i, group) in claim.recipients.chunks(size).enumerate() {
+            let n = u32::try_from(group.len()).unwrap_or(u32::MAX);
+            if i > 0
+                && self
+                    .daily_limit_reached(account, limits, n, SystemTime::now())
+                    .await
+                    .is_some()
+            {
+                break;
+            }
+            self.pace(account, limits).await;
+            let part = Claim {
+                recipients: group.to_vec(),
+                ..claim.clone()
+            };
+            let (outcome, detail) = match self.send(acct, &part).await {
+                Ok(report) => outcome::from_transaction(&part, &report.transaction, acct),
+                Err(e) => {
+                    let ctx = Context {
+                        provider: acct.provider,
+                        account: Some(account),
+                        host: None,
+                    };
+                    let ex = explain(&e, &ctx);
+                    outcome::from_error(&e, &ex, self.settings.settled)
+                }
+            };
+            match outcome {
+                Outcome::Transaction(list) => {
+                    let accepted = list
+                        .iter()
+                        .filter(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_)))
+                        .count();
+                    if accepted > 0 {
+                        self.sent_window
+                            .lock()
+                            .expect("window lock")
+                            .entry(account.to_string())
+                            .or_default()
+                            .push_back((
+                                SystemTime::now(),
+                                accepted.try_into().unwrap_or(u32::MAX),
+                            ));
+                    }
+                    merged.extend(list);
+                    details.push(detail);
+                }
+                failed if merged.is_empty() => return (failed, detail),
+                _ => {
+                    details.push(detail);
+                    break;
+                }
+            }
+        }
+        details.dedup();
+        (Outcome::Transaction(merged), details.join("; "))
+    }
+
+    /// Wait for the account's next send slot under `per_minute`: sends are
+    /// spread evenly (60 s / per_minute apart), across every connection.
+    async fn pace(&self, account: &str, limits: &Limits) {
+        let Some(spacing) = limits.spacing() else {
+            return;
+        };
+        let known = self
+            .next_slot
+            .lock()
+            .expect("slot lock")
+            .contains_key(account);
+        if !known {
+            // The last send of another run (a batch run again, `queue run`
+            // after the relay) counts too. Read before taking the lock.
+            let a = account.to_string();
+            let since = SystemTime::now() - spacing;
+            let last = self
+                .db(move |o| o.sent_since(&a, since))
+                .await
+                .ok()
+                .and_then(|v| v.last().map(|(t, _)| *t));
+            let wait = last
+                .and_then(|t| (t + spacing).duration_since(SystemTime::now()).ok())
+                .unwrap_or_default();
+            self.next_slot
+                .lock()
+                .expect("slot lock")
+                .entry(account.to_string())
+                .or_insert(tokio::time::Instant::now() + wait);
+        }
+        let slot = {
+            let mut slots = self.next_slot.lock().expect("slot lock");
+            let now = tokio::time::Instant::now();
+            let next = slots.entry(account.to_string()).or_insert(now);
+            let slot = (*next).max(now);
+            *next = slot + spacing;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// When a daily limit (messages, or recipients with `recipients` more)
+    /// stands in the way: the time the account may send again, and which
+    /// limit it is.
     async fn daily_limit_reached(
         &self,
         name: &str,
-        acct: &Account,
+        limits: &Limits,
+        recipients: u32,
         now: SystemTime,
-    ) -> Option<SystemTime> {
-        let limit = self
-            .config()
-            .relay
-            .daily_limit
-            .get(name)
-            .copied()
-            .or(match acct.provider {
-                Some(ProviderId::Gmail) => Some(500),
-                Some(ProviderId::Workspace) => Some(2000),
-                _ => None,
-            })?;
+    ) -> Option<(SystemTime, &'static str)> {
+        if limits.per_day.is_none() && limits.recipients_per_day.is_none() {
+            return None;
+        }
         const DAY: Duration = Duration::from_secs(24 * 3600);
         let known = self
             .sent_window
@@ -499,10 +618,29 @@ impl Inner {
         }
         let mut w = self.sent_window.lock().expect("window lock");
         let q = w.entry(name.to_string()).or_default();
-        while q.front().is_some_and(|t| *t + DAY <= now) {
+        while q.front().is_some_and(|(t, _)| *t + DAY <= now) {
             q.pop_front();
         }
-        (q.len() as u64 >= u64::from(limit)).then(|| *q.front().expect("non-empty") + DAY)
+        if let Some(limit) = limits.per_day
+            && q.len() as u64 >= u64::from(limit)
+        {
+            let oldest = q.front().expect("non-empty").0;
+            return Some((oldest + DAY, "daily sending limit"));
+        }
+        let limit = u64::from(limits.recipients_per_day?);
+        let want = u64::from(recipients).min(limit);
+        let mut used: u64 = q.iter().map(|(_, n)| u64::from(*n)).sum();
+        if used + want <= limit {
+            return None;
+        }
+        // The time enough of the oldest sends leave the window.
+        for (t, n) in q.iter() {
+            used -= u64::from(*n);
+            if used + want <= limit {
+                return Some((*t + DAY, "daily recipient limit"));
+            }
+        }
+        Some((now + DAY, "daily recipient limit"))
     }
 
     fn notify(&self, claim: &Claim, account: &str, reason: &str) {
@@ -530,6 +668,14 @@ impl Inner {
             }
         });
     }
+}
+
+/// Recipients per transaction under `recipients_per_message`.
+fn group_size(limits: &Limits) -> usize {
+    limits
+        .recipients_per_message
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+        .max(1)
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -62,10 +62,12 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
 
-pub use delivery::{Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult};
+pub use delivery::{
+    Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult, Scope,
+};
 pub use message::{
-    AttemptKind, AttemptRecord, Counts, Detail, ListFilter, MessageId, NewMessage, Paused,
-    RecipientCounts, RecipientDetail, RecipientState, ReplyRecord, State, Summary, Which,
+    AttemptKind, AttemptRecord, BatchItem, Counts, Detail, ListFilter, MessageId, NewMessage,
+    Paused, RecipientCounts, RecipientDetail, RecipientState, ReplyRecord, State, Summary, Which,
 };
 pub use policy::{Decision, KEEP_SENT, RetryPolicy, decide, keep_sent};
 pub use spool::Spool;

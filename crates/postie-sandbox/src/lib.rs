@@ -397,6 +397,7 @@ impl SandboxHandle {
             password_command: None,
             oauth: None,
             auth_mechanism: None,
+            limits: None,
             timeout: None,
         }
     }

@@ -460,3 +460,164 @@ mod tests {
         assert_eq!(guess_from_email("no-at-sign"), None);
     }
 }
+
+/// How much an account may send, so a sender paces itself instead of
+/// finding the limits by refusals. Any field may be unset (no limit).
+/// Per-day limits are over a rolling 24 hours, as the providers count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Messages per rolling 24 hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_day: Option<u32>,
+    /// Recipients per rolling 24 hours (every accepted recipient counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_day: Option<u32>,
+    /// Messages per minute: sends are spaced 60 s / `per_minute` apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
+    /// Recipients per message: a message with more goes out as several
+    /// transactions (the same body, the recipients in groups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients_per_message: Option<u32>,
+}
+
+impl Limits {
+    /// The limits the provider publishes for SMTP submission.
+    ///
+    /// - Gmail: "about 500 per day"; "If you use a POP or IMAP client … you
+    ///   may only send a message to 100 people at a time"
+    ///   (support.google.com/mail/answer/22839).
+    /// - Google Workspace: 2,000 messages a day, 10,000 recipients a day, and
+    ///   "Recipients per message sent via SMTP … 100"
+    ///   (support.google.com/a/answer/166852).
+    /// - Microsoft 365 (Exchange Online, SMTP client submission): 30 messages
+    ///   a minute per mailbox, 10,000 recipients per rolling 24 hours, 500
+    ///   recipients per message (learn.microsoft.com, exchange-online-limits).
+    ///   Outlook.com submits through the same service and gets the same.
+    /// - Others publish none that postie knows of: no limit.
+    pub fn published(provider: ProviderId) -> Limits {
+        match provider {
+            ProviderId::Gmail => Limits {
+                per_day: Some(500),
+                recipients_per_message: Some(100),
+                ..Limits::default()
+            },
+            ProviderId::Workspace => Limits {
+                per_day: Some(2000),
+                recipients_per_day: Some(10_000),
+                recipients_per_message: Some(100),
+                ..Limits::default()
+            },
+            ProviderId::Office365 | ProviderId::Outlook => Limits {
+                per_minute: Some(30),
+                recipients_per_day: Some(10_000),
+                recipients_per_message: Some(500),
+                ..Limits::default()
+            },
+            _ => Limits::default(),
+        }
+    }
+
+    /// Each field from `self` when set, else from `fallback`.
+    pub fn or(self, fallback: Limits) -> Limits {
+        Limits {
+            per_day: self.per_day.or(fallback.per_day),
+            recipients_per_day: self.recipients_per_day.or(fallback.recipients_per_day),
+            per_minute: self.per_minute.or(fallback.per_minute),
+            recipients_per_message: self
+                .recipients_per_message
+                .or(fallback.recipients_per_message),
+        }
+    }
+
+    /// The time between two sends under `per_minute`.
+    pub fn spacing(&self) -> Option<std::time::Duration> {
+        self.per_minute
+            .filter(|n| *n > 0)
+            .map(|n| std::time::Duration::from_secs(60) / n)
+    }
+
+    /// The limits in words, e.g. "30 messages/minute, 10000 recipients/day";
+    /// "none" when unset.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = [
+            (self.per_minute, "messages/minute"),
+            (self.per_day, "messages/day"),
+            (self.recipients_per_day, "recipients/day"),
+            (self.recipients_per_message, "recipients/message"),
+        ]
+        .into_iter()
+        .filter_map(|(n, what)| n.map(|n| format!("{n} {what}")))
+        .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Refuse zeros, which would stop sending altogether.
+    pub fn validate(&self, account: &str) -> crate::error::Result<()> {
+        let fields = [
+            ("per_day", self.per_day),
+            ("recipients_per_day", self.recipients_per_day),
+            ("per_minute", self.per_minute),
+            ("recipients_per_message", self.recipients_per_message),
+        ];
+        if let Some((name, _)) = fields.iter().find(|(_, v)| *v == Some(0)) {
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Config,
+                format!(
+                    "account '{account}': limits.{name} = 0 would never send; remove the line for no limit, or set at least 1"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::*;
+
+    #[test]
+    fn published_limits_match_the_providers_pages() {
+        let m = Limits::published(ProviderId::Office365);
+        assert_eq!(m.per_minute, Some(30));
+        assert_eq!(m.spacing(), Some(std::time::Duration::from_secs(2)));
+        assert_eq!(m.recipients_per_day, Some(10_000));
+        let w = Limits::published(ProviderId::Workspace);
+        assert_eq!(
+            (w.per_day, w.recipients_per_message),
+            (Some(2000), Some(100))
+        );
+        assert_eq!(Limits::published(ProviderId::Gmail).per_day, Some(500));
+        assert_eq!(Limits::published(ProviderId::Fastmail), Limits::default());
+    }
+
+    #[test]
+    fn own_settings_win_field_by_field() {
+        let own = Limits {
+            per_minute: Some(10),
+            ..Limits::default()
+        };
+        let l = own.or(Limits::published(ProviderId::Office365));
+        assert_eq!(l.per_minute, Some(10));
+        assert_eq!(l.recipients_per_message, Some(500));
+        assert_eq!(
+            l.describe(),
+            "10 messages/minute, 10000 recipients/day, 500 recipients/message"
+        );
+        assert!(
+            Limits {
+                per_day: Some(0),
+                ..Limits::default()
+            }
+            .validate("x")
+            .unwrap_err()
+            .message()
+            .contains("limits.per_day = 0")
+        );
+    }
+}

@@ -125,6 +125,7 @@ fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> 
         password_command: args.password_command.clone(),
         oauth: None,
         auth_mechanism: None,
+        limits: None,
         timeout: None,
     })
 }

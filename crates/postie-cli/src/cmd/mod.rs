@@ -1,6 +1,7 @@
 //! Subcommands: each resolves its flags into settings and calls the library.
 
 pub mod account;
+pub mod bulk;
 pub mod demo;
 pub mod doctor;
 pub mod login;

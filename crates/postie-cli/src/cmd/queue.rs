@@ -115,6 +115,7 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
         QueueCommand::List {
             state,
             account,
+            batch,
             json,
         } => {
             let state = state
@@ -134,15 +135,19 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
             let unknown_account = account
                 .clone()
                 .filter(|a| config.as_ref().is_some_and(|c| !c.accounts.contains_key(a)));
-            let described = match (&state, &account) {
+            let mut described = match (&state, &account) {
                 (None, None) => String::new(),
                 (Some(st), None) => format!(" in state {}", st.as_str()),
                 (None, Some(a)) => format!(" of account {a}"),
                 (Some(st), Some(a)) => format!(" in state {} of account {a}", st.as_str()),
             };
+            if let Some(b) = &batch {
+                described.push_str(&format!(" in batch {b}"));
+            }
             let filter = ListFilter {
                 state,
                 account,
+                batch,
                 limit: None,
             };
             let (rows, paused) = outbox

@@ -177,20 +177,8 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // sendmail reads the message into memory (its dots and line ends are
     // handled on the way), so the body is in memory.
     let bytes = msg.body.to_vec()?;
-    let head = HeadSummary::parse(&bytes);
     let outbox = open_outbox(g).await?;
-    let meta = NewMessage {
-        mail_from: Some(msg.from.to_string()),
-        account: account.clone(),
-        recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
-        eight_bit: msg.is_8bit(),
-        smtputf8: msg.needs_smtputf8(),
-        message_id: head
-            .message_id
-            .or(Some(msg.message_id.clone()).filter(|m| !m.is_empty())),
-        subject: head.subject,
-        source: "sendmail".into(),
-    };
+    let meta = NewMessage::of(&account, &msg, &bytes, "sendmail");
     let id = outbox.with(move |o| o.enqueue(&bytes, meta)).await?;
     // Stored: from here on nothing is lost whatever happens, and the exit
     // status says so (0) even when delivering now is not possible; callers

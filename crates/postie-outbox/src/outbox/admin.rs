@@ -1,6 +1,7 @@
 //! The operator's commands: `postie queue list | show | retry | purge`, and
 //! what a worker needs to know to sleep.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, Row, params};
@@ -64,6 +65,7 @@ impl Outbox {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM messages m
              WHERE (?1 IS NULL OR m.state = ?1) AND (?2 IS NULL OR m.account = ?2)
+               AND (?4 IS NULL OR m.batch = ?4)
              ORDER BY m.id LIMIT ?3"
         );
         let limit = filter
@@ -71,11 +73,28 @@ impl Outbox {
             .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let mut stmt = conn.prepare_cached(&sql).map_err(db)?;
         stmt.query_map(
-            params![filter.state.map(State::as_str), filter.account, limit],
+            params![
+                filter.state.map(State::as_str),
+                filter.account,
+                limit,
+                filter.batch
+            ],
             summary,
         )
         .and_then(|rows| rows.collect())
         .map_err(db)
+    }
+
+    /// The items of batch `batch` already in the outbox (whatever their
+    /// state): item key → message id.
+    pub fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT batch_item, id FROM messages WHERE batch = ?1")
+            .map_err(db)?;
+        stmt.query_map([batch], |r| Ok((r.get(0)?, MessageId(r.get(1)?))))
+            .and_then(|rows| rows.collect())
+            .map_err(db)
     }
 
     /// Everything about one message, or `None` when there is no such id.

@@ -47,6 +47,15 @@ pub struct Claim {
     pub lease_until: SystemTime,
 }
 
+/// Which messages a deliverer takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// Only this account's.
+    pub account: Option<&'a str>,
+    /// Only this batch's (`postie bulk`).
+    pub batch: Option<&'a str>,
+}
+
 /// What one delivery attempt came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -144,6 +153,23 @@ impl Outbox {
         account: Option<&str>,
         token_prefix: &str,
     ) -> Result<Vec<Claim>> {
+        let scope = Scope {
+            account,
+            batch: None,
+        };
+        self.claim_in(now, lease, limit, &scope, token_prefix)
+    }
+
+    /// [`Outbox::claim`] within `scope` (an account, a batch).
+    pub fn claim_in(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+        scope: &Scope<'_>,
+        token_prefix: &str,
+    ) -> Result<Vec<Claim>> {
+        let Scope { account, batch } = *scope;
         if limit == 0 {
             return Ok(Vec::new());
         }
@@ -168,6 +194,7 @@ impl Outbox {
                      LEFT JOIN paused_accounts p ON p.account = m.account
                      WHERE {DUE}
                        AND (:account IS NULL OR m.account = :account)
+                       AND (:batch IS NULL OR m.batch = :batch)
                        AND (p.account IS NULL OR (p.until IS NOT NULL AND p.until <= :now)))
                  WHERE NOT probe OR nth = 1
                  ORDER BY queued_at, id
@@ -185,6 +212,7 @@ impl Outbox {
                     ":until": until_ms,
                     ":prefix": token_prefix,
                     ":account": account,
+                    ":batch": batch,
                     ":limit": i64::try_from(limit).unwrap_or(i64::MAX),
                 })
                 .map_err(db)?;

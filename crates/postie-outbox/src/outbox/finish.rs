@@ -156,19 +156,25 @@ impl Outbox {
     }
 
     /// When each message of `account` that reached the server (some
-    /// recipient accepted) was sent, since `since`, oldest first: for a
-    /// worker that keeps a provider's daily limit.
-    pub fn sent_since(&self, account: &str, since: SystemTime) -> Result<Vec<SystemTime>> {
+    /// recipient accepted) was sent since `since`, oldest first, with the
+    /// recipients it reached: for a worker that keeps a provider's daily
+    /// limits.
+    pub fn sent_since(&self, account: &str, since: SystemTime) -> Result<Vec<(SystemTime, u32)>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT a.at FROM attempts a JOIN messages m ON m.id = a.msg
+                "SELECT a.at, (SELECT COUNT(*) FROM recipients r
+                               WHERE r.msg = a.msg AND r.state = 'sent' AND r.updated_at = a.at)
+                 FROM attempts a JOIN messages m ON m.id = a.msg
                  WHERE m.account = ?1 AND a.at >= ?2 AND a.kind IN ('delivered', 'partial')
                  ORDER BY a.at",
             )
             .map_err(db)?;
         stmt.query_map(params![account, to_ms(since)], |r| {
-            r.get::<_, i64>(0).map(from_ms)
+            Ok((
+                from_ms(r.get::<_, i64>(0)?),
+                u32::try_from(r.get::<_, i64>(1)?).unwrap_or(u32::MAX),
+            ))
         })
         .and_then(|rows| rows.collect())
         .map_err(db)

@@ -139,11 +139,48 @@ pub struct NewMessage {
     pub message_id: Option<String>,
     /// The `Subject` header, for display.
     pub subject: Option<String>,
-    /// Who handed it over: `"relay"`, `"sendmail"`.
+    /// Who handed it over: `"relay"`, `"sendmail"`, `"bulk"`.
     pub source: String,
+    /// The batch it belongs to and its item there (`postie bulk`); a batch
+    /// holds each item once.
+    pub batch: Option<BatchItem>,
+}
+
+/// A message's place in a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchItem {
+    /// The batch's name.
+    pub batch: String,
+    /// The item's key in the batch's source.
+    pub item: String,
 }
 
 impl NewMessage {
+    /// What to store with `msg` (its body read whole into `bytes`), to go
+    /// out through `account`: its envelope, and Message-ID and Subject for
+    /// display.
+    pub fn of(
+        account: &str,
+        msg: &postie::message::OutgoingMessage,
+        bytes: &[u8],
+        source: &str,
+    ) -> NewMessage {
+        let head = postie::message::HeadSummary::parse(bytes);
+        NewMessage {
+            account: account.to_string(),
+            mail_from: Some(msg.from.to_string()),
+            recipients: msg.recipients.iter().map(|r| r.to_string()).collect(),
+            eight_bit: msg.is_8bit(),
+            smtputf8: msg.needs_smtputf8(),
+            message_id: head
+                .message_id
+                .or(Some(msg.message_id.clone()).filter(|m| !m.is_empty())),
+            subject: head.subject,
+            source: source.to_string(),
+            batch: None,
+        }
+    }
+
     /// Refuse what could never be delivered or would corrupt a command line
     /// later: no recipients, or CR, LF or NUL in the envelope.
     pub(super) fn validate(&self) -> Result<()> {
@@ -373,6 +410,8 @@ pub struct ListFilter {
     pub state: Option<State>,
     /// Only this account's messages.
     pub account: Option<String>,
+    /// Only this batch's messages.
+    pub batch: Option<String>,
     /// At most this many (oldest first).
     pub limit: Option<usize>,
 }

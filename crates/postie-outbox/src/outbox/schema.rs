@@ -8,10 +8,11 @@ use postie::error::{Error, ErrorKind, Result};
 
 /// The schema this code writes. Each step in [`MIGRATIONS`] moves the
 /// version up by one; an outbox from a newer postie is refused, not guessed at.
-const VERSION: i64 = 1;
+const VERSION: i64 = 2;
 
 /// Migration `i` takes a database from version `i` to `i + 1`.
-const MIGRATIONS: [&str; VERSION as usize] = [r"
+const MIGRATIONS: [&str; VERSION as usize] = [
+    r"
 CREATE TABLE messages (
     -- AUTOINCREMENT: an id is never reused, even after a purge, so an id a
     -- user saw in a log always means the same message.
@@ -78,7 +79,15 @@ CREATE TABLE paused_accounts (
     -- one message of the account after this time, to probe.
     until   INTEGER
 );
-"];
+",
+    r"
+-- Bulk sending: a message's batch and its item (a file name, a row) in the
+-- batch's source; a batch run again finds what it already queued.
+ALTER TABLE messages ADD COLUMN batch TEXT;
+ALTER TABLE messages ADD COLUMN batch_item TEXT;
+CREATE UNIQUE INDEX messages_batch ON messages (batch, batch_item) WHERE batch IS NOT NULL;
+",
+];
 
 /// Bring the database to [`VERSION`]. Runs in one IMMEDIATE transaction so
 /// two processes opening a fresh outbox at once do not both create tables.

@@ -162,8 +162,9 @@ impl Outbox {
         let mail_from = m.mail_from.as_deref().filter(|f| !f.is_empty());
         tx.execute(
             "INSERT INTO messages (account, mail_from, state, body_file, size, eight_bit,
-                 smtputf8, header_id, subject, source, queued_at, window_start, next_attempt_at)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
+                 smtputf8, header_id, subject, source, queued_at, window_start, next_attempt_at,
+                 batch, batch_item)
+             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12)",
             params![
                 m.account,
                 mail_from,
@@ -174,7 +175,9 @@ impl Outbox {
                 m.message_id,
                 m.subject,
                 m.source,
-                now
+                now,
+                m.batch.as_ref().map(|b| b.batch.as_str()),
+                m.batch.as_ref().map(|b| b.item.as_str())
             ],
         )
         .map_err(|e| Inserted::Before(db(e)))?;

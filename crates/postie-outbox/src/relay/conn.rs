@@ -338,6 +338,7 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
         message_id: head.message_id,
         subject: head.subject,
         source: "relay".into(),
+        batch: None,
     };
     let outbox = ctx.outbox.clone();
     // fsync is slow; keep it off the async threads.

@@ -19,7 +19,7 @@ pub use new::{NewAccount, NewOAuth};
 
 use crate::error::{Error, ErrorKind};
 use crate::fs::write_atomic;
-use crate::provider::{AuthMethod, ProviderId, TlsMode};
+use crate::provider::{AuthMethod, Limits, ProviderId, TlsMode};
 use crate::wording::{Action, Setting, say, say_setting};
 use postie_proto::sasl::Mechanism;
 
@@ -166,6 +166,11 @@ pub struct AccountConfig {
     /// for a server whose offer promises more than it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_mechanism: Option<String>,
+    /// Sending limits, `[accounts.NAME.limits]` (`per_day`, `per_minute`,
+    /// `recipients_per_day`, `recipients_per_message`); each one unset
+    /// takes the provider's published limit ([`Limits::published`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Limits>,
 }
 
 impl AccountConfig {
@@ -484,8 +489,32 @@ impl Config {
                     format!("{}: account '{name}': {}", path.display(), e.message()),
                 )
             })?;
+            if let Some(l) = &a.limits {
+                l.validate(name).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!("{}: {}", path.display(), e.message()),
+                    )
+                })?;
+            }
         }
         Ok(())
+    }
+
+    /// The limits account `name` keeps: its `limits`, else `[relay]
+    /// daily_limit` for the daily count, else the provider's published ones.
+    pub fn limits(&self, name: &str) -> Limits {
+        let Some(a) = self.accounts.get(name) else {
+            return Limits::default();
+        };
+        let relay = Limits {
+            per_day: self.relay.daily_limit.get(name).copied(),
+            ..Limits::default()
+        };
+        a.limits
+            .unwrap_or_default()
+            .or(relay)
+            .or(Limits::published(a.provider))
     }
 
     /// Write the file atomically (temporary file, fsync, rename), mode 0600.
@@ -622,6 +651,7 @@ mod tests {
             password_command: None,
             oauth: None,
             auth_mechanism: None,
+            limits: None,
             timeout: None,
         }
     }

@@ -156,6 +156,7 @@ impl NewAccount {
             password_command: self.password_command.clone(),
             oauth,
             auth_mechanism: None,
+            limits: None,
             timeout: None,
         };
         // Host, port and TLS consistent, plain text only to loopback.

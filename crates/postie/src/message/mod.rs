@@ -5,6 +5,7 @@
 //! written into the bytes sent. `Date` and `Message-ID` are added when
 //! missing (RFC 5322 §3.6 requires the first and strongly advises the second).
 
+mod batch;
 mod body;
 mod raw;
 mod seven_bit;
@@ -17,6 +18,7 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use postie_proto::address::Address;
 use rand::RngCore;
 
+pub use batch::{Item, Source};
 pub use body::{Body, Reader};
 pub use raw::{RawOptions, complete_headers, from_raw, from_raw_file, from_raw_reader};
 pub use seven_bit::to_seven_bit;

@@ -221,6 +221,7 @@ pub fn account(provider: ProviderId, email: &str, oauth: OAuthConfig) -> Account
         password_command: None,
         oauth: Some(oauth),
         auth_mechanism: None,
+        limits: None,
         timeout: None,
     }
 }
