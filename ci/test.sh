@@ -42,6 +42,7 @@ fi
 run "doc tests" cargo test --workspace --doc
 run "rustfmt" cargo fmt --all -- --check
 run "clippy" cargo clippy --workspace --all-targets -- -D warnings
+run "benchmark harness (bench/run.sh --short; figures not checked)" bench/run.sh --short
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[@]}" >&2

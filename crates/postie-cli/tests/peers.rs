@@ -24,6 +24,8 @@ mod gmail;
 mod hostile;
 #[path = "peers/inputs.rs"]
 mod inputs;
+#[path = "peers/many.rs"]
+mod many;
 #[path = "peers/oauth.rs"]
 mod oauth;
 #[path = "peers/relay.rs"]

@@ -89,6 +89,7 @@ const TMP_DIR: &str = "tmp";
 pub struct Outbox {
     dir: PathBuf,
     conn: Mutex<Connection>,
+    group: spool::GroupCommit,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -127,6 +128,7 @@ impl Outbox {
         let outbox = Outbox {
             dir: dir.to_path_buf(),
             conn: Mutex::new(conn),
+            group: spool::GroupCommit::default(),
         };
         outbox.clean_up();
         Ok(outbox)

@@ -104,6 +104,11 @@ impl Outbox {
     /// Store a spooled body with its envelope. Returns only once the message
     /// is durable: body fsynced and renamed into place, directory fsynced,
     /// rows committed. Only then may the caller answer "accepted".
+    ///
+    /// Commits that arrive together share the directory fsync and one
+    /// database transaction (group commit): each caller fsyncs its own body,
+    /// then the first to find no commit in progress leads one for everyone
+    /// waiting, while the next ones gather behind it.
     pub fn commit(&self, mut spool: Spool, meta: NewMessage) -> Result<MessageId> {
         meta.validate()?;
         let writer = spool
@@ -124,23 +129,66 @@ impl Outbox {
             let _ = std::fs::remove_file(&tmp);
             return Err(io("move the spooled message to", &dest, e));
         }
-        // The rename is durable only once the directory is.
-        if let Err(e) = sync_dir(&self.messages_dir()) {
-            let _ = std::fs::remove_file(&dest);
-            return Err(io("sync the directory", &self.messages_dir(), e));
-        }
-        let r = self.insert(&name, spool.size, &meta);
+        let r = self.group.join(
+            Pending {
+                name,
+                size: spool.size,
+                meta,
+            },
+            |batch| self.commit_group(batch),
+        );
         if let Err(Inserted::Before(_)) = &r {
             // Failed before COMMIT: certainly no row.
             let _ = std::fs::remove_file(&dest);
         }
         // On a COMMIT error the row may exist after all (an fsync that
         // failed after the WAL frames were written); the file stays, and the
-        // clean-up at open removes it if it has no row.
+        // clean-up at open removes it if it has no row. The lock on the file
+        // is held until here, so the clean-up never takes it before.
         drop(file);
         r.map_err(|(Inserted::Before(e) | Inserted::Commit(e))| e)
     }
 
+    /// One group: the directory fsync that makes every rename durable, then
+    /// the rows in one transaction. A row that cannot be inserted fails
+    /// alone: the group is then inserted one row at a time.
+    fn commit_group(&self, batch: &[Pending]) -> Vec<Result<MessageId, Inserted>> {
+        if let Err(e) = sync_dir(&self.messages_dir()) {
+            let why = e.to_string();
+            return batch
+                .iter()
+                .map(|_| {
+                    let e = std::io::Error::other(why.clone());
+                    Err(Inserted::Before(io(
+                        "sync the directory",
+                        &self.messages_dir(),
+                        e,
+                    )))
+                })
+                .collect();
+        }
+        if batch.len() > 1 {
+            match self.insert_all(batch) {
+                Ok(ids) => return ids.into_iter().map(Ok).collect(),
+                Err(Inserted::Commit(e)) => {
+                    return batch
+                        .iter()
+                        .map(|_| {
+                            Err(Inserted::Commit(postie::Error::new(
+                                e.kind(),
+                                e.message().to_string(),
+                            )))
+                        })
+                        .collect();
+                }
+                Err(Inserted::Before(_)) => {}
+            }
+        }
+        batch
+            .iter()
+            .map(|p| self.insert_all(std::slice::from_ref(p)).map(|ids| ids[0]))
+            .collect()
+    }
     /// Spool and commit a body already in memory.
     pub fn enqueue(&self, body: &[u8], meta: NewMessage) -> Result<MessageId> {
         meta.validate()?;
@@ -155,46 +203,54 @@ impl Outbox {
         self.commit(spool, meta)
     }
 
-    fn insert(&self, body_file: &str, size: u64, m: &NewMessage) -> Result<MessageId, Inserted> {
+    /// Insert the rows of `batch` in one transaction.
+    fn insert_all(&self, batch: &[Pending]) -> Result<Vec<MessageId>, Inserted> {
         let now = to_ms(SystemTime::now());
         let mut conn = self.conn();
         let tx = immediate(&mut conn).map_err(Inserted::Before)?;
-        let mail_from = m.mail_from.as_deref().filter(|f| !f.is_empty());
-        tx.execute(
-            "INSERT INTO messages (account, mail_from, state, body_file, size, eight_bit,
-                 smtputf8, header_id, subject, source, queued_at, window_start, next_attempt_at,
-                 batch, batch_item)
-             VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12)",
-            params![
-                m.account,
-                mail_from,
-                body_file,
-                i64::try_from(size).unwrap_or(i64::MAX),
-                m.eight_bit,
-                m.smtputf8,
-                m.message_id,
-                m.subject,
-                m.source,
-                now,
-                m.batch.as_ref().map(|b| b.batch.as_str()),
-                m.batch.as_ref().map(|b| b.item.as_str())
-            ],
-        )
-        .map_err(|e| Inserted::Before(db(e)))?;
-        let id = tx.last_insert_rowid();
+        let mut ids = Vec::with_capacity(batch.len());
         {
-            let mut stmt = tx
+            let mut msg = tx
+                .prepare_cached(
+                    "INSERT INTO messages (account, mail_from, state, body_file, size, eight_bit,
+                         smtputf8, header_id, subject, source, queued_at, window_start,
+                         next_attempt_at, batch, batch_item)
+                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12)",
+                )
+                .map_err(|e| Inserted::Before(db(e)))?;
+            let mut rcpt = tx
                 .prepare_cached(
                     "INSERT INTO recipients (msg, position, address, state) VALUES (?1, ?2, ?3, 'pending')",
                 )
                 .map_err(|e| Inserted::Before(db(e)))?;
-            for (i, r) in m.recipients.iter().enumerate() {
-                stmt.execute(params![id, i as i64, r])
-                    .map_err(|e| Inserted::Before(db(e)))?;
+            for p in batch {
+                let m = &p.meta;
+                let mail_from = m.mail_from.as_deref().filter(|f| !f.is_empty());
+                msg.execute(params![
+                    m.account,
+                    mail_from,
+                    p.name,
+                    i64::try_from(p.size).unwrap_or(i64::MAX),
+                    m.eight_bit,
+                    m.smtputf8,
+                    m.message_id,
+                    m.subject,
+                    m.source,
+                    now,
+                    m.batch.as_ref().map(|b| b.batch.as_str()),
+                    m.batch.as_ref().map(|b| b.item.as_str())
+                ])
+                .map_err(|e| Inserted::Before(db(e)))?;
+                let id = tx.last_insert_rowid();
+                for (i, r) in m.recipients.iter().enumerate() {
+                    rcpt.execute(params![id, i as i64, r])
+                        .map_err(|e| Inserted::Before(db(e)))?;
+                }
+                ids.push(MessageId(id));
             }
         }
         tx.commit().map_err(|e| Inserted::Commit(db(e)))?;
-        Ok(MessageId(id))
+        Ok(ids)
     }
 
     /// Remove leftovers of writers that died: stale spool files, and bodies
@@ -254,6 +310,78 @@ impl Outbox {
 enum Inserted {
     Before(postie::Error),
     Commit(postie::Error),
+}
+
+/// A body renamed into place, waiting for its row.
+pub(super) struct Pending {
+    name: String,
+    size: u64,
+    meta: NewMessage,
+}
+
+/// Group commit: callers queue their [`Pending`] rows; the first that finds
+/// no leader commits everything queued (its own included), the others wait
+/// for their result. No timer: a group is whatever arrived while the
+/// previous one was being committed.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    state: std::sync::Mutex<GroupState>,
+    done: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    queue: Vec<(u64, Pending)>,
+    leading: bool,
+    next: u64,
+    results: std::collections::HashMap<u64, Result<MessageId, Inserted>>,
+}
+
+impl GroupCommit {
+    fn lock(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn join(
+        &self,
+        p: Pending,
+        commit: impl Fn(&[Pending]) -> Vec<Result<MessageId, Inserted>>,
+    ) -> Result<MessageId, Inserted> {
+        let mut st = self.lock();
+        let ticket = st.next;
+        st.next += 1;
+        st.queue.push((ticket, p));
+        loop {
+            if let Some(r) = st.results.remove(&ticket) {
+                return r;
+            }
+            if st.leading {
+                st = self.done.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.leading = true;
+            let (tickets, batch): (Vec<u64>, Vec<Pending>) =
+                std::mem::take(&mut st.queue).into_iter().unzip();
+            drop(st);
+            // A panic here must not leave the others waiting for ever.
+            let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit(&batch)))
+                .unwrap_or_else(|_| {
+                    batch
+                        .iter()
+                        .map(|_| {
+                            Err(Inserted::Before(postie::Error::new(
+                                postie::ErrorKind::Io,
+                                "the outbox commit failed unexpectedly",
+                            )))
+                        })
+                        .collect()
+                });
+            st = self.lock();
+            st.leading = false;
+            st.results.extend(tickets.into_iter().zip(results));
+            self.done.notify_all();
+        }
+    }
 }
 
 /// Flush the buffer and fsync the file; the file stays open (and locked).

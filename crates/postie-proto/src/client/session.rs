@@ -101,6 +101,12 @@ pub struct ClientSession {
     pub(super) caps: Option<Capabilities>,
     pub(super) auth: Option<AuthState>,
     pub(super) txn: Option<Transaction>,
+    /// With PIPELINING and DATA: the previous transaction, whose body and
+    /// `.` are sent and whose final reply is still to come, while the next
+    /// one is already under way (RFC 2920: the `.` and the next MAIL, RCPT
+    /// and DATA in one flight). Its reply comes first, replies being in
+    /// order.
+    pub(super) finishing: Option<Transaction>,
     pub(super) discard_body: bool,
     /// QUIT goes right after the body of the transaction in progress
     /// ([`ClientSession::quit_after_transaction`]).
@@ -138,6 +144,7 @@ impl ClientSession {
             caps: None,
             auth: None,
             txn: None,
+            finishing: None,
             discard_body: false,
             quit_after: false,
         }
@@ -173,6 +180,7 @@ impl ClientSession {
                     self.rx.clear();
                     self.tx.clear();
                     self.txn = None;
+                    self.finishing = None;
                     return Err(SessionError::Protocol { stage, error });
                 }
             }
@@ -294,6 +302,16 @@ impl ClientSession {
         }
     }
 
+    /// True when [`ClientSession::start_transaction`] may be called now:
+    /// the session is idle, or, with PIPELINING and DATA, the body of the
+    /// transaction in progress has been written whole and only its final
+    /// reply is awaited. In the second case the next MAIL, RCPT and DATA
+    /// go in the same flight as the previous body's `.`, and the previous
+    /// transaction's [`Event::TransactionDone`] still comes first.
+    pub fn can_start_transaction(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
     /// The capabilities from the latest EHLO; `None` before it and right
     /// after STARTTLS.
     pub fn capabilities(&self) -> Option<&Capabilities> {
@@ -385,6 +403,7 @@ impl ClientSession {
             self.expect.clear();
             self.tx.clear();
             self.txn = None;
+            self.finishing = None;
             self.events.push_back(Event::Closed);
         }
     }
@@ -418,8 +437,11 @@ impl ClientSession {
             return self.unsolicited(reply);
         };
         if self.phase == Phase::Quitting {
-            if expect == Expect::Quit {
-                self.closed();
+            match expect {
+                Expect::Quit => self.closed(),
+                // QUIT went behind a finished body: its result still counts.
+                Expect::DataEnd if self.finishing.is_some() => self.on_data_end(reply),
+                _ => {}
             }
             return;
         }

@@ -205,6 +205,7 @@ impl ClientSession {
         };
         t.body_bytes += chunk.len() as u64;
         t.body_open = !last;
+        let pipelined = t.pipelined;
         match t.mode {
             Mode::Data => {
                 t.stuffer.encode(chunk, &mut self.tx);
@@ -215,6 +216,12 @@ impl ClientSession {
                     self.transcript(Direction::Sent, ".".into());
                     self.expect.push_back(Expect::DataEnd);
                     self.body_sent();
+                    if pipelined && !self.quit_after {
+                        // Only the final reply is to come: the next
+                        // transaction may start behind the `.`.
+                        self.finishing = self.txn.take();
+                        self.phase = Phase::Ready;
+                    }
                 }
             }
             Mode::Bdat { binary } => {
@@ -382,6 +389,21 @@ impl ClientSession {
     }
 
     pub(super) fn on_data_end(&mut self, reply: Reply) {
+        if is_final(&reply)
+            && let Some(mut t) = self.finishing.take()
+        {
+            // The `.` of a body sent before the transaction now in progress
+            // (or before QUIT): its result, and Ready only when nothing
+            // else has started meanwhile.
+            t.data = Some(reply);
+            if let Some(result) = t.into_result() {
+                self.events.push_back(Event::TransactionDone(result));
+            }
+            if self.phase == Phase::Ready {
+                self.events.push_back(Event::Ready);
+            }
+            return;
+        }
         let Some(t) = self.txn.as_mut().filter(|_| is_final(&reply)) else {
             return self.unexpected(Stage::Body, reply);
         };

@@ -488,3 +488,160 @@ fn quit_after_the_transaction_rides_with_the_final_dot() {
     assert!(done(&ev).is_delivered());
     assert_eq!(ev.last(), Some(&Event::Closed));
 }
+
+/// Issue 13: with PIPELINING and no CHUNKING, a caller with a next message
+/// starts it behind the previous body: the `.` and the next MAIL, RCPT and
+/// DATA leave in one flight, so each message costs one round trip, and each
+/// result is still matched reply by reply, in order.
+#[test]
+fn next_message_rides_with_the_previous_dot() {
+    let mut p = Peer::ready_plain(PIPELINING);
+    assert!(p.s.can_start_transaction());
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    assert!(!p.s.can_start_transaction());
+    p.sent("MAIL FROM:<me@example.com>\r\nRCPT TO:<a@x.example>\r\nDATA\r\n");
+    p.recv("250 Ok\r\n250 Ok\r\n354 go\r\n");
+    assert_eq!(p.events(), [Event::BodyWanted]);
+    p.s.write_body(b"one\r\n", true).unwrap();
+    // Only the final reply is awaited: the next message may start.
+    assert!(p.s.can_start_transaction());
+    p.s.start_transaction(envelope(&["b@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    // Flight 2: the first body, its `.`, and the second envelope with DATA.
+    p.sent("one\r\n.\r\nMAIL FROM:<me@example.com>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n");
+    assert_eq!(p.s.stage(), Stage::Body);
+    assert_eq!(p.s.expected_timeout(), Some(TimeoutKind::DataTermination));
+    p.recv("250 2.0.0 queued as A\r\n250 Ok\r\n250 Ok\r\n354 go\r\n")
+        .sent_nothing();
+    let ev = p.events();
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    let first = done(&ev[..1]);
+    assert!(first.is_delivered());
+    assert_eq!(first.recipients[0].address, addr("a@x.example"));
+    assert_eq!(first.data.as_ref().unwrap().text(), "queued as A");
+    assert_eq!(ev[1], Event::BodyWanted);
+    p.s.write_body(b"two\r\n", true).unwrap();
+    p.sent("two\r\n.\r\n");
+    p.recv("250 2.0.0 queued as B\r\n");
+    let ev = p.events();
+    let second = done(&ev);
+    assert_eq!(second.recipients[0].address, addr("b@x.example"));
+    assert_eq!(second.data.as_ref().unwrap().text(), "queued as B");
+    assert_eq!(ev.last(), Some(&Event::Ready));
+    // Three flights after EHLO for two messages: envelope, `.` + envelope,
+    // the last `.`; the limit is one per message plus the first envelope's.
+}
+
+/// The message behind the `.` is refused at RCPT while the previous one is
+/// accepted: two results in order, and RSET before anything else.
+#[test]
+fn refusal_of_the_next_message_does_not_touch_the_previous() {
+    let mut p = first_body_written();
+    p.s.start_transaction(envelope(&["nobody@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.sent_bytes();
+    p.recv("250 queued\r\n250 Ok\r\n550 5.1.1 unknown\r\n554 5.5.1 no valid recipients\r\n")
+        .sent("RSET\r\n");
+    let ev = p.events();
+    let results: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::TransactionDone(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(results.len(), 2, "{ev:?}");
+    assert!(results[0].is_delivered());
+    assert!(!results[1].is_delivered());
+    assert_eq!(results[1].recipients[0].reply.as_ref().unwrap().code, 550);
+    assert!(!ev.contains(&Event::Ready), "Ready only after the RSET");
+    assert!(!p.s.can_start_transaction());
+    p.recv("250 Ok\r\n");
+    assert_eq!(p.events(), [Event::Ready]);
+}
+
+/// The previous body refused after its `.` (a content filter): that result
+/// says so, and the next message goes on (the server's transaction state is
+/// cleared by the end of data whatever the reply).
+#[test]
+fn previous_body_refused_next_goes_on() {
+    let mut p = first_body_written();
+    p.s.start_transaction(envelope(&["b@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.sent_bytes();
+    p.recv("554 5.7.1 rejected as spam\r\n250 Ok\r\n250 Ok\r\n354 go\r\n")
+        .sent_nothing();
+    let ev = p.events();
+    let first = done(&ev[..1]);
+    assert!(!first.is_delivered());
+    assert_eq!(first.data.as_ref().unwrap().code, 554);
+    assert_eq!(ev[1], Event::BodyWanted);
+}
+
+/// The server closes with 421 while the previous body's reply and the next
+/// envelope are outstanding: the failure is at the body stage (the previous
+/// message may or may not have been taken), and the session is over.
+#[test]
+fn closing_reply_while_two_messages_are_in_flight() {
+    let mut p = first_body_written();
+    p.s.start_transaction(envelope(&["b@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.sent_bytes();
+    p.recv("421 4.3.2 shutting down\r\n");
+    let ev = p.events();
+    match failed(&ev) {
+        SessionError::ServerClosing { stage, .. } => assert_eq!(stage, Stage::Body),
+        other => panic!("{other:?}"),
+    }
+    assert!(!ev.iter().any(|e| matches!(e, Event::TransactionDone(_))));
+    assert_eq!(ev.last(), Some(&Event::Closed));
+}
+
+/// QUIT behind a finished body (the caller has no next message): the
+/// body's result still comes, then the close.
+#[test]
+fn quit_behind_a_finished_body_keeps_its_result() {
+    let mut p = first_body_written();
+    p.s.quit();
+    p.sent("one\r\n.\r\nQUIT\r\n");
+    p.recv("250 queued\r\n221 Bye\r\n");
+    let ev = p.events();
+    assert!(done(&ev).is_delivered());
+    assert_eq!(ev.last(), Some(&Event::Closed));
+}
+
+/// Without PIPELINING the next message waits for the `.`'s reply.
+#[test]
+fn without_pipelining_the_next_message_waits_for_the_reply() {
+    let mut p = Peer::ready_plain(NO_PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.sent("MAIL FROM:<me@example.com>\r\n");
+    p.recv("250 Ok\r\n").sent("RCPT TO:<a@x.example>\r\n");
+    p.recv("250 Ok\r\n").sent("DATA\r\n");
+    p.recv("354 go\r\n");
+    p.events();
+    p.s.write_body(b"one\r\n", true).unwrap();
+    assert!(!p.s.can_start_transaction());
+    assert!(matches!(
+        p.s.start_transaction(envelope(&["b@x.example"]), None, BodyType::SevenBit),
+        Err(SessionError::NotReady { .. })
+    ));
+    p.sent("one\r\n.\r\n");
+    p.recv("250 queued\r\n");
+    assert!(p.s.can_start_transaction());
+}
+
+/// A PIPELINING session whose first message (to a@x.example) has had its
+/// body `one` written whole; nothing sent yet since the envelope.
+fn first_body_written() -> Peer {
+    let mut p = Peer::ready_plain(PIPELINING);
+    p.s.start_transaction(envelope(&["a@x.example"]), None, BodyType::SevenBit)
+        .unwrap();
+    p.sent_bytes();
+    p.recv("250 Ok\r\n250 Ok\r\n354 go\r\n");
+    p.events();
+    p.s.write_body(b"one\r\n", true).unwrap();
+    p
+}

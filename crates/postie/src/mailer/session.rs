@@ -7,7 +7,7 @@ use postie_proto::error::Stage;
 use postie_proto::sasl::{Credentials, Mechanism};
 
 use super::{Account, Mailer, SendReport};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::message::OutgoingMessage;
 use crate::provider::TlsMode;
 use crate::transport::{ConnectOptions, Connection, TlsInfo};
@@ -159,6 +159,79 @@ impl Session {
             self.drop_connection();
         }
         result
+    }
+
+    /// Send several messages on this session's connection, each result
+    /// handed to `each` with the message's index as soon as it is known, in
+    /// order. Where the server pipelines, each message costs one round trip:
+    /// with DATA its envelope leaves with the previous body's `.`, with
+    /// CHUNKING the whole message is one flight (see
+    /// [`Connection::send_many`]).
+    ///
+    /// A failure belongs to one message, the one whose reply was awaited;
+    /// the messages after it go on over a new connection (none of their
+    /// bodies had left). When no connection can be opened, the first
+    /// message left gets that error and the rest are reported not sent.
+    /// As with [`Session::send`], an idle connection found closed before
+    /// the server took anything is replaced once, silently.
+    pub async fn send_many(
+        &mut self,
+        msgs: &[&OutgoingMessage],
+        mut each: impl FnMut(usize, Result<SendReport>) + Send,
+    ) {
+        let mut from = 0;
+        let mut may_retry = true;
+        while from < msgs.len() {
+            let reused = self.is_connected();
+            if !reused && let Err(e) = self.connect().await {
+                let why = format!(
+                    "not sent: no connection to {} ({})",
+                    self.account.endpoint.authority(),
+                    e.message()
+                );
+                let kind = e.kind();
+                each(from, Err(e));
+                for i in from + 1..msgs.len() {
+                    each(i, Err(Error::new(kind, why.clone())));
+                }
+                return;
+            }
+            let conn = self.conn.as_mut().expect("connected before a transaction");
+            let endpoint = &self.account.endpoint;
+            let tls = conn.tls_info().cloned();
+            let auth = conn.mechanism().map(|m| m.to_string());
+            let mut refreshed = std::mem::take(&mut self.refreshed);
+            let mut reported = 0;
+            let r = conn
+                .send_many(&msgs[from..], &mut |i, result| {
+                    let msg = msgs[from + i];
+                    let mut report =
+                        SendReport::build(endpoint, tls.clone(), auth.clone(), msg, result);
+                    report.token_refreshed = std::mem::take(&mut refreshed);
+                    each(from + i, Ok(report));
+                    reported += 1;
+                })
+                .await;
+            from += reported;
+            let Err(e) = r else { return };
+            self.drop_connection();
+            if reused
+                && reported == 0
+                && may_retry
+                && e.is_transient()
+                && matches!(e.stage(), Some(Stage::Idle | Stage::Mail))
+            {
+                tracing::debug!(
+                    "{}: the open connection failed ({}); reconnecting",
+                    self.account.label(),
+                    e.message()
+                );
+            } else {
+                each(from, Err(e));
+                from += 1;
+            }
+            may_retry = false;
+        }
     }
 
     async fn transaction(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {

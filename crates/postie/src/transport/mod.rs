@@ -394,15 +394,85 @@ impl Connection {
         Ok(result)
     }
 
-    async fn transaction(
+    /// Send several messages in turn, each result handed to `report` with
+    /// its index as it comes, in order. With PIPELINING and DATA, each
+    /// message's MAIL, RCPT and DATA leave in the same flight as the
+    /// previous body's `.` (one round trip per message); with CHUNKING and
+    /// PIPELINING every message is one flight already.
+    ///
+    /// An error ends the run and belongs to the first message not reported:
+    /// only that message's body can have reached the server; no later
+    /// message's body was sent. A refused recipient or body is a result, not
+    /// an error.
+    pub async fn send_many(
         &mut self,
-        msg: &OutgoingMessage,
-        quit: bool,
-    ) -> Result<TransactionResult> {
+        msgs: &[&OutgoingMessage],
+        report: &mut (dyn FnMut(usize, TransactionResult) + Send),
+    ) -> Result<()> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        // The message whose body the session may ask for: the last started.
+        let mut current = self.start(msgs[0]).await?;
+        let (mut next, mut done) = (1, 0);
+        // A message refused before anything of it was sent (too large for
+        // the server's SIZE, ...): reported once those before it are.
+        let mut refused: Option<Error> = None;
+        loop {
+            match self.next_event(None).await? {
+                Event::BodyWanted => {
+                    let more = next < msgs.len() && refused.is_none();
+                    self.write_body(&current, more).await?;
+                    if more && self.session.can_start_transaction() {
+                        match self.start(msgs[next]).await {
+                            Ok(m) => {
+                                current = m;
+                                next += 1;
+                            }
+                            Err(e) => refused = Some(e),
+                        }
+                    }
+                }
+                Event::TransactionDone(result) => {
+                    let delivered = result.is_delivered();
+                    report(done, result);
+                    done += 1;
+                    let last = done == msgs.len() || (refused.is_some() && done == next);
+                    if last {
+                        if !delivered {
+                            // RSET is in flight; the connection is reusable
+                            // once it is answered.
+                            self.reusable = matches!(self.wait_ready().await, Ok(true));
+                        }
+                        return refused.map_or(Ok(()), Err);
+                    }
+                }
+                Event::Ready if done == next && next < msgs.len() && refused.is_none() => {
+                    match self.start(msgs[next]).await {
+                        Ok(m) => {
+                            current = m;
+                            next += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Event::Failed(e) => return Err(session_error(e, &self.opts.endpoint)),
+                Event::Closed => {
+                    return Err(closed_error(&self.opts.endpoint, "during the transaction")
+                        .with_stage(self.session.stage()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts one message's transaction: MAIL and RCPT (and DATA) are
+    /// queued, to leave with the next flush. Returns the message as it
+    /// will be sent.
+    async fn start(&mut self, msg: &OutgoingMessage) -> Result<OutgoingMessage> {
         // RFC 6152 §3: to a server without 8BITMIME, 8-bit parts go in
         // quoted-printable (read into memory: such servers are rare, and
         // their SIZE limits small).
-        let converted;
         let msg = if msg.is_8bit() && !self.capabilities().is_some_and(|c| c.eightbitmime()) {
             let body = msg.body.clone();
             let bytes =
@@ -411,13 +481,12 @@ impl Connection {
             tracing::debug!(
                 "the server does not offer 8BITMIME: 8-bit parts sent as quoted-printable"
             );
-            converted = OutgoingMessage {
+            OutgoingMessage {
                 body: crate::message::Body::from_bytes(bytes),
                 ..msg.clone()
-            };
-            &converted
+            }
         } else {
-            msg
+            msg.clone()
         };
         let env = Envelope {
             from: Some(msg.from.clone()),
@@ -432,12 +501,21 @@ impl Connection {
         self.session
             .start_transaction(env, Some(msg.body.wire_len()), body)
             .map_err(|e| session_error(e, &self.opts.endpoint))?;
+        Ok(msg)
+    }
+
+    async fn transaction(
+        &mut self,
+        msg: &OutgoingMessage,
+        quit: bool,
+    ) -> Result<TransactionResult> {
+        let msg = self.start(msg).await?;
         if quit {
             self.session.quit_after_transaction();
         }
         loop {
             match self.next_event(None).await? {
-                Event::BodyWanted => self.write_body(msg).await?,
+                Event::BodyWanted => self.write_body(&msg, false).await?,
                 Event::TransactionDone(result) => {
                     // After a failed transaction the session has an RSET in
                     // flight; wait for Ready so the connection can be reused.
@@ -459,7 +537,10 @@ impl Connection {
 
     /// The message body, piece by piece as the body reads it (files are
     /// never held whole), each piece flushed before the next is read.
-    async fn write_body(&mut self, msg: &OutgoingMessage) -> Result<()> {
+    /// `hold_last`: the last piece waits in the session's buffer for what
+    /// the caller queues next (the next message's envelope), to leave with
+    /// it.
+    async fn write_body(&mut self, msg: &OutgoingMessage, hold_last: bool) -> Result<()> {
         let mut reader = msg.body.reader();
         let mut shown = self.opts.show_body.then(BodyLines::default);
         let mut next = reader.next_piece().await?;
@@ -481,7 +562,9 @@ impl Connection {
             self.session
                 .write_body(&piece, after.is_none())
                 .map_err(|e| session_error(e, &self.opts.endpoint))?;
-            self.flush_transmit().await?;
+            if after.is_some() || !hold_last {
+                self.flush_transmit().await?;
+            }
             if let Some(p) = &self.opts.progress {
                 p(written, total);
             }
@@ -595,7 +678,12 @@ impl Connection {
         tls_config: Option<&Arc<rustls::ClientConfig>>,
     ) -> Result<Event> {
         loop {
-            self.flush_transmit().await?;
+            // Queued bytes leave only when the session must wait for the
+            // server (below), or when the body writer flushes: everything
+            // queued meanwhile (a pipelined group with its body) goes in one
+            // write. Split into several, the server may answer in several
+            // small writes, and Nagle's algorithm on its side then holds the
+            // last reply until our delayed ACK.
             if let Some(ev) = self.session.poll_event() {
                 match ev {
                     Event::Transcript(line) => self.emit(&line),
@@ -617,10 +705,17 @@ impl Connection {
                         self.note(tls_note(&info));
                         self.tls_info = Some(info);
                     }
+                    Event::Failed(e) => {
+                        // The session has queued its QUIT: say it before
+                        // the caller gives the connection up.
+                        let _ = self.flush_transmit().await;
+                        return Ok(Event::Failed(e));
+                    }
                     other => return Ok(other),
                 }
                 continue;
             }
+            self.flush_transmit().await?;
             let expected = self.session.expected_timeout();
             let wait = self.opts.timeouts.for_reply(expected);
             let stage = self.session.stage();
