@@ -214,12 +214,12 @@ if four:
 if rp and rq and rq / rp < 3:
     notes.append(
         f"**Relay: {rq / rp:.2f}× Postfix's smtpd, not 3×.** The outbox is SQLite in WAL mode with "
-        "synchronous=FULL and group commit (each body fsynced by its own session, then one directory "
-        "fsync and one database commit for the messages that arrive together)"
+        "synchronous=FULL and group commit (a body up to 64 KiB goes into its row; one database "
+        "commit, one fsync, for the messages that arrive together)"
         + (f"; strace counts {relay_fsyncs:.2f} fsync/fdatasync calls per accepted message under this load"
            if relay_fsyncs is not None else "")
-        + ". What is left per message is its own body's fsync (Postfix's cleanup pays the same one) "
-        "and the SMTP session's CPU on a 2-core machine shared with the load generator.")
+        + ". What is left is the SMTP sessions' CPU on a 2-core machine shared with the load "
+        "generator, and the commits themselves.")
 cold = hf.get("small-postie")
 if cold:
     ts = sorted(cold["times"])

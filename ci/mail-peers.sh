@@ -11,7 +11,7 @@ T=${MAIL_PEERS_TOOLS:-$W}
 export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="swaks msmtp mutt neomutt s-nail mailutils git-email libmailtools-perl
   libio-socket-ssl-perl libauthen-sasl-perl postfix sasl2-bin libsasl2-modules dovecot-core openssl
-  dbus gnome-keyring libsecret-tools chromium systemd"
+  dbus gnome-keyring libsecret-tools chromium systemd strace"
 PIP_PKGS="aiosmtpd==1.4.6 authlib==1.9.10 flask==3.1.3"
 NPM_PKGS="smtp-server@3.21.6 oauth2-mock-server@8.2.3"
 

@@ -16,6 +16,8 @@ mod delivery;
 mod demo;
 #[path = "peers/doctor.rs"]
 mod doctor;
+#[path = "peers/durability.rs"]
+mod durability;
 #[path = "peers/exit_codes.rs"]
 mod exit_codes;
 #[path = "peers/gmail.rs"]

@@ -21,7 +21,7 @@
 //! ```no_run
 //! # fn demo() -> postie::error::Result<()> {
 //! use std::time::{Duration, SystemTime};
-//! use postie_outbox::outbox::{NewMessage, Outbox};
+//! use postie_outbox::outbox::{NewMessage, Outbox, StoredBody};
 //!
 //! let outbox = Outbox::open(std::path::Path::new("/tmp/postie-outbox"))?;
 //! let id = outbox.enqueue(
@@ -35,7 +35,10 @@
 //!     },
 //! )?;
 //! for claim in outbox.claim(SystemTime::now(), Duration::from_secs(120), 10, None, "")? {
-//!     println!("deliver message {} from {}", claim.id, claim.body_path.display());
+//!     match &claim.body {
+//!         StoredBody::Row(bytes) => println!("message {}: {} bytes", claim.id, bytes.len()),
+//!         StoredBody::File(path) => println!("message {}: {}", claim.id, path.display()),
+//!     }
 //! }
 //! # let _ = id; Ok(()) }
 //! ```
@@ -63,7 +66,7 @@ use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
 
 pub use delivery::{
-    Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult, Scope,
+    Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult, Scope, StoredBody,
 };
 pub use message::{
     AttemptKind, AttemptRecord, BatchItem, Counts, Detail, ListFilter, MessageId, NewMessage,

@@ -8,7 +8,7 @@ use postie::message::{Body, OutgoingMessage, ascii_domain};
 use postie_proto::address::Address;
 
 use super::Inner;
-use crate::outbox::Claim;
+use crate::outbox::{Claim, StoredBody};
 
 impl Inner {
     /// Send `claim` through `account`, on the account's idle connection
@@ -24,19 +24,25 @@ impl Inner {
     }
 }
 
-/// The claimed message as the transport sends it: the body is read from
-/// its spool file while it is sent, never whole.
+/// The claimed message as the transport sends it: a body in a file is read
+/// while it is sent, never whole; a small one came with its row.
 async fn outgoing(account: &Account, claim: &Claim) -> Result<OutgoingMessage> {
-    let (path, eight_bit, id) = (claim.body_path.clone(), claim.eight_bit, claim.id);
-    let body = unblock(move || {
-        Body::from_file(&path, Some(eight_bit)).map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot read message {id}: {}", e.message()),
-            )
-        })
-    })
-    .await?;
+    let (eight_bit, id) = (claim.eight_bit, claim.id);
+    let body = match &claim.body {
+        StoredBody::Row(bytes) => Body::from_bytes(bytes.to_vec()),
+        StoredBody::File(path) => {
+            let path = path.clone();
+            unblock(move || {
+                Body::from_file(&path, Some(eight_bit)).map_err(|e| {
+                    Error::new(
+                        ErrorKind::Io,
+                        format!("cannot read message {id}: {}", e.message()),
+                    )
+                })
+            })
+            .await?
+        }
+    };
     let from_text = claim
         .mail_from
         .as_deref()

@@ -104,7 +104,7 @@ impl Outbox {
         let tx = conn.transaction().map_err(db)?;
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS}, m.explanation, m.body_file, m.eight_bit, m.smtputf8,
-                    m.finished_at
+                    m.finished_at, m.body IS NOT NULL
              FROM messages m WHERE m.id = ?1"
         );
         let head = tx
@@ -116,11 +116,13 @@ impl Outbox {
                     r.get::<_, bool>(21)?,
                     r.get::<_, bool>(22)?,
                     r.get::<_, Option<i64>>(23)?,
+                    r.get::<_, bool>(24)?,
                 ))
             })
             .optional()
             .map_err(db)?;
-        let Some((summary, explanation, body_file, eight_bit, smtputf8, finished)) = head else {
+        let Some((summary, explanation, body_file, eight_bit, smtputf8, finished, in_row)) = head
+        else {
             return Ok(None);
         };
         let recipients = tx
@@ -162,7 +164,7 @@ impl Outbox {
             recipients,
             history,
             explanation,
-            body_path: self.body_path(&body_file),
+            body_path: (!in_row).then(|| self.body_path(&body_file)),
             eight_bit,
             smtputf8,
             finished_at: finished.map(from_ms),

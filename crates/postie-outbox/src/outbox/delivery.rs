@@ -18,6 +18,35 @@ use super::time::{from_ms, plus_ms, to_ms};
 use super::{MessageId, Outbox, ReplyRecord, db, immediate};
 use postie::error::Result;
 
+/// Where a queued message's body is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoredBody {
+    /// In the database row, committed with it (bodies up to
+    /// [`Outbox::INLINE_MAX`] bytes).
+    Row(std::sync::Arc<[u8]>),
+    /// A file in the outbox's `messages` directory.
+    File(PathBuf),
+}
+
+impl StoredBody {
+    /// The body's bytes, read whole (the file case is for tests and tools;
+    /// delivery streams files instead).
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            StoredBody::Row(b) => Ok(b.to_vec()),
+            StoredBody::File(p) => std::fs::read(p),
+        }
+    }
+
+    /// The file, when the body is one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            StoredBody::Row(_) => None,
+            StoredBody::File(p) => Some(p),
+        }
+    }
+}
+
 /// A message leased to one worker, with what it needs to deliver it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Claim {
@@ -30,7 +59,7 @@ pub struct Claim {
     /// The recipients still pending, in envelope order.
     pub recipients: Vec<String>,
     /// The body, ready to send as is.
-    pub body_path: PathBuf,
+    pub body: StoredBody,
     /// Body size in bytes.
     pub size: u64,
     /// Send with `BODY=8BITMIME`.
@@ -200,7 +229,7 @@ impl Outbox {
                  ORDER BY queued_at, id
                  LIMIT :limit)
              RETURNING id, account, mail_from, body_file, size, eight_bit, smtputf8,
-                       attempts, queued_at, lease_token, reclaimed"
+                       attempts, queued_at, lease_token, reclaimed, body"
         );
         let mut claims = Vec::new();
         let mut reclaimed = Vec::new();
@@ -223,7 +252,10 @@ impl Outbox {
                     account: r.get(1).map_err(db)?,
                     mail_from: r.get(2).map_err(db)?,
                     recipients: Vec::new(),
-                    body_path: self.body_path(&body_file),
+                    body: match r.get::<_, Option<Vec<u8>>>(11).map_err(db)? {
+                        Some(bytes) => StoredBody::Row(bytes.into()),
+                        None => StoredBody::File(self.body_path(&body_file)),
+                    },
                     size: r.get::<_, i64>(4).map_err(db)?.max(0) as u64,
                     eight_bit: r.get(5).map_err(db)?,
                     smtputf8: r.get(6).map_err(db)?,

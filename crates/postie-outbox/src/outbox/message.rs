@@ -392,8 +392,8 @@ pub struct Detail {
     pub history: Vec<AttemptRecord>,
     /// The explanation of the last failure.
     pub explanation: Option<String>,
-    /// The body file.
-    pub body_path: PathBuf,
+    /// The body file; `None` when the body is kept in the database row.
+    pub body_path: Option<PathBuf>,
     /// 8-bit body.
     pub eight_bit: bool,
     /// Needs SMTPUTF8.

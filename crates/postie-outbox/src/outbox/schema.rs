@@ -1,5 +1,6 @@
 //! The tables, versioned with `PRAGMA user_version`. Times are unix
-//! milliseconds; a message's body lives in a file named by `body_file`.
+//! milliseconds; a message's body lives in the row (`body`, small bodies) or
+//! in a file named by `body_file`.
 
 use rusqlite::Connection;
 
@@ -8,7 +9,7 @@ use postie::error::{Error, ErrorKind, Result};
 
 /// The schema this code writes. Each step in [`MIGRATIONS`] moves the
 /// version up by one; an outbox from a newer postie is refused, not guessed at.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 /// Migration `i` takes a database from version `i` to `i + 1`.
 const MIGRATIONS: [&str; VERSION as usize] = [
@@ -86,6 +87,12 @@ CREATE TABLE paused_accounts (
 ALTER TABLE messages ADD COLUMN batch TEXT;
 ALTER TABLE messages ADD COLUMN batch_item TEXT;
 CREATE UNIQUE INDEX messages_batch ON messages (batch, batch_item) WHERE batch IS NOT NULL;
+",
+    r"
+-- Small bodies in the row itself, committed with it: no file to create,
+-- fsync, rename and make durable by a directory fsync. NULL: the body is
+-- the file named by body_file (which is then also unique and never reused).
+ALTER TABLE messages ADD COLUMN body BLOB;
 ",
 ];
 

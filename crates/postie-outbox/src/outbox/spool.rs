@@ -1,5 +1,6 @@
 //! Writing bodies: spooled to `messages/tmp`, then made durable and renamed
-//! into `messages/` by `commit`, which inserts the row last.
+//! into `messages/` by `commit`, which inserts the row last. A small body
+//! skips the file: `commit_row` stores it in its row, in the same commit.
 //!
 //! A body in `messages/` with no row belongs to a process that died between
 //! the rename and the COMMIT: nobody was told "accepted", so removing it
@@ -101,6 +102,33 @@ impl Outbox {
         })
     }
 
+    /// Store a body held in memory in its row: no file, so no file fsync,
+    /// rename or directory fsync; the row's commit (shared with the
+    /// messages that arrive together) makes it durable. For bodies up to
+    /// [`Outbox::INLINE_MAX`] bytes; larger ones go to [`Outbox::commit`].
+    pub fn commit_row(&self, body: Vec<u8>, meta: NewMessage) -> Result<MessageId> {
+        meta.validate()?;
+        if body.len() > Self::INLINE_MAX {
+            return Err(postie::Error::new(
+                postie::ErrorKind::Io,
+                format!(
+                    "a body of {} bytes is too large for the outbox's rows (at most {}): spool it",
+                    body.len(),
+                    Self::INLINE_MAX
+                ),
+            ));
+        }
+        let pending = Pending {
+            name: random_name(),
+            size: body.len() as u64,
+            meta,
+            body: Some(body),
+        };
+        self.group
+            .join(pending, |batch| self.commit_group(batch))
+            .map_err(|(Inserted::Before(e) | Inserted::Commit(e))| e)
+    }
+
     /// Store a spooled body with its envelope. Returns only once the message
     /// is durable: body fsynced and renamed into place, directory fsynced,
     /// rows committed. Only then may the caller answer "accepted".
@@ -134,6 +162,7 @@ impl Outbox {
                 name,
                 size: spool.size,
                 meta,
+                body: None,
             },
             |batch| self.commit_group(batch),
         );
@@ -153,7 +182,8 @@ impl Outbox {
     /// the rows in one transaction. A row that cannot be inserted fails
     /// alone: the group is then inserted one row at a time.
     fn commit_group(&self, batch: &[Pending]) -> Vec<Result<MessageId, Inserted>> {
-        if let Err(e) = sync_dir(&self.messages_dir()) {
+        let files = batch.iter().any(|p| p.body.is_none());
+        if files && let Err(e) = sync_dir(&self.messages_dir()) {
             let why = e.to_string();
             return batch
                 .iter()
@@ -189,13 +219,22 @@ impl Outbox {
             .map(|p| self.insert_all(std::slice::from_ref(p)).map(|ids| ids[0]))
             .collect()
     }
-    /// Spool and commit a body already in memory.
+    /// Bodies up to this size are kept in their database row
+    /// ([`Outbox::commit_row`]); SQLite reads and writes blobs of this size
+    /// faster than separate files, and one commit makes them durable.
+    pub const INLINE_MAX: usize = 64 * 1024;
+
+    /// Commit a body already in memory: in its row when it is small, else
+    /// spooled to a file.
     pub fn enqueue(&self, body: &[u8], meta: NewMessage) -> Result<MessageId> {
-        meta.validate()?;
         // Stored as it will be carried: CRLF lines, ending with CRLF (the
         // relay's server stores its messages so), so a message's size is
         // what SIZE= declares when it is sent.
         let body = postie_proto::data::canonical_message(body);
+        if body.len() <= Self::INLINE_MAX {
+            return self.commit_row(body, meta);
+        }
+        meta.validate()?;
         let mut spool = self.spool()?;
         spool
             .write_all(&body)
@@ -214,8 +253,9 @@ impl Outbox {
                 .prepare_cached(
                     "INSERT INTO messages (account, mail_from, state, body_file, size, eight_bit,
                          smtputf8, header_id, subject, source, queued_at, window_start,
-                         next_attempt_at, batch, batch_item)
-                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12)",
+                         next_attempt_at, batch, batch_item, body)
+                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11, ?12,
+                             ?13)",
                 )
                 .map_err(|e| Inserted::Before(db(e)))?;
             let mut rcpt = tx
@@ -238,7 +278,8 @@ impl Outbox {
                     m.source,
                     now,
                     m.batch.as_ref().map(|b| b.batch.as_str()),
-                    m.batch.as_ref().map(|b| b.item.as_str())
+                    m.batch.as_ref().map(|b| b.item.as_str()),
+                    p.body.as_deref()
                 ])
                 .map_err(|e| Inserted::Before(db(e)))?;
                 let id = tx.last_insert_rowid();
@@ -312,11 +353,13 @@ enum Inserted {
     Commit(postie::Error),
 }
 
-/// A body renamed into place, waiting for its row.
+/// A body renamed into place, or held for its row, waiting for the row.
 pub(super) struct Pending {
     name: String,
     size: u64,
     meta: NewMessage,
+    /// The body itself, stored in the row; `None`: the file `name`.
+    body: Option<Vec<u8>>,
 }
 
 /// Group commit: callers queue their [`Pending`] rows; the first that finds

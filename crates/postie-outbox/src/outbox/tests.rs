@@ -81,10 +81,8 @@ fn enqueue_claim_finish_sent() {
     let c = claim_one(&o, soon());
     assert_eq!(c.id, id);
     assert_eq!(c.recipients, ["a@x.org", "b@x.org"]);
-    assert_eq!(
-        std::fs::read(&c.body_path).unwrap(),
-        b"Subject: hi\r\n\r\nbody\r\n"
-    );
+    assert_eq!(c.body.read().unwrap(), b"Subject: hi\r\n\r\nbody\r\n");
+    assert_eq!(c.body.path(), None, "a small body is kept in its row");
     assert_eq!((c.size, c.attempts), (21, 0));
     assert!(c.lease_token.starts_with("t-"));
     // Leased: nobody else gets it.
@@ -103,6 +101,64 @@ fn enqueue_claim_finish_sent() {
     // Finishing twice is refused: the lease is gone.
     let again = o.finish(&c, accept_all(&c), soon(), &RetryPolicy::default());
     assert_eq!(again.unwrap(), Disposition::LeaseLost);
+}
+
+/// Commits `body` through a spool file, whatever its size.
+fn spooled(o: &Outbox, body: &[u8], meta: NewMessage) -> MessageId {
+    let mut s = o.spool().unwrap();
+    s.write_all(body).unwrap();
+    o.commit(s, meta).unwrap()
+}
+
+/// Bodies up to `INLINE_MAX` bytes live in their row, with no file; one
+/// byte more and the body is a file. Both come back whole, also after
+/// reopening, and purging the row takes the body with it.
+#[test]
+fn small_bodies_live_in_their_row_larger_ones_in_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox");
+    // Canonical already (CRLF at the end), so stored as given.
+    let body = |c: u8, n: usize| [vec![c; n - 2], b"\r\n".to_vec()].concat();
+    let (small, large) = (
+        body(b's', Outbox::INLINE_MAX),
+        body(b'l', Outbox::INLINE_MAX + 1),
+    );
+    let (a, b) = {
+        let o = Outbox::open(&path).unwrap();
+        let a = o.enqueue(&small, new("work", &["a@x.org"])).unwrap();
+        let b = o.enqueue(&large, new("work", &["a@x.org"])).unwrap();
+        (a, b)
+    };
+    let o = Outbox::open(&path).unwrap();
+    assert_eq!(
+        files_in(&o.messages_dir()).len(),
+        1,
+        "only the large body is a file"
+    );
+    assert_eq!(o.show(a).unwrap().unwrap().body_path, None);
+    assert!(o.show(b).unwrap().unwrap().body_path.unwrap().exists());
+    let claims = o.claim(soon(), LEASE, 10, None, "").unwrap();
+    let by_id = |id| claims.iter().find(|c| c.id == id).unwrap();
+    assert!(matches!(by_id(a).body, StoredBody::Row(_)));
+    assert!(
+        by_id(a).body.read().unwrap() == small,
+        "the row's body differs"
+    );
+    assert_eq!(by_id(a).size, small.len() as u64);
+    assert!(matches!(by_id(b).body, StoredBody::File(_)));
+    assert!(
+        by_id(b).body.read().unwrap() == large,
+        "the file's body differs"
+    );
+    for c in &claims {
+        o.release(c).unwrap();
+    }
+    assert!(o.purge(a).unwrap() && o.purge(b).unwrap());
+    assert!(files_in(&o.messages_dir()).is_empty());
+    let e = o
+        .commit_row(large.clone(), new("work", &["a@x.org"]))
+        .unwrap_err();
+    assert!(e.message().contains("too large"), "{}", e.message());
 }
 
 #[test]
@@ -133,8 +189,9 @@ fn committed_message_survives_reopening() {
     let d = o.show(id).unwrap().expect("still there");
     assert_eq!(d.summary.state, State::Queued);
     assert_eq!(d.summary.subject.as_deref(), Some("hello"));
+    let body_path = d.body_path.clone().expect("a spooled body is a file");
     assert_eq!(
-        std::fs::read(&d.body_path).unwrap(),
+        std::fs::read(&body_path).unwrap(),
         b"Subject: persisted\r\n\r\n"
     );
     assert_eq!(claim_one(&o, soon()).id, id);
@@ -143,7 +200,7 @@ fn committed_message_survives_reopening() {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o700);
-        assert_eq!(mode(&d.body_path), 0o600);
+        assert_eq!(mode(&body_path), 0o600);
     }
 }
 
@@ -478,15 +535,16 @@ fn give_up_fails_pending_recipients_and_retry_brings_them_back() {
 #[test]
 fn purge_deletes_the_body_but_not_while_leased() {
     let (_d, o) = open();
-    let id = o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let id = spooled(&o, b"x", new("work", &["a@x.org"]));
     let c = claim_one(&o, SystemTime::now());
+    let body_path = c.body.path().expect("spooled: a file").to_path_buf();
     let e = o.purge(id).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert!(e.message().contains("being delivered"));
     assert!(o.release(&c).unwrap());
-    assert!(c.body_path.exists());
+    assert!(body_path.exists());
     assert!(o.purge(id).unwrap());
-    assert!(!c.body_path.exists());
+    assert!(!body_path.exists());
     assert!(o.show(id).unwrap().is_none());
     assert!(!o.purge(id).unwrap());
     // Ids are never reused.
@@ -499,7 +557,7 @@ fn leftovers_are_removed_at_open_but_recent_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox");
     let o = Outbox::open(&path).unwrap();
-    let kept = o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let kept = spooled(&o, b"x", new("work", &["a@x.org"]));
     let msgs = o.messages_dir();
     let old = SystemTime::now() - Duration::from_secs(3600);
     let make = |p: std::path::PathBuf, mtime: SystemTime| {
@@ -533,7 +591,7 @@ fn leftovers_are_removed_at_open_but_recent_ones_kept() {
         "a committer may be between rename and COMMIT"
     );
     assert!(live_path.exists(), "a spool still being written");
-    let body = o.show(kept).unwrap().unwrap().body_path;
+    let body = o.show(kept).unwrap().unwrap().body_path.unwrap();
     assert!(body.exists());
     drop(live);
     assert!(!live_path.exists());
@@ -681,16 +739,12 @@ fn a_damaged_database_is_refused_at_open_with_the_fix() {
 #[test]
 fn purge_finished_removes_old_sent_messages_and_their_files() {
     let (_d, o) = open();
-    let sent = o
-        .enqueue(b"Subject: a\r\n\r\nx\r\n", new("w", &["a@x.org"]))
-        .unwrap();
+    let sent = spooled(&o, b"Subject: a\r\n\r\nx\r\n", new("w", &["a@x.org"]));
     let c = claim_one(&o, soon());
     let sent_at = soon();
     o.finish(&c, accept_all(&c), sent_at, &RetryPolicy::default())
         .unwrap();
-    let queued = o
-        .enqueue(b"Subject: b\r\n\r\ny\r\n", new("w", &["b@x.org"]))
-        .unwrap();
+    let queued = spooled(&o, b"Subject: b\r\n\r\ny\r\n", new("w", &["b@x.org"]));
     let messages = o.dir().join(MESSAGES_DIR);
     assert_eq!(files_in(&messages).len(), 2);
     // finished at `sent_at`: not before it

@@ -341,8 +341,13 @@ async fn finish(ctx: &Arc<Ctx>, mut t: Txn, eight_bit: bool) -> Reply {
         batch: None,
     };
     let outbox = ctx.outbox.clone();
-    // fsync is slow; keep it off the async threads.
-    match unblock(move || outbox.commit(write_spool(&outbox, spool, &pending)?, meta)).await {
+    // fsync is slow; keep it off the async threads. A message still all in
+    // memory and small goes into its row: no file to create and sync.
+    let store = move || match spool {
+        None if pending.len() <= Outbox::INLINE_MAX => outbox.commit_row(pending, meta),
+        spool => outbox.commit(write_spool(&outbox, spool, &pending)?, meta),
+    };
+    match unblock(store).await {
         Ok(id) => {
             ctx.wake.notify_one();
             Reply::new(250, &format!("2.0.0 Ok: queued as {id}"))
