@@ -186,8 +186,9 @@ bulk_rate() { # port conns count
 # which an argument's command substitution would not)
 recv() { local kind=$1 v; shift; local -a key=(); while [ "$1" != -- ]; do key+=("$1"); shift; done; shift
   v=$("$@"); rec "$kind" "${key[@]}" "$v"; }
-rate_of() { # command... -> the rate of the JSON line it prints
+rate_of() { # command... -> the rate of the JSON line it prints (kept whole in res/runs.jsonl)
   local out; out=$("$@")
+  printf '%s\n' "$out" | tail -1 >>"$W/res/runs.jsonl"
   python3 -c 'import json,sys; print(json.loads(sys.argv[1].strip().splitlines()[-1])["rate"])' "$out"
 }
 

@@ -30,6 +30,21 @@ pub struct Run {
     secs: f64,
 }
 
+/// CPU seconds (user + system) this process has used so far, every thread
+/// included: `/proc/self/stat` fields 14 and 15, in clock ticks (100 per
+/// second on Linux).
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<f64>() / 100.0
+}
+
 impl Run {
     pub fn new(msgs: usize, elapsed: Duration) -> Run {
         Run {
@@ -38,9 +53,12 @@ impl Run {
         }
     }
 
-    fn print(&self, client: &str) {
+    /// One JSON line; `cpu` is the client's CPU time over the whole
+    /// command (connections and the untimed first messages included).
+    fn print(&self, client: &str, addr: SocketAddr, conns: usize, cpu: f64) {
         println!(
-            "{{\"client\":\"{client}\",\"msgs\":{},\"secs\":{:.4},\"rate\":{:.2}}}",
+            "{{\"client\":\"{client}\",\"addr\":\"{addr}\",\"conns\":{conns},\"msgs\":{},\
+             \"secs\":{:.4},\"rate\":{:.2},\"cpu_secs\":{cpu:.2}}}",
             self.msgs,
             self.secs,
             self.msgs as f64 / self.secs
@@ -134,6 +152,7 @@ fn throughput(client: &str, a: &Args) -> anyhow::Result<()> {
     let count: usize = a.num("count", 1000)?;
     let raw = std::fs::read(a.get("msg")?).context("--msg")?;
     anyhow::ensure!(conns >= 1 && count >= conns, "need 1 <= conns <= count");
+    let cpu0 = cpu_secs();
     let run = match client {
         "limit" => limit::run(
             addr,
@@ -148,6 +167,6 @@ fn throughput(client: &str, a: &Args) -> anyhow::Result<()> {
         }
         _ => runtime()?.block_on(library::lettre(addr, conns, count, raw, FROM, TO))?,
     };
-    run.print(client);
+    run.print(client, addr, conns, cpu_secs() - cpu0);
     Ok(())
 }
