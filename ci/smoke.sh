@@ -72,6 +72,15 @@ s=smtplib.SMTP('127.0.0.1',int(E['POSTFIX_SMALL'])); s.starttls(context=C); s.lo
 assert s.esmtp_features['size']==E['POSTFIX_SMALL_LIMIT']
 try: s.sendmail('a@example.test',['bob@example.test'],'Subject: big\r\n\r\n'+('x'*998+'\r\n')*1100); raise SystemExit(1)
 except smtplib.SMTPSenderRefused as e: assert e.smtp_code==552"
+  T="postfix PIPELINING-only port: PIPELINING, no CHUNKING"; ok py "
+s=smtplib.SMTP('127.0.0.1',int(E['POSTFIX_PIPELINING'])); s.starttls(context=C); s.ehlo()
+assert s.has_extn('pipelining') and not s.has_extn('chunking')"
+  T="postfix idle port: 421 once the client is silent for 2 s"; ok py "
+import time
+s=smtplib.SMTP('127.0.0.1',int(E['POSTFIX_IDLE'])); s.starttls(context=C); s.ehlo(); time.sleep(3)
+try: code=s.noop()[0]
+except smtplib.SMTPServerDisconnected: code=421
+assert code==421, code"
 fi
 rm -f "$MSG"
 echo "$pass passed, $fail failed"

@@ -32,6 +32,7 @@ trap 'ci/mail-peers.sh stop' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 ci/mail-peers.sh start
+run "mail peers: smoke check with independent clients (ci/smoke.sh)" ci/smoke.sh
 
 if cargo nextest --version >/dev/null 2>&1; then
   run "tests (cargo nextest)" cargo nextest run --workspace --all-targets --no-fail-fast "$@"

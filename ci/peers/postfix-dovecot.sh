@@ -13,7 +13,7 @@ BASE=${BASE:?}; CERT=${CERT:?}; KEY=${KEY:?}
 PF_SUBMIT=${PF_SUBMIT:-14587}; PF_SMTPS=${PF_SMTPS:-14465}; PF_OAUTH=${PF_OAUTH:-14588}
 PF_SMALL=${PF_SMALL:-14589}; PF_SMALL_LIMIT=${PF_SMALL_LIMIT:-1048576}; PF_SIZE_LIMIT=${PF_SIZE_LIMIT:-20971520}
 PF_BIG=${PF_BIG:-14590}; PF_BIG_LIMIT=${PF_BIG_LIMIT:-104857600}
-PF_PIPELINING=${PF_PIPELINING:-14591}
+PF_PIPELINING=${PF_PIPELINING:-14591}; PF_IDLE=${PF_IDLE:-14592}
 REFUSE_RCPT=${REFUSE_RCPT:-refused@example.test}
 INTROSPECT_URL=${INTROSPECT_URL:-http://127.0.0.1:18190/introspect}
 CONF=$BASE/etc; DC=$BASE/dovecot
@@ -79,6 +79,10 @@ cat > $CONF/master.cf <<CF
   -o smtpd_tls_security_level=encrypt
   -o message_size_limit=$PF_SIZE_LIMIT
   -o smtpd_discard_ehlo_keywords=chunking
+127.0.0.1:$PF_IDLE inet n - n - - smtpd
+  -o smtpd_tls_security_level=encrypt
+  -o message_size_limit=$PF_SIZE_LIMIT
+  -o smtpd_timeout=2s
 127.0.0.1:$PF_OAUTH inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
   -o message_size_limit=$PF_SIZE_LIMIT

@@ -26,7 +26,10 @@ Extras for client tests:
                        means no faults. Keys (all optional):
                          "down": true        every new connection gets the greeting
                                              `421 4.3.2 Service not available, closing transmission
-                                             channel` and is closed
+                                             channel` and is closed; a connection opened before
+                                             gets the same 421 at its next end of DATA (nothing
+                                             stored), so a client's pooled connection cannot
+                                             outlive the outage
                          "fail_rate": 0.3    probability that an end of DATA fails; the message is
                                              then NOT stored
                          "modes": [...]      how it fails, one picked at random among
@@ -154,6 +157,10 @@ class Faults:
         """The end of DATA. Returns None (store the message) or the failure mode to act out."""
         self.reload()
         self.stats["transactions"] += 1
+        if self.conf.get("down"):
+            self.stats["failures"]["down"] += 1
+            self.save()
+            return "down"
         mode = None
         # Draw only when a rate is set: the sequence then starts at the first transaction after
         # the file gained its fail_rate, whatever went through before.
@@ -288,10 +295,10 @@ class Handler:
         if mode == "451":
             print("FAULT 451", envelope.mail_from, envelope.rcpt_tos, flush=True)
             return FAIL_451        # aiosmtpd sends it; the session goes on, nothing stored
-        if mode in ("421", "drop"):
+        if mode in ("421", "drop", "down"):
             print("FAULT", mode, envelope.mail_from, envelope.rcpt_tos, flush=True)
-            if mode == "421":
-                await server.push(FAIL_421)
+            if mode in ("421", "down"):
+                await server.push(FAIL_421 if mode == "421" else DOWN_GREETING)
                 server.transport.close()   # flushes the 421 first
             else:
                 server.transport.abort()   # no reply at all
@@ -327,6 +334,8 @@ def password_authenticator(users, gmail):
         if isinstance(auth_data, LoginPassword):
             u = auth_data.login.decode(errors="replace")
             p = auth_data.password.decode(errors="replace")
+            # Every login attempt, the user name only (tests check who tried, never the secret).
+            print("AUTH", mechanism, "user=%s" % u, "tls=%s" % bool(getattr(session, "ssl", None)), flush=True)
             if gmail:
                 account_pw, app_pw = gmail.get(u, (None, None))
                 if app_pw is not None and p.replace(" ", "") == app_pw:

@@ -429,16 +429,120 @@ mod tests {
 
     #[test]
     fn presets_match_published_settings() {
-        let g = ProviderId::Gmail.preset();
-        assert_eq!(
-            (g.host, g.port, g.tls),
-            (Some("smtp.gmail.com"), 587, TlsMode::Starttls)
-        );
-        let o = ProviderId::Outlook.preset();
-        assert!(!o.supports(AuthMethod::AppPassword) && o.supports(AuthMethod::Oauth));
-        let f = ProviderId::Fastmail.preset();
-        assert_eq!((f.port, f.tls), (465, TlsMode::Implicit));
-        assert!(!ProviderId::Yahoo.preset().supports(AuthMethod::Password));
+        use AuthMethod::{AppPassword, None as NoAuth, Oauth, Password};
+        use TlsMode::{Implicit, Starttls};
+        // What ../shared/docs/provider-facts.md records for each provider: the
+        // submission host, port and TLS mode, the methods it accepts, and the
+        // ones it refuses (the first accepted is `account add`'s default).
+        #[allow(clippy::type_complexity)]
+        let facts: [(
+            ProviderId,
+            Option<&str>,
+            u16,
+            TlsMode,
+            &[AuthMethod],
+            &[AuthMethod],
+        ); 9] = [
+            // smtp.gmail.com:587 STARTTLS; app passwords (2-Step Verification) and XOAUTH2
+            (
+                ProviderId::Gmail,
+                Some("smtp.gmail.com"),
+                587,
+                Starttls,
+                &[AppPassword, Oauth],
+                &[Password],
+            ),
+            // the same server; less secure apps ended: OAuth first
+            (
+                ProviderId::Workspace,
+                Some("smtp.gmail.com"),
+                587,
+                Starttls,
+                &[Oauth, AppPassword],
+                &[Password],
+            ),
+            // smtp-mail.outlook.com:587 STARTTLS, "OAuth2/Modern Auth" only
+            (
+                ProviderId::Outlook,
+                Some("smtp-mail.outlook.com"),
+                587,
+                Starttls,
+                &[Oauth],
+                &[Password, AppPassword],
+            ),
+            // smtp.office365.com:587 STARTTLS (465 is not SMTP AUTH submission); basic auth
+            // where SMTP AUTH is enabled, OAuth preferred
+            (
+                ProviderId::Office365,
+                Some("smtp.office365.com"),
+                587,
+                Starttls,
+                &[Oauth, Password],
+                &[AppPassword],
+            ),
+            // smtp.mail.yahoo.com 465 TLS; app password; no new OAuth clients for mail
+            (
+                ProviderId::Yahoo,
+                Some("smtp.mail.yahoo.com"),
+                465,
+                Implicit,
+                &[AppPassword],
+                &[Password, Oauth],
+            ),
+            // smtp.mail.me.com:587 STARTTLS; app-specific password; no OAuth for third parties
+            (
+                ProviderId::Icloud,
+                Some("smtp.mail.me.com"),
+                587,
+                Starttls,
+                &[AppPassword],
+                &[Password, Oauth],
+            ),
+            // smtp.fastmail.com 465 "SSL/TLS ... not STARTTLS"; app password, never the account's
+            (
+                ProviderId::Fastmail,
+                Some("smtp.fastmail.com"),
+                465,
+                Implicit,
+                &[AppPassword],
+                &[Password],
+            ),
+            // any server: the user says; the common submission port
+            (
+                ProviderId::Generic,
+                None,
+                587,
+                Starttls,
+                &[Password, AppPassword, NoAuth, Oauth],
+                &[],
+            ),
+            // postie's stand-in for Gmail on loopback, with Gmail's rules
+            (
+                ProviderId::Sandbox,
+                Some("127.0.0.1"),
+                2587,
+                Starttls,
+                &[AppPassword, Oauth],
+                &[Password],
+            ),
+        ];
+        assert_eq!(facts.len(), ProviderId::ALL.len());
+        for (id, host, port, tls, accepted, refused) in facts {
+            let p = id.preset();
+            assert_eq!((p.host, p.port, p.tls), (host, port, tls), "{id:?}");
+            assert_eq!(p.auth, accepted, "{id:?}: accepted methods, best first");
+            assert_eq!(p.default_auth(), accepted[0], "{id:?}");
+            for m in refused {
+                assert!(!p.supports(*m), "{id:?} must not offer {m:?}");
+            }
+            if id != ProviderId::Generic {
+                assert_eq!(
+                    p.app_password_url.is_some(),
+                    accepted.contains(&AppPassword),
+                    "{id:?}: where to create an app password, exactly when it takes one"
+                );
+            }
+        }
     }
 
     #[test]

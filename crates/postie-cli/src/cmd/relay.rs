@@ -103,11 +103,21 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
             config.account_names()
         }
     );
+    // Every signal the relay answers is registered before it says it is
+    // ready: one that comes right after READY (a service manager's reload
+    // or stop) is then handled, not met by the default action, which ends
+    // the process on the spot.
+    let mut stop = StopSignals::new();
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let hup = None;
     let reloader = tokio::spawn(watch_config(
         g.paths.config_file.clone(),
         relay.config_handle(),
         deliverer.clone(),
         wake.clone(),
+        hup,
     ));
     let server = tokio::spawn(relay.serve(stop_rx.clone()));
     // Listening: a service manager waiting for readiness starts what
@@ -118,7 +128,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
         let wake = wake.clone();
         tokio::spawn(async move { d.run(rx, wake).await })
     });
-    wait_for_signal().await;
+    stop.wait().await;
     eprintln!(
         "postie relay: stopping: finishing transactions in progress; nothing unacknowledged is kept half (a second signal stops at once)"
     );
@@ -133,7 +143,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     };
     tokio::select! {
         _ = stopping => eprintln!("postie relay: stopped"),
-        _ = wait_for_signal() => {
+        _ = stop.wait() => {
             // Whatever was not acknowledged is not stored; whatever was
             // being sent goes back to the queue when the next deliverer
             // starts (this process's claims die with it).
@@ -153,12 +163,12 @@ async fn watch_config(
     relay: RelayConfig,
     deliverer: Option<Deliverer>,
     wake: Arc<Notify>,
+    #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
+    #[cfg(not(unix))] _hup: Option<()>,
 ) {
     let modified = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     let p = path.clone();
     let mut seen = unblock(move || Ok(modified(&p))).await.ok().flatten();
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         #[cfg(unix)]
         let forced = tokio::select! {
@@ -222,18 +232,53 @@ async fn watch_config(
 
 /// Waits for Ctrl-C or SIGTERM.
 pub(crate) async fn wait_for_signal() {
+    StopSignals::new().wait().await;
+}
+
+/// SIGINT and SIGTERM, registered when this is made: from then on such a
+/// signal is kept for [`StopSignals::wait`] instead of ending the process.
+pub(crate) struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    pub(crate) fn new() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
+            }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// The next SIGINT or SIGTERM (Ctrl-C elsewhere).
+    pub(crate) async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.int) => {}
+                _ = next(&mut self.term) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -31,14 +31,30 @@ fn message(tok: &str, rcpts: &[&str]) -> OutgoingMessage {
     from_raw(raw.into_bytes(), &opts).unwrap()
 }
 
-/// Sends `msgs` with `send_many` through `peer`'s listener on `port`
-/// (STARTTLS, AUTH with the peer's login); returns the reports in order and
-/// the dialogue as (direction, text).
-fn send_many(
-    peer: Peer,
-    port: u16,
-    msgs: &[OutgoingMessage],
-) -> (Vec<SendReport>, Vec<(String, String)>) {
+/// A mailer with no config file, an account for `peer`'s listener on `port`
+/// (STARTTLS, AUTH with the peer's login), and the dialogue it records as
+/// (direction, text).
+struct Setup {
+    mailer: Mailer,
+    account: Account,
+    lines: Arc<Mutex<Vec<(String, String)>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn lines(&self) -> Vec<(String, String)> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn setup(peer: Peer, port: u16) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let lines: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let sink = lines.clone();
@@ -72,12 +88,24 @@ fn send_many(
         peer.user(),
         PasswordSource::Given(SecretString::from(peer.password())),
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let reports = rt.block_on(async {
-        let mut session = mailer.session(&account);
+    Setup {
+        mailer,
+        account,
+        lines,
+        _dir: dir,
+    }
+}
+
+/// Sends `msgs` with `send_many` through `peer`'s listener on `port`;
+/// returns the reports in order and the dialogue.
+fn send_many(
+    peer: Peer,
+    port: u16,
+    msgs: &[OutgoingMessage],
+) -> (Vec<SendReport>, Vec<(String, String)>) {
+    let s = setup(peer, port);
+    let reports = runtime().block_on(async {
+        let mut session = s.mailer.session(&s.account);
         let mut out: Vec<Option<SendReport>> = (0..msgs.len()).map(|_| None).collect();
         let refs: Vec<&OutgoingMessage> = msgs.iter().collect();
         session
@@ -88,8 +116,42 @@ fn send_many(
         session.close().await;
         out.into_iter().map(Option::unwrap).collect::<Vec<_>>()
     });
-    let lines = lines.lock().unwrap().clone();
-    (reports, lines)
+    (reports, s.lines())
+}
+
+/// A pooled session's connection closed by the server while idle (Postfix
+/// with `smtpd_timeout=2s` says 421 and closes): the next message goes out
+/// on a new connection, once, because the server cannot have taken any of
+/// it; both messages are stored once.
+#[test]
+fn idle_connection_closed_by_the_server_is_replaced_for_the_next_message() {
+    let s = setup(Peer::Postfix, peers().port("POSTFIX_IDLE"));
+    let (a, b) = (token("idle-first"), token("idle-second"));
+    let reports = runtime().block_on(async {
+        let mut session = s.mailer.session(&s.account);
+        let first = session.send(&message(&a, &[TO])).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        let second = session.send(&message(&b, &[TO])).await.unwrap();
+        session.close().await;
+        (first, second)
+    });
+    assert_eq!(reports.0.status, Status::Sent);
+    assert_eq!(reports.1.status, Status::Sent);
+    let lines = s.lines();
+    let greetings = lines
+        .iter()
+        .filter(|(d, t)| d == "received" && t.starts_with("220 ") && t.contains("ESMTP"))
+        .count();
+    assert_eq!(greetings, 2, "one connection per message: {lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(d, t)| d == "received" && t.starts_with("421")),
+        "the server did not close the idle connection: {lines:#?}"
+    );
+    for t in [&a, &b] {
+        assert_eq!(delivered(Peer::Postfix, t, 1).copies.len(), 1);
+    }
 }
 
 /// The index of the `n`-th line (from 0) that is `dir` and starts with

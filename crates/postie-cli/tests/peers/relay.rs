@@ -113,13 +113,25 @@ fn article_scripts_deliver_through_the_relay_with_xoauth2_upstream() {
     let msgs = queue_settled(&sb, Duration::from_secs(20));
     assert_eq!(msgs.len(), 2, "{msgs:?}");
     assert!(msgs.iter().all(|m| m["state"] == "sent"), "{msgs:?}");
-    // The scripts' passwords and the token never show in the relay's output.
-    let log = relay.log_text();
+    // The scripts' passwords and the tokens never show in the relay's output: the script's
+    // made-up one, and every token the test OAuth server issued, the one the relay sent with
+    // among them (the peer accepts only tokens from that list).
+    let log_lines = relay.log.clone();
+    relay.stop();
+    let log = log_lines.lock().unwrap().join("\n");
     assert!(
         !log.contains("the-scripts-old-password") && !log.contains("ya29."),
         "{log}"
     );
-    relay.stop();
+    let issued = std::fs::read_to_string(peers().dir().join("tokens.txt")).unwrap();
+    let issued: Vec<&str> = issued.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!issued.is_empty(), "the OAuth server issued no token");
+    for t in issued {
+        assert!(
+            !log.contains(t),
+            "an issued access token in the relay's output"
+        );
+    }
 }
 
 /// Messages of load.py found in a spool directory: index -> copies.
@@ -151,6 +163,34 @@ fn acked(path: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// `load.py` (see its docstring) sending `count` messages of run `run` from `from` over
+/// `clients` connections to the relay on `port`, acknowledged indices appended to `acked`.
+fn load_py(
+    port: u16,
+    run: &str,
+    count: u32,
+    clients: u32,
+    acked: &Path,
+    deadline_secs: u32,
+    from: &str,
+) -> std::process::Command {
+    let mut c = python();
+    c.arg(script("load.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--clients",
+            &clients.to_string(),
+        ])
+        .args(["--run-id", run])
+        .arg("--acked")
+        .arg(acked)
+        .args(["--deadline", &deadline_secs.to_string()])
+        .args(["--from", from, "--to", "sink@example.test"]);
+    c
+}
+
 /// `kill -9` of the relay at random moments while several clients send: every message that got
 /// a 250 is delivered after the restarts; duplicates only for what was in flight at a kill.
 #[test]
@@ -161,28 +201,8 @@ fn relay_survives_kill_9_with_nothing_lost() {
     let port = relay.port;
     let run = token("crash");
     let acked_file = sb.path().join("acked.txt");
-    const N: u32 = 240;
-    let mut load = python()
-        .arg(script("load.py"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args([
-            "--count",
-            &N.to_string(),
-            "--clients",
-            "4",
-            "--run-id",
-            &run,
-        ])
-        .arg("--acked")
-        .arg(&acked_file)
-        .args([
-            "--deadline",
-            "150",
-            "--from",
-            from,
-            "--to",
-            "sink@example.test",
-        ])
+    const N: u32 = 1000;
+    let mut load = load_py(port, &run, N, 4, &acked_file, 150, from)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -190,12 +210,25 @@ fn relay_survives_kill_9_with_nothing_lost() {
     let mut seed = run
         .bytes()
         .fold(7u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64));
+    // Kill k comes once k/(kills+1) of the messages are acknowledged, plus a random delay, so
+    // that every kill falls in the middle of the load (checked below, not assumed).
     let kills = 4;
-    for _ in 0..kills {
+    let mut acked_at_kill = Vec::new();
+    for k in 1..=kills {
+        let target = N as usize * k / (kills + 1);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while acked(&acked_file).len() < target {
+            assert!(
+                Instant::now() < deadline,
+                "the load stalled below {target} acks"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis(300 + (seed >> 33) % 1200));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 150));
+        acked_at_kill.push(acked(&acked_file).len());
         relay.kill9();
         std::thread::sleep(Duration::from_millis(100));
         relay = RelayProc::start(&sb, port, pw);
@@ -214,6 +247,20 @@ fn relay_survives_kill_9_with_nothing_lost() {
     let msgs = queue_settled(&sb, Duration::from_secs(60));
     let acked = acked(&acked_file);
     assert!(acked.len() >= N as usize, "{summary}");
+    // The premise: each kill hit a load in progress. Messages were acknowledged before the
+    // first kill, between kills and after the last, and the clients saw the kills (refused or
+    // reset connections, lost replies).
+    let mut counts = acked_at_kill.clone();
+    counts.push(acked.len());
+    assert!(
+        counts[0] > 0 && counts.windows(2).all(|w| w[1] > w[0]),
+        "acknowledged messages at each kill, then at the end: {counts:?}"
+    );
+    let errors = serde_json::from_str::<serde_json::Value>(summary.trim())
+        .ok()
+        .and_then(|v| v["errors"].as_u64())
+        .unwrap_or_else(|| panic!("no summary from load.py: {summary:?}"));
+    assert!(errors > 0, "no kill interrupted the clients: {summary}");
     let spool = Path::new(peers().get("AIOSMTPD_SPOOL"));
     let deadline = Instant::now() + Duration::from_secs(20);
     let copies = loop {
@@ -276,27 +323,7 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
     let port = relay.port;
     let acked_file = sb.path().join("acked.txt");
     const N: u32 = 30;
-    let out = python()
-        .arg(script("load.py"))
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args([
-            "--count",
-            &N.to_string(),
-            "--clients",
-            "3",
-            "--run-id",
-            &run,
-        ])
-        .arg("--acked")
-        .arg(&acked_file)
-        .args([
-            "--deadline",
-            "60",
-            "--from",
-            from,
-            "--to",
-            "sink@example.test",
-        ])
+    let out = load_py(port, &run, N, 3, &acked_file, 60, from)
         .output()
         .unwrap();
     assert!(
@@ -316,9 +343,45 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
     while failures(&stats()) == failures(&before) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Down for a while, then faults again, then healthy.
+    // Down for a while, then faults again, then healthy. Messages sent while the upstream is
+    // down are accepted by the relay and wait: checked, so that the phase is not a no-op when
+    // the first load happens to be delivered already.
     control(ctl, &format!(r#"{{"down": true, "run": "{run}-down"}}"#));
+    let down_run = format!("{run}-d");
+    const DOWN_N: u32 = 5;
+    let out = load_py(
+        port,
+        &down_run,
+        DOWN_N,
+        1,
+        &sb.path().join("acked-down.txt"),
+        30,
+        from,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "the relay must accept while the upstream is down: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     std::thread::sleep(Duration::from_secs(2));
+    let waiting = sb.postie().args(["queue", "list", "--json"]).run().json();
+    let pending_down = waiting["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("load {down_run} ")))
+                && m["state"] != "sent"
+        })
+        .count();
+    assert_eq!(
+        pending_down, DOWN_N as usize,
+        "sent while the upstream was down? {waiting}"
+    );
     control(
         ctl,
         &format!(
@@ -337,6 +400,12 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
         stats()
     );
     let spool = Path::new(peers().get("FLAKY_SPOOL"));
+    let after_down = load_copies(spool, &down_run);
+    assert_eq!(
+        after_down.len(),
+        DOWN_N as usize,
+        "the messages that waited out the down phase: {after_down:?}"
+    );
     let copies = load_copies(spool, &run);
     let missing: Vec<u32> = (0..N).filter(|i| !copies.contains_key(i)).collect();
     assert!(
@@ -488,7 +557,13 @@ impl Raw {
 #[test]
 fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
     let from = "wire@example.test";
-    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "");
+    // A small limit, so that an oversized body is cheap to send.
+    let limit = 200_000;
+    let (sb, relay) = relay_for(
+        Peer::Aiosmtpd,
+        from,
+        &format!("[relay]\nmax_message_size = {limit}\n"),
+    );
     let port = relay.port;
     let mut c = Raw::connect(port);
     assert!(c.send(b"EHLO client.test\r\n").contains("250 "));
@@ -499,6 +574,19 @@ fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
 
     let r = c.send(format!("MAIL FROM:<{from}> SIZE=999999999999\r\n").as_bytes());
     assert!(r.starts_with("552"), "{r}");
+
+    // A body over the limit without SIZE=: sent whole (far past the point where the relay
+    // starts spooling to a file), refused at its end, and nothing of it kept.
+    let big = token("oversized");
+    c.open_data(from, "victim@example.test");
+    let line = format!("{}\r\n", "z".repeat(98));
+    let body = format!(
+        "From: <{from}>\r\nSubject: {big}\r\n\r\n{}.\r\n",
+        line.repeat(limit / 100 + 500)
+    );
+    let r = c.send(body.as_bytes());
+    assert!(r.starts_with("552"), "{r}");
+    assert!(c.send(b"NOOP\r\n").starts_with("250"));
 
     // Smuggling: a bare-LF dot inside the body does not end it. Bare LFs are stored as CRLF
     // (Python's smtplib.sendmail(bytes) sends them), so the would-be second message is just
@@ -562,6 +650,19 @@ fn hostile_input_gets_clear_replies_and_nothing_half_stored() {
         "the outer and the 8-bit message only: {msgs:?}"
     );
     relay.stop();
+    // Nothing of the oversized body on disk: no spool file, no body file (the two stored
+    // messages are small: they live in their rows), and no row.
+    let outbox = sb.path().join("data/postie/outbox");
+    for dir in ["messages", "messages/tmp"] {
+        let files: Vec<_> = std::fs::read_dir(outbox.join(dir))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name())
+            .collect();
+        assert!(files.is_empty(), "left in {dir}: {files:?}");
+    }
+    assert_not_delivered(Peer::Aiosmtpd, &big);
 }
 
 /// SIGTERM while a client is in the middle of DATA: the relay lets the transaction finish,
@@ -1097,25 +1198,36 @@ fn the_relay_runs_as_a_service_and_says_when_it_is_ready() {
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let port = free_port();
+    let log_path = sb.path().join("relay.log");
     let mut child = sb
         .std_postie()
-        .args(["relay", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["-v", "relay", "--listen", &format!("127.0.0.1:{port}")])
         .env("NOTIFY_SOCKET", &socket_path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let mut buf = [0u8; 256];
+    let mut got: Vec<String> = Vec::new();
     let mut next = || {
         // (a signal to the test process interrupts the wait: wait again)
         let n = loop {
             match socket.recv(&mut buf) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => break r.expect("a notification"),
+                r => {
+                    break r.unwrap_or_else(|e| {
+                        panic!(
+                            "no notification after {got:?} ({e}); the relay said:\n{}",
+                            std::fs::read_to_string(&log_path).unwrap_or_default()
+                        )
+                    });
+                }
             }
         };
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        let note = String::from_utf8_lossy(&buf[..n]).into_owned();
+        got.push(note.clone());
+        note
     };
     let ready = next();
     assert!(ready.starts_with("READY=1"), "{ready}");

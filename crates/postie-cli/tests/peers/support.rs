@@ -84,6 +84,14 @@ impl PeerEnv {
             .unwrap_or_else(|_| panic!("{key}={v} in {} is not a port", self.file.display()))
     }
 
+    /// The peers' run-time directory (`tokens.txt`: every access token the test OAuth server
+    /// issued, one per line).
+    pub fn dir(&self) -> &Path {
+        self.file
+            .parent()
+            .expect("the env file is in the peers' directory")
+    }
+
     pub fn ca(&self) -> &str {
         self.get("MAIL_PEERS_CA")
     }

@@ -111,18 +111,70 @@ fn tls_name_makes_the_other_name_acceptable_implicit() {
     other_name_with_tls_name(Tls::Implicit)
 }
 
+/// smtp:// means STARTTLS is required; this listener offers none (and allows AUTH in clear).
+/// postie refuses to go on, and the peer's own log shows that no login reached it, while a
+/// client that does log in there in clear (the control) is in that log.
 #[test]
 fn server_without_starttls_gets_no_credentials() {
-    // smtp:// means STARTTLS is required; this listener offers none (and allows AUTH in clear)
     let sb = Sandbox::new();
     let tok = token("no-starttls");
-    let url = format!("smtp://127.0.0.1:{}", peers().port("AIOSMTPD_PLAIN"));
-    let run = send_untrusted(&sb, &url, &tok)
+    let user = format!("{tok}@example.test");
+    let port = peers().port("AIOSMTPD_PLAIN");
+    let run = sb
+        .postie()
+        .arg("send")
+        .opt("--server", format!("smtp://127.0.0.1:{port}"))
+        .opt("--user", &user)
+        .opt("--password-env", PW_VAR)
+        .env(PW_VAR, "secret")
+        .opt("--from", FROM)
+        .opt("--to", TO)
+        .message(&tok)
         .opt("--ca-file", peers().ca())
         .run();
     run.failure();
     run.stderr_mentions(&["STARTTLS"]);
     assert_not_delivered(Peer::Aiosmtpd, &tok);
+
+    let control = format!("{tok}-control@example.test");
+    let out = crate::relay_support::python()
+        .args([
+            "-c",
+            &format!(
+                "import smtplib\n\
+             s = smtplib.SMTP('127.0.0.1', {port})\n\
+             try:\n\
+             \x20   s.login('{control}', 'wrong')\n\
+             except smtplib.SMTPAuthenticationError:\n\
+             \x20   pass\n\
+             s.quit()\n"
+            ),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log_path = peers().dir().join("run/aiosmtpd.log");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains(&format!("user={control}")) || std::time::Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(
+        log.contains(&format!("user={control}")),
+        "the peer's log does not show logins: {}",
+        log_path.display()
+    );
+    assert!(
+        !log.contains(&format!("user={user}")),
+        "postie sent its login to a server without STARTTLS"
+    );
 }
 
 /// A self-signed certificate as `openssl req -x509` makes it (CA:TRUE) for
