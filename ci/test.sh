@@ -44,6 +44,7 @@ run "doc tests" cargo test --workspace --doc
 run "rustfmt" cargo fmt --all -- --check
 run "clippy" cargo clippy --workspace --all-targets -- -D warnings
 run "benchmark harness (bench/run.sh --short; figures not checked)" bench/run.sh --short
+run "fuzzing: a short pass over every target (ci/fuzz.sh; skipped without a nightly toolchain)" ci/fuzz.sh 10
 
 if [ ${#failed[@]} -gt 0 ]; then
   printf '\nFAILED: %s\n' "${failed[@]}" >&2

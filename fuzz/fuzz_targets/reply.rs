@@ -1,13 +1,8 @@
-//! The reply parser never panics, and consumes whole replies only.
+//! See `checks::reply` (fuzz/checks.rs).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use postie_proto::reply::ReplyParser;
 
-fuzz_target!(|data: &[u8]| {
-    let mut rest = data;
-    while let Ok(Some((reply, used))) = ReplyParser::parse(rest) {
-        assert!(used > 0 && used <= rest.len());
-        assert!((100..1000).contains(&reply.code));
-        rest = &rest[used..];
-    }
-});
+#[path = "../checks.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::reply(data));
