@@ -466,3 +466,48 @@ fn a_sign_in_not_finished_in_time_says_so() {
     run.stderr_mentions(&["not finished in the browser in time", "--manual"]);
     assert!(!run.text_lower().contains("temporary problem"), "{run}");
 }
+
+/// The provider cannot be reached to revoke (its revocation endpoint refuses connections):
+/// logout still deletes the tokens here, says that access may still be live there and where to
+/// remove it, and exits 75 (EX_TEMPFAIL); the token is indeed still active at the server. A
+/// second logout has nothing to do.
+#[test]
+fn logout_when_the_provider_cannot_be_told_exits_75() {
+    let sb = Sandbox::new();
+    logged_in(&sb, "gone", peers().port("POSTFIX_OAUTH"));
+    let token = token_of(&sb, "gone");
+    let cfg = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("[accounts.gone.oauth]\n"), "{text}");
+    // A port nothing listens on (bound, then closed).
+    let closed = crate::relay_support::free_port();
+    let text = text.replace(
+        "[accounts.gone.oauth]\n",
+        &format!(
+            "[accounts.gone.oauth]\nrevocation_endpoint = \"http://127.0.0.1:{closed}/revoke\"\n"
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let run = sb.postie().args(["logout", "gone"]).run();
+    run.code(75);
+    run.stderr_mentions(&[
+        "deleted the tokens",
+        "revoking them at the provider failed",
+        "security settings",
+    ]);
+    assert!(!run.stderr.contains(&token), "the token in logout's output");
+    assert!(
+        introspect_active(&token),
+        "the token was revoked after all: the test's premise does not hold"
+    );
+    assert!(
+        !sb.postie()
+            .args(["token", "gone"])
+            .run()
+            .stdout
+            .contains(&token)
+    );
+    let again = sb.postie().args(["logout", "gone"]).run();
+    again.success();
+    again.stderr_mentions(&["nothing to do"]);
+}

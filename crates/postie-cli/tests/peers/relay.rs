@@ -1249,3 +1249,99 @@ fn the_relay_runs_as_a_service_and_says_when_it_is_ready() {
     assert_eq!(next(), "STOPPING=1");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// Python smtplib logs in to the relay on `port` (STARTTLS, the relay's own certificate not
+/// verified: loopback) as `user`; returns the SMTP code of the AUTH reply.
+fn relay_login(port: u16, user: &str, password: &str) -> u16 {
+    let out = python()
+        .args([
+            "-c",
+            &format!(
+                "import smtplib, ssl\n\
+             s = smtplib.SMTP('127.0.0.1', {port})\n\
+             s.starttls(context=ssl._create_unverified_context())\n\
+             try:\n\
+             \x20   code = s.login('{user}', '{password}')[0]\n\
+             except smtplib.SMTPAuthenticationError as e:\n\
+             \x20   code = e.smtp_code\n\
+             print(code)\n\
+             s.quit()\n"
+            ),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("smtplib: {text} {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// Waits (15 s at most) until logging in to `relay` as `user` gets `code`: the relay reads
+/// its config again by itself, within seconds.
+fn wait_for_login(relay: &RelayProc, user: &str, pw: &str, code: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while relay_login(relay.port, user, pw) != code {
+        assert!(
+            Instant::now() < deadline,
+            "logging in as {user} never got {code}:\n{}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `relay user add`, `list` and `remove` against a running relay: the login works once added
+/// and is refused once removed (the relay reads the config again by itself); `list` names the
+/// user and its account, never the password, which the config keeps only as a hash; removing a
+/// user that does not exist is a usage error that says so.
+#[test]
+fn relay_users_are_added_listed_and_removed_while_the_relay_runs() {
+    let from = "users@example.test";
+    let (sb, relay) = relay_for(Peer::Aiosmtpd, from, "");
+    let port = relay.port;
+    let (user, pw) = ("script@example.test", "Script-Pa55-word-1");
+    let list = || sb.postie().args(["relay", "user", "list"]).run();
+    let none = list();
+    none.success();
+    assert!(none.stdout.contains("no relay users"), "{none}");
+    assert_eq!(relay_login(port, user, pw), 535, "an unknown user logs in");
+
+    sb.postie()
+        .args([
+            "relay",
+            "user",
+            "add",
+            user,
+            "--account",
+            "ali",
+            "--password-env",
+            "RELAY_PW",
+        ])
+        .env("RELAY_PW", pw)
+        .run()
+        .success();
+    let listed = list();
+    assert!(
+        listed.stdout.contains(&format!("{user}  -> account ali")),
+        "{listed}"
+    );
+    assert!(!listed.stdout.contains(pw) && !listed.stderr.contains(pw));
+    let config = std::fs::read_to_string(sb.config_home().join("postie/config.toml")).unwrap();
+    assert!(config.contains(user) && !config.contains(pw), "{config}");
+    wait_for_login(&relay, user, pw, 235);
+    assert_eq!(relay_login(port, user, "a-wrong-password"), 535);
+
+    let removed = sb.postie().args(["relay", "user", "remove", user]).run();
+    removed.success();
+    assert!(removed.stdout.contains("removed"), "{removed}");
+    assert!(list().stdout.contains("no relay users"));
+    wait_for_login(&relay, user, pw, 535);
+    let again = sb.postie().args(["relay", "user", "remove", user]).run();
+    again.code(64);
+    again.stderr_mentions(&["no relay user", user]);
+    assert!(
+        !relay.log_text().contains(pw),
+        "the password in the relay's output"
+    );
+    relay.stop();
+}
