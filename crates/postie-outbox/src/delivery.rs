@@ -564,8 +564,11 @@ impl Inner {
                 .await
                 .ok()
                 .and_then(|v| v.last().map(|(t, _)| *t));
+            // (at most one spacing: a send stamped in the future, after the
+            // clock was set back, must not hold the account for hours)
             let wait = last
                 .and_then(|t| (t + spacing).duration_since(SystemTime::now()).ok())
+                .map(|w| w.min(spacing))
                 .unwrap_or_default();
             self.next_slot
                 .lock()
@@ -624,8 +627,14 @@ impl Inner {
         if let Some(limit) = limits.per_day
             && q.len() as u64 >= u64::from(limit)
         {
-            let oldest = q.front().expect("non-empty").0;
-            return Some((oldest + DAY, "daily sending limit"));
+            // The send that has to leave the window for one more to fit
+            // (a limit of 0, refused by the config, would wait a day).
+            let at = q
+                .len()
+                .checked_sub(limit as usize)
+                .and_then(|i| q.get(i))
+                .map_or(now + DAY, |(t, _)| *t + DAY);
+            return Some((at, "daily sending limit"));
         }
         let limit = u64::from(limits.recipients_per_day?);
         let want = u64::from(recipients).min(limit);

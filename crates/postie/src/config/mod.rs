@@ -498,6 +498,17 @@ impl Config {
                 })?;
             }
         }
+        for (name, n) in &self.relay.daily_limit {
+            if *n == 0 {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    format!(
+                        "{}: [relay] daily_limit.{name} = 0 would never send: remove it, or set 1 or more",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -673,6 +684,24 @@ mod tests {
         g.host = Some("mail.example.net".into());
         g.tls = Some(TlsMode::Implicit);
         assert_eq!(g.endpoint().unwrap().port, 465);
+    }
+
+    /// A relay daily limit of 0 would hold an account's mail for ever:
+    /// refused when the file is read, with the fix.
+    #[test]
+    fn a_zero_relay_daily_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        fs::write(&path, "[relay.daily_limit]\nwork = 0\n").unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.message().contains("daily_limit.work = 0") && e.message().contains("set 1 or more"),
+            "{}",
+            e.message()
+        );
+        fs::write(&path, "[relay.daily_limit]\nwork = 1\n").unwrap();
+        assert_eq!(Config::load(&path).unwrap().relay.daily_limit["work"], 1);
     }
 
     #[test]
