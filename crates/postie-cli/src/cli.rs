@@ -474,7 +474,8 @@ pub struct BulkArgs {
     /// The account to send through [default: the default account]
     #[arg(short, long, add = ArgValueCandidates::new(account_names))]
     pub account: Option<String>,
-    /// The batch's name [default: the source's name and a hash of its path]
+    /// The batch's name: letters, digits, '.', '_', '-' (it names the results file) [default:
+    /// the source's name and a hash of its path]
     #[arg(long)]
     pub batch: Option<String>,
     /// Write the results (JSON lines) here [default: DATA_DIR/bulk/BATCH.jsonl]

@@ -66,10 +66,19 @@ async fn run_inner(g: &Global, a: BulkArgs) -> Result<i32, Error> {
         }
     };
     let batch = match a.batch.clone() {
-        Some(b) if b.is_empty() || b.contains(|c: char| c.is_control() || c.is_whitespace()) => {
+        // It names the results file, DATA_DIR/bulk/NAME.jsonl: no path in it.
+        Some(b)
+            if b.is_empty()
+                || b.starts_with('.')
+                || !b
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+        {
             return Err(Error::new(
                 ErrorKind::Usage,
-                format!("--batch {b:?}: a batch name is one word without spaces"),
+                format!(
+                    "--batch {b:?}: a batch name is letters, digits, '.', '_' and '-', not starting with '.' (it names the results file bulk/NAME.jsonl)"
+                ),
             ));
         }
         Some(b) => b,

@@ -305,3 +305,22 @@ fn a_message_with_more_recipients_than_allowed_goes_in_groups() {
     let want: std::collections::BTreeSet<String> = to.into_iter().collect();
     assert_eq!(d.rcpt_tos, want);
 }
+
+/// A batch name becomes a file name (DATA_DIR/bulk/NAME.jsonl): one that holds a path, or is
+/// hidden or empty, is refused as a usage error before anything is queued or sent.
+#[test]
+fn a_batch_name_with_a_path_in_it_is_refused() {
+    let peer = Peer::Aiosmtpd;
+    let sb = bulk_sandbox(peer, "");
+    let (dir, toks) = eml_dir(&sb, "pathname", 1);
+    for bad in ["../escape", "a/b", ".hidden", ""] {
+        let run = bulk(&sb, peer)
+            .opt("--batch", bad)
+            .arg(dir.to_str().unwrap())
+            .run();
+        run.code(64);
+        run.stderr_mentions(&["--batch", "letters, digits"]);
+    }
+    assert!(!sb.path().join("data/postie/escape.jsonl").exists());
+    assert_not_delivered(peer, &toks[0]);
+}
