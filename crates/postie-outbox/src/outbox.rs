@@ -119,9 +119,9 @@ impl Outbox {
         check_integrity(&conn, &path)?;
         // WAL lets `postie queue list` read while a relay writes; FULL makes
         // every COMMIT durable before "250 accepted" goes out.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(db)?;
+        let mode: String =
+            when_free(|| conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)))
+                .map_err(db)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!("outbox: the database refused WAL mode (got {mode})");
         }
@@ -204,15 +204,11 @@ fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
             ),
         )
     };
-    let mut stmt = match conn.prepare("PRAGMA quick_check(5)") {
-        Ok(s) => s,
-        Err(e) if is_damage(&e) => return Err(damaged(e.to_string())),
-        Err(e) => return Err(db(e)),
-    };
-    let found: Vec<String> = match stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .and_then(|rows| rows.collect())
-    {
+    let found: Vec<String> = match when_free(|| {
+        conn.prepare("PRAGMA quick_check(5)")?
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect()
+    }) {
         Ok(found) => found,
         Err(e) if is_damage(&e) => return Err(damaged(e.to_string())),
         Err(e) => return Err(db(e)),
@@ -231,12 +227,32 @@ fn is_damage(e: &rusqlite::Error) -> bool {
     )
 }
 
-fn db(e: rusqlite::Error) -> Error {
-    let busy = matches!(
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    );
-    if busy {
+    )
+}
+
+/// `f`, again while another process holds the lock it needs, for up to
+/// [`BUSY_TIMEOUT`]. For what SQLite's busy handler does not wait on: the
+/// switch to WAL and the first read while another process is creating a
+/// fresh outbox (`postie bulk` and `postie queue list` started together).
+/// Blocking: the outbox is opened on a blocking thread.
+fn when_free<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn db(e: rusqlite::Error) -> Error {
+    if is_busy(&e) {
         Error::new(
             ErrorKind::Transient,
             "the outbox database stayed locked by another postie process; try again",

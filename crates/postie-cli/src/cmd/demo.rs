@@ -425,12 +425,16 @@ async fn relay(
     out.step(4, "A legacy script through postie relay");
     let data_dir = dir.join("data");
     let mut config = mailer.config().clone();
+    // Argon2 and SQLite (with its fsyncs) on blocking threads, not here.
+    let password_hash =
+        postie::blocking::unblock(|| users::hash_password(&SecretString::from(SCRIPT_PASSWORD)))
+            .await?;
     config.relay.users.push(RelayUser {
         username: DEFAULT_USER.into(),
         account: ACCOUNT.into(),
-        password_hash: users::hash_password(&SecretString::from(SCRIPT_PASSWORD))?,
+        password_hash,
     });
-    let outbox = Arc::new(Outbox::open(&data_dir.join("outbox"))?);
+    let outbox = Outbox::open_shared(&data_dir.join("outbox")).await?;
     let wake = Arc::new(Notify::new());
     let relay = Relay::bind(
         config.clone(),
