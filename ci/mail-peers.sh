@@ -11,7 +11,7 @@ T=${MAIL_PEERS_TOOLS:-$W}
 export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="swaks msmtp mutt neomutt s-nail mailutils git-email libmailtools-perl
   libio-socket-ssl-perl libauthen-sasl-perl postfix sasl2-bin libsasl2-modules dovecot-core openssl
-  dbus gnome-keyring libsecret-tools chromium systemd strace"
+  dbus gnome-keyring libsecret-tools chromium systemd strace postgresql"
 PIP_PKGS="aiosmtpd==1.4.6 authlib==1.9.10 flask==3.1.3"
 NPM_PKGS="smtp-server@3.21.6 oauth2-mock-server@8.2.3"
 
@@ -24,6 +24,7 @@ PF_SIZE_LIMIT=20971520 PF_SMALL_LIMIT=1048576 PF_BIG_LIMIT=104857600
 GMAIL_STARTTLS=15587 GMAIL_SMTPS=15465
 EXPIRED_STARTTLS=16587 EXPIRED_SMTPS=16465 OTHERNAME_STARTTLS=16588 OTHERNAME_SMTPS=16466
 FLAKY_STARTTLS=17587 FLAKY_PLAIN=17525
+PG_PORT=15432 PG_USER=postie PG_PASSWORD=pg-outbox-Kx7-test PG_DB=postie
 OTHER_NAME=other.test
 REFUSED=refused@example.test
 GMAIL_USER=postie.user@gmail.test GMAIL_ACCOUNT_PW=correct-horse-battery GMAIL_APP_PW=abcdefghijklmnop
@@ -97,6 +98,32 @@ bg() { local n=$1; shift; "$@" >"$W/run/$n.log" 2>&1 & echo $! >"$W/run/$n.pid";
 
 # A private CA and leaf certificates signed by it (rustls refuses a CA certificate as a server's
 # own): cert.pem for localhost/127.0.0.1/::1, expired.pem (valid 2020 only), other.pem (other.test).
+# A private PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl, no system service) on
+# loopback, for the shared outbox. As root, it runs as the postgres user the package created.
+start_postgres() {
+  local bin d=$W/pg run=()
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -x "$bin/initdb" ] || { echo "mail-peers: PostgreSQL's server is not installed (apt postgresql)" >&2; exit 1; }
+  rm -rf "$d"; mkdir -p "$d"
+  printf '%s\n' "$PG_PASSWORD" > "$d/pwfile"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$d"; run=(runuser -u postgres --); fi
+  "${run[@]}" "$bin/initdb" -D "$d/data" -U "$PG_USER" --auth=scram-sha-256 --pwfile="$d/pwfile" \
+     -E UTF8 --locale=C.UTF-8 >"$W/run/postgres-initdb.log" 2>&1 || { cat "$W/run/postgres-initdb.log"; exit 1; }
+  rm -f "$d/pwfile"
+  "${run[@]}" "$bin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 \
+     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $d -c max_connections=200" start >/dev/null \
+     || { cat "$d/server.log"; exit 1; }
+  PGPASSWORD=$PG_PASSWORD "$bin/psql" -qAt -h 127.0.0.1 -p $PG_PORT -U "$PG_USER" -d postgres \
+     -c "CREATE DATABASE $PG_DB" >/dev/null
+}
+stop_postgres() {
+  local bin run=()
+  [ -f "$W/pg/data/postmaster.pid" ] || return 0
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  if [ "$(id -u)" = 0 ]; then run=(runuser -u postgres --); fi
+  "${run[@]}" "$bin/pg_ctl" -D "$W/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
 make_certs() {
   local d=$W/tls; rm -rf "$d"; mkdir -p "$d/db"; : > "$d/db/index.txt"
   local ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
@@ -146,11 +173,13 @@ start() {
   local p busy=""
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
            $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE $GMAIL_STARTTLS $GMAIL_SMTPS \
-           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN; do
+           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN \
+           $PG_PORT; do
     port_busy "$p" && busy="$busy $p"
   done
   [ -z "$busy" ] || { echo "mail-peers: ports already in use:$busy (peers of another MAIL_PEERS_DIR still running?)" >&2; exit 1; }
   make_certs
+  start_postgres
   local py=$T/venv/bin/python smtpd=$PEERS/provider_smtpd.py
   export NODE_PATH=$T/node/node_modules
   bg oauth-as "$py" "$PEERS/oauth_as.py" --port $OAUTH_AS_PORT --client test-client \
@@ -226,6 +255,10 @@ FLAKY_CONTROL=$W/flaky.control.json
 FLAKY_STATS=$W/flaky.control.json.stats
 FLAKY_USER=alice
 FLAKY_PASSWORD=secret
+POSTGRES_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PG_PORT/$PG_DB
+POSTGRES_USER=$PG_USER
+POSTGRES_PASSWORD=$PG_PASSWORD
+POSTGRES_PORT=$PG_PORT
 ENV
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then cat >> "$W/env.tmp" <<ENV
 POSTFIX_SUBMIT=$PF_SUBMIT
@@ -252,6 +285,7 @@ wait_gone() { local i; for ((i = 0; i < 50; i++)); do gone "$1" && return 0; sle
 
 stop() {
   rm -f "$W/env"
+  stop_postgres
   local f pid pids=""
   for f in "$W"/run/*.pid; do
     [ -f "$f" ] || continue; pid=$(cat "$f"); rm -f "$f"

@@ -40,6 +40,8 @@ mod relay_support;
 mod sandbox;
 #[path = "peers/secrets.rs"]
 mod secrets;
+#[path = "peers/shared_outbox.rs"]
+mod shared_outbox;
 #[path = "peers/spool.rs"]
 mod spool;
 #[path = "peers/support.rs"]

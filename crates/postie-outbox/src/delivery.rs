@@ -8,7 +8,6 @@
 //! lock file per running deliverer lets a new one recover the messages of a
 //! deliverer that was killed mid-send without waiting for their leases.
 
-mod holder;
 mod outcome;
 mod send;
 
@@ -28,13 +27,18 @@ use postie::wording::{Action, say};
 
 use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy, Scope};
 
-pub use holder::Holder;
+pub use crate::outbox::Holder;
 
 /// How long a claimed message stays leased to this deliverer. Leases are
 /// renewed while a message is being sent, so this bounds only how long a
 /// message of a deliverer that hung (not one that died: see [`Holder`])
 /// waits before another deliverer may take it.
 pub const LEASE: Duration = Duration::from_secs(120);
+
+/// How often a running deliverer looks for deliverers that died, whose
+/// leased messages it returns to the queue: well within a minute of a host's
+/// death, their messages are claimable again.
+const RECOVER_EVERY: Duration = Duration::from_secs(15);
 
 /// What happened to one message, for progress reports and logs.
 #[derive(Clone, Debug)]
@@ -98,7 +102,7 @@ impl Deliverer {
     /// queue.
     pub async fn new(settings: Settings, outbox: Arc<Outbox>, mailer: Mailer) -> Result<Deliverer> {
         let o = outbox.clone();
-        let holder = unblock(move || Holder::acquire(&o)).await?;
+        let holder = unblock(move || o.register_holder()).await?;
         Ok(Deliverer(Arc::new(Inner {
             settings,
             pool: Pool::new(mailer),
@@ -166,7 +170,21 @@ impl Deliverer {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>, wake: Arc<Notify>) {
         const POLL: Duration = Duration::from_secs(5);
         let mut retained: Option<std::time::Instant> = None;
+        let mut recovered = std::time::Instant::now();
         while !*shutdown.borrow() {
+            // Deliverers that died (on this host or, with a shared outbox,
+            // another): their messages back into play.
+            if recovered.elapsed() >= RECOVER_EVERY {
+                recovered = std::time::Instant::now();
+                match self.0.db(|o| o.recover_holders()).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        "outbox: {n} message(s) leased by a deliverer that stopped were returned \
+                         to the queue"
+                    ),
+                    Err(e) => tracing::warn!("outbox: {}", e.message()),
+                }
+            }
             // Retention: at start, then every hour (more often when sent
             // messages are kept for less than two hours).
             if let Some(keep) = self.0.settings.keep_sent {

@@ -1,22 +1,22 @@
-//! The durable outbox: messages accepted by `postie relay` and `postie
-//! sendmail`, kept on disk until they are delivered upstream or given up.
+//! The durable outbox: messages accepted by `postie relay`, `postie
+//! sendmail` and `postie bulk`, kept until they are delivered upstream or
+//! given up.
 //!
-//! Layout of an outbox directory (mode 0700):
-//! - `outbox.sqlite3`: messages, recipients, attempts and paused accounts
-//!   (WAL, `synchronous=FULL`), the only place where processes coordinate;
-//! - `messages/<random>.eml`: one body per message, written once;
-//! - `messages/tmp/`: bodies being spooled, not yet committed.
+//! One interface, [`Store`], two implementations:
+//! - an outbox directory (the default): SQLite and files on one host, no
+//!   set-up (see `sqlite.rs`);
+//! - a PostgreSQL database shared by several hosts, bodies included, so a
+//!   host holds nothing another needs (see `postgres.rs`).
 //!
-//! A message is acknowledged to whoever handed it over only after
-//! [`Outbox::commit`] returns: by then its body is fsynced and renamed into
-//! place, the directory is fsynced, and its row is committed. Several
-//! processes (a running relay, `postie sendmail` from cron, `postie queue
-//! list`) may open one outbox at once; delivery workers take messages with
-//! [`Outbox::claim`], which leases them, and report with [`Outbox::finish`].
+//! [`Outbox`] is the store a program opened, from a [`Location`]; its
+//! methods are the [`Store`]'s. A message is acknowledged to whoever handed
+//! it over only after [`Store::commit`] (or [`Store::commit_row`]) returned:
+//! by then it is durable in the store. Several processes, on one host or
+//! several, may use one outbox at once; delivery workers take messages with
+//! [`Outbox::claim`], which leases them, and report with [`Store::finish`].
 //!
-//! Inside: `spool` writes bodies, `delivery` claims and leases, `finish`
-//! records attempts, `admin` answers the operator commands, `pause` keeps paused
-//! accounts, [`policy`] decides when to retry, `schema` creates the tables.
+//! Shared by both stores: `spool` writes incoming bodies, [`policy`] decides
+//! when to retry, `message` and `delivery` are the vocabulary.
 //!
 //! ```no_run
 //! # fn demo() -> postie::error::Result<()> {
@@ -43,24 +43,24 @@
 //! # let _ = id; Ok(()) }
 //! ```
 
-mod admin;
 mod delivery;
 mod finish;
+mod location;
 mod message;
-mod pause;
 pub mod policy;
-mod schema;
+mod postgres;
 mod spool;
+mod sqlite;
 mod time;
 
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use postie::blocking::unblock;
 use postie::error::{Error, ErrorKind, Result};
@@ -68,6 +68,7 @@ use postie::error::{Error, ErrorKind, Result};
 pub use delivery::{
     Claim, Disposition, FailureClass, Outcome, RecipientOutcome, RecipientResult, Scope, StoredBody,
 };
+pub use location::{Location, PgTarget};
 pub use message::{
     AttemptKind, AttemptRecord, BatchItem, Counts, Detail, ListFilter, MessageId, NewMessage,
     Paused, RecipientCounts, RecipientDetail, RecipientState, ReplyRecord, State, Summary, Which,
@@ -75,76 +76,199 @@ pub use message::{
 pub use policy::{Decision, KEEP_SENT, RetryPolicy, decide, keep_sent};
 pub use spool::Spool;
 
-/// How long a call waits for another process's write transaction before it
-/// gives up with a transient error. Writers hold the lock for milliseconds;
-/// seconds of waiting mean something is badly stuck.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bodies up to this size are committed in memory ([`Store::commit_row`]);
+/// larger ones are spooled to a file first ([`Store::spool`]). SQLite reads
+/// and writes blobs of this size faster than separate files, and one commit
+/// makes them durable.
+pub const INLINE_MAX: usize = 64 * 1024;
 
-/// The database file inside the outbox directory.
-const DB_FILE: &str = "outbox.sqlite3";
-/// Bodies, inside the outbox directory.
-const MESSAGES_DIR: &str = "messages";
-/// Bodies being spooled, inside [`MESSAGES_DIR`].
-const TMP_DIR: &str = "tmp";
+/// What an outbox keeps and how workers share it: messages with their
+/// recipients and attempts, leases, paused accounts. Every call is short and
+/// blocking (a transaction, an fsync, a round trip to a database server):
+/// from async code, call it through [`Outbox::with`].
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Where this store is (for messages; never with a password).
+    fn location(&self) -> &Location;
 
-/// An open outbox. `Send + Sync`: share it behind an `Arc`; every call is
-/// short and synchronous (one SQLite transaction, at most one fsync pair).
+    /// Start spooling a body too large for [`Store::commit_row`]: a private
+    /// local file, buffered, so a large message never sits in memory.
+    fn spool(&self) -> Result<Spool>;
+
+    /// Store a spooled body with its envelope. Returns only once the message
+    /// is durable; only then may the caller answer "accepted". Commits that
+    /// arrive together share one transaction (group commit).
+    fn commit(&self, spool: Spool, meta: NewMessage) -> Result<MessageId>;
+
+    /// Store a body held in memory (at most [`INLINE_MAX`] bytes), durable
+    /// when this returns, like [`Store::commit`].
+    fn commit_row(&self, body: Vec<u8>, meta: NewMessage) -> Result<MessageId>;
+
+    /// Lease up to `limit` due messages within `scope`, oldest first, to the
+    /// caller until `now + lease`. Paused accounts are skipped; after an
+    /// expiring pause (see [`RetryPolicy::credentials_pause`]) one message
+    /// of the account is taken as a probe. Lease tokens start with
+    /// `token_prefix`, so a worker's leases can be found again
+    /// ([`Store::release_holder`]). No message is ever leased to two
+    /// workers at once; a lease that ran out makes its message claimable
+    /// again, and the old holder's report is then refused.
+    fn claim_in(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+        scope: &Scope<'_>,
+        token_prefix: &str,
+    ) -> Result<Vec<Claim>>;
+
+    /// Extend a lease to `now + lease` while a long send is under way.
+    /// False when the lease was lost (nothing changed).
+    fn renew(&self, claim: &Claim, now: SystemTime, lease: Duration) -> Result<bool>;
+
+    /// Give a claimed message back untouched, due as before, no attempt
+    /// counted (the worker did not try it). False when the lease was lost.
+    fn release(&self, claim: &Claim) -> Result<bool>;
+
+    /// Give a claimed message back, due at `until`, with `reason` as its
+    /// explanation, no attempt counted: the worker chose not to try it (a
+    /// daily sending limit it keeps itself). False when the lease was lost.
+    fn postpone(&self, claim: &Claim, until: SystemTime, reason: &str) -> Result<bool>;
+
+    /// Return to the queue, due now, every message leased with a token that
+    /// starts with `token_prefix`: its worker is known to be gone. Each
+    /// counts as an interrupted attempt (the message may have reached the
+    /// server).
+    fn release_holder(&self, token_prefix: &str) -> Result<usize>;
+
+    /// Register a running deliverer (its lease tokens start with the
+    /// holder's prefix) and return the leases of deliverers known to have
+    /// died to the queue. The registration lasts as long as the [`Holder`].
+    fn register_holder(&self) -> Result<Holder>;
+
+    /// Return the leases of deliverers known to have died (on any host) to
+    /// the queue; how many. Running deliverers call it now and then, so a
+    /// dead host's messages go back into play without waiting for their
+    /// leases to run out.
+    fn recover_holders(&self) -> Result<usize>;
+
+    /// Record the outcome of a claimed attempt and decide what follows.
+    /// Only the holder of the current lease may do so: a stale claim gets
+    /// [`Disposition::LeaseLost`] and changes nothing. A lease that ran out
+    /// but was not claimed again still counts: the result is real.
+    fn finish(
+        &self,
+        claim: &Claim,
+        outcome: Outcome,
+        now: SystemTime,
+        policy: &RetryPolicy,
+    ) -> Result<Disposition>;
+
+    /// When each message of `account` that reached the server (some
+    /// recipient accepted) was sent since `since`, oldest first, with the
+    /// recipients it reached: for a worker that keeps a provider's limits.
+    fn sent_since(&self, account: &str, since: SystemTime) -> Result<Vec<(SystemTime, u32)>>;
+
+    /// Messages matching `filter`, oldest first.
+    fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>>;
+
+    /// The items of batch `batch` already in the outbox (whatever their
+    /// state): item key → message id.
+    fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>>;
+
+    /// Everything about one message, or `None` when there is no such id.
+    fn show(&self, id: MessageId) -> Result<Option<Detail>>;
+
+    /// Make failed and queued messages due now, and resume their accounts.
+    /// A failed message gets its failed recipients back as pending and a new
+    /// give-up window; recipients that were sent are never sent again.
+    /// Returns how many messages were queued.
+    fn retry(&self, which: Which, now: SystemTime) -> Result<usize>;
+
+    /// Delete a message and its body. False when there is no such id.
+    /// Refused while a worker holds a live lease on it: it may be on the
+    /// wire right now.
+    fn purge(&self, id: MessageId) -> Result<bool>;
+
+    /// Delete the messages in `state` (sent or failed) that finished before
+    /// `finished_before`; returns how many. Retention (`[relay] keep_sent`)
+    /// and `queue purge --sent`.
+    fn purge_finished(&self, state: State, finished_before: SystemTime) -> Result<u64>;
+
+    /// How many messages are in each state.
+    fn counts(&self) -> Result<Counts>;
+
+    /// When a worker next has something to claim: the earliest due time of
+    /// a queued message, or lease expiry of a delivering one, ignoring
+    /// accounts paused until resumed. `None`: nothing to wait for.
+    fn next_due(&self) -> Result<Option<SystemTime>>;
+
+    /// Pause `account` until it is resumed. True when it was not paused
+    /// before (the caller should tell the user).
+    fn pause_account(&self, account: &str, reason: &str, now: SystemTime) -> Result<bool>;
+
+    /// Resume `account`: its queued messages are claimed again as they fall
+    /// due. True when it was paused.
+    fn resume_account(&self, account: &str) -> Result<bool>;
+
+    /// The paused accounts, longest paused first.
+    fn paused(&self) -> Result<Vec<Paused>>;
+}
+
+/// An open outbox: the [`Store`] at a [`Location`]. `Send + Sync`: share it
+/// behind an `Arc`. Its methods are the store's (through `Deref`), plus
+/// [`Outbox::claim`] and [`Outbox::enqueue`].
 pub struct Outbox {
-    dir: PathBuf,
-    conn: Mutex<Connection>,
-    group: spool::GroupCommit,
+    store: Box<dyn Store>,
 }
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("dir", &self.dir).finish()
+        self.store.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Outbox {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.store
     }
 }
 
 impl Outbox {
-    /// Open the outbox in `dir`, creating it (mode 0700) when missing, and
-    /// create or migrate its schema. Removes leftovers of processes that
-    /// died before they acknowledged a message (see [`Spool`]).
+    /// Bodies up to this size go to [`Store::commit_row`].
+    pub const INLINE_MAX: usize = INLINE_MAX;
+
+    /// Open the outbox directory `dir`, creating it (mode 0700) when
+    /// missing, and create or migrate its schema. Removes leftovers of
+    /// processes that died before they acknowledged a message.
     pub fn open(dir: &Path) -> Result<Outbox> {
-        let messages = dir.join(MESSAGES_DIR);
-        create_private_dir(&messages.join(TMP_DIR))?;
-        let path = dir.join(DB_FILE);
-        let mut conn = Connection::open(&path).map_err(|e| {
-            Error::new(
-                ErrorKind::Io,
-                format!("cannot open the outbox database {}: {e}", path.display()),
-            )
-        })?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
-        check_integrity(&conn, &path)?;
-        // WAL lets `postie queue list` read while a relay writes; FULL makes
-        // every COMMIT durable before "250 accepted" goes out.
-        let mode: String =
-            when_free(|| conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)))
-                .map_err(db)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!("outbox: the database refused WAL mode (got {mode})");
-        }
-        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
-            .map_err(db)?;
-        schema::migrate(&mut conn)?;
-        let outbox = Outbox {
-            dir: dir.to_path_buf(),
-            conn: Mutex::new(conn),
-            group: spool::GroupCommit::default(),
+        Ok(Outbox {
+            store: Box::new(sqlite::Sqlite::open(dir)?),
+        })
+    }
+
+    /// Open the outbox at `location`: a directory, or a PostgreSQL database
+    /// (connected, and its schema created or migrated).
+    pub fn open_at(location: &Location) -> Result<Outbox> {
+        let store: Box<dyn Store> = match location {
+            Location::Dir(dir) => Box::new(sqlite::Sqlite::open(dir)?),
+            Location::Postgres(target) => Box::new(postgres::Postgres::connect(target)?),
         };
-        outbox.clean_up();
-        Ok(outbox)
+        Ok(Outbox { store })
     }
 
     /// [`Outbox::open`] from async code: on a blocking thread.
     pub async fn open_shared(dir: &Path) -> Result<Arc<Outbox>> {
-        let dir = dir.to_path_buf();
-        unblock(move || Outbox::open(&dir).map(Arc::new)).await
+        Outbox::open_shared_at(Location::Dir(dir.to_path_buf())).await
+    }
+
+    /// [`Outbox::open_at`] from async code: on a blocking thread.
+    pub async fn open_shared_at(location: Location) -> Result<Arc<Outbox>> {
+        unblock(move || Outbox::open_at(&location).map(Arc::new)).await
     }
 
     /// How async code calls the outbox: `call` runs on a blocking thread
-    /// (SQLite waits for locks and fsyncs; see `postie::blocking`).
+    /// (stores wait for locks, fsyncs and servers; see `postie::blocking`).
     pub async fn with<T, F>(self: &Arc<Self>, call: F) -> Result<T>
     where
         F: FnOnce(&Outbox) -> Result<T> + Send + 'static,
@@ -154,112 +278,80 @@ impl Outbox {
         unblock(move || call(&outbox)).await
     }
 
-    /// The outbox directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// [`Store::claim_in`] for all messages, or only `account`'s.
+    pub fn claim(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+        account: Option<&str>,
+        token_prefix: &str,
+    ) -> Result<Vec<Claim>> {
+        let scope = Scope {
+            account,
+            batch: None,
+        };
+        self.claim_in(now, lease, limit, &scope, token_prefix)
     }
 
-    fn messages_dir(&self) -> PathBuf {
-        self.dir.join(MESSAGES_DIR)
-    }
-
-    fn body_path(&self, file: &str) -> PathBuf {
-        self.messages_dir().join(file)
-    }
-
-    /// The connection. A panic while it was held left no transaction open
-    /// (rusqlite rolls back on drop), so a poisoned lock is still usable.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Commit a body already in memory: in its row when it is small, else
+    /// spooled first.
+    pub fn enqueue(&self, body: &[u8], meta: NewMessage) -> Result<MessageId> {
+        // Stored as it will be carried: CRLF lines, ending with CRLF (the
+        // relay's server stores its messages so), so a message's size is
+        // what SIZE= declares when it is sent.
+        let body = postie_proto::data::canonical_message(body);
+        if body.len() <= INLINE_MAX {
+            return self.commit_row(body, meta);
+        }
+        meta.validate()?;
+        let mut spool = self.spool()?;
+        spool
+            .write_all(&body)
+            .map_err(|e| io("write", &spool.path, e))?;
+        self.commit(spool, meta)
     }
 }
 
-/// Start a write transaction that takes the write lock at once: read-then-
-/// write transactions started as DEFERRED fail with SQLITE_BUSY instead of
-/// waiting when another process writes in between.
-fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db)
+/// A running deliverer's registration with its store: its lease tokens
+/// start with [`Holder::token_prefix`]. While it lives, other deliverers
+/// know this one runs; once it is dropped (or its process died), they may
+/// return its leases to the queue.
+pub struct Holder {
+    prefix: String,
+    _hold: Box<dyn Send + Sync>,
 }
 
-/// A database error as postie's error. A lock that stayed busy past the
-/// timeout is transient: the relay answers 4xx and the client retries.
-/// A damaged database opens without complaint and then fails every
-/// statement that touches a damaged page: a relay on it would answer 452 to
-/// every message, forever. `PRAGMA quick_check` reads every page once
-/// (milliseconds for an outbox of thousands of messages); what it finds
-/// stops the start with the cause and the fix.
-fn check_integrity(conn: &Connection, path: &Path) -> Result<()> {
-    let damaged = |what: String| {
-        Error::new(
-            ErrorKind::Io,
-            format!(
-                "the outbox database {} is damaged ({what}). Stop every postie process, keep a \
-                 copy of the file, then recover what it holds with `sqlite3 {} .recover | \
-                 sqlite3 recovered.sqlite3` and put recovered.sqlite3 in its place, or move it \
-                 aside to start with an empty outbox (message bodies stay in {})",
-                path.display(),
-                path.display(),
-                path.with_file_name(MESSAGES_DIR).display()
-            ),
-        )
-    };
-    let found: Vec<String> = match when_free(|| {
-        conn.prepare("PRAGMA quick_check(5)")?
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect()
-    }) {
-        Ok(found) => found,
-        Err(e) if is_damage(&e) => return Err(damaged(e.to_string())),
-        Err(e) => return Err(db(e)),
-    };
-    if found.len() == 1 && found[0] == "ok" {
-        return Ok(());
-    }
-    Err(damaged(found.join("; ")))
-}
-
-/// SQLite's "file is not a database" and "database disk image is malformed".
-fn is_damage(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-    )
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
-/// `f`, again while another process holds the lock it needs, for up to
-/// [`BUSY_TIMEOUT`]. For what SQLite's busy handler does not wait on: the
-/// switch to WAL and the first read while another process is creating a
-/// fresh outbox (`postie bulk` and `postie queue list` started together).
-/// Blocking: the outbox is opened on a blocking thread.
-fn when_free<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        match f() {
-            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            r => return r,
+impl Holder {
+    /// A registration: `hold` keeps it alive (a locked file, a database
+    /// session) until the holder is dropped.
+    pub(crate) fn new(prefix: String, hold: impl Send + Sync + 'static) -> Holder {
+        Holder {
+            prefix,
+            _hold: Box::new(hold),
         }
     }
+
+    /// A fresh prefix: 12 random letters and digits.
+    pub(crate) fn new_prefix() -> String {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..12)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+            .collect()
+    }
+
+    /// Lease tokens of this deliverer start with this.
+    pub fn token_prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
-fn db(e: rusqlite::Error) -> Error {
-    if is_busy(&e) {
-        Error::new(
-            ErrorKind::Transient,
-            "the outbox database stayed locked by another postie process; try again",
-        )
-        .with_source(e)
-    } else {
-        Error::new(ErrorKind::Io, format!("the outbox database failed: {e}"))
+impl std::fmt::Debug for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holder")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use postie::config::Config;
+use postie::config::{Config, OUTBOX_ENV};
 use postie::error::{Error, ErrorKind};
 use postie_outbox::delivery::{Delivered, Deliverer, Progress, Settings};
 use postie_outbox::outbox::{
-    Disposition, ListFilter, MessageId, Outbox, RetryPolicy, State, Which,
+    Disposition, ListFilter, Location, MessageId, Outbox, RetryPolicy, State, Which,
 };
 use serde_json::json;
 
@@ -15,9 +15,64 @@ use super::{Global, mailer};
 use crate::cli::QueueCommand;
 use crate::output::{self, Style, exit};
 
-/// The outbox under postie's data directory.
+/// The outbox: see [`outbox_location`].
 pub async fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
-    Outbox::open_shared(&g.paths.data_dir.join("outbox")).await
+    let location = outbox_location(g).await?;
+    Outbox::open_shared_at(location).await
+}
+
+/// Where the outbox is: `POSTIE_OUTBOX`, else `[outbox] url`, else the
+/// directory `outbox` in postie's data directory. A database's password
+/// comes from the URL in `POSTIE_OUTBOX`, `[outbox] password_env` or
+/// `password_command`, or libpq's password file.
+pub async fn outbox_location(g: &Global) -> Result<Location, Error> {
+    let path = g.paths.config_file.clone();
+    let config = postie::blocking::unblock(move || Config::load(&path)).await?;
+    let from_env = std::env::var(OUTBOX_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let url = match (&from_env, &config.outbox.url) {
+        (Some(v), _) => v.clone(),
+        (None, Some(u)) => u.clone(),
+        (None, None) => return Ok(Location::Dir(g.paths.data_dir.join("outbox"))),
+    };
+    let mut location = Location::parse(&url).map_err(|e| {
+        let from = if from_env.is_some() {
+            format!("the {OUTBOX_ENV} environment variable")
+        } else {
+            format!("[outbox] url in {}", g.paths.config_file.display())
+        };
+        Error::new(e.kind(), format!("{from}: {}", e.message()))
+    })?;
+    if let Location::Postgres(target) = &mut location {
+        if let Some(id) = &config.outbox.host_id {
+            target.set_host_id(id);
+        }
+        if !target.has_password() {
+            match config.outbox.password_source() {
+                Some(source) => {
+                    let secrets = super::secrets(&g.paths);
+                    let pw = source
+                        .resolve(&secrets, postie::secret::PASSWORD_COMMAND_TIMEOUT)
+                        .await
+                        .map_err(|e| {
+                            Error::new(
+                                e.kind(),
+                                format!("the outbox database's password: {}", e.message()),
+                            )
+                        })?;
+                    target.set_password(&pw);
+                }
+                None => {
+                    let mut t = (**target).clone();
+                    **target =
+                        postie::blocking::unblock(move || t.password_from_pgpass().map(|_| t))
+                            .await?;
+                }
+            }
+        }
+    }
+    Ok(location)
 }
 
 /// A deliverer over `outbox` for the accounts of `config`; `settled` for

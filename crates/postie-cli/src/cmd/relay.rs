@@ -96,7 +96,7 @@ async fn serve(g: &Global, a: RelayArgs) -> Result<(), Error> {
     );
     eprintln!(
         "postie relay: outbox {}; accounts: {}",
-        outbox.dir().display(),
+        outbox.location(),
         if config.accounts.is_empty() {
             "none (add one with `postie account add`)".to_string()
         } else {

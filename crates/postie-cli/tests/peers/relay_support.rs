@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -190,4 +191,57 @@ pub fn queue_settled(sb: &Sandbox, within: Duration) -> Vec<serde_json::Value> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The indices in a load.py acked file.
+pub fn acked(path: &Path) -> Vec<u32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// `load.py` (see its docstring) sending `count` messages of run `run` from `from` over
+/// `clients` connections to the relay on `port`, acknowledged indices appended to `acked`.
+pub fn load_py(
+    port: u16,
+    run: &str,
+    count: u32,
+    clients: u32,
+    acked: &Path,
+    deadline_secs: u32,
+    from: &str,
+) -> std::process::Command {
+    let mut c = python();
+    c.arg(script("load.py"))
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--clients",
+            &clients.to_string(),
+        ])
+        .args(["--run-id", run])
+        .arg("--acked")
+        .arg(acked)
+        .args(["--deadline", &deadline_secs.to_string()])
+        .args(["--from", from, "--to", "sink@example.test"]);
+    c
+}
+
+/// Waits for a load.py run to end; asserts that every message was acked and returns its error
+/// count (connections refused or reset, lost replies).
+pub fn load_finished(load: &mut Child, what: &str) -> u64 {
+    let status = load.wait().unwrap();
+    let mut summary = String::new();
+    std::io::Read::read_to_string(&mut load.stdout.take().unwrap(), &mut summary).unwrap();
+    assert!(
+        status.success(),
+        "{what}: load.py did not get every message acked: {summary}"
+    );
+    serde_json::from_str::<serde_json::Value>(summary.trim())
+        .ok()
+        .and_then(|v| v["errors"].as_u64())
+        .unwrap_or_else(|| panic!("{what}: no summary from load.py: {summary:?}"))
 }

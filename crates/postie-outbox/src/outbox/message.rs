@@ -261,6 +261,16 @@ pub struct RecipientCounts {
     pub failed: u32,
 }
 
+/// The columns a [`Summary`] is read from, in order, the same in every
+/// store's SQL; `m` is the messages table.
+pub(super) const SUMMARY_COLUMNS: &str = "m.id, m.account, m.state, m.mail_from, m.size,
+    m.attempts, m.queued_at, m.next_attempt_at, m.lease_until, m.last_code, m.last_enhanced,
+    m.last_text, m.subject, m.header_id, m.source,
+    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'pending'),
+    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'sent'),
+    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'failed'),
+    EXISTS (SELECT 1 FROM paused_accounts p WHERE p.account = m.account)";
+
 /// One line of `postie queue list`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Summary {
@@ -295,7 +305,7 @@ pub struct Summary {
     pub message_id: Option<String>,
     /// Who handed it over.
     pub source: String,
-    /// Its account is paused (see [`super::Outbox::paused`]).
+    /// Its account is paused (see [`super::Store::paused`]).
     pub paused: bool,
 }
 

@@ -1,19 +1,150 @@
-//! The outbox against real SQLite files in temporary directories.
+//! One suite, every store: each test in [`on_every_store!`] runs on an
+//! outbox directory (SQLite files in a temporary directory) and on a fresh
+//! schema of the test PostgreSQL server (`ci/mail-peers.sh start`), with
+//! what only one store has (files) checked where it applies.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use super::sqlite::{DB_FILE, MESSAGES_DIR, TMP_DIR};
 use super::*;
 
 const LEASE: Duration = Duration::from_secs(120);
 
-fn open() -> (tempfile::TempDir, Outbox) {
-    let dir = tempfile::tempdir().unwrap();
-    let outbox = Outbox::open(&dir.path().join("outbox")).unwrap();
-    (dir, outbox)
+/// A store to run a test on; [`Fixture::open`] gives another handle on it
+/// (another process would see the same).
+enum Fixture {
+    Sqlite(tempfile::TempDir),
+    Postgres(Box<Scratch>),
 }
+
+impl Fixture {
+    fn sqlite() -> Fixture {
+        Fixture::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres() -> Fixture {
+        Fixture::Postgres(Box::new(Scratch::new()))
+    }
+
+    fn open(&self) -> Outbox {
+        match self {
+            Fixture::Sqlite(d) => Outbox::open(&d.path().join("outbox")).unwrap(),
+            Fixture::Postgres(s) => {
+                Outbox::open_at(&Location::Postgres(Box::new(s.target.clone()))).unwrap()
+            }
+        }
+    }
+
+    /// Leave what a deliverer that died leaves, with its lease prefix: an
+    /// unlocked holder file, or a holder row whose session lock is free.
+    fn dead_holder(&self) -> String {
+        let prefix = Holder::new_prefix();
+        match self {
+            Fixture::Sqlite(d) => {
+                let holders = d.path().join("outbox").join("holders");
+                std::fs::create_dir_all(&holders).unwrap();
+                std::fs::write(holders.join(format!("{prefix}.lock")), b"").unwrap();
+            }
+            Fixture::Postgres(s) => {
+                let mut c = s.target.config.connect(::postgres::NoTls).unwrap();
+                c.execute(
+                    "INSERT INTO holders (prefix, host, lock_key, since) VALUES ($1, 'gone', $2, 0)",
+                    &[&prefix, &rand::random::<i64>()],
+                )
+                .unwrap();
+            }
+        }
+        prefix
+    }
+
+    /// The outbox directory, for the SQLite store.
+    fn dir(&self) -> Option<PathBuf> {
+        match self {
+            Fixture::Sqlite(d) => Some(d.path().join("outbox")),
+            Fixture::Postgres(_) => None,
+        }
+    }
+}
+
+/// A schema of its own in the test PostgreSQL database, dropped afterwards.
+struct Scratch {
+    target: PgTarget,
+    admin: PgTarget,
+    schema: String,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        let url = std::env::var("POSTGRES_URL").ok().or_else(|| {
+            let dir = std::env::var("MAIL_PEERS_DIR").ok()?;
+            let env = std::fs::read_to_string(PathBuf::from(dir).join("env")).ok()?;
+            env.lines()
+                .find_map(|l| l.strip_prefix("POSTGRES_URL=").map(str::to_string))
+        });
+        let url = url.expect(
+            "the PostgreSQL store's tests need the test server: run ci/mail-peers.sh start \
+             and export MAIL_PEERS_DIR (or set POSTGRES_URL)",
+        );
+        let admin = PgTarget::parse(&url).unwrap();
+        let schema = format!("t_{}", spool::random_name());
+        admin
+            .config
+            .connect(::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap();
+        let mut target = admin.clone();
+        target.config.options(&format!("-c search_path={schema}"));
+        Scratch {
+            target,
+            admin,
+            schema,
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.admin.config.connect(::postgres::NoTls) {
+            let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
+        }
+    }
+}
+
+/// Each test named runs once per store.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $( #[test] fn $name() { super::$name(&super::Fixture::sqlite()) } )*
+        }
+        mod on_postgres {
+            $( #[test] fn $name() { super::$name(&super::Fixture::postgres()) } )*
+        }
+    };
+}
+
+on_every_store!(
+    enqueue_claim_finish_sent,
+    small_bodies_are_committed_from_memory_larger_ones_spooled,
+    dropped_spool_leaves_no_file_and_no_row,
+    committed_message_survives_reopening,
+    claims_are_exclusive_across_handles_and_threads,
+    expired_lease_is_reclaimed_and_the_stale_finish_is_lost,
+    one_accepted_one_refused_is_partly_failed_with_both_replies,
+    temp_failed_recipient_alone_stays_pending_and_is_retried,
+    credentials_failure_pauses_the_account_once_and_retry_resumes_it,
+    expiring_pause_sends_a_single_probe,
+    give_up_fails_pending_recipients_and_retry_brings_them_back,
+    purge_deletes_the_body_but_not_while_leased,
+    messages_without_recipients_or_with_line_breaks_are_refused,
+    release_holder_and_postpone_return_messages_to_the_queue,
+    quota_failure_waits_hours,
+    purge_finished_removes_old_sent_messages_and_their_files,
+    a_dead_holders_leases_return_to_the_queue,
+);
 
 fn new(account: &str, rcpts: &[&str]) -> NewMessage {
     NewMessage {
@@ -70,9 +201,8 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn enqueue_claim_finish_sent() {
-    let (_d, o) = open();
+fn enqueue_claim_finish_sent(f: &Fixture) {
+    let o = f.open();
     let id = o.enqueue(
         b"Subject: hi\r\n\r\nbody\r\n",
         new("work", &["a@x.org", "b@x.org"]),
@@ -110,13 +240,11 @@ fn spooled(o: &Outbox, body: &[u8], meta: NewMessage) -> MessageId {
     o.commit(s, meta).unwrap()
 }
 
-/// Bodies up to `INLINE_MAX` bytes live in their row, with no file; one
-/// byte more and the body is a file. Both come back whole, also after
-/// reopening, and purging the row takes the body with it.
-#[test]
-fn small_bodies_live_in_their_row_larger_ones_in_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox");
+/// Bodies up to `INLINE_MAX` bytes are committed from memory (in their
+/// row, with no file, in SQLite); one byte more and the body is spooled (a
+/// file in SQLite). Both come back whole, also after reopening, and purging
+/// the message takes the body with it.
+fn small_bodies_are_committed_from_memory_larger_ones_spooled(f: &Fixture) {
     // Canonical already (CRLF at the end), so stored as given.
     let body = |c: u8, n: usize| [vec![c; n - 2], b"\r\n".to_vec()].concat();
     let (small, large) = (
@@ -124,79 +252,83 @@ fn small_bodies_live_in_their_row_larger_ones_in_files() {
         body(b'l', Outbox::INLINE_MAX + 1),
     );
     let (a, b) = {
-        let o = Outbox::open(&path).unwrap();
+        let o = f.open();
         let a = o.enqueue(&small, new("work", &["a@x.org"])).unwrap();
         let b = o.enqueue(&large, new("work", &["a@x.org"])).unwrap();
         (a, b)
     };
-    let o = Outbox::open(&path).unwrap();
-    assert_eq!(
-        files_in(&o.messages_dir()).len(),
-        1,
-        "only the large body is a file"
-    );
+    let o = f.open();
+    let messages = f.dir().map(|d| d.join(MESSAGES_DIR));
+    if let Some(m) = &messages {
+        assert_eq!(files_in(m).len(), 1, "only the large body is a file");
+        assert!(o.show(b).unwrap().unwrap().body_path.unwrap().exists());
+    }
     assert_eq!(o.show(a).unwrap().unwrap().body_path, None);
-    assert!(o.show(b).unwrap().unwrap().body_path.unwrap().exists());
     let claims = o.claim(soon(), LEASE, 10, None, "").unwrap();
     let by_id = |id| claims.iter().find(|c| c.id == id).unwrap();
     assert!(matches!(by_id(a).body, StoredBody::Row(_)));
     assert!(
         by_id(a).body.read().unwrap() == small,
-        "the row's body differs"
+        "the small body differs"
     );
     assert_eq!(by_id(a).size, small.len() as u64);
-    assert!(matches!(by_id(b).body, StoredBody::File(_)));
+    assert_eq!(by_id(b).size, large.len() as u64);
+    assert_eq!(
+        matches!(by_id(b).body, StoredBody::File(_)),
+        messages.is_some()
+    );
     assert!(
         by_id(b).body.read().unwrap() == large,
-        "the file's body differs"
+        "the large body differs"
     );
     for c in &claims {
         o.release(c).unwrap();
     }
     assert!(o.purge(a).unwrap() && o.purge(b).unwrap());
-    assert!(files_in(&o.messages_dir()).is_empty());
+    if let Some(m) = &messages {
+        assert!(files_in(m).is_empty());
+    }
     let e = o
         .commit_row(large.clone(), new("work", &["a@x.org"]))
         .unwrap_err();
-    assert!(e.message().contains("too large"), "{}", e.message());
+    assert!(e.message().contains("at most"), "{}", e.message());
 }
 
-#[test]
-fn dropped_spool_leaves_no_file_and_no_row() {
-    let (_d, o) = open();
+fn dropped_spool_leaves_no_file_and_no_row(f: &Fixture) {
+    let o = f.open();
     let mut s = o.spool().unwrap();
     s.write_all(&vec![b'x'; 200_000]).unwrap();
     assert_eq!(s.size(), 200_000);
-    let tmp = o.messages_dir().join(TMP_DIR);
-    assert_eq!(files_in(&tmp).len(), 1);
+    let path = s.path.clone();
+    assert!(path.exists());
+    if let Some(d) = f.dir() {
+        assert_eq!(files_in(&d.join(MESSAGES_DIR).join(TMP_DIR)).len(), 1);
+    }
     drop(s);
-    assert!(files_in(&tmp).is_empty());
-    assert!(files_in(&o.messages_dir()).is_empty());
+    assert!(!path.exists());
+    if let Some(d) = f.dir() {
+        assert!(files_in(&d.join(MESSAGES_DIR)).is_empty());
+    }
     assert_eq!(o.counts().unwrap(), Counts::default());
 }
 
-#[test]
-fn committed_message_survives_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox");
+fn committed_message_survives_reopening(f: &Fixture) {
     let id = {
-        let o = Outbox::open(&path).unwrap();
+        let o = f.open();
         let mut s = o.spool().unwrap();
         s.write_all(b"Subject: persisted\r\n\r\n").unwrap();
         o.commit(s, new("work", &["a@x.org"])).unwrap()
     };
-    let o = Outbox::open(&path).unwrap();
+    let o = f.open();
     let d = o.show(id).unwrap().expect("still there");
     assert_eq!(d.summary.state, State::Queued);
     assert_eq!(d.summary.subject.as_deref(), Some("hello"));
-    let body_path = d.body_path.clone().expect("a spooled body is a file");
-    assert_eq!(
-        std::fs::read(&body_path).unwrap(),
-        b"Subject: persisted\r\n\r\n"
-    );
-    assert_eq!(claim_one(&o, soon()).id, id);
+    let c = claim_one(&o, soon());
+    assert_eq!(c.id, id);
+    assert_eq!(c.body.read().unwrap(), b"Subject: persisted\r\n\r\n");
     #[cfg(unix)]
-    {
+    if let Some(path) = f.dir() {
+        let body_path = d.body_path.clone().expect("a spooled body is a file");
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&path), 0o700);
@@ -204,39 +336,37 @@ fn committed_message_survives_reopening() {
     }
 }
 
-#[test]
-fn claims_are_exclusive_across_handles_and_threads() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("outbox");
-    let o = Outbox::open(&path).unwrap();
+fn claims_are_exclusive_across_handles_and_threads(f: &Fixture) {
+    let o = f.open();
     let mut want = Vec::new();
     for i in 0..200 {
         let account = if i % 2 == 0 { "a" } else { "b" };
         want.push(o.enqueue(b"x", new(account, &["r@x.org"])).unwrap());
     }
     let now = soon();
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let path = path.clone();
-            std::thread::spawn(move || {
-                let o = Arc::new(Outbox::open(&path).unwrap());
-                let mut got = Vec::new();
-                loop {
-                    let batch = o.claim(now, LEASE, 3, None, &format!("w{w}-")).unwrap();
-                    if batch.is_empty() {
-                        break got;
-                    }
-                    got.extend(batch.into_iter().map(|c| c.id));
-                }
-            })
-        })
-        .collect();
     let mut seen: HashMap<MessageId, usize> = HashMap::new();
-    for w in workers {
-        for id in w.join().unwrap() {
-            *seen.entry(id).or_default() += 1;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                scope.spawn(move || {
+                    let o = f.open();
+                    let mut got = Vec::new();
+                    loop {
+                        let batch = o.claim(now, LEASE, 3, None, &format!("w{w}-")).unwrap();
+                        if batch.is_empty() {
+                            break got;
+                        }
+                        got.extend(batch.into_iter().map(|c| c.id));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            for id in w.join().unwrap() {
+                *seen.entry(id).or_default() += 1;
+            }
         }
-    }
+    });
     assert_eq!(seen.len(), 200);
     assert!(
         seen.values().all(|&n| n == 1),
@@ -246,9 +376,8 @@ fn claims_are_exclusive_across_handles_and_threads() {
     assert_eq!(o.counts().unwrap().delivering, 200);
 }
 
-#[test]
-fn expired_lease_is_reclaimed_and_the_stale_finish_is_lost() {
-    let (_d, o) = open();
+fn expired_lease_is_reclaimed_and_the_stale_finish_is_lost(f: &Fixture) {
+    let o = f.open();
     o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
     let t0 = soon();
     let first = claim_one(&o, t0);
@@ -278,9 +407,8 @@ fn expired_lease_is_reclaimed_and_the_stale_finish_is_lost() {
     assert_eq!(kinds, [AttemptKind::Interrupted, AttemptKind::Delivered]);
 }
 
-#[test]
-fn one_accepted_one_refused_is_partly_failed_with_both_replies() {
-    let (_d, o) = open();
+fn one_accepted_one_refused_is_partly_failed_with_both_replies(f: &Fixture) {
+    let o = f.open();
     let id = o
         .enqueue(b"x", new("work", &["ok@x.org", "bad@x.org"]))
         .unwrap();
@@ -319,9 +447,8 @@ fn one_accepted_one_refused_is_partly_failed_with_both_replies() {
     assert!(json["queued_at"].as_str().unwrap().ends_with('Z'));
 }
 
-#[test]
-fn temp_failed_recipient_alone_stays_pending_and_is_retried() {
-    let (_d, o) = open();
+fn temp_failed_recipient_alone_stays_pending_and_is_retried(f: &Fixture) {
+    let o = f.open();
     let id = o
         .enqueue(b"x", new("work", &["ok@x.org", "later@x.org"]))
         .unwrap();
@@ -357,9 +484,8 @@ fn temp_failed_recipient_alone_stays_pending_and_is_retried() {
     assert_eq!(d.unwrap(), Disposition::Sent);
 }
 
-#[test]
-fn credentials_failure_pauses_the_account_once_and_retry_resumes_it() {
-    let (_d, o) = open();
+fn credentials_failure_pauses_the_account_once_and_retry_resumes_it(f: &Fixture) {
+    let o = f.open();
     let a1 = o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
     let a2 = o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
     let b1 = o.enqueue(b"x", new("fine", &["r@x.org"])).unwrap();
@@ -419,9 +545,8 @@ fn credentials_failure_pauses_the_account_once_and_retry_resumes_it() {
     assert_eq!(ids, [a1, a2, b1]);
 }
 
-#[test]
-fn expiring_pause_sends_a_single_probe() {
-    let (_d, o) = open();
+fn expiring_pause_sends_a_single_probe(f: &Fixture) {
+    let o = f.open();
     for _ in 0..3 {
         o.enqueue(b"x", new("broken", &["r@x.org"])).unwrap();
     }
@@ -466,9 +591,8 @@ fn expiring_pause_sends_a_single_probe() {
     assert_eq!(o.claim(t2, LEASE, 10, None, "").unwrap().len(), 2);
 }
 
-#[test]
-fn give_up_fails_pending_recipients_and_retry_brings_them_back() {
-    let (_d, o) = open();
+fn give_up_fails_pending_recipients_and_retry_brings_them_back(f: &Fixture) {
+    let o = f.open();
     let id = o
         .enqueue(b"x", new("work", &["ok@x.org", "slow@x.org"]))
         .unwrap();
@@ -532,19 +656,23 @@ fn give_up_fails_pending_recipients_and_retry_brings_them_back() {
     assert_eq!((c.id, c.recipients.len()), (id, 2));
 }
 
-#[test]
-fn purge_deletes_the_body_but_not_while_leased() {
-    let (_d, o) = open();
+fn purge_deletes_the_body_but_not_while_leased(f: &Fixture) {
+    let o = f.open();
     let id = spooled(&o, b"x", new("work", &["a@x.org"]));
     let c = claim_one(&o, SystemTime::now());
-    let body_path = c.body.path().expect("spooled: a file").to_path_buf();
+    let body_path = c.body.path().map(|p| p.to_path_buf());
+    assert_eq!(
+        body_path.is_some(),
+        f.dir().is_some(),
+        "spooled: a file in SQLite"
+    );
     let e = o.purge(id).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Transient);
     assert!(e.message().contains("being delivered"));
     assert!(o.release(&c).unwrap());
-    assert!(body_path.exists());
+    assert!(body_path.as_ref().is_none_or(|p| p.exists()));
     assert!(o.purge(id).unwrap());
-    assert!(!body_path.exists());
+    assert!(body_path.as_ref().is_none_or(|p| !p.exists()));
     assert!(o.show(id).unwrap().is_none());
     assert!(!o.purge(id).unwrap());
     // Ids are never reused.
@@ -557,8 +685,9 @@ fn leftovers_are_removed_at_open_but_recent_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("outbox");
     let o = Outbox::open(&path).unwrap();
+    let messages_dir = path.join(MESSAGES_DIR);
     let kept = spooled(&o, b"x", new("work", &["a@x.org"]));
-    let msgs = o.messages_dir();
+    let msgs = messages_dir.clone();
     let old = SystemTime::now() - Duration::from_secs(3600);
     let make = |p: std::path::PathBuf, mtime: SystemTime| {
         let f = std::fs::File::create(&p).unwrap();
@@ -597,9 +726,8 @@ fn leftovers_are_removed_at_open_but_recent_ones_kept() {
     assert!(!live_path.exists());
 }
 
-#[test]
-fn messages_without_recipients_or_with_line_breaks_are_refused() {
-    let (_d, o) = open();
+fn messages_without_recipients_or_with_line_breaks_are_refused(f: &Fixture) {
+    let o = f.open();
     let e = o.enqueue(b"x", new("work", &[])).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Message);
     let e = o
@@ -608,14 +736,14 @@ fn messages_without_recipients_or_with_line_breaks_are_refused() {
     assert_eq!(e.kind(), ErrorKind::Message);
     // Refused at commit too, and the spool file goes away.
     let s = o.spool().unwrap();
+    let path = s.path.clone();
     assert!(o.commit(s, new("work", &[])).is_err());
-    assert!(files_in(&o.messages_dir().join(TMP_DIR)).is_empty());
+    assert!(!path.exists());
     assert_eq!(o.counts().unwrap(), Counts::default());
 }
 
-#[test]
-fn release_holder_and_postpone_return_messages_to_the_queue() {
-    let (_d, o) = open();
+fn release_holder_and_postpone_return_messages_to_the_queue(f: &Fixture) {
+    let o = f.open();
     for _ in 0..3 {
         o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
     }
@@ -665,9 +793,8 @@ fn outbox_is_send_and_sync() {
     shared::<Outbox>();
 }
 
-#[test]
-fn quota_failure_waits_hours() {
-    let (_d, o) = open();
+fn quota_failure_waits_hours(f: &Fixture) {
+    let o = f.open();
     o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
     let now = soon();
     let c = claim_one(&o, now);
@@ -694,7 +821,8 @@ fn quota_failure_waits_hours() {
 /// later call.
 #[test]
 fn a_damaged_database_is_refused_at_open_with_the_fix() {
-    let (dir, outbox) = open();
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Outbox::open(&dir.path().join("outbox")).unwrap();
     for i in 0..200 {
         outbox
             .enqueue(
@@ -736,24 +864,53 @@ fn a_damaged_database_is_refused_at_open_with_the_fix() {
 /// Issue 12, retention: sent messages finished before the cut are removed
 /// with their stored copies; queued ones and later ones stay; only finished
 /// states are purged by age.
-#[test]
-fn purge_finished_removes_old_sent_messages_and_their_files() {
-    let (_d, o) = open();
+fn purge_finished_removes_old_sent_messages_and_their_files(f: &Fixture) {
+    let o = f.open();
     let sent = spooled(&o, b"Subject: a\r\n\r\nx\r\n", new("w", &["a@x.org"]));
     let c = claim_one(&o, soon());
     let sent_at = soon();
     o.finish(&c, accept_all(&c), sent_at, &RetryPolicy::default())
         .unwrap();
     let queued = spooled(&o, b"Subject: b\r\n\r\ny\r\n", new("w", &["b@x.org"]));
-    let messages = o.dir().join(MESSAGES_DIR);
-    assert_eq!(files_in(&messages).len(), 2);
+    let messages = f.dir().map(|d| d.join(MESSAGES_DIR));
+    let files = || messages.as_ref().map(|m| files_in(m).len());
+    assert!(files().is_none_or(|n| n == 2));
     // finished at `sent_at`: not before it
     assert_eq!(o.purge_finished(State::Sent, sent_at).unwrap(), 0);
     let later = sent_at + Duration::from_secs(1);
     assert_eq!(o.purge_finished(State::Sent, later).unwrap(), 1);
     assert!(o.show(sent).unwrap().is_none());
     assert!(o.show(queued).unwrap().is_some());
-    assert_eq!(files_in(&messages).len(), 1);
+    assert!(files().is_none_or(|n| n == 1));
     let err = o.purge_finished(State::Queued, later).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
+}
+
+/// A deliverer that died leaves its leases; the next deliverer to register
+/// returns them to the queue at once, counted as interrupted attempts, while
+/// a live holder's leases stay.
+fn a_dead_holders_leases_return_to_the_queue(f: &Fixture) {
+    let o = f.open();
+    for _ in 0..3 {
+        o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    }
+    let now = SystemTime::now();
+    let live = o.register_holder().unwrap();
+    let dead = f.dead_holder();
+    assert_ne!(live.token_prefix(), dead);
+    let kept = o.claim(now, LEASE, 1, None, live.token_prefix()).unwrap();
+    let lost = o.claim(now, LEASE, 2, None, &dead).unwrap();
+    assert_eq!((kept.len(), lost.len()), (1, 2));
+    let _next = f.open().register_holder().unwrap();
+    let c = o.counts().unwrap();
+    assert_eq!((c.queued, c.delivering), (2, 1), "{c:?}");
+    for l in &lost {
+        let d = o.show(l.id).unwrap().unwrap();
+        assert_eq!(d.history.last().unwrap().kind, AttemptKind::Interrupted);
+        assert!(!o.release(l).unwrap(), "the dead holder's lease is gone");
+    }
+    assert!(
+        o.release(&kept[0]).unwrap(),
+        "the live holder keeps its lease"
+    );
 }

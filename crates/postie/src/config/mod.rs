@@ -36,6 +36,63 @@ pub struct Config {
     /// The local relay and its outbox, `[relay]`.
     #[serde(default, skip_serializing_if = "RelayConfig::is_default")]
     pub relay: RelayConfig,
+    /// Where the outbox is, `[outbox]`.
+    #[serde(default, skip_serializing_if = "OutboxConfig::is_default")]
+    pub outbox: OutboxConfig,
+}
+
+/// Environment variable naming the outbox (a directory or a `postgres://`
+/// URL, which may carry its password there); it overrides `[outbox] url`.
+pub const OUTBOX_ENV: &str = "POSTIE_OUTBOX";
+
+/// `[outbox]`: where the relay, `sendmail`, `bulk` and `queue` keep queued
+/// messages. By default a directory in postie's data directory (one host);
+/// several hosts share one PostgreSQL database.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxConfig {
+    /// A directory, or `postgres://USER@HOST:PORT/DATABASE`, without a
+    /// password: the password comes from `password_env`,
+    /// `password_command` or libpq's password file (`PGPASSFILE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Environment variable holding the database password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// Command printing the database password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_command: Option<String>,
+    /// This host's name in the outbox's history (which host accepted and
+    /// sent what); default: the host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+}
+
+impl OutboxConfig {
+    fn is_default(&self) -> bool {
+        *self == OutboxConfig::default()
+    }
+
+    /// Where the database password comes from, when the config says.
+    pub fn password_source(&self) -> Option<PasswordSource> {
+        match (&self.password_env, &self.password_command) {
+            (Some(v), _) => Some(PasswordSource::Env(v.clone())),
+            (None, Some(c)) => Some(PasswordSource::Command(c.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// `url` carries a password (`scheme://user:password@host`).
+    fn url_has_password(&self) -> bool {
+        let Some(url) = &self.url else { return false };
+        let Some((_, rest)) = url.split_once("://") else {
+            return false;
+        };
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    }
 }
 
 /// `[relay]`: the local SMTP relay (`postie relay`), its delivery workers and
@@ -455,6 +512,18 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), Error> {
+        if self.outbox.url_has_password() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}: [outbox] url holds a password, in clear in the config file; remove it \
+                     and set password_env or password_command in [outbox], or use a password \
+                     file (PGPASSFILE), or give the whole URL in the {OUTBOX_ENV} environment \
+                     variable",
+                    path.display()
+                ),
+            ));
+        }
         if let Some(d) = &self.default_account
             && !self.accounts.contains_key(d)
         {

@@ -6,25 +6,15 @@ use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::message::{
+use super::super::message::SUMMARY_COLUMNS;
+use super::super::message::{
     AttemptKind, AttemptRecord, RecipientCounts, RecipientDetail, RecipientState,
 };
-use super::time::{from_ms, to_ms};
-use super::{
-    Counts, Detail, ListFilter, MessageId, Outbox, ReplyRecord, State, Summary, Which, db,
-    immediate,
-};
+use super::super::time::{from_ms, to_ms};
+use super::super::{Counts, Detail, ListFilter, MessageId, ReplyRecord, State, Summary, Which};
+use super::{Sqlite, db, immediate};
 use postie::error::{Error, ErrorKind, Result};
 use postie::wording::{Action, say};
-
-/// Columns [`summary`] reads, in order; `m` is the messages table.
-const SUMMARY_COLUMNS: &str = "m.id, m.account, m.state, m.mail_from, m.size, m.attempts,
-    m.queued_at, m.next_attempt_at, m.lease_until, m.last_code, m.last_enhanced, m.last_text,
-    m.subject, m.header_id, m.source,
-    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'pending'),
-    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'sent'),
-    (SELECT COUNT(*) FROM recipients r WHERE r.msg = m.id AND r.state = 'failed'),
-    EXISTS (SELECT 1 FROM paused_accounts p WHERE p.account = m.account)";
 
 fn summary(r: &Row<'_>) -> rusqlite::Result<Summary> {
     let state = parse_state(&r.get::<_, String>(2)?);
@@ -58,9 +48,9 @@ fn parse_state(s: &str) -> State {
     s.parse().unwrap_or(State::Queued)
 }
 
-impl Outbox {
+impl Sqlite {
     /// Messages matching `filter`, oldest first.
-    pub fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>> {
+    pub(super) fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>> {
         let conn = self.conn();
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM messages m
@@ -87,7 +77,7 @@ impl Outbox {
 
     /// The items of batch `batch` already in the outbox (whatever their
     /// state): item key → message id.
-    pub fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>> {
+    pub(super) fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT batch_item, id FROM messages WHERE batch = ?1")
@@ -98,7 +88,7 @@ impl Outbox {
     }
 
     /// Everything about one message, or `None` when there is no such id.
-    pub fn show(&self, id: MessageId) -> Result<Option<Detail>> {
+    pub(super) fn show(&self, id: MessageId) -> Result<Option<Detail>> {
         let mut conn = self.conn();
         // One read transaction: a consistent picture while workers write.
         let tx = conn.transaction().map_err(db)?;
@@ -175,7 +165,7 @@ impl Outbox {
     /// A failed message gets its failed recipients back as pending and a new
     /// give-up window; recipients that were sent are never sent again.
     /// Returns how many messages were queued.
-    pub fn retry(&self, which: Which, now: SystemTime) -> Result<usize> {
+    pub(super) fn retry(&self, which: Which, now: SystemTime) -> Result<usize> {
         let id = match which {
             Which::One(id) => Some(id.0),
             Which::All => None,
@@ -217,7 +207,7 @@ impl Outbox {
     /// Delete a message and its body. False when there is no such id.
     /// Refused while a worker holds a live lease on it: it may be on the
     /// wire right now.
-    pub fn purge(&self, id: MessageId) -> Result<bool> {
+    pub(super) fn purge(&self, id: MessageId) -> Result<bool> {
         let now = to_ms(SystemTime::now());
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
@@ -259,7 +249,7 @@ impl Outbox {
     /// Delete the messages in `state` (sent or failed: finished ones) that
     /// finished before `finished_before`, with their stored copies; returns
     /// how many. Retention (`[relay] keep_sent`) and `queue purge --sent`.
-    pub fn purge_finished(&self, state: State, finished_before: SystemTime) -> Result<u64> {
+    pub(super) fn purge_finished(&self, state: State, finished_before: SystemTime) -> Result<u64> {
         if !matches!(state, State::Sent | State::Failed) {
             return Err(Error::new(
                 ErrorKind::Usage,
@@ -302,7 +292,7 @@ impl Outbox {
     }
 
     /// How many messages are in each state.
-    pub fn counts(&self) -> Result<Counts> {
+    pub(super) fn counts(&self) -> Result<Counts> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached("SELECT state, COUNT(*) FROM messages GROUP BY state")
@@ -326,7 +316,7 @@ impl Outbox {
     /// When a worker next has something to claim: the earliest due time of
     /// a queued message, or lease expiry of a delivering one, ignoring
     /// accounts paused until resumed. `None`: nothing to wait for.
-    pub fn next_due(&self) -> Result<Option<SystemTime>> {
+    pub(super) fn next_due(&self) -> Result<Option<SystemTime>> {
         let conn = self.conn();
         let t: Option<i64> = conn
             .query_row(

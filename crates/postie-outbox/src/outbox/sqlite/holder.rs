@@ -8,22 +8,26 @@
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
 
-use rand::Rng;
-
-use crate::outbox::Outbox;
+use super::super::Holder;
+use super::Sqlite;
 use postie::error::{Error, ErrorKind, Result};
 
-/// This process's hold on its leases; released when dropped.
-pub struct Holder {
-    prefix: String,
+/// The locked file; removed when the deliverer stops.
+struct HeldFile {
     path: PathBuf,
     _file: File,
 }
 
-impl Holder {
-    /// Register a new deliverer and recover the leases of dead ones.
-    pub fn acquire(outbox: &Outbox) -> Result<Holder> {
-        let dir = outbox.dir().join("holders");
+impl Drop for HeldFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Sqlite {
+    /// Return the leases of deliverers whose lock files nobody holds.
+    pub(super) fn recover_holders(&self) -> Result<usize> {
+        let dir = self.dir.join("holders");
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         let mut recovered = 0;
         if let Ok(entries) = std::fs::read_dir(&dir) {
@@ -43,24 +47,24 @@ impl Holder {
                 if f.try_lock().is_ok() {
                     // Nobody holds it: its deliverer died. Give its messages
                     // back to the queue before removing the file.
-                    recovered += outbox.release_holder(&prefix)?;
+                    recovered += self.release_holder(&prefix)?;
                     let _ = std::fs::remove_file(&path);
                 }
             }
         }
+        Ok(recovered)
+    }
+
+    /// Register a new deliverer and recover the leases of dead ones.
+    pub(super) fn register_holder(&self) -> Result<Holder> {
+        let dir = self.dir.join("holders");
+        let recovered = self.recover_holders()?;
         if recovered > 0 {
             tracing::info!(
                 "returned {recovered} message(s) leased by a deliverer that stopped to the queue"
             );
         }
-        let prefix: String = {
-            let mut rng = rand::rng();
-            (0..12)
-                .map(|_| {
-                    char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)])
-                })
-                .collect()
-        };
+        let prefix = Holder::new_prefix();
         // Lock under a name the scan above skips, then rename: a scanning
         // deliverer never sees this file unlocked.
         let path = dir.join(format!("{prefix}.lock"));
@@ -72,22 +76,7 @@ impl Holder {
             .map_err(|e| io(&tmp, e))?;
         file.lock().map_err(|e| io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        Ok(Holder {
-            prefix,
-            path,
-            _file: file,
-        })
-    }
-
-    /// Lease tokens of this deliverer start with this.
-    pub fn token_prefix(&self) -> &str {
-        &self.prefix
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        Ok(Holder::new(prefix, HeldFile { path, _file: file }))
     }
 }
 

@@ -8,14 +8,20 @@ use std::time::SystemTime;
 
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::time::{from_ms, to_ms};
-use super::{Outbox, Paused, db, immediate};
+use super::super::Paused;
+use super::super::time::{from_ms, to_ms};
+use super::{Sqlite, db, immediate};
 use postie::error::Result;
 
-impl Outbox {
+impl Sqlite {
     /// Pause `account` until it is resumed. True when it was not paused
     /// before (the caller should tell the user).
-    pub fn pause_account(&self, account: &str, reason: &str, now: SystemTime) -> Result<bool> {
+    pub(super) fn pause_account(
+        &self,
+        account: &str,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<bool> {
         let mut conn = self.conn();
         let tx = immediate(&mut conn)?;
         let newly = pause_in(&tx, account, reason, to_ms(now), None)?;
@@ -25,7 +31,7 @@ impl Outbox {
 
     /// Resume `account`: its queued messages are claimed again as they fall
     /// due. True when it was paused.
-    pub fn resume_account(&self, account: &str) -> Result<bool> {
+    pub(super) fn resume_account(&self, account: &str) -> Result<bool> {
         let conn = self.conn();
         let n = conn
             .execute("DELETE FROM paused_accounts WHERE account = ?1", [account])
@@ -34,7 +40,7 @@ impl Outbox {
     }
 
     /// The paused accounts, longest paused first.
-    pub fn paused(&self) -> Result<Vec<Paused>> {
+    pub(super) fn paused(&self) -> Result<Vec<Paused>> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(

@@ -1,0 +1,246 @@
+//! Several hosts, one outbox: relays on one PostgreSQL database (the peers' private cluster),
+//! each with its own data directory, host id and port, as separate machines would run them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::relay_support::*;
+use crate::support::*;
+
+/// A database of its own on the peers' PostgreSQL server, made with `psql` and dropped at the
+/// end; hosts reach it with a URL without password and a password file.
+pub struct SharedDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl SharedDb {
+    pub fn new() -> SharedDb {
+        let name = format!("t_{}", token("db").replace('-', "_"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let url = format!(
+            "postgres://{}@127.0.0.1:{}/{name}",
+            peers().get("POSTGRES_USER"),
+            peers().get("POSTGRES_PORT")
+        );
+        SharedDb { name, url }
+    }
+
+    /// A host: a sandbox whose `[outbox]` is this database, its password in `~/.pgpass` (mode
+    /// 0600, as libpq wants it), account `ali` sending through `peer`.
+    pub fn host(&self, id: &str, peer: Peer, from: &str, extra_toml: &str) -> Sandbox {
+        let sb = Sandbox::new();
+        add_password_account(&sb, "ali", from, peer);
+        append_config(
+            &sb,
+            &format!(
+                "[outbox]\nurl = \"{}\"\nhost_id = \"{id}\"\n\n{extra_toml}",
+                self.url
+            ),
+        );
+        let home = sb.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let pgpass = home.join(".pgpass");
+        std::fs::write(
+            &pgpass,
+            format!(
+                "127.0.0.1:{}:{}:{}:{}\n",
+                peers().get("POSTGRES_PORT"),
+                self.name,
+                peers().get("POSTGRES_USER"),
+                peers().get("POSTGRES_PASSWORD")
+            ),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        sb
+    }
+
+    /// A query's rows, `|`-separated, straight from the database.
+    pub fn query(&self, sql: &str) -> Vec<String> {
+        psql_in(&self.name, sql)
+    }
+}
+
+impl Drop for SharedDb {
+    fn drop(&mut self) {
+        let _ = std::panic::catch_unwind(|| {
+            psql(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+        });
+    }
+}
+
+fn psql(sql: &str) -> Vec<String> {
+    psql_in("postgres", sql)
+}
+
+fn psql_in(db: &str, sql: &str) -> Vec<String> {
+    let out = std::process::Command::new("psql")
+        .args(["-qAt", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+        .args(["-p", peers().get("POSTGRES_PORT")])
+        .args(["-U", peers().get("POSTGRES_USER"), "-d", db, "-c", sql])
+        .env("PGPASSWORD", peers().get("POSTGRES_PASSWORD"))
+        .output()
+        .expect("psql (Debian's postgresql-client) runs");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Copies of each load message of run `run` in Postfix's Maildir.
+fn maildir_copies(dir: &Path, run: &str) -> BTreeMap<u32, usize> {
+    let mut m = BTreeMap::new();
+    let needle = format!("Subject: load {run} ");
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let text =
+            String::from_utf8_lossy(&std::fs::read(e.path()).unwrap_or_default()).into_owned();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix(&needle)
+                && let Ok(i) = rest.trim().parse::<u32>()
+            {
+                *m.entry(i).or_insert(0) += 1;
+            }
+        }
+    }
+    m
+}
+
+/// Three hosts, 3 × 1,000 messages, one of the relays killed with SIGKILL twice while it
+/// accepts and delivers: every acknowledged message reaches Postfix; duplicates stay within
+/// what a kill can cause (messages on the wire at the kill); the other hosts give the dead
+/// relay's leased messages back to the queue within a minute, while it is still down;
+/// attempts say which host sent.
+#[test]
+fn three_relays_on_one_database_lose_nothing_when_one_is_killed() {
+    let db = SharedDb::new();
+    let from = "fleet@example.test";
+    let fast = "[relay]\nretry_first = \"200ms\"\nretry_max = \"1s\"\n";
+    let hosts: Vec<Sandbox> = (0..3)
+        .map(|i| db.host(&format!("host-{i}"), Peer::Postfix, from, fast))
+        .collect();
+    let pw = Peer::Postfix.password();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let mut relays: Vec<Option<RelayProc>> = hosts
+        .iter()
+        .zip(&ports)
+        .map(|(sb, &p)| Some(RelayProc::start(sb, p, pw)))
+        .collect();
+    const N: u32 = 1000;
+    let runs: Vec<String> = (0..3).map(|i| token(&format!("fleet{i}"))).collect();
+    let acked_files: Vec<_> = (0..3).map(|i| hosts[i].path().join("acked.txt")).collect();
+    let mut loads: Vec<_> = (0..3)
+        .map(|i| {
+            load_py(ports[i], &runs[i], N, 4, &acked_files[i], 240, from)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Host 1 dies twice: at a third and at two thirds of its load, each time for a while (its
+    // leases must go back to the others, not wait for it), then comes back.
+    let mut acked_at_kill = Vec::new();
+    let mut recovery = Vec::new();
+    for k in 1..=2usize {
+        let target = N as usize * k / 3;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while acked(&acked_files[1]).len() < target {
+            assert!(
+                Instant::now() < deadline,
+                "host 1's load stalled below {target}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        acked_at_kill.push(acked(&acked_files[1]).len());
+        relays[1].take().unwrap().kill9();
+        // Host 1 stays down until the others have given its leased messages back to the
+        // queue (its deliverer's row in `holders` goes with them): within a minute.
+        let killed = Instant::now();
+        while db.query("SELECT count(*) FROM holders WHERE host = 'host-1'") != ["0"] {
+            assert!(
+                killed.elapsed() < Duration::from_secs(60),
+                "host 1's leases were not recovered within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        recovery.push(killed.elapsed());
+        relays[1] = Some(RelayProc::start(&hosts[1], ports[1], pw));
+    }
+    let mut errors = 0;
+    for (i, l) in loads.iter_mut().enumerate() {
+        let e = load_finished(l, &format!("host {i}"));
+        if i == 1 {
+            errors = e;
+        }
+    }
+    // The premise: each kill hit host 1 while its clients were sending.
+    assert!(errors > 0, "no kill interrupted host 1's clients");
+    let mut counts = acked_at_kill.clone();
+    counts.push(acked(&acked_files[1]).len());
+    assert!(
+        counts[0] > 0 && counts.windows(2).all(|w| w[1] > w[0]),
+        "acknowledged at each kill, then at the end: {counts:?}"
+    );
+    // Any host sees the whole queue.
+    let msgs = queue_settled(&hosts[2], Duration::from_secs(120));
+    let busy: Vec<_> = msgs.iter().filter(|m| m["state"] != "sent").collect();
+    assert!(busy.is_empty(), "not sent: {busy:?}");
+    let maildir = Path::new(peers().get("POSTFIX_MAILDIR"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut dups = 0;
+    for (i, run) in runs.iter().enumerate() {
+        let acked = acked(&acked_files[i]);
+        let copies = loop {
+            let c = maildir_copies(maildir, run);
+            if acked.iter().all(|a| c.contains_key(a)) || Instant::now() > deadline {
+                break c;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let lost: Vec<_> = acked.iter().filter(|a| !copies.contains_key(a)).collect();
+        assert!(
+            lost.is_empty(),
+            "host {i}: acknowledged, never delivered: {lost:?}"
+        );
+        dups += copies.values().map(|n| n - 1).sum::<usize>();
+    }
+    // A kill can duplicate what host 1 had on the wire (its connections to Postfix: 2) and a
+    // message whose 250 to the client was lost (the client sends it again): 3 per kill.
+    assert!(dups <= 2 * 3, "{dups} duplicates for 2 kills");
+    // Every host delivered, and the attempts name them.
+    let by_host = db.query(
+        "SELECT host, count(*) FROM attempts WHERE kind = 'delivered' GROUP BY host ORDER BY host",
+    );
+    assert_eq!(by_host.len(), 3, "deliveries by host: {by_host:?}");
+    // The kills interrupted deliveries, and the other hosts took them back.
+    let interrupted = db.query(
+        "SELECT host, count(*) FROM attempts WHERE kind = 'interrupted' GROUP BY host ORDER BY host",
+    );
+    assert!(
+        !interrupted.is_empty() && interrupted.iter().all(|l| !l.starts_with("host-1|")),
+        "interrupted attempts recovered by: {interrupted:?}"
+    );
+    eprintln!(
+        "three relays: {} messages, {dups} duplicates, deliveries by host {by_host:?}, \
+         interrupted attempts recovered by {interrupted:?}, leases back after {recovery:?}",
+        3 * N
+    );
+    for r in relays.into_iter().flatten() {
+        r.stop();
+    }
+}
