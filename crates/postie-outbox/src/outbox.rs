@@ -257,6 +257,20 @@ impl Outbox {
         Ok(Outbox { store })
     }
 
+    /// The secrets the hosts of a fleet share (their OAuth tokens), kept in
+    /// the outbox database at `location`; `None` for an outbox directory.
+    /// Its own few connections, apart from the outbox's.
+    pub fn shared_secrets_at(
+        location: &Location,
+    ) -> Result<Option<Arc<dyn postie::secret::SharedSecrets>>> {
+        match location {
+            Location::Dir(_) => Ok(None),
+            Location::Postgres(target) => {
+                Ok(Some(Arc::new(postgres::Postgres::connect_with(target, 4)?)))
+            }
+        }
+    }
+
     /// [`Outbox::open`] from async code: on a blocking thread.
     pub async fn open_shared(dir: &Path) -> Result<Arc<Outbox>> {
         Outbox::open_shared_at(Location::Dir(dir.to_path_buf())).await

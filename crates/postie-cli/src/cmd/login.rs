@@ -235,7 +235,10 @@ pub async fn logout(g: &Global, account: Option<String>) -> i32 {
     let (name, acct) = (name.as_str(), &acct);
     // Under the account's token lock: a refresh in another process (the
     // relay) must not save new tokens after they are deleted here.
-    let _lock = match TokenManager::new(g.paths.data_dir.clone()).lock(name).await {
+    let _lock = match TokenManager::new(g.paths.data_dir.clone())
+        .lock(name, &store)
+        .await
+    {
         Ok(l) => l,
         Err(e) => return fail(g, &e, Some(name), Some(acct)),
     };

@@ -115,6 +115,25 @@ pub fn open_store(paths: &Paths) -> Result<SecretStore, Error> {
 /// postie's secret store for async work ([`open_store`], opened when first
 /// needed, on a blocking thread).
 pub fn secrets(paths: &Paths) -> Secrets {
+    let (local, fleet) = (paths.clone(), paths.clone());
+    Secrets::lazy_with_shared(
+        move || open_store(&local),
+        Box::new(move || {
+            let paths = fleet.clone();
+            Box::pin(async move {
+                let location = queue::outbox_location_at(&paths).await?;
+                postie::blocking::unblock(move || {
+                    postie_outbox::outbox::Outbox::shared_secrets_at(&location)
+                })
+                .await
+            })
+        }),
+    )
+}
+
+/// This host's own secret store, without the fleet's shared one: for the
+/// outbox database's own password.
+pub fn local_secrets(paths: &Paths) -> Secrets {
     let paths = paths.clone();
     Secrets::lazy(move || open_store(&paths))
 }

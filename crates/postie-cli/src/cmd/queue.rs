@@ -26,7 +26,12 @@ pub async fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
 /// comes from the URL in `POSTIE_OUTBOX`, `[outbox] password_env` or
 /// `password_command`, or libpq's password file.
 pub async fn outbox_location(g: &Global) -> Result<Location, Error> {
-    let path = g.paths.config_file.clone();
+    outbox_location_at(&g.paths).await
+}
+
+/// [`outbox_location`] for the files of `paths`.
+pub async fn outbox_location_at(paths: &postie::paths::Paths) -> Result<Location, Error> {
+    let path = paths.config_file.clone();
     let config = postie::blocking::unblock(move || Config::load(&path)).await?;
     let from_env = std::env::var(OUTBOX_ENV)
         .ok()
@@ -34,13 +39,13 @@ pub async fn outbox_location(g: &Global) -> Result<Location, Error> {
     let url = match (&from_env, &config.outbox.url) {
         (Some(v), _) => v.clone(),
         (None, Some(u)) => u.clone(),
-        (None, None) => return Ok(Location::Dir(g.paths.data_dir.join("outbox"))),
+        (None, None) => return Ok(Location::Dir(paths.data_dir.join("outbox"))),
     };
     let mut location = Location::parse(&url).map_err(|e| {
         let from = if from_env.is_some() {
             format!("the {OUTBOX_ENV} environment variable")
         } else {
-            format!("[outbox] url in {}", g.paths.config_file.display())
+            format!("[outbox] url in {}", paths.config_file.display())
         };
         Error::new(e.kind(), format!("{from}: {}", e.message()))
     })?;
@@ -51,7 +56,7 @@ pub async fn outbox_location(g: &Global) -> Result<Location, Error> {
         if !target.has_password() {
             match config.outbox.password_source() {
                 Some(source) => {
-                    let secrets = super::secrets(&g.paths);
+                    let secrets = super::local_secrets(paths);
                     let pw = source
                         .resolve(&secrets, postie::secret::PASSWORD_COMMAND_TIMEOUT)
                         .await

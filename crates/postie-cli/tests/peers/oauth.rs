@@ -17,7 +17,7 @@ fn add_account(sb: &Sandbox, name: &str, port: u16) {
     add_account_for(sb, name, port, "test-client")
 }
 
-fn add_account_for(sb: &Sandbox, name: &str, port: u16, client: &str) {
+pub(crate) fn add_account_for(sb: &Sandbox, name: &str, port: u16, client: &str) {
     sb.postie()
         .args([
             "account",
@@ -37,6 +37,21 @@ fn add_account_for(sb: &Sandbox, name: &str, port: u16, client: &str) {
         .opt("--ca-file", peers().ca())
         .run()
         .success();
+}
+
+/// Registers client `client` at the test authorization server with `setting` (`expires_in=N`,
+/// `token_length=N`).
+pub(crate) fn register_client(client: &str, setting: &str) {
+    let reg = std::process::Command::new("curl")
+        .args(["-sSf", "-d", &format!("client_id={client}"), "-d", setting])
+        .arg(format!("{}/_test/client", peers().get("OAUTH_AS")))
+        .output()
+        .unwrap();
+    assert!(
+        reg.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reg.stderr)
+    );
 }
 
 /// A running `postie login` and the lines it printed on stderr so far.
@@ -345,22 +360,7 @@ fn logout_revokes_and_send_says_to_login() {
 fn long_token_goes_through_the_334_continuation() {
     let sb = Sandbox::new();
     let client = format!("long-{}", std::process::id());
-    let reg = std::process::Command::new("curl")
-        .args([
-            "-sSf",
-            "-d",
-            &format!("client_id={client}"),
-            "-d",
-            "token_length=1200",
-        ])
-        .arg(format!("{}/_test/client", peers().get("OAUTH_AS")))
-        .output()
-        .unwrap();
-    assert!(
-        reg.status.success(),
-        "{}",
-        String::from_utf8_lossy(&reg.stderr)
-    );
+    register_client(&client, "token_length=1200");
     add_account_for(&sb, "long", peers().port("SMTPSERVER_STARTTLS"), &client);
     let mut login = Login::start(&sb, "long");
     let url = login.url();

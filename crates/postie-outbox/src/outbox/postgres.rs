@@ -15,11 +15,13 @@
 //!   serialises committing transactions); deliverers poll [`Store::next_due`].
 //!
 //! Inside: `schema` creates the tables, `claim` claims, leases and records
-//! attempts, `admin` answers the operator commands.
+//! attempts, `admin` answers the operator commands, `secrets` keeps the
+//! hosts' shared OAuth tokens.
 
 mod admin;
 mod claim;
 mod schema;
+mod secrets;
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -69,6 +71,11 @@ impl std::fmt::Debug for Postgres {
 impl Postgres {
     /// Connect to `target` and create or migrate the schema.
     pub(super) fn connect(target: &PgTarget) -> Result<Postgres> {
+        Postgres::connect_with(target, POOL_SIZE)
+    }
+
+    /// [`Postgres::connect`] keeping at most `pool_size` connections.
+    pub(super) fn connect_with(target: &PgTarget, pool_size: u32) -> Result<Postgres> {
         let mut config = target.config.clone();
         config.connect_timeout(WAIT);
         // A statement stuck behind a lock for this long is failed (and the
@@ -80,7 +87,7 @@ impl Postgres {
         ));
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2::Pool::builder()
-            .max_size(POOL_SIZE)
+            .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(WAIT)
             .error_handler(Box::new(r2d2::NopErrorHandler))

@@ -144,7 +144,7 @@ pub async fn login(
         );
     }
     let _lock = match &opts.lock_dir {
-        Some(dir) => Some(super::manager::lock_account(dir, name).await?),
+        Some(dir) => Some(super::manager::lock_account(dir, name, store).await?),
         None => None,
     };
     tokens.save(store, name).await?;

@@ -1,8 +1,10 @@
 //! Access tokens on demand: refreshed when they near expiry, once per
 //! account however many callers ask at the same time, in this process (a
 //! tokio mutex per account) and across processes (an exclusive lock on
-//! `DATA_DIR/oauth-NAME.lock`, after which the store is read again because
-//! another process may have refreshed meanwhile).
+//! `DATA_DIR/oauth-NAME.lock`, or, on a host of a fleet, the account's lock
+//! in the shared store: see [`crate::secret::SharedSecrets`]), after which
+//! the tokens are read again because another process may have refreshed
+//! meanwhile.
 //!
 //! Every refresh token the server returns is saved before the new access
 //! token is handed out: Microsoft rotates them, and a lost rotated token
@@ -136,7 +138,7 @@ impl TokenManager {
             slot.tokens = Some(t.clone());
             return Ok((t.access_token.clone(), t.clone()));
         }
-        let _lock = self.lock_file(name).await?;
+        let _lock = lock_account(&self.inner.data_dir, name, store).await?;
         let stored = TokenSet::load(store, name).await?;
         // Another process refreshed while this one waited for the lock: its
         // token is as new as a refresh here would give.
@@ -292,27 +294,51 @@ impl TokenManager {
         OAuthClient::new(name, acct.provider, cfg, endpoints, secret, http)
     }
 
-    /// Take `DATA_DIR/oauth-NAME.lock`, waiting for another process's
-    /// refresh of the same account to end. Released when the file drops.
-    async fn lock_file(&self, name: &str) -> Result<File> {
-        lock_account(&self.inner.data_dir, name).await
-    }
-
     /// Hold account `name`'s token lock (the one refreshes take) while the
     /// caller replaces or deletes its tokens (`postie logout`), so that a
     /// refresh in another process cannot write them back.
-    pub async fn lock(&self, name: &str) -> Result<AccountLock> {
-        Ok(AccountLock(self.lock_file(name).await?))
+    pub async fn lock(&self, name: &str, store: &Secrets) -> Result<AccountLock> {
+        Ok(AccountLock(
+            lock_account(&self.inner.data_dir, name, store).await?,
+        ))
     }
 }
 
 /// An account's token lock, held until dropped.
-#[derive(Debug)]
-pub struct AccountLock(#[allow(dead_code)] File);
+pub struct AccountLock(#[allow(dead_code)] TokenLock);
+
+impl std::fmt::Debug for AccountLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountLock")
+    }
+}
+
+/// A lock on one account's tokens: a locked file on this host, or the
+/// shared store's lock across hosts.
+pub(crate) enum TokenLock {
+    File(#[allow(dead_code)] File),
+    Shared(#[allow(dead_code)] Box<dyn Send>),
+}
+
+/// Take account `name`'s token lock, waiting for another process's (or,
+/// with a shared store, another host's) refresh of the same account to end.
+pub(crate) async fn lock_account(
+    dir: &std::path::Path,
+    name: &str,
+    store: &Secrets,
+) -> Result<TokenLock> {
+    match store.shared().await? {
+        Some(shared) => {
+            let name = name.to_string();
+            unblock(move || shared.lock(&name, LOCK_WAIT).map(TokenLock::Shared)).await
+        }
+        None => lock_file(dir, name).await.map(TokenLock::File),
+    }
+}
 
 /// Take `dir/oauth-NAME.lock`, waiting for another process's refresh of the
 /// same account to end. Released when the file drops.
-pub(crate) async fn lock_account(dir: &std::path::Path, name: &str) -> Result<File> {
+async fn lock_file(dir: &std::path::Path, name: &str) -> Result<File> {
     let path = dir.join(format!("oauth-{}.lock", file_safe(name)));
     let io = |what: &str, e: std::io::Error| {
         Error::new(

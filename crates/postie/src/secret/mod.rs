@@ -18,6 +18,7 @@
 mod file;
 mod handle;
 mod keyring;
+mod shared;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -34,6 +35,7 @@ use crate::wording::{Action, say};
 pub use file::{FileStore, PASSPHRASE_ENV};
 pub use handle::Secrets;
 pub use keyring::SERVICE as KEYRING_SERVICE;
+pub use shared::{SharedOpener, SharedSecrets, is_shared_key};
 
 use keyring::{Keyring, Probe};
 

@@ -264,7 +264,7 @@ async fn a_sign_in_waits_for_a_refresh_in_progress() {
         acct,
     } = fresh(ProviderId::Generic, "a@example.test").await;
     let held = postie::oauth::TokenManager::new(dir.path().to_path_buf())
-        .lock("w")
+        .lock("w", &store)
         .await
         .unwrap();
     let opts = LoginOptions {
