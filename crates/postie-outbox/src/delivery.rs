@@ -25,6 +25,7 @@ use postie::mailer::{Account, Mailer, Pool};
 use postie::provider::Limits;
 use postie::wording::{Action, say};
 
+use crate::outbox::quota::{DAY, Reservation, limit_wait};
 use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPolicy, Scope};
 
 pub use crate::outbox::Holder;
@@ -384,9 +385,21 @@ impl Inner {
                     .min(group_size(&limits))
                     .try_into()
                     .unwrap_or(u32::MAX);
-                if let Some((until, which)) =
-                    self.daily_limit_reached(account, &limits, first, now).await
-                {
+                // With a store the hosts share, the first send is reserved
+                // there now (the fleet's count); else this deliverer checks
+                // its own count.
+                let (first_turn, wait) = match self.reserve(account, &limits, first, now).await {
+                    Turn::Go(t) => (t, None),
+                    Turn::Wait(until, which) => (None, Some((until, which))),
+                };
+                let wait = match wait {
+                    Some(w) => Some(w),
+                    None if first_turn.is_none() => {
+                        self.daily_limit_reached(account, &limits, first, now).await
+                    }
+                    None => None,
+                };
+                if let Some((until, which)) = wait {
                     let detail = format!(
                         "the {which} of account '{account}' is reached; sending resumes around {}",
                         humantime::format_rfc3339_seconds(until)
@@ -411,6 +424,7 @@ impl Inner {
                 {
                     Ok(true) => {}
                     held => {
+                        self.settle(first_turn, 0).await;
                         let detail = match held {
                             Err(e) => format!(
                                 "not sent now: the outbox could not renew the claim ({}); it will be tried again",
@@ -427,7 +441,9 @@ impl Inner {
                     }
                 }
                 let renew = self.keep_leased(&claim);
-                let r = self.send_in_groups(&acct, &claim, &limits).await;
+                let r = self
+                    .send_in_groups(&acct, &claim, &limits, first_turn)
+                    .await;
                 drop(renew);
                 r
             }
@@ -493,11 +509,15 @@ impl Inner {
     /// counted for the daily limits. A group that fails as a whole ends the
     /// attempt: it is the outcome when nothing was sent yet, else the
     /// groups not sent stay pending and the message is tried again.
+    ///
+    /// `first_turn`: the first group's reservation in a store the hosts
+    /// share (then every group is reserved there, and started at its slot).
     async fn send_in_groups(
         &self,
         acct: &Account,
         claim: &Claim,
         limits: &Limits,
+        first_turn: Option<(i64, SystemTime)>,
     ) -> (Outcome, String) {
         let account = claim.account.as_str();
         let size = group_size(limits);
@@ -505,15 +525,32 @@ impl Inner {
         let mut details = Vec::new();
         for (i, group) in claim.recipients.chunks(size).enumerate() {
             let n = u32::try_from(group.len()).unwrap_or(u32::MAX);
-            if i > 0
-                && self
-                    .daily_limit_reached(account, limits, n, SystemTime::now())
-                    .await
-                    .is_some()
-            {
-                break;
+            let turn = match (i, first_turn) {
+                (0, t) => t,
+                (_, Some(_)) => match self.reserve(account, limits, n, SystemTime::now()).await {
+                    Turn::Go(t) => t,
+                    Turn::Wait(..) => break,
+                },
+                (_, None) => None,
+            };
+            match turn {
+                Some((_, at)) => {
+                    if let Ok(wait) = at.duration_since(SystemTime::now()) {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                None => {
+                    if i > 0
+                        && self
+                            .daily_limit_reached(account, limits, n, SystemTime::now())
+                            .await
+                            .is_some()
+                    {
+                        break;
+                    }
+                    self.pace(account, limits).await;
+                }
             }
-            self.pace(account, limits).await;
             let part = Claim {
                 recipients: group.to_vec(),
                 ..claim.clone()
@@ -530,13 +567,17 @@ impl Inner {
                     outcome::from_error(&e, &ex, self.settings.settled)
                 }
             };
+            let accepted = match &outcome {
+                Outcome::Transaction(list) => list
+                    .iter()
+                    .filter(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_)))
+                    .count(),
+                Outcome::Failed { .. } => 0,
+            };
+            self.settle(turn, accepted).await;
             match outcome {
                 Outcome::Transaction(list) => {
-                    let accepted = list
-                        .iter()
-                        .filter(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_)))
-                        .count();
-                    if accepted > 0 {
+                    if accepted > 0 && turn.is_none() {
                         self.sent_window
                             .lock()
                             .expect("window lock")
@@ -559,6 +600,47 @@ impl Inner {
         }
         details.dedup();
         (Outcome::Transaction(merged), details.join("; "))
+    }
+
+    /// With a store that keeps the accounts' limits for every host: reserve
+    /// one send of `recipients` recipients there. `Go(None)`: this store
+    /// leaves the limits to this deliverer (or the account has none).
+    async fn reserve(
+        &self,
+        account: &str,
+        limits: &Limits,
+        recipients: u32,
+        now: SystemTime,
+    ) -> Turn {
+        let counted = limits.per_day.is_some()
+            || limits.recipients_per_day.is_some()
+            || limits.spacing().is_some();
+        if !counted || !self.outbox.keeps_quotas() {
+            return Turn::Go(None);
+        }
+        let (a, l) = (account.to_string(), *limits);
+        match self.db(move |o| o.reserve(&a, &l, recipients, now)).await {
+            Ok(Reservation::Granted { id, at }) => Turn::Go(Some((id, at))),
+            Ok(Reservation::Deferred { until, which }) => Turn::Wait(until, which),
+            Err(e) => {
+                // Unknown whether the fleet may send: not now.
+                tracing::warn!(
+                    "outbox: cannot reserve a send of '{account}': {}",
+                    e.message()
+                );
+                Turn::Wait(now + Duration::from_secs(60), "sending limit check")
+            }
+        }
+    }
+
+    /// Tell the store what a reserved send reached (nothing: it does not
+    /// count).
+    async fn settle(&self, turn: Option<(i64, SystemTime)>, accepted: usize) {
+        let Some((id, _)) = turn else { return };
+        let accepted = u32::try_from(accepted).unwrap_or(u32::MAX);
+        if let Err(e) = self.db(move |o| o.settle(id, accepted)).await {
+            tracing::warn!("outbox: cannot record a reserved send: {}", e.message());
+        }
     }
 
     /// Wait for the account's next send slot under `per_minute`: sends are
@@ -618,7 +700,6 @@ impl Inner {
         if limits.per_day.is_none() && limits.recipients_per_day.is_none() {
             return None;
         }
-        const DAY: Duration = Duration::from_secs(24 * 3600);
         let known = self
             .sent_window
             .lock()
@@ -642,32 +723,7 @@ impl Inner {
         while q.front().is_some_and(|(t, _)| *t + DAY <= now) {
             q.pop_front();
         }
-        if let Some(limit) = limits.per_day
-            && q.len() as u64 >= u64::from(limit)
-        {
-            // The send that has to leave the window for one more to fit
-            // (a limit of 0, refused by the config, would wait a day).
-            let at = q
-                .len()
-                .checked_sub(limit as usize)
-                .and_then(|i| q.get(i))
-                .map_or(now + DAY, |(t, _)| *t + DAY);
-            return Some((at, "daily sending limit"));
-        }
-        let limit = u64::from(limits.recipients_per_day?);
-        let want = u64::from(recipients).min(limit);
-        let mut used: u64 = q.iter().map(|(_, n)| u64::from(*n)).sum();
-        if used + want <= limit {
-            return None;
-        }
-        // The time enough of the oldest sends leave the window.
-        for (t, n) in q.iter() {
-            used -= u64::from(*n);
-            if used + want <= limit {
-                return Some((*t + DAY, "daily recipient limit"));
-            }
-        }
-        Some((now + DAY, "daily recipient limit"))
+        limit_wait(q.make_contiguous(), limits, recipients, now)
     }
 
     fn notify(&self, claim: &Claim, account: &str, reason: &str) {
@@ -695,6 +751,13 @@ impl Inner {
             }
         });
     }
+}
+
+/// Whether a send may start: now or at a reserved slot (with the
+/// reservation, in a store that keeps the limits), or not before a time.
+enum Turn {
+    Go(Option<(i64, SystemTime)>),
+    Wait(SystemTime, &'static str),
 }
 
 /// Recipients per transaction under `recipients_per_message`.

@@ -49,6 +49,7 @@ mod location;
 mod message;
 pub mod policy;
 mod postgres;
+pub mod quota;
 mod spool;
 mod sqlite;
 mod time;
@@ -200,6 +201,33 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// a queued message, or lease expiry of a delivering one, ignoring
     /// accounts paused until resumed. `None`: nothing to wait for.
     fn next_due(&self) -> Result<Option<SystemTime>>;
+
+    /// True when this store keeps the accounts' sending limits for every
+    /// host that uses it ([`Store::reserve`]); false: each deliverer keeps
+    /// them itself, from [`Store::sent_since`].
+    fn keeps_quotas(&self) -> bool {
+        false
+    }
+
+    /// Reserve one send of `account` to `recipients` recipients under its
+    /// limits, for every host at once: granted (at the next `per_minute`
+    /// slot) or deferred. A granted send counts until [`Store::settle`]
+    /// says otherwise. Only for stores that keep quotas.
+    fn reserve(
+        &self,
+        _account: &str,
+        _limits: &postie::provider::Limits,
+        _recipients: u32,
+        now: SystemTime,
+    ) -> Result<quota::Reservation> {
+        Ok(quota::Reservation::Granted { id: 0, at: now })
+    }
+
+    /// The send of reservation `id` reached `accepted` recipients (none:
+    /// it does not count).
+    fn settle(&self, _id: i64, _accepted: u32) -> Result<()> {
+        Ok(())
+    }
 
     /// Pause `account` until it is resumed. True when it was not paused
     /// before (the caller should tell the user).

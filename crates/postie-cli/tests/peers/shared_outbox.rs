@@ -378,3 +378,76 @@ fn three_hosts_share_one_sign_in_and_refresh_once_per_expiry() {
         times.len()
     );
 }
+
+/// A daily limit of 50 messages for one mailbox, shared by three relays that each get 30: the
+/// fleet sends exactly 50 (Postfix's Maildir has 50 of the 90), the other 40 wait in the queue
+/// with the limit's explanation. Each host counting only its own sends would send all 90.
+#[test]
+fn three_relays_keep_one_daily_limit_together() {
+    let db = SharedDb::new();
+    let from = "quota@example.test";
+    let hosts: Vec<Sandbox> = (0..3)
+        .map(|i| {
+            let sb = db.host(&format!("host-{i}"), Peer::Postfix, from, "");
+            append_config(&sb, "[accounts.ali.limits]\nper_day = 50\n");
+            sb
+        })
+        .collect();
+    let pw = Peer::Postfix.password();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let relays: Vec<RelayProc> = hosts
+        .iter()
+        .zip(&ports)
+        .map(|(sb, &p)| RelayProc::start(sb, p, pw))
+        .collect();
+    let runs: Vec<String> = (0..3).map(|i| token(&format!("quota{i}"))).collect();
+    let mut loads: Vec<_> = (0..3)
+        .map(|i| {
+            let acked = hosts[i].path().join("acked.txt");
+            load_py(ports[i], &runs[i], 30, 2, &acked, 60, from)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, l) in loads.iter_mut().enumerate() {
+        load_finished(l, &format!("host {i}"));
+    }
+    // Settled: nothing being delivered, and nothing due before tomorrow.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let states = loop {
+        let states = db.query("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state");
+        let due = db.query(&format!(
+            "SELECT count(*) FROM messages WHERE state = 'delivering' \
+             OR (state = 'queued' AND next_attempt_at < {})",
+            (std::time::SystemTime::now() + Duration::from_secs(3600))
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        ));
+        if due == ["0"] {
+            break states;
+        }
+        assert!(Instant::now() < deadline, "not settled: {states:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(states, ["queued|40", "sent|50"], "messages by state");
+    let why = db.query("SELECT DISTINCT explanation FROM messages WHERE state = 'queued'");
+    assert!(
+        why.len() == 1 && why[0].contains("daily sending limit of account 'ali' is reached"),
+        "{why:?}"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let maildir = Path::new(peers().get("POSTFIX_MAILDIR"));
+    let delivered: usize = runs
+        .iter()
+        .map(|r| maildir_copies(maildir, r).values().sum::<usize>())
+        .sum();
+    assert_eq!(delivered, 50, "messages in Postfix's Maildir");
+    let by_host = db.query("SELECT host, count(*) FROM quota_sends GROUP BY host ORDER BY host");
+    eprintln!("daily limit of 50 across three relays: sends reserved by host {by_host:?}");
+    for r in relays {
+        r.stop();
+    }
+}

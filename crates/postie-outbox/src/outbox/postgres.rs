@@ -20,6 +20,7 @@
 
 mod admin;
 mod claim;
+mod quota;
 mod schema;
 mod secrets;
 
@@ -345,6 +346,24 @@ impl Store for Postgres {
         admin::next_due(self)
     }
 
+    fn keeps_quotas(&self) -> bool {
+        true
+    }
+
+    fn reserve(
+        &self,
+        account: &str,
+        limits: &postie::provider::Limits,
+        recipients: u32,
+        now: SystemTime,
+    ) -> Result<super::quota::Reservation> {
+        quota::reserve(self, account, limits, recipients, now)
+    }
+
+    fn settle(&self, id: i64, accepted: u32) -> Result<()> {
+        quota::settle(self, id, accepted)
+    }
+
     fn pause_account(&self, account: &str, reason: &str, now: SystemTime) -> Result<bool> {
         admin::pause_account(self, account, reason, now)
     }
@@ -356,6 +375,14 @@ impl Store for Postgres {
     fn paused(&self) -> Result<Vec<Paused>> {
         admin::paused(self)
     }
+}
+
+/// A send as (time, recipients reached) from a row of those two columns.
+fn send_row(r: &postgres::Row) -> (SystemTime, u32) {
+    (
+        super::time::from_ms(r.get(0)),
+        u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+    )
 }
 
 /// The database cannot be reached: transient (the relay answers 4xx, the

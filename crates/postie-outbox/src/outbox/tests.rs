@@ -914,3 +914,56 @@ fn a_dead_holders_leases_return_to_the_queue(f: &Fixture) {
         "the live holder keeps its lease"
     );
 }
+
+/// The PostgreSQL store keeps the accounts' limits for every handle on it
+/// (every host): sends reserved through one handle count for another, a
+/// paced account's slots are spaced across handles, and a reserved send that
+/// reached nobody gives its place back.
+#[test]
+fn the_shared_store_keeps_limits_for_every_host() {
+    use postie::provider::Limits;
+    let f = Fixture::postgres();
+    let (a, b) = (f.open(), f.open());
+    assert!(a.keeps_quotas());
+    assert!(!Fixture::sqlite().open().keeps_quotas());
+    let now = SystemTime::now();
+    let limits = Limits {
+        per_day: Some(2),
+        per_minute: Some(60),
+        ..Limits::default()
+    };
+    let quota::Reservation::Granted { id: first, at: t1 } =
+        a.reserve("w", &limits, 1, now).unwrap()
+    else {
+        panic!("the first send is granted")
+    };
+    let quota::Reservation::Granted { at: t2, .. } = b.reserve("w", &limits, 1, now).unwrap()
+    else {
+        panic!("the second send is granted")
+    };
+    assert_eq!(
+        t2.duration_since(t1).unwrap(),
+        Duration::from_secs(1),
+        "one per second"
+    );
+    let third = a.reserve("w", &limits, 1, now).unwrap();
+    assert!(
+        matches!(
+            third,
+            quota::Reservation::Deferred {
+                which: "daily sending limit",
+                ..
+            }
+        ),
+        "{third:?}"
+    );
+    assert!(matches!(
+        b.reserve("other", &limits, 1, now).unwrap(),
+        quota::Reservation::Granted { .. }
+    ));
+    a.settle(first, 0).unwrap();
+    assert!(matches!(
+        b.reserve("w", &limits, 1, now).unwrap(),
+        quota::Reservation::Granted { .. }
+    ));
+}

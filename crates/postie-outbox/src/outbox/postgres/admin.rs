@@ -282,12 +282,7 @@ pub(super) fn sent_since(
         )
         .map_err(pg)?
         .iter()
-        .map(|r| {
-            (
-                from_ms(r.get(0)),
-                u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
-            )
-        })
+        .map(super::send_row)
         .collect())
 }
 

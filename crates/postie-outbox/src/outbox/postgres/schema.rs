@@ -12,7 +12,7 @@ use super::pg;
 use postie::error::{Error, ErrorKind, Result};
 
 /// The schema this code writes.
-const VERSION: i64 = 2;
+const VERSION: i64 = 3;
 
 /// Taken (for the transaction) by whoever creates or migrates the schema:
 /// hosts that start together wait for each other instead of racing.
@@ -110,6 +110,18 @@ CREATE TABLE shared_secrets (
     value      TEXT   NOT NULL,
     updated_at BIGINT NOT NULL
 );
+",
+    r"
+-- Sends counted against the accounts' limits, by every host: reserved before
+-- a send starts (at its slot), its recipients settled after it.
+CREATE TABLE quota_sends (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account    TEXT   NOT NULL,
+    at         BIGINT NOT NULL,
+    recipients BIGINT NOT NULL,
+    host       TEXT   NOT NULL
+);
+CREATE INDEX quota_sends_account ON quota_sends (account, at);
 ",
 ];
 
