@@ -341,7 +341,9 @@ tls (version, cipher, certificate subject, issuer, expiry, name), ehlo (SIZE, th
 offered after TLS against what the account needs), credentials (the password is there; OAuth: a
 refresh token is stored, an access token can be obtained, its expiry and scope), auth (a real
 authentication, then RSET and QUIT: no mail is sent), and send-test with --send-test. The first
-failure stops the run; the stages after it are listed as not checked.
+failure stops the run; the stages after it are listed as not checked. With an outbox several
+hosts share ([outbox] url = \"postgres://...\"), a last stage, outbox, connects to it and shows its
+schema and the deliverers running on it.
 
 Examples:
   postie doctor                       # the default account
@@ -360,7 +362,8 @@ Exit status (sysexits.h where one fits):
   79  ehlo: the server refused the session (greeting, EHLO) or lacks what the account needs
   80  credentials: no password here, not signed in, or no access token obtainable
   77  auth: the server refused the credentials
-  81  send-test: the test message was refused";
+  81  send-test: the test message was refused
+  74  outbox: the shared outbox database cannot be reached or opened";
 
 const DEMO_HELP: &str = "\
 Starts a sandbox provider in this process (127.0.0.1 only, free ports, a temporary directory)

@@ -58,6 +58,9 @@ pub enum Stage {
     Auth,
     /// The optional test message.
     SendTest,
+    /// The outbox the hosts of a fleet share (checked by the front that
+    /// can open it, after the account's stages).
+    Outbox,
 }
 
 impl Stage {
@@ -84,6 +87,7 @@ impl Stage {
             Stage::Credentials => "credentials",
             Stage::Auth => "auth",
             Stage::SendTest => "send-test",
+            Stage::Outbox => "outbox",
         }
     }
 
@@ -99,6 +103,7 @@ impl Stage {
             Stage::Credentials => 80, // no usable password or token here
             Stage::Auth => 77,        // EX_NOPERM
             Stage::SendTest => 81,    // the test message was refused
+            Stage::Outbox => 74,      // EX_IOERR: the outbox cannot be opened
         }
     }
 }

@@ -229,6 +229,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// What an operator checking the store should see (`postie doctor`):
+    /// its schema, the deliverers running on it and where.
+    fn status(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
     /// Pause `account` until it is resumed. True when it was not paused
     /// before (the caller should tell the user).
     fn pause_account(&self, account: &str, reason: &str, now: SystemTime) -> Result<bool>;

@@ -9,7 +9,8 @@ use postie::explain::Context;
 use postie::provider::{AuthMethod, ProviderId, provider_of_server};
 use postie::transport::Endpoint;
 use postie::transport::{Timeouts, TranscriptEntry};
-use postie_doctor::{Check, Options, Report, Status, Target};
+use postie_doctor::{Check, Options, Report, Stage, Status, Target};
+use postie_outbox::outbox::{Location, Outbox};
 use serde_json::json;
 
 use super::{Global, apply_tls_args, secrets, transcript_sink};
@@ -82,7 +83,11 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
             print_check(&mut std::io::stdout().lock(), &style, c);
         }
     };
-    let report = postie_doctor::run(&target, secrets(&g.paths), &opts, &mut print).await;
+    let mut report = postie_doctor::run(&target, secrets(&g.paths), &opts, &mut print).await;
+    if let Some(check) = outbox_check(g).await {
+        print(&check);
+        report.checks.push(check);
+    }
     let code = report.exit_code();
     if args.json {
         let transcript = transcript.lock().expect("transcript lock");
@@ -91,6 +96,43 @@ pub async fn run(g: &Global, args: DoctorArgs) -> i32 {
         print_result(&mut std::io::stdout().lock(), &style, &report, code);
     }
     code
+}
+
+/// The outbox several hosts share, when the config names one: reachable,
+/// its schema, its deliverers. `None` for a local outbox directory.
+async fn outbox_check(g: &Global) -> Option<Check> {
+    let start = std::time::Instant::now();
+    let opened = match super::queue::outbox_location(g).await {
+        Ok(Location::Dir(_)) => return None,
+        Ok(location) => {
+            let shown = location.to_string();
+            Outbox::open_shared_at(location).await.map(|o| (shown, o))
+        }
+        Err(e) => Err(e),
+    };
+    let status = match opened {
+        Ok((shown, outbox)) => outbox.with(|o| o.status()).await.map(|s| (shown, s)),
+        Err(e) => Err(e),
+    };
+    let elapsed_ms = start.elapsed().as_millis().try_into().unwrap_or(u64::MAX);
+    Some(match status {
+        Ok((shown, details)) => Check {
+            stage: Stage::Outbox,
+            status: Status::Ok,
+            summary: format!("the shared outbox {shown} is reachable"),
+            details,
+            explanation: None,
+            elapsed_ms,
+        },
+        Err(e) => Check {
+            stage: Stage::Outbox,
+            status: Status::Failed,
+            summary: e.message().to_string(),
+            details: Vec::new(),
+            explanation: Some(postie::explain::explain(&e, &Context::default())),
+            elapsed_ms,
+        },
+    })
 }
 
 /// The settings of a server given with `--server`, as an account: the

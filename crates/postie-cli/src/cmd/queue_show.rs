@@ -71,9 +71,14 @@ pub fn render(s: &Style, d: &Detail) -> String {
     }
     let _ = writeln!(o, "attempts ({})", d.history.len());
     for a in &d.history {
+        let by = a
+            .host
+            .as_deref()
+            .map(|h| s.dim(&format!("  (host {})", clean(h))))
+            .unwrap_or_default();
         let _ = writeln!(
             o,
-            "  {}  {:<11} {}",
+            "  {}  {:<11} {}{by}",
             at(a.at),
             format!("{:?}", a.kind).to_lowercase(),
             a.reply.as_ref().map(reply).unwrap_or_default()

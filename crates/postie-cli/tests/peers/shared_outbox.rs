@@ -445,9 +445,89 @@ fn three_relays_keep_one_daily_limit_together() {
         .map(|r| maildir_copies(maildir, r).values().sum::<usize>())
         .sum();
     assert_eq!(delivered, 50, "messages in Postfix's Maildir");
+    // Any host shows which host sent a message.
+    let row = db.query(
+        "SELECT m.id, a.host FROM messages m JOIN attempts a ON a.msg = m.id \
+         WHERE a.kind = 'delivered' ORDER BY m.id DESC LIMIT 1",
+    );
+    let (id, sender) = row[0].split_once('|').unwrap();
+    let run = hosts[0]
+        .postie()
+        .args(["queue", "show", id, "--json"])
+        .run();
+    run.success();
+    assert_eq!(run.json()["history"][0]["host"], sender, "{run}");
+    let run = hosts[0].postie().args(["queue", "show", id]).run();
+    run.success();
+    assert!(run.stdout.contains(&format!("(host {sender})")), "{run}");
     let by_host = db.query("SELECT host, count(*) FROM quota_sends GROUP BY host ORDER BY host");
     eprintln!("daily limit of 50 across three relays: sends reserved by host {by_host:?}");
     for r in relays {
         r.stop();
+    }
+}
+
+/// `postie doctor` on a host of a fleet ends with the shared outbox: reachable, its schema, the
+/// deliverers running and where. With a wrong database password, doctor, the relay and the
+/// queue commands say what is wrong and how to fix it (exit 74 for doctor's outbox stage, 78
+/// for the others), and no password appears.
+#[test]
+fn doctor_checks_the_shared_outbox_and_a_wrong_password_is_explained() {
+    let db = SharedDb::new();
+    let sb = db.host("host-d", Peer::Postfix, "doc@example.test", "");
+    let relay = RelayProc::start(&sb, free_port(), Peer::Postfix.password());
+    let run = sb
+        .postie()
+        .args(["doctor", "ali"])
+        .env(UPSTREAM_PW_VAR, Peer::Postfix.password())
+        .run();
+    run.success();
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("outbox"))
+        .unwrap_or_else(|| panic!("no outbox stage: {run}"));
+    assert!(line.trim_start().starts_with("ok"), "{run}");
+    assert!(run.stdout.contains(&format!("/{}", db.name)), "{run}");
+    assert!(run.stdout.contains("postie schema"), "{run}");
+    assert!(
+        run.stdout.contains("deliverers running: host-d (1)"),
+        "{run}"
+    );
+    relay.stop();
+
+    let wrong = "Wr0ng-pg-Pa55word";
+    std::fs::write(
+        sb.path().join("home/.pgpass"),
+        format!(
+            "127.0.0.1:{}:{}:{}:{wrong}\n",
+            peers().get("POSTGRES_PORT"),
+            db.name,
+            peers().get("POSTGRES_USER")
+        ),
+    )
+    .unwrap();
+    let run = sb
+        .postie()
+        .args(["doctor", "ali", "--json"])
+        .env(UPSTREAM_PW_VAR, Peer::Postfix.password())
+        .run();
+    run.code(74);
+    let v = run.json();
+    assert_eq!(v["failed_stage"], "outbox", "{run}");
+    let text = run.text_lower();
+    assert!(
+        text.contains("password authentication failed") && text.contains("pgpassfile"),
+        "{run}"
+    );
+    assert!(!run.stdout.contains(wrong) && !run.stderr.contains(wrong));
+    for args in [
+        vec!["queue", "list"],
+        vec!["relay", "--listen", "127.0.0.1:0"],
+    ] {
+        let run = sb.postie().args(&args).run();
+        run.code(78);
+        assert!(run.text_lower().contains("refused the connection"), "{run}");
+        assert!(!run.stdout.contains(wrong) && !run.stderr.contains(wrong));
     }
 }

@@ -388,6 +388,9 @@ pub struct AttemptRecord {
     pub reply: Option<ReplyRecord>,
     /// What happened and what to do, when known.
     pub explanation: Option<String>,
+    /// The host that made it, in an outbox several hosts share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Everything about one message, for `postie queue show`.

@@ -86,6 +86,13 @@ impl Postgres {
             target.config.get_options().unwrap_or_default(),
             WAIT.as_millis()
         ));
+        // One connection first, for an error that says what is wrong (the
+        // pool's own errors are bare strings), and for the schema.
+        let mut first = config
+            .connect(NoTls)
+            .map_err(|e| connect_error(target, e))?;
+        schema::migrate(&mut first)?;
+        drop_blocking(first);
         let manager = PostgresConnectionManager::new(config, NoTls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
@@ -105,7 +112,6 @@ impl Postgres {
                 .clone()
                 .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned()),
         };
-        schema::migrate(&mut *store.conn()?)?;
         Ok(store)
     }
 
@@ -350,6 +356,35 @@ impl Store for Postgres {
         true
     }
 
+    fn status(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        let version: i64 = conn
+            .query_one("SELECT version FROM postie_schema", &[])
+            .map_err(pg)?
+            .get(0);
+        let hosts: Vec<String> = conn
+            .query(
+                "SELECT host, count(*) FROM holders GROUP BY host ORDER BY host",
+                &[],
+            )
+            .map_err(pg)?
+            .iter()
+            .map(|r| format!("{} ({})", r.get::<_, String>(0), r.get::<_, i64>(1)))
+            .collect();
+        let server: String = conn
+            .query_one("SHOW server_version", &[])
+            .map_err(pg)?
+            .get(0);
+        Ok(vec![
+            format!("PostgreSQL {server}, postie schema {version}"),
+            if hosts.is_empty() {
+                "no deliverer running".into()
+            } else {
+                format!("deliverers running: {}", hosts.join(", "))
+            },
+        ])
+    }
+
     fn reserve(
         &self,
         account: &str,
@@ -382,6 +417,34 @@ fn send_row(r: &postgres::Row) -> (SystemTime, u32) {
     (
         super::time::from_ms(r.get(0)),
         u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
+    )
+}
+
+/// The first connection failed: a refused login or a missing database is
+/// the settings' fault (fix them); anything else may pass (try again).
+fn connect_error(target: &PgTarget, e: postgres::Error) -> Error {
+    use postgres::error::SqlState;
+    let Some(db) = e.as_db_error() else {
+        return unreachable_db(target, &e.to_string());
+    };
+    let code = db.code();
+    let fix = if *code == SqlState::INVALID_PASSWORD
+        || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+    {
+        "check the user and its password ([outbox] password_env or password_command, the \
+         password file PGPASSFILE, or the URL in POSTIE_OUTBOX) and the server's pg_hba.conf"
+    } else if *code == SqlState::INVALID_CATALOG_NAME {
+        "create the database (createdb --owner USER NAME) or fix its name in the URL"
+    } else {
+        return unreachable_db(target, db.message());
+    };
+    Error::new(
+        ErrorKind::Config,
+        format!(
+            "the outbox database {target} refused the connection: {} ({}); {fix}",
+            db.message(),
+            code.code()
+        ),
     )
 }
 

@@ -115,7 +115,7 @@ pub(super) fn show(s: &Postgres, id: MessageId) -> Result<Option<Detail>> {
         .collect();
     let history = tx
         .query(
-            "SELECT at, kind, code, enhanced, text, explanation FROM attempts
+            "SELECT at, kind, code, enhanced, text, explanation, host FROM attempts
              WHERE msg = $1 ORDER BY id",
             &[&id.0],
         )
@@ -126,6 +126,7 @@ pub(super) fn show(s: &Postgres, id: MessageId) -> Result<Option<Detail>> {
             kind: AttemptKind::parse(&r.get::<_, String>(1)),
             reply: ReplyRecord::from_columns(r.get(2), r.get(3), r.get(4)),
             explanation: r.get(5),
+            host: r.get(6),
         })
         .collect();
     tx.commit().map_err(pg)?;

@@ -144,6 +144,7 @@ impl Sqlite {
                         kind: AttemptKind::parse(&r.get::<_, String>(1)?),
                         reply: ReplyRecord::from_columns(r.get(2)?, r.get(3)?, r.get(4)?),
                         explanation: r.get(5)?,
+                        host: None,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
