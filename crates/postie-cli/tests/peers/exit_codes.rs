@@ -164,8 +164,30 @@ fn doctor_exit_codes_match_the_help() {
     let refuses = Scripted::start(
         "c.sendall(b'554 5.7.1 no service for you\\r\\n')\nfor raw in lines(c):\n    pass",
     );
+    // An account whose outbox is a PostgreSQL server that is not there.
+    let fleet = Sandbox::new();
+    crate::relay_support::add_password_account(&fleet, "ali", "ali@example.test", Peer::Aiosmtpd);
+    crate::relay_support::append_config(
+        &fleet,
+        &format!(
+            "[outbox]\nurl = \"postgres://postie@127.0.0.1:{}/postie\"\n",
+            free_port()
+        ),
+    );
     let cases = vec![
         (0, "every check passes", doctor(&starttls).run()),
+        (
+            74,
+            "the shared outbox cannot be reached",
+            fleet
+                .postie()
+                .args(["doctor", "ali"])
+                .env(
+                    crate::relay_support::UPSTREAM_PW_VAR,
+                    Peer::Aiosmtpd.password(),
+                )
+                .run(),
+        ),
         (
             64,
             "bad command line",

@@ -417,7 +417,6 @@ fn three_relays_keep_one_daily_limit_together() {
     // Settled: nothing being delivered, and nothing due before tomorrow.
     let deadline = Instant::now() + Duration::from_secs(60);
     let states = loop {
-        let states = db.query("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state");
         let due = db.query(&format!(
             "SELECT count(*) FROM messages WHERE state = 'delivering' \
              OR (state = 'queued' AND next_attempt_at < {})",
@@ -426,6 +425,8 @@ fn three_relays_keep_one_daily_limit_together() {
                 .unwrap()
                 .as_millis()
         ));
+        // (read after: nothing is being delivered or due any more)
+        let states = db.query("SELECT state, count(*) FROM messages GROUP BY state ORDER BY state");
         if due == ["0"] {
             break states;
         }
