@@ -110,9 +110,12 @@ start_postgres() {
   "${run[@]}" "$bin/initdb" -D "$d/data" -U "$PG_USER" --auth=scram-sha-256 --pwfile="$d/pwfile" \
      -E UTF8 --locale=C.UTF-8 >"$W/run/postgres-initdb.log" 2>&1 || { cat "$W/run/postgres-initdb.log"; exit 1; }
   rm -f "$d/pwfile"
+  # TLS with the peers' certificate (127.0.0.1, localhost), as a server on a network would have
+  cp "$W/tls/cert.pem" "$d/server.crt"; cp "$W/tls/key.pem" "$d/server.key"; chmod 600 "$d/server.key"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$d/server.crt" "$d/server.key"; fi
   "${run[@]}" "$bin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 \
-     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $d -c max_connections=200" start >/dev/null \
-     || { cat "$d/server.log"; exit 1; }
+     -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $d -c max_connections=200 -c ssl=on -c ssl_cert_file=$d/server.crt -c ssl_key_file=$d/server.key" \
+     start >/dev/null || { cat "$d/server.log"; exit 1; }
   PGPASSWORD=$PG_PASSWORD "$bin/psql" -qAt -h 127.0.0.1 -p $PG_PORT -U "$PG_USER" -d postgres \
      -c "CREATE DATABASE $PG_DB" >/dev/null
 }

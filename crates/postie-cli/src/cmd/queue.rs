@@ -53,6 +53,9 @@ pub async fn outbox_location_at(paths: &postie::paths::Paths) -> Result<Location
         if let Some(id) = &config.outbox.host_id {
             target.set_host_id(id);
         }
+        if let Some(ca) = &config.outbox.ca_file {
+            target.set_ca_file(ca);
+        }
         if !target.has_password() {
             match config.outbox.password_source() {
                 Some(source) => {

@@ -10,7 +10,8 @@ use crate::relay_support::*;
 use crate::support::*;
 
 /// A database of its own on the peers' PostgreSQL server, made with `psql` and dropped at the
-/// end; hosts reach it with a URL without password and a password file.
+/// end; hosts reach it with a URL without password and a password file, over TLS verified
+/// against the peers' CA (`[outbox] ca_file`).
 pub struct SharedDb {
     pub name: String,
     pub url: String,
@@ -42,8 +43,9 @@ impl SharedDb {
         append_config(
             &sb,
             &format!(
-                "[outbox]\nurl = \"{}\"\nhost_id = \"{id}\"\n\n{extra_toml}",
-                self.url
+                "[outbox]\nurl = \"{}\"\nhost_id = \"{id}\"\nca_file = \"{}\"\n\n{extra_toml}",
+                self.url,
+                peers().ca()
             ),
         );
         let home = sb.path().join("home");
@@ -469,9 +471,10 @@ fn three_relays_keep_one_daily_limit_together() {
 }
 
 /// `postie doctor` on a host of a fleet ends with the shared outbox: reachable, its schema, the
-/// deliverers running and where. With a wrong database password, doctor, the relay and the
-/// queue commands say what is wrong and how to fix it (exit 74 for doctor's outbox stage, 78
-/// for the others), and no password appears.
+/// deliverers running and where; the relay's connections to it are TLS (the server says so),
+/// and a certificate that does not verify is an error with its fix. With a wrong database
+/// password, doctor, the relay and the queue commands say what is wrong and how to fix it (exit
+/// 74 for doctor's outbox stage, 78 for the others), and no password appears.
 #[test]
 fn doctor_checks_the_shared_outbox_and_a_wrong_password_is_explained() {
     let db = SharedDb::new();
@@ -495,7 +498,49 @@ fn doctor_checks_the_shared_outbox_and_a_wrong_password_is_explained() {
         run.stdout.contains("deliverers running: host-d (1)"),
         "{run}"
     );
+    // The relay's connections are encrypted (the server's view).
+    let tls = |on: bool| {
+        db.query(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{}' AND a.application_name = 'postie' AND s.ssl = {on}",
+            db.name
+        ))
+    };
+    assert_ne!(tls(true), ["0"], "no TLS connection from the relay");
+    assert_eq!(tls(false), ["0"], "a plain connection from the relay");
     relay.stop();
+
+    // Without the CA that signed the server's certificate, TLS does not verify: an error with
+    // its fix, never a fall-back to plain text.
+    let config = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // (the [outbox] one, just before its host_id; the account has its own ca_file)
+    let ca_line = format!("ca_file = \"{}\"\nhost_id = \"host-d\"\n", peers().ca());
+    assert!(text.contains(&ca_line), "{text}");
+    let no_ca = text.replace(&ca_line, "host_id = \"host-d\"\n");
+    std::fs::write(&config, &no_ca).unwrap();
+    let run = sb
+        .postie()
+        .args(["doctor", "ali", "--json"])
+        .env(UPSTREAM_PW_VAR, Peer::Postfix.password())
+        .run();
+    run.code(74);
+    let lower = run.text_lower();
+    assert!(
+        lower.contains("tls to the outbox database") && lower.contains("ca_file"),
+        "{run}"
+    );
+    // sslmode=disable: plain text, by choice.
+    std::fs::write(
+        &config,
+        no_ca.replace(
+            &format!("/{}\"", db.name),
+            &format!("/{}?sslmode=disable\"", db.name),
+        ),
+    )
+    .unwrap();
+    sb.postie().args(["queue", "list"]).run().success();
+    std::fs::write(&config, &text).unwrap();
 
     let wrong = "Wr0ng-pg-Pa55word";
     std::fs::write(

@@ -67,6 +67,8 @@ pub struct PgTarget {
     pub(super) config: postgres::Config,
     shown: String,
     pub(super) host_id: Option<String>,
+    /// Extra CA certificates the server's certificate may chain to.
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for PgTarget {
@@ -116,12 +118,19 @@ impl PgTarget {
             config,
             shown,
             host_id: None,
+            ca_file: None,
         })
     }
 
     /// Name this host `id` in the outbox's history (default: its host name).
     pub fn set_host_id(&mut self, id: &str) {
         self.host_id = Some(id.to_string()).filter(|i| !i.trim().is_empty());
+    }
+
+    /// Trust the CA certificates in `path` (PEM) for the server's
+    /// certificate, besides the system's.
+    pub fn set_ca_file(&mut self, path: &Path) {
+        self.ca_file = Some(path.to_path_buf());
     }
 
     /// The URL carried a password.

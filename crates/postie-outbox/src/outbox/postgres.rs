@@ -13,6 +13,11 @@
 //!   (`synchronous_commit` as the server sets it; leave it `on`).
 //! - No LISTEN/NOTIFY in the commit of an accepted message (a notify
 //!   serialises committing transactions); deliverers poll [`Store::next_due`].
+//! - TLS (`sslmode=prefer`, the default, or `require`) always verifies the
+//!   server's certificate and name, against the system's roots and
+//!   `[outbox] ca_file`: a server whose certificate does not verify is an
+//!   error, never a silent fall-back to plain text. `sslmode=disable` for
+//!   loopback and private networks.
 //!
 //! Inside: `schema` creates the tables, `claim` claims, leases and records
 //! attempts, `admin` answers the operator commands, `secrets` keeps the
@@ -28,7 +33,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use r2d2_postgres::PostgresConnectionManager;
-use r2d2_postgres::postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::spool::{GroupCommit, Inserted, Pending, insert_group, pending_row, random_name};
 use super::time::to_ms;
@@ -38,8 +43,8 @@ use super::{
 };
 use postie::error::{Error, ErrorKind, Result};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>;
 
 /// Connections one process keeps to the database: the relay's acceptance
 /// (one group commit at a time), its deliverers' claims and reports, and
@@ -86,14 +91,15 @@ impl Postgres {
             target.config.get_options().unwrap_or_default(),
             WAIT.as_millis()
         ));
+        let tls = target.tls()?;
         // One connection first, for an error that says what is wrong (the
         // pool's own errors are bare strings), and for the schema.
         let mut first = config
-            .connect(NoTls)
+            .connect(tls.clone())
             .map_err(|e| connect_error(target, e))?;
         schema::migrate(&mut first)?;
         drop_blocking(first);
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config, tls);
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -412,6 +418,15 @@ impl Store for Postgres {
     }
 }
 
+impl PgTarget {
+    /// The TLS connector: rustls verifying against the system's roots and
+    /// the target's CA file.
+    pub(super) fn tls(&self) -> Result<MakeRustlsConnect> {
+        let config = postie::transport::tls_config(self.ca_file.as_deref())?;
+        Ok(MakeRustlsConnect::new((*config).clone()))
+    }
+}
+
 /// A send as (time, recipients reached) from a row of those two columns.
 fn send_row(r: &postgres::Row) -> (SystemTime, u32) {
     (
@@ -425,7 +440,22 @@ fn send_row(r: &postgres::Row) -> (SystemTime, u32) {
 fn connect_error(target: &PgTarget, e: postgres::Error) -> Error {
     use postgres::error::SqlState;
     let Some(db) = e.as_db_error() else {
-        return unreachable_db(target, &e.to_string());
+        let what = e.to_string();
+        if what.contains("TLS") {
+            let fix = if what.contains("not support TLS") {
+                "enable ssl in the server's postgresql.conf, or connect with sslmode=disable on \
+                 loopback or a private network"
+            } else {
+                "if the server's certificate is signed by your own CA, name it with ca_file in \
+                 [outbox]; check that the URL names the host the certificate is for; or connect \
+                 with sslmode=disable on loopback or a private network"
+            };
+            return Error::new(
+                ErrorKind::Tls,
+                format!("TLS to the outbox database {target} failed: {what}; {fix}"),
+            );
+        }
+        return unreachable_db(target, &what);
     };
     let code = db.code();
     let fix = if *code == SqlState::INVALID_PASSWORD

@@ -49,7 +49,7 @@ impl Fixture {
                 std::fs::write(holders.join(format!("{prefix}.lock")), b"").unwrap();
             }
             Fixture::Postgres(s) => {
-                let mut c = s.target.config.connect(::postgres::NoTls).unwrap();
+                let mut c = s.target.config.connect(s.target.tls().unwrap()).unwrap();
                 c.execute(
                     "INSERT INTO holders (prefix, host, lock_key, since) VALUES ($1, 'gone', $2, 0)",
                     &[&prefix, &rand::random::<i64>()],
@@ -78,21 +78,25 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Scratch {
-        let url = std::env::var("POSTGRES_URL").ok().or_else(|| {
-            let dir = std::env::var("MAIL_PEERS_DIR").ok()?;
-            let env = std::fs::read_to_string(PathBuf::from(dir).join("env")).ok()?;
+        let env = std::env::var("MAIL_PEERS_DIR")
+            .ok()
+            .and_then(|dir| std::fs::read_to_string(PathBuf::from(dir).join("env")).ok())
+            .expect(
+                "the PostgreSQL store's tests need the test server: run ci/mail-peers.sh start \
+                 and export MAIL_PEERS_DIR",
+            );
+        let get = |key: &str| {
             env.lines()
-                .find_map(|l| l.strip_prefix("POSTGRES_URL=").map(str::to_string))
-        });
-        let url = url.expect(
-            "the PostgreSQL store's tests need the test server: run ci/mail-peers.sh start \
-             and export MAIL_PEERS_DIR (or set POSTGRES_URL)",
-        );
-        let admin = PgTarget::parse(&url).unwrap();
+                .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {key} in the peers' env file"))
+        };
+        // Over TLS, verified against the peers' CA, as a shared outbox is reached.
+        let mut admin = PgTarget::parse(&get("POSTGRES_URL")).unwrap();
+        admin.set_ca_file(std::path::Path::new(&get("MAIL_PEERS_CA")));
         let schema = format!("t_{}", spool::random_name());
         admin
             .config
-            .connect(::postgres::NoTls)
+            .connect(admin.tls().unwrap())
             .unwrap()
             .batch_execute(&format!("CREATE SCHEMA {schema}"))
             .unwrap();
@@ -108,7 +112,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.admin.config.connect(::postgres::NoTls) {
+        if let Ok(mut c) = self.admin.config.connect(self.admin.tls().unwrap()) {
             let _ = c.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema));
         }
     }

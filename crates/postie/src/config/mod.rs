@@ -62,6 +62,10 @@ pub struct OutboxConfig {
     /// Command printing the database password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_command: Option<String>,
+    /// CA certificates (PEM) the database server's certificate may chain
+    /// to, besides the system's (TLS is verified whenever it is used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// This host's name in the outbox's history (which host accepted and
     /// sent what); default: the host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

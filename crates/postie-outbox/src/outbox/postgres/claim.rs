@@ -307,7 +307,7 @@ pub(super) fn register_holder(s: &Postgres) -> Result<Holder> {
         s.target.config.get_options().unwrap_or_default()
     ));
     let mut client = config
-        .connect(postgres::NoTls)
+        .connect(s.target.tls()?)
         .map_err(|e| super::unreachable_db(&s.target, &e.to_string()))?;
     let prefix = Holder::new_prefix();
     let key: i64 = rand::random();
