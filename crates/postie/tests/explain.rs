@@ -656,3 +656,33 @@ fn successful_replies_are_not_explained_as_failures() {
     let ctx = Context::default();
     assert!(explain_reply(&wire("250 2.0.0 OK  1700000000 h26sm - gsmtp"), &ctx).is_none());
 }
+
+/// A 535 that answers a bearer token with an OAuth error detail (RFC 7628's
+/// `{"status":"invalid_token"}`) is about the token, not a password: its
+/// explanation says so, names the detail and the sign-in, and never tells
+/// the user to fix a password.
+#[test]
+fn a_refused_bearer_token_is_not_explained_as_a_password() {
+    let ctx = Context::default();
+    let reply = wire("535 5.7.8 Error: authentication failed: (reason unavailable)");
+    let plain =
+        postie::Error::new(postie::ErrorKind::Credentials, "refused").with_reply(reply.clone());
+    assert_eq!(postie::explain::explain(&plain, &ctx).id, "bad-credentials");
+    let bearer = plain.with_sasl(postie_proto::sasl::SaslServerError::from_challenge(
+        br#"{"status":"invalid_token"}"#,
+    ));
+    let x = postie::explain::explain(&bearer, &ctx);
+    assert_eq!(x.id, "oauth-token-refused");
+    let all = format!("{} {} {}", x.summary, x.causes.join(" "), x.fix.join(" ")).to_lowercase();
+    assert!(
+        all.contains("invalid_token") && all.contains("access token"),
+        "{all}"
+    );
+    assert!(!all.contains("password is wrong"), "{all}");
+    assert!(
+        x.actions
+            .iter()
+            .any(|a| matches!(a, postie::wording::Action::SignIn { .. })),
+        "{x:?}"
+    );
+}

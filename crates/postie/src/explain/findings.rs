@@ -131,6 +131,18 @@ pub(super) static ENTRIES: &[Entry] = &[
         Retry::No,
     ),
     finding(
+        "oauth-token-refused",
+        "The server refused the OAuth access token.",
+        &[
+            "the token was revoked or replaced at the provider (a sign-out, a password change, a refresh token rotated by another program using the same sign-in)",
+            "the token lacks the scope the provider needs for SMTP, or was issued for another user than the account's address",
+        ],
+        &[
+            "Sign in again: {do:login}; if it keeps happening, check the account's OAuth scopes and address",
+        ],
+        Retry::No,
+    ),
+    finding(
         "credentials",
         "The server refused the credentials.",
         &["wrong user name or password, or the provider requires an app password or OAuth"],

@@ -141,6 +141,11 @@ pub fn explain(err: &Error, ctx: &Context<'_>) -> Explanation {
         && let Some(mut x) = explain_reply(reply, ctx)
     {
         if let Some(sasl) = err.sasl() {
+            // The server answered a bearer token with an OAuth error: the
+            // generic "user name and password" reading does not apply.
+            if x.id == "bad-credentials" {
+                x = finding("oauth-token-refused", ctx, &[]);
+            }
             x.causes
                 .insert(0, format!("the server's OAuth error detail: {}", sasl.raw));
         }
