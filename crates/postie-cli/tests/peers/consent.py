@@ -75,8 +75,15 @@ def call(method, params=None, session=None):
     return reply(send(method, params, session))
 
 
-def evaluate(session, expr):
-    r = call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session)
+def evaluate(session, expr, navigating=False):
+    """The value of `expr` in the page. `navigating`: the page may be between two documents
+    (after a click, while loading); an evaluation cut short by that is None, not an error."""
+    try:
+        r = call("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session)
+    except SystemExit as e:
+        if navigating and "navigated or closed" in str(e):
+            return None
+        raise
     return r.get("result", {}).get("value")
 
 
@@ -87,7 +94,7 @@ try:
     deadline = time.time() + 20
     while time.time() < deadline:
         ready = evaluate(session, "document.readyState === 'complete' && !!document.getElementById(%s)"
-                         % json.dumps(button))
+                         % json.dumps(button), navigating=True)
         if ready:
             break
         time.sleep(0.1)
@@ -98,10 +105,12 @@ try:
               file=sys.stderr)
         sys.exit(1)
     consent_url = evaluate(session, "location.href")
-    evaluate(session, "document.getElementById(%s).click()" % json.dumps(button))
+    # the click runs after this evaluation returns: the navigation it starts cannot cut it short
+    evaluate(session, "setTimeout(() => document.getElementById(%s).click(), 0)" % json.dumps(button))
     deadline = time.time() + 20
     while time.time() < deadline:
-        here = evaluate(session, "document.readyState === 'complete' ? location.href : ''")
+        here = evaluate(session, "document.readyState === 'complete' ? location.href : ''",
+                        navigating=True)
         if here and here != consent_url:
             break
         time.sleep(0.1)
