@@ -10,6 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use postie::error::{Error, ErrorKind, Result};
 
+/// Keys of libpq's key=value connection strings.
+const CONNINFO_KEYS: [&str; 6] = ["host", "hostaddr", "port", "dbname", "user", "password"];
+
 /// Where an outbox is.
 #[derive(Clone, Debug)]
 pub enum Location {
@@ -40,7 +43,30 @@ impl Location {
                 "the outbox location is empty: give a directory or a postgres:// URL",
             ));
         }
-        Ok(Location::Dir(PathBuf::from(t)))
+        // libpq's "host=db user=postie password=..." form would otherwise
+        // become a directory of that name (the text is not repeated: it may
+        // hold a password).
+        if t.split_whitespace().any(|w| {
+            w.split_once('=')
+                .is_some_and(|(k, _)| CONNINFO_KEYS.contains(&k))
+        }) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "the outbox location looks like a PostgreSQL key=value connection string; \
+                 write it as a URL: postgres://USER@HOST:PORT/DATABASE",
+            ));
+        }
+        let dir = PathBuf::from(t);
+        if dir.is_relative() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the outbox directory '{t}' is relative (to wherever postie happens to run): \
+                     give an absolute path"
+                ),
+            ));
+        }
+        Ok(Location::Dir(dir))
     }
 
     /// The directory, for an outbox kept on this host.
@@ -302,5 +328,14 @@ mod tests {
             Ok(Location::Dir(_))
         ));
         assert!(Location::parse("mysql://x@y/z").is_err());
+        let e = Location::parse("host=db user=postie password=Sup3rS3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("postgres://") && !e.contains("Sup3rS3cret"),
+            "{e}"
+        );
+        let e = Location::parse("outbox").unwrap_err().to_string();
+        assert!(e.contains("absolute path"), "{e}");
     }
 }
