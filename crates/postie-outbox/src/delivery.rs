@@ -8,6 +8,7 @@
 //! lock file per running deliverer lets a new one recover the messages of a
 //! deliverer that was killed mid-send without waiting for their leases.
 
+mod ack;
 mod outcome;
 mod send;
 
@@ -88,6 +89,8 @@ struct Inner {
     /// (replaced by [`Deliverer::reload`]).
     pool: Pool,
     holder: Holder,
+    /// Records attempts, grouped under load.
+    acks: ack::Acks,
     /// Sends per account in the last 24 hours, with the recipients each
     /// reached (for daily limits), seeded from the outbox when an account
     /// first sends.
@@ -105,6 +108,7 @@ impl Deliverer {
         let o = outbox.clone();
         let holder = unblock(move || o.register_holder()).await?;
         Ok(Deliverer(Arc::new(Inner {
+            acks: ack::Acks::new(outbox.clone(), settings.policy.clone()),
             settings,
             pool: Pool::new(mailer),
             outbox,
@@ -417,11 +421,20 @@ impl Inner {
                 // by now the lease may have run out and another deliverer may
                 // have the message. Renew it first, and never send a message
                 // this deliverer no longer holds.
+                // (A lease with most of its time left is still held: no
+                // other deliverer may take it before it runs out.)
+                let fresh = claim
+                    .lease_until
+                    .duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > LEASE / 2);
                 let c = claim.clone();
-                match self
-                    .db(move |o| o.renew(&c, SystemTime::now(), LEASE))
-                    .await
-                {
+                let held = if fresh {
+                    Ok(true)
+                } else {
+                    self.db(move |o| o.renew(&c, SystemTime::now(), LEASE))
+                        .await
+                };
+                match held {
                     Ok(true) => {}
                     held => {
                         self.settle(first_turn, 0).await;
@@ -448,12 +461,7 @@ impl Inner {
                 r
             }
         };
-        let policy = self.settings.policy.clone();
-        let c = claim.clone();
-        let disposition = match self
-            .db(move |o| o.finish(&c, outcome, SystemTime::now(), &policy))
-            .await
-        {
+        let disposition = match self.acks.finish(claim.clone(), outcome).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(

@@ -161,7 +161,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         outcome: Outcome,
         now: SystemTime,
         policy: &RetryPolicy,
-    ) -> Result<Disposition>;
+    ) -> Result<Disposition> {
+        let mut d = self.finish_many(vec![(claim.clone(), outcome)], now, policy)?;
+        Ok(d.pop().unwrap_or(Disposition::LeaseLost))
+    }
+
+    /// [`Store::finish`] for several attempts in one transaction (one
+    /// commit, one fsync): the dispositions in the order of `attempts`.
+    /// A deliverer acknowledges what its connections finished together
+    /// this way; each attempt is judged as if it were recorded alone. An
+    /// error records none of them.
+    fn finish_many(
+        &self,
+        attempts: Vec<(Claim, Outcome)>,
+        now: SystemTime,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<Disposition>>;
 
     /// When each message of `account` that reached the server (some
     /// recipient accepted) was sent since `since`, oldest first, with the

@@ -322,6 +322,15 @@ impl Store for Postgres {
         claim::finish(self, claim, outcome, now, policy)
     }
 
+    fn finish_many(
+        &self,
+        attempts: Vec<(Claim, Outcome)>,
+        now: SystemTime,
+        policy: &RetryPolicy,
+    ) -> Result<Vec<Disposition>> {
+        claim::finish_many(self, attempts, now, policy)
+    }
+
     fn sent_since(&self, account: &str, since: SystemTime) -> Result<Vec<(SystemTime, u32)>> {
         admin::sent_since(self, account, since)
     }

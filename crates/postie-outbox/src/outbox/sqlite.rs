@@ -254,14 +254,13 @@ impl Store for Sqlite {
         Sqlite::recover_holders(self)
     }
 
-    fn finish(
+    fn finish_many(
         &self,
-        claim: &Claim,
-        outcome: Outcome,
+        attempts: Vec<(Claim, Outcome)>,
         now: SystemTime,
         policy: &RetryPolicy,
-    ) -> Result<Disposition> {
-        Sqlite::finish(self, claim, outcome, now, policy)
+    ) -> Result<Vec<Disposition>> {
+        Sqlite::finish_many(self, attempts, now, policy)
     }
 
     fn sent_since(&self, account: &str, since: SystemTime) -> Result<Vec<(SystemTime, u32)>> {

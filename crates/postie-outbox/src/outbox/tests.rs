@@ -148,6 +148,7 @@ on_every_store!(
     quota_failure_waits_hours,
     purge_finished_removes_old_sent_messages_and_their_files,
     a_dead_holders_leases_return_to_the_queue,
+    attempts_finished_together_are_recorded_as_if_alone,
 );
 
 fn new(account: &str, rcpts: &[&str]) -> NewMessage {
@@ -970,4 +971,144 @@ fn the_shared_store_keeps_limits_for_every_host() {
         b.reserve("w", &limits, 1, now).unwrap(),
         quota::Reservation::Granted { .. }
     ));
+}
+
+/// The same attempts recorded one by one (account `one`) and in one
+/// transaction (account `many`) leave the same records: a first attempt
+/// every recipient accepted, a lost lease, a partial refusal, a failure to
+/// retry, a recipient refused for now; then a second round.
+fn attempts_finished_together_are_recorded_as_if_alone(f: &Fixture) {
+    let o = f.open();
+    let shapes: [&[&str]; 5] = [
+        &["a@x.org", "b@x.org"],
+        &["c@x.org"],
+        &["d@x.org", "e@x.org"],
+        &["f@x.org"],
+        &["g@x.org", "h@x.org"],
+    ];
+    let mut ids: HashMap<&str, Vec<MessageId>> = HashMap::new();
+    for account in ["one", "many"] {
+        for rcpts in shapes {
+            ids.entry(account)
+                .or_default()
+                .push(o.enqueue(b"x", new(account, rcpts)).unwrap());
+        }
+    }
+    let p = RetryPolicy::default();
+    let t0 = soon();
+    let round1 = |c: &[Claim]| -> Vec<(Claim, Outcome)> {
+        let failed = Outcome::Failed {
+            class: FailureClass::Transient,
+            reply: Some(reply(421, "busy")),
+            explanation: "the server is busy".into(),
+        };
+        vec![
+            (
+                c[0].clone(),
+                Outcome::Transaction(vec![
+                    rcpt("a@x.org", RecipientResult::Accepted(reply(250, "queued a"))),
+                    rcpt("b@x.org", RecipientResult::Accepted(reply(250, "queued b"))),
+                ]),
+            ),
+            (c[1].clone(), accept_all(&c[1])),
+            (
+                c[2].clone(),
+                Outcome::Transaction(vec![
+                    rcpt("d@x.org", RecipientResult::Accepted(reply(250, "queued d"))),
+                    rcpt("e@x.org", RecipientResult::PermFailed(reply(550, "no e"))),
+                ]),
+            ),
+            (c[3].clone(), failed),
+            (
+                c[4].clone(),
+                Outcome::Transaction(vec![
+                    rcpt("g@x.org", RecipientResult::Accepted(reply(250, "queued g"))),
+                    rcpt(
+                        "h@x.org",
+                        RecipientResult::TempFailed(reply(451, "later h")),
+                    ),
+                ]),
+            ),
+        ]
+    };
+    let kind = |d: &Disposition| std::mem::discriminant(d);
+    let mut results: HashMap<&str, Vec<Disposition>> = HashMap::new();
+    for account in ["one", "many"] {
+        let c = o.claim(t0, LEASE, 10, Some(account), "t-").unwrap();
+        assert_eq!(c.len(), 5);
+        // The second message's lease is lost before its outcome comes.
+        assert!(o.release(&c[1]).unwrap());
+        let attempts = round1(&c);
+        let got = if account == "one" {
+            attempts
+                .into_iter()
+                .map(|(c, out)| o.finish(&c, out, t0, &p).unwrap())
+                .collect()
+        } else {
+            o.finish_many(attempts, t0, &p).unwrap()
+        };
+        results.insert(account, got);
+    }
+    assert_eq!(results["many"][0], Disposition::Sent);
+    assert_eq!(results["many"][1], Disposition::LeaseLost);
+    assert_eq!(
+        results["many"][2],
+        Disposition::PartlyFailed {
+            failed: vec!["e@x.org".into()]
+        }
+    );
+    assert!(matches!(results["many"][3], Disposition::RetryAt(_)));
+    assert!(matches!(results["many"][4], Disposition::RetryAt(_)));
+    assert_eq!(
+        results["one"].iter().map(kind).collect::<Vec<_>>(),
+        results["many"].iter().map(kind).collect::<Vec<_>>()
+    );
+    // Round two, a day later: the released message (first attempt), the
+    // failed one and the refused recipient (second attempts).
+    let t1 = t0 + Duration::from_secs(86_400);
+    for account in ["one", "many"] {
+        let c = o.claim(t1, LEASE, 10, Some(account), "t-").unwrap();
+        assert_eq!(c.len(), 3, "{c:?}");
+        assert_eq!(c[2].recipients, ["h@x.org"]);
+        let attempts: Vec<_> = c.iter().map(|c| (c.clone(), accept_all(c))).collect();
+        let got: Vec<_> = if account == "one" {
+            attempts
+                .into_iter()
+                .map(|(c, out)| o.finish(&c, out, t1, &p).unwrap())
+                .collect()
+        } else {
+            o.finish_many(attempts, t1, &p).unwrap()
+        };
+        assert_eq!(
+            got,
+            [Disposition::Sent, Disposition::Sent, Disposition::Sent],
+            "{account}"
+        );
+    }
+    // What each message's record says, without ids and times.
+    let record = |id: MessageId| {
+        let d = o.show(id).unwrap().unwrap();
+        let s = &d.summary;
+        format!(
+            "{:?} {:?} {} {:?} {:?} | {:?} | {:?}",
+            s.state,
+            s.counts,
+            s.attempts,
+            s.last_reply,
+            d.explanation,
+            d.recipients
+                .iter()
+                .map(|r| (&r.address, r.state, &r.reply))
+                .collect::<Vec<_>>(),
+            d.history
+                .iter()
+                .map(|a| (a.kind, &a.reply, &a.explanation, &a.host))
+                .collect::<Vec<_>>(),
+        )
+    };
+    for (one, many) in ids["one"].iter().zip(&ids["many"]) {
+        assert_eq!(record(*one), record(*many));
+    }
+    assert_eq!(o.counts().unwrap().sent, 10);
+    assert!(o.finish_many(Vec::new(), t1, &p).unwrap().is_empty());
 }

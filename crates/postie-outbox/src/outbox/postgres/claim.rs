@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use postgres::{Client, Transaction};
 
-use super::super::delivery::{Claim, Disposition, Outcome, Scope, StoredBody};
+use super::super::delivery::{Claim, Disposition, Outcome, RecipientResult, Scope, StoredBody};
 use super::super::finish::{FinishTx, INTERRUPTED, MessageUpdate, finish_in};
 use super::super::message::{AttemptKind, RecipientCounts};
 use super::super::policy::RetryPolicy;
@@ -372,6 +372,7 @@ pub(super) fn recover(s: &Postgres, client: &mut Client) -> Result<usize> {
     Ok(recovered)
 }
 
+/// One attempt, by the rules every store shares (`finish_in`).
 pub(super) fn finish(
     s: &Postgres,
     claim: &Claim,
@@ -387,6 +388,172 @@ pub(super) fn finish(
         f.tx.commit().map_err(pg)?;
     }
     Ok(disposition)
+}
+
+pub(super) fn finish_many(
+    s: &Postgres,
+    attempts: Vec<(Claim, Outcome)>,
+    now: SystemTime,
+    policy: &RetryPolicy,
+) -> Result<Vec<Disposition>> {
+    let mut conn = s.conn()?;
+    let tx = conn.transaction().map_err(pg)?;
+    let mut f = Finishing { tx, host: &s.host };
+    let mut out = vec![Disposition::LeaseLost; attempts.len()];
+    // First attempts that every recipient accepted (nearly all of them, on
+    // a healthy queue) are recorded together, a statement per table for
+    // all; the others one by one, by the rules every store shares.
+    let (plain, other): (Vec<_>, Vec<_>) = attempts
+        .into_iter()
+        .enumerate()
+        .partition(|(_, (c, o))| all_accepted(c, o));
+    if !plain.is_empty() {
+        let done = finish_plain(&mut f, &plain, to_ms(now))?;
+        for (i, _) in &plain {
+            if done.contains(i) {
+                out[*i] = Disposition::Sent;
+            }
+        }
+    }
+    for (i, (claim, outcome)) in other {
+        out[i] = finish_in(&mut f, &claim, outcome, now, policy)?;
+    }
+    if out.iter().any(|d| *d != Disposition::LeaseLost) {
+        f.tx.commit().map_err(pg)?;
+    }
+    Ok(out)
+}
+
+/// A first attempt whose transaction every claimed recipient accepted: no
+/// recipient can have failed before, so the message is sent.
+fn all_accepted(claim: &Claim, outcome: &Outcome) -> bool {
+    let Outcome::Transaction(list) = outcome else {
+        return false;
+    };
+    claim.attempts == 0
+        && !list.is_empty()
+        && list.len() == claim.recipients.len()
+        && list
+            .iter()
+            .all(|r| matches!(r.result, RecipientResult::Accepted(_)))
+        && list
+            .iter()
+            .zip(&claim.recipients)
+            .all(|(r, a)| r.address == *a)
+}
+
+/// Record `attempts` (each [`all_accepted`]) as sent in four statements;
+/// returns the indexes of those whose lease still held (the others changed
+/// nothing: their lease was lost).
+fn finish_plain(
+    f: &mut Finishing<'_, '_>,
+    attempts: &[(usize, (Claim, Outcome))],
+    now_ms: i64,
+) -> Result<Vec<usize>> {
+    // The message's last reply: its last recipient's, as `finish_in` keeps.
+    let last = |o: &Outcome| match o {
+        Outcome::Transaction(l) => match l.last().map(|r| &r.result) {
+            Some(RecipientResult::Accepted(rec)) => Some(rec.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (mut ids, mut tokens, mut codes, mut enh, mut text) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for (_, (c, o)) in attempts {
+        let rec = last(o).unwrap_or_else(|| ReplyRecord {
+            code: 250,
+            enhanced: None,
+            text: String::new(),
+        });
+        ids.push(c.id.0);
+        tokens.push(c.lease_token.as_str());
+        codes.push(i64::from(rec.code));
+        enh.push(rec.enhanced);
+        text.push(rec.text);
+    }
+    let held: Vec<i64> =
+        f.tx.query(
+            "UPDATE messages m
+             SET state = 'sent', attempts = m.attempts + 1, lease_until = NULL,
+                 lease_token = NULL, finished_at = $1, last_code = u.code,
+                 last_enhanced = u.enhanced, last_text = u.text, explanation = NULL
+             FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+                  AS u(id, token, code, enhanced, text)
+             WHERE m.id = u.id AND m.state = 'delivering' AND m.lease_token = u.token
+             RETURNING m.id",
+            &[&now_ms, &ids, &tokens, &codes, &enh, &text],
+        )
+        .map_err(pg)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let held_set: std::collections::HashSet<i64> = held.iter().copied().collect();
+    let (mut msg, mut addr, mut rcodes, mut renh, mut rtext) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut a_ids, mut a_codes, mut a_enh, mut a_text, mut accounts) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut done = Vec::new();
+    for (k, (i, (c, o))) in attempts.iter().enumerate() {
+        if !held_set.contains(&c.id.0) {
+            continue;
+        }
+        done.push(*i);
+        if let Outcome::Transaction(list) = o {
+            for r in list {
+                if let RecipientResult::Accepted(rec) = &r.result {
+                    msg.push(c.id.0);
+                    addr.push(r.address.as_str());
+                    rcodes.push(i64::from(rec.code));
+                    renh.push(rec.enhanced.as_deref());
+                    rtext.push(rec.text.as_str());
+                }
+            }
+        }
+        a_ids.push(c.id.0);
+        a_codes.push(codes[k]);
+        a_enh.push(enh[k].as_deref());
+        a_text.push(text[k].as_str());
+        if !accounts.contains(&c.account.as_str()) {
+            accounts.push(c.account.as_str());
+        }
+    }
+    f.tx.execute(
+        "UPDATE recipients r
+         SET state = 'sent', code = u.code, enhanced = u.enhanced, text = u.text,
+             updated_at = $1
+         FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+              AS u(msg, address, code, enhanced, text)
+         WHERE r.msg = u.msg AND r.address = u.address AND r.state = 'pending'",
+        &[&now_ms, &msg, &addr, &rcodes, &renh, &rtext],
+    )
+    .map_err(pg)?;
+    f.tx.execute(
+        "INSERT INTO attempts (msg, at, kind, code, enhanced, text, host)
+         SELECT u.msg, $1, $2, u.code, u.enhanced, u.text, $3
+         FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[])
+              AS u(msg, code, enhanced, text)",
+        &[
+            &now_ms,
+            &AttemptKind::Delivered.as_str(),
+            &f.host,
+            &a_ids,
+            &a_codes,
+            &a_enh,
+            &a_text,
+        ],
+    )
+    .map_err(pg)?;
+    // Some recipient was accepted: a probe of an expiring pause got through.
+    f.tx.execute(
+        "DELETE FROM paused_accounts WHERE account = ANY($1) AND until IS NOT NULL",
+        &[&accounts],
+    )
+    .map_err(pg)?;
+    Ok(done)
 }
 
 /// The transaction that records an attempt, and the host recording it.

@@ -16,20 +16,23 @@ use super::{Sqlite, db, immediate};
 use postie::error::Result;
 
 impl Sqlite {
-    pub(super) fn finish(
+    pub(super) fn finish_many(
         &self,
-        claim: &Claim,
-        outcome: Outcome,
+        attempts: Vec<(Claim, Outcome)>,
         now: SystemTime,
         policy: &RetryPolicy,
-    ) -> Result<Disposition> {
+    ) -> Result<Vec<Disposition>> {
         let mut conn = self.conn();
         let mut tx = immediate(&mut conn)?;
-        let disposition = finish_in(&mut tx, claim, outcome, now, policy)?;
-        if disposition != Disposition::LeaseLost {
+        let mut out = Vec::with_capacity(attempts.len());
+        for (claim, outcome) in attempts {
+            out.push(finish_in(&mut tx, &claim, outcome, now, policy)?);
+        }
+        // A lost lease changed nothing: no commit (and no fsync) for it.
+        if out.iter().any(|d| *d != Disposition::LeaseLost) {
             tx.commit().map_err(db)?;
         }
-        Ok(disposition)
+        Ok(out)
     }
 
     /// When each message of `account` that reached the server (some
