@@ -19,6 +19,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(os.path.join(res, "results.tsv"
 tput = defaultdict(list)  # (server, lat, conns, client) -> [rate]
 na, failed, relay, rss, flights, flights_clock = {}, {}, defaultdict(list), {}, {}, {}
 relay_fsyncs = None
+fleet, fleet_hosts, steady_db = defaultdict(list), {}, None
 for r in rows:
     kind = r[0]
     if kind == "tput" and r[5]:
@@ -37,6 +38,12 @@ for r in rows:
         relay_fsyncs = float(r[2])
     elif kind == "flights_clock":
         flights_clock[r[1]] = float(r[2])
+    elif kind == "fleet" and r[2]:
+        fleet[int(r[1])].append(float(r[2]))
+    elif kind == "fleet_hosts":
+        fleet_hosts[int(r[1])] = r[2] if len(r) > 2 else ""
+    elif kind == "steady_db":
+        steady_db = (r[1], r[2] if len(r) > 2 else "")
 versions = dict(l.rstrip("\n").split("\t", 1) for l in open(os.path.join(res, "versions.tsv")) if "\t" in l)
 pingpong = [json.loads(l) for l in open(os.path.join(res, "pingpong.jsonl")) if l.strip()]
 oauth = {o["case"]: o for o in (json.loads(l) for l in open(os.path.join(res, "oauth.jsonl")) if l.strip())}
@@ -420,6 +427,87 @@ for k, label, want in (("starttls", "STARTTLS + AUTH", 7), ("implicit", "implici
     c = flights_clock.get(k)
     p(f"| {label} | {flights.get(k, '–')} | {'–' if c is None else f'{c:.1f}'} | {want} |")
 p("")
+# ---- several hosts: one outbox on PostgreSQL ----------------------------------------------------
+def jsonl(name):
+    f = os.path.join(res, name)
+    return [json.loads(l) for l in open(f) if l.strip()] if os.path.exists(f) else []
+
+
+queue_runs, steady = jsonl("queue.jsonl"), jsonl("steady.jsonl")
+if queue_runs or steady or fleet:
+    p("## Several hosts: one outbox on PostgreSQL")
+    p("")
+    p(f"A private PostgreSQL {versions.get('postgresql', '?')} cluster on 127.0.0.1 (`bench/postgres.sh`: the")
+    p("server's default settings, fsync and synchronous_commit on), reached over verified TLS as a shared")
+    p("outbox is. The SQLite outbox directory beside it for comparison (same disk).")
+    p("")
+if queue_runs:
+    p("### The store alone: claim + acknowledge with a null upstream")
+    p("")
+    p("`postie-bench queue` (bench/clients/src/queue.rs): 1 KB messages committed by 4 threads (each")
+    p("commit durable before the next, as the relay answers its clients), then 4 worker threads claim")
+    p("them and acknowledge every one as accepted by all its recipients through the calls the relay's")
+    p("deliverer makes (`Store::claim_in`, `Store::finish_many`), no SMTP. Claims of 32 are the")
+    p("deliverer's (`CLAIM_BATCH`); 256 shows what larger claims buy. "
+      f"Medians of {runs} run(s), messages per second.")
+    p("")
+    p("| store | claim size | commit (4 threads) | claim + acknowledge (4 workers) |")
+    p("|---|---|---|---|")
+    by = defaultdict(list)
+    for j in queue_runs:
+        by[(j["store"], j.get("batch"), j["phase"])].append(j["rate"])
+    batches = sorted({j["batch"] for j in queue_runs if "batch" in j})
+    for store in ("postgres", "sqlite"):
+        for b in batches:
+            enq = med([j["rate"] for j in queue_runs if j["store"] == store and j["phase"] == "enqueue"])
+            ack = med(by[(store, b, "claim+ack")])
+            name = "PostgreSQL" if store == "postgres" else "SQLite (directory)"
+            p(f"| {name} | {b} | {fmt_rate(enq)} | {fmt_rate(ack)} |")
+    p("")
+    pg32 = med(by[("postgres", 32, "claim+ack")])
+    if pg32:
+        p(f"Target: claim + acknowledge ≥ 10,000 messages/s on PostgreSQL: **{pg32:,.0f}/s** with the deliverer's "
+          f"claims of 32 ({'met' if pg32 >= 10000 else 'not met'}).")
+        p("")
+for j in steady:
+    p("### A long transaction: 800 messages/s while a snapshot is held")
+    p("")
+    p(f"Another session holds a REPEATABLE READ snapshot (`BEGIN; SELECT …; SELECT pg_sleep(…)`) for the")
+    p(f"whole run, so vacuum can remove nothing the queue leaves behind. 16 threads commit 1 KB messages")
+    p(f"at {j['rate']:.0f}/s for {j['secs']} s; {j['workers']} workers claim ({j['batch']} at a time) and")
+    p("acknowledge them as they come (a worker whose claim comes back empty sleeps 20 ms).")
+    p("")
+    p("| | |")
+    p("|---|---|")
+    p(f"| messages committed / acknowledged | {j['enqueued']:,} / {j['acked']:,} |")
+    tail = min(60, max(1, j['secs'] // 3))
+    p(f"| delivered rate over the last {tail} s of the load | {j['last_rate']:.0f}/s ({100 * j['last_rate'] / j['rate']:.0f} % of the enqueue rate) |")
+    p(f"| largest backlog (committed, not yet acknowledged), sampled each second | {j['max_backlog']:,} |")
+    p(f"| backlog when the load ended | {j['backlog_end']:,} |")
+    p(f"| claim time, 99th percentile: first {tail} s / last {tail} s | {j['claim_p99_ms_first']:.1f} ms / {j['claim_p99_ms_last']:.1f} ms |")
+    if steady_db:
+        p(f"| dead row versions in `messages` at the end (`n_dead_tup`) | {steady_db[0]} |")
+        p(f"| age of the held snapshot at the end (transactions, `age(backend_xmin)`) | {steady_db[1]} |")
+    p("")
+if fleet:
+    p("### 1, 2 and 3 relays on one database")
+    p("")
+    p("Messages committed to the shared outbox first; then 1, 2 or 3 `postie relay` processes (each its")
+    p("own `[outbox] host_id`, the default 2 connections per account) deliver them to the same Postfix")
+    p("(port 19025, PIPELINING + CHUNKING, discarded after the queue). Rate between 10 % and 90 % of")
+    p(f"the messages recorded as sent (polled every 50 ms); every message ends sent. Medians of {runs} run(s).")
+    p("")
+    p("| relays | messages/s delivered | attempts by host (last run) |")
+    p("|---|---|---|")
+    for k in sorted(fleet):
+        p(f"| {k} | {fmt_rate(med(fleet[k]))} | {fleet_hosts.get(k, '–')} |")
+    lim = rate("pc", 0, 4, "limit")
+    if lim:
+        p("")
+        p(f"For scale, the same Postfix takes {lim:,.0f} messages/s from the fastest client SMTP allows on 4")
+        p("connections (the throughput table above).")
+    p("")
+
 p("## OAuth: token requests under 100 concurrent sends")
 p("")
 p("postie's sandbox provider in the bench process (postie-sandbox), an OAuth account signed in, one")

@@ -28,10 +28,12 @@ case "${1:-}" in
 esac
 if [ $MODE = short ]; then
   RUNS=1 LATENCIES="0 10" HF_RUNS=3 RELAY_MSGS=200 PROC_MSGS=5
+  QUEUE_MSGS=2000 STEADY_SECS=15 FLEET_MSGS=300
   count_for() { case $1 in 0) echo 50 ;; *) echo 20 ;; esac; }
   OUT=${BENCH_OUT:-$(mktemp "${TMPDIR:-/tmp}/postie-bench.XXXXXX.md")}
 else
   RUNS=3 LATENCIES="0 10 25" HF_RUNS=20 RELAY_MSGS=2000 PROC_MSGS=30
+  QUEUE_MSGS=20000 STEADY_SECS=180 FLEET_MSGS=3000
   count_for() { case $1 in 0) echo 1000 ;; 10) echo 300 ;; *) echo 150 ;; esac; }
   OUT=${BENCH_OUT:-docs/benchmarks.md}
 fi
@@ -42,7 +44,7 @@ export RUST_BACKTRACE=0 NO_COLOR=1 DEBIAN_FRONTEND=noninteractive
 say() { printf '==> %s\n' "$*" >&2; }
 
 # ---- install what is missing ------------------------------------------------------------------
-APT_PKGS="postfix sasl2-bin libsasl2-modules openssl swaks msmtp hyperfine curl time bsdutils strace"
+APT_PKGS="postfix sasl2-bin libsasl2-modules openssl swaks msmtp hyperfine curl time bsdutils strace postgresql"
 missing=""
 for p in $APT_PKGS; do
   dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"
@@ -84,11 +86,13 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   bench/postfix.sh stop "$W" || true
+  bench/postgres.sh stop "$W" || true
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 bench/postfix.sh stop "$W"   # a previous run's, if it was interrupted
+bench/postgres.sh stop "$W"
 rm -rf "$W"; mkdir -p "$W/res" "$W/home"
 export HOME=$W/home XDG_CONFIG_HOME=$W/home/cfg XDG_DATA_HOME=$W/home/data XDG_CACHE_HOME=$W/home/cache
 R=$W/res/results.tsv; : >"$R"
@@ -247,6 +251,91 @@ wait "$STRACE_PID" 2>/dev/null || true
 syncs=$(awk '$NF == "fsync" || $NF == "fdatasync" { n += $4 } END { print n + 0 }' "$W/res/strace.txt")
 rec relay_fsyncs postie "$(python3 -c "print(round($syncs / $RELAY_MSGS, 2))")"
 
+# ---- a shared outbox on PostgreSQL ---------------------------------------------------------------
+# A private cluster (bench/postgres.sh), reached over verified TLS as a shared outbox is.
+PG_PORT=19432
+say "shared outbox: a private PostgreSQL on 127.0.0.1:$PG_PORT"
+bench/postgres.sh start "$W" $PG_PORT
+PGURL="postgres://bench:bench-pw@127.0.0.1:$PG_PORT/bench"
+psql_b() { PGPASSWORD=bench-pw psql -qAt -h 127.0.0.1 -p $PG_PORT -U bench -d bench "$@"; }
+reset_db() {
+  PGPASSWORD=bench-pw psql -qAt -h 127.0.0.1 -p $PG_PORT -U bench -d postgres \
+    -c "DROP DATABASE IF EXISTS bench WITH (FORCE)" -c "CREATE DATABASE bench" >/dev/null
+}
+# the store alone: commit, then claim + acknowledge with a null upstream, both stores
+for run in $(seq "$RUNS"); do
+  for b in 32 256; do
+    say "shared outbox run $run/$RUNS: $QUEUE_MSGS messages, claims of $b, PostgreSQL and SQLite"
+    reset_db
+    "$PB" queue --outbox "$PGURL" --ca "$CA" --messages "$QUEUE_MSGS" --workers 4 --batch $b >>"$W/res/queue.jsonl"
+    rm -rf "$W/qdir"
+    "$PB" queue --outbox "$W/qdir" --messages "$QUEUE_MSGS" --workers 4 --batch $b >>"$W/res/queue.jsonl"
+  done
+done
+# 800 messages/s while another session holds a snapshot: vacuum cannot remove what the queue
+# leaves behind for as long as it lasts
+say "shared outbox: 800 messages/s for $STEADY_SECS s while another session holds a snapshot"
+reset_db
+"$PB" queue --outbox "$PGURL" --ca "$CA" --messages 1 --workers 1 >/dev/null   # the schema
+psql_b -c "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM messages; SELECT pg_sleep($((STEADY_SECS + 90))); COMMIT" >/dev/null 2>&1 &
+HOLD=$!; PIDS+=("$HOLD")
+sleep 1
+"$PB" queue --outbox "$PGURL" --ca "$CA" --rate 800 --secs "$STEADY_SECS" --workers 2 --producers 16 >>"$W/res/steady.jsonl"
+rec steady_db "$(psql_b -c "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'messages'")" \
+  "$(psql_b -c "SELECT coalesce(max(age(backend_xmin)), 0) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")"
+# (the server would let the sleep run out after its client went: end it there)
+psql_b -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()" >/dev/null
+kill "$HOLD" 2>/dev/null || true; wait "$HOLD" 2>/dev/null || true
+# 1, 2 and 3 relays (processes, each its own host id) on one database, delivering what is queued
+# to the same Postfix: the rate between 10 % and 90 % delivered
+fleet_cfg() { # relay number -> its config
+  local cfg=$W/fleet/relay-$1.toml
+  mkdir -p "$W/fleet"
+  cat "$(bulk_config 19025)" >"$cfg"
+  printf '\n[outbox]\nca_file = "%s"\nhost_id = "bench-%s"\n' "$CA" "$1" >>"$cfg"
+  echo "$cfg"
+}
+drain_rate() { # messages -> delivered per second, once all are sent (fails after 300 s)
+  PGPASSWORD=bench-pw python3 - "$1" "$PG_PORT" <<'PY'
+import subprocess, sys, time
+n, port = int(sys.argv[1]), sys.argv[2]
+q = lambda sql: subprocess.run(["psql", "-qAt", "-h", "127.0.0.1", "-p", port, "-U", "bench", "-d", "bench",
+                                "-c", sql], check=True, capture_output=True, text=True).stdout.strip()
+t10 = t90 = None
+start = time.monotonic()
+while time.monotonic() - start < 300:
+    sent = int(q("SELECT count(*) FROM messages WHERE state = 'sent'"))
+    now = time.monotonic()
+    if t10 is None and sent >= n * 0.1: t10 = now
+    if t90 is None and sent >= n * 0.9: t90 = now
+    if sent >= n: break
+    time.sleep(0.05)
+else:
+    sys.exit(f"bench: {sent} of {n} messages delivered after 300 s")
+left = q("SELECT count(*) FROM messages WHERE state <> 'sent'")
+if left != "0": sys.exit(f"bench: {left} messages not sent")
+print(round(0.8 * n / (t90 - t10), 1))
+PY
+}
+for run in $(seq "$RUNS"); do
+  for k in 1 2 3; do
+    say "shared outbox run $run/$RUNS: $k relay(s) deliver $FLEET_MSGS messages to Postfix"
+    reset_db
+    "$PB" queue --outbox "$PGURL" --ca "$CA" --messages "$FLEET_MSGS" --producers 8 --no-drain >/dev/null
+    RP=()
+    for i in $(seq $k); do
+      POSTIE_OUTBOX=$PGURL "$POSTIE" --config "$(fleet_cfg "$i")" relay --listen "127.0.0.1:$((19050 + i))" \
+        >"$W/fleet/relay-$k-$i.log" 2>&1 &
+      RP+=($!); PIDS+=($!)
+    done
+    recv fleet "$k" -- drain_rate "$FLEET_MSGS"
+    rec fleet_hosts "$k" "$(psql_b -c "SELECT string_agg(host || '=' || n, ' ' ORDER BY host) FROM (SELECT host, count(*) n FROM attempts GROUP BY host) a")"
+    for p in "${RP[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${RP[@]}"; do wait "$p" 2>/dev/null || true; done
+  done
+done
+bench/postgres.sh stop "$W"
+
 # ---- one process per send: wall time, memory, cold start ----------------------------------------
 SUB=19587 SMTPS=19465
 cat >"$W/send_smtplib.py" <<PY
@@ -348,6 +437,7 @@ say "OAuth: 100 concurrent sends against the sandbox provider"
   echo "curl	$(curl --version | head -1 | cut -d' ' -f2)"
   echo "hyperfine	$(hyperfine --version | cut -d' ' -f2)"
   echo "rustc	$RUSTC_VERSION"
+  echo "postgresql	$(psql --version | grep -o '[0-9][0-9.]*' | head -1)"
 } >"$W/res/versions.tsv"
 if [ $MODE = full ] && busy && [ -z "${BENCH_BUSY:-}" ]; then export BENCH_BUSY="cargo or rustc was running when the run ended"; fi
 python3 bench/report.py "$W/res" "$MODE" "$RUNS" "$LATENCIES" >"$OUT"

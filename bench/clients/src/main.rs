@@ -5,6 +5,7 @@
 //! postie-bench pingpong [--rounds 2000]
 //! postie-bench limit|postie|lettre --addr 127.0.0.1:20100 --conns 4 --count 2000 --msg FILE [--no-chunking]
 //! postie-bench oauth [--sends 100]
+//! postie-bench queue --outbox DIR|postgres://… [--messages N] [--rate R --secs S] (see queue.rs)
 //! ```
 //!
 //! Throughput commands print one JSON line: messages, seconds, messages per second. Messages go
@@ -14,6 +15,7 @@ mod library;
 mod limit;
 mod oauth;
 mod proxy;
+mod queue;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -134,8 +136,11 @@ fn main() -> anyhow::Result<()> {
         }
         "limit" | "postie" | "lettre" => throughput(&cmd, &a),
         "oauth" => runtime()?.block_on(oauth::run(a.num("sends", 100)?)),
+        "queue" => queue::run(&a),
         _ => {
-            bail!("usage: postie-bench proxy|pingpong|limit|postie|lettre|oauth ... (see main.rs)")
+            bail!(
+                "usage: postie-bench proxy|pingpong|limit|postie|lettre|oauth|queue ... (see main.rs)"
+            )
         }
     }
 }

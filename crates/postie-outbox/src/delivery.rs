@@ -37,6 +37,11 @@ pub use crate::outbox::Holder;
 /// waits before another deliverer may take it.
 pub const LEASE: Duration = Duration::from_secs(120);
 
+/// How many due messages a deliverer claims at a time: enough for every
+/// connection to have work and for claims to cost little per message, few
+/// enough that the hosts sharing an outbox share the work.
+pub const CLAIM_BATCH: usize = 32;
+
 /// How often a running deliverer looks for deliverers that died, whose
 /// leased messages it returns to the queue: well within a minute of a host's
 /// death, their messages are claimable again.
@@ -308,7 +313,7 @@ impl Inner {
                 account: account.as_deref(),
                 batch: batch.as_deref(),
             };
-            o.claim_in(SystemTime::now(), LEASE, 32, &scope, &prefix)
+            o.claim_in(SystemTime::now(), LEASE, CLAIM_BATCH, &scope, &prefix)
         })
         .await
     }
