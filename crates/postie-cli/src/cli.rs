@@ -693,6 +693,7 @@ Examples:
   postie queue retry --all          # retry failed and waiting messages now
   postie queue run                  # deliver what is due, once (for cron)
   postie queue purge --sent --older-than 30d   # sent messages kept longer than that
+  postie queue password             # keep the shared outbox database's password (prompted)
 
 Exit status: 0 done; 75 after `queue run` when a message failed for good or an account is paused
 (`postie queue list` says which); 64 usage (unknown id); 74 the outbox cannot be opened or read
@@ -848,6 +849,20 @@ pub enum QueueCommand {
         /// Only those finished longer ago than this, e.g. 30d
         #[arg(long, value_name = "DURATION", value_parser = parse_age, requires = "finished")]
         older_than: Option<std::time::Duration>,
+    },
+    /// Store the shared outbox database's password in this host's secret store, once the
+    /// database accepted it ([outbox] url names the database; password_env / password_command
+    /// take precedence). Prompted for, or read from stdin / an env var
+    Password {
+        /// Read the password from this environment variable
+        #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+        password_env: Option<String>,
+        /// Read the password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+        /// Remove the stored password instead
+        #[arg(long, conflicts_with_all = ["password_env", "password_stdin"])]
+        remove: bool,
     },
     /// Deliver everything that is due, once, then exit (for cron)
     Run {

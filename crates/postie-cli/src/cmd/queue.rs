@@ -21,10 +21,15 @@ pub async fn open_outbox(g: &Global) -> Result<Arc<Outbox>, Error> {
     Outbox::open_shared_at(location).await
 }
 
+/// The secret-store key of the shared outbox database's password (no
+/// account's key: account names hold no `/`).
+pub const OUTBOX_PASSWORD_KEY: &str = "postie/outbox/password";
+
 /// Where the outbox is: `POSTIE_OUTBOX`, else `[outbox] url`, else the
 /// directory `outbox` in postie's data directory. A database's password
 /// comes from the URL in `POSTIE_OUTBOX`, `[outbox] password_env` or
-/// `password_command`, or libpq's password file.
+/// `password_command`, this host's secret store ([`OUTBOX_PASSWORD_KEY`],
+/// `postie queue password`), or libpq's password file.
 pub async fn outbox_location(g: &Global) -> Result<Location, Error> {
     outbox_location_at(&g.paths).await
 }
@@ -72,10 +77,30 @@ pub async fn outbox_location_at(paths: &postie::paths::Paths) -> Result<Location
                     target.set_password(&pw);
                 }
                 None => {
-                    let mut t = (**target).clone();
-                    **target =
-                        postie::blocking::unblock(move || t.password_from_pgpass().map(|_| t))
-                            .await?;
+                    // This host's secret store (`postie queue password`), else
+                    // libpq's password file. A store that cannot be read is
+                    // reported only when the password file has nothing either.
+                    let stored = super::local_secrets(paths).get(OUTBOX_PASSWORD_KEY).await;
+                    if let Ok(Some(pw)) = &stored {
+                        target.set_password(pw);
+                    } else {
+                        let mut t = (**target).clone();
+                        let (t, found) = postie::blocking::unblock(move || {
+                            t.password_from_pgpass().map(|found| (t, found))
+                        })
+                        .await?;
+                        **target = t;
+                        if let (Err(e), false) = (stored, found) {
+                            return Err(Error::new(
+                                e.kind(),
+                                format!(
+                                    "the outbox database's password: it is looked up in the \
+                                     secret store, which cannot be read: {}",
+                                    e.message()
+                                ),
+                            ));
+                        }
+                    }
                 }
             }
         }
@@ -172,6 +197,15 @@ pub async fn run(g: &Global, c: QueueCommand) -> i32 {
 }
 
 async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
+    // (before the outbox is opened: it may need this password)
+    if let QueueCommand::Password {
+        password_env,
+        password_stdin,
+        remove,
+    } = c
+    {
+        return store_password(g, password_env, password_stdin, remove).await;
+    }
     let outbox = open_outbox(g).await?;
     let s = &g.style;
     match c {
@@ -342,6 +376,98 @@ async fn run_inner(g: &Global, c: QueueCommand) -> Result<i32, Error> {
             let config = Config::load(&g.paths.config_file)?;
             return run_queue(g, config, outbox, account, json).await;
         }
+        QueueCommand::Password { .. } => unreachable!("handled before the outbox is opened"),
+    }
+    Ok(exit::OK)
+}
+
+/// `postie queue password`: keep the shared outbox database's password in
+/// this host's secret store, once the database accepted it (a password it
+/// refuses is not kept), or remove it.
+async fn store_password(
+    g: &Global,
+    password_env: Option<String>,
+    password_stdin: bool,
+    remove: bool,
+) -> Result<i32, Error> {
+    let secrets = super::local_secrets(&g.paths);
+    if remove {
+        let had = secrets.delete(OUTBOX_PASSWORD_KEY).await?;
+        println!(
+            "{}",
+            if had {
+                "the outbox database's password was removed from the secret store"
+            } else {
+                "no outbox database password was stored; nothing changed"
+            }
+        );
+        return Ok(exit::OK);
+    }
+    let path = g.paths.config_file.clone();
+    let config = postie::blocking::unblock(move || Config::load(&path)).await?;
+    let from_env = std::env::var(OUTBOX_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let Some(url) = from_env.or_else(|| config.outbox.url.clone()) else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "no shared outbox is configured: name the database first, with url = \
+                 \"postgres://USER@HOST:PORT/DATABASE\" under [outbox] in {}",
+                g.paths.config_file.display()
+            ),
+        ));
+    };
+    let mut location = Location::parse(&url)?;
+    let Location::Postgres(target) = &mut location else {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "the outbox is a directory on this host, which has no password; a password is \
+             for a PostgreSQL outbox ([outbox] url = \"postgres://…\")",
+        ));
+    };
+    let password = if let Some(var) = password_env {
+        match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => secrecy::SecretString::from(v),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Usage,
+                    format!("the environment variable {var} is not set or empty"),
+                ));
+            }
+        }
+    } else if password_stdin || !super::interactive() {
+        super::read_stdin_secret("--password-stdin")?
+    } else {
+        super::prompt_secret(
+            "Password of the outbox database",
+            "Give --password-env VAR or --password-stdin.",
+        )?
+    };
+    if let Some(id) = &config.outbox.host_id {
+        target.set_host_id(id);
+    }
+    if let Some(ca) = &config.outbox.ca_file {
+        target.set_ca_file(ca);
+    }
+    target.set_password(&password);
+    let shown = target.to_string();
+    // Tried first: a password the database refuses is not kept.
+    let outbox = Outbox::open_shared_at(location).await.map_err(|e| {
+        Error::new(
+            e.kind(),
+            format!("{}\nThe password was not stored.", e.message()),
+        )
+    })?;
+    drop(outbox);
+    secrets.set(OUTBOX_PASSWORD_KEY, &password).await?;
+    println!("stored in the secret store: the password of {shown} (the database accepted it)");
+    if config.outbox.password_source().is_some() {
+        eprintln!(
+            "note: [outbox] password_env / password_command is set in {}, and is used before \
+             the stored password",
+            g.paths.config_file.display()
+        );
     }
     Ok(exit::OK)
 }

@@ -1,30 +1,9 @@
 //! Configured accounts: `account add` stores the password in the secret store (never in the TOML),
 //! and `send -a` finds everything again.
 
-use std::path::{Path, PathBuf};
-
 use crate::secrets::assert_no_leak;
 use crate::spool::delivered;
 use crate::support::*;
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
 
 /// `account add NAME` for aiosmtpd's implicit-TLS port as the leak-check user; the password
 /// option (`--password-env VAR`, `--password-stdin`) is up to the caller.

@@ -577,3 +577,67 @@ fn doctor_checks_the_shared_outbox_and_a_wrong_password_is_explained() {
         assert!(!run.stdout.contains(wrong) && !run.stderr.contains(wrong));
     }
 }
+
+#[test]
+fn the_database_password_kept_in_the_secret_store_is_used_and_a_refused_one_is_not_kept() {
+    let db = SharedDb::new();
+    let sb = db.bare_host("host-p", "");
+    std::fs::remove_file(sb.path().join("home/.pgpass")).unwrap();
+    let right = peers().get("POSTGRES_PASSWORD");
+    let wrong = "Wr0ng-st0red-Pa55";
+    let leaks = |run: &Run, what: &str| {
+        assert!(
+            !run.stdout.contains(what) && !run.stderr.contains(what),
+            "a password in the output: {run}"
+        );
+    };
+    // Nothing supplies a password: a configuration error that says where one goes.
+    let run = sb.postie().args(["queue", "list"]).run();
+    run.code(78);
+    assert!(
+        run.text_lower().contains("asks for a password")
+            && run.stderr.contains("postie queue password"),
+        "{run}"
+    );
+
+    // A password the database refuses is not kept.
+    let run = sb
+        .postie()
+        .args(["queue", "password", "--password-stdin"])
+        .stdin(format!("{wrong}\n"))
+        .run();
+    run.code(78);
+    assert!(run.text_lower().contains("not stored"), "{run}");
+    leaks(&run, wrong);
+    sb.postie().args(["queue", "list"]).run().code(78);
+
+    // The right one is kept (encrypted: not in clear in the store's file), and used.
+    let run = sb
+        .postie()
+        .args(["queue", "password", "--password-env", "PG_TEST_PW"])
+        .env("PG_TEST_PW", right)
+        .run();
+    run.success();
+    assert!(run.stdout.contains("stored"), "{run}");
+    leaks(&run, right);
+    let files = files_under(sb.path());
+    let store = files
+        .iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "secrets.enc"))
+        .unwrap_or_else(|| panic!("no secret store file among {files:?}"));
+    let bytes = std::fs::read(store).unwrap();
+    assert!(
+        !bytes.windows(right.len()).any(|w| w == right.as_bytes()),
+        "the password is in clear in {}",
+        store.display()
+    );
+    let run = sb.postie().args(["queue", "list", "--json"]).run();
+    run.success();
+    leaks(&run, right);
+
+    // Removed: refused again.
+    let run = sb.postie().args(["queue", "password", "--remove"]).run();
+    run.success();
+    assert!(run.stdout.contains("removed"), "{run}");
+    sb.postie().args(["queue", "list"]).run().code(78);
+}

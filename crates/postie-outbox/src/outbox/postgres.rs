@@ -450,6 +450,18 @@ fn connect_error(target: &PgTarget, e: postgres::Error) -> Error {
     use postgres::error::SqlState;
     let Some(db) = e.as_db_error() else {
         let what = e.to_string();
+        let cause = std::error::Error::source(&e).map(ToString::to_string);
+        if cause.as_deref() == Some("password missing") {
+            return Error::new(
+                ErrorKind::Config,
+                format!(
+                    "the outbox database {target} asks for a password and this host has none \
+                     for it; give it with `postie queue password` (kept in this host's secret \
+                     store), [outbox] password_env or password_command, the password file \
+                     PGPASSFILE (~/.pgpass), or in the URL of POSTIE_OUTBOX"
+                ),
+            );
+        }
         if what.contains("TLS") {
             let fix = if what.contains("not support TLS") {
                 "enable ssl in the server's postgresql.conf, or connect with sslmode=disable on \
@@ -470,8 +482,9 @@ fn connect_error(target: &PgTarget, e: postgres::Error) -> Error {
     let fix = if *code == SqlState::INVALID_PASSWORD
         || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
     {
-        "check the user and its password ([outbox] password_env or password_command, the \
-         password file PGPASSFILE, or the URL in POSTIE_OUTBOX) and the server's pg_hba.conf"
+        "check the user and its password (`postie queue password`, [outbox] password_env or \
+         password_command, the password file PGPASSFILE, or the URL in POSTIE_OUTBOX) and the \
+         server's pg_hba.conf"
     } else if *code == SqlState::INVALID_CATALOG_NAME {
         "create the database (createdb --owner USER NAME) or fix its name in the URL"
     } else {
