@@ -42,9 +42,15 @@ Extras for client tests:
                                              created anew whenever the file's content changes,
                                              so a given file gives a reproducible sequence)
                          "refuse_rcpt": [..] addresses refused like --refuse-rcpt, on top of them
+                         "auth_reply": "535 ..."  every AUTH with a user name and password is
+                                             refused with this reply (CRLF between the lines of a
+                                             multi-line one)
+                         "mail_reply": "530 ..."  every MAIL FROM gets this reply
+                         "data_reply": "550 ..."  every end of DATA gets this reply; nothing stored
                        Counters go to PATH.stats (JSON, rewritten atomically after every event):
                        connections, transactions (ends of DATA reached), stored, refused_rcpt,
-                       failures {"down", "451", "421", "drop"}. They start at zero when the server
+                       failures {"down", "451", "421", "drop"}, replied {"auth", "mail", "data"}
+                       (fixed replies given). They start at zero when the server
                        starts and are never reset: tests compare before/after.
 """
 import logging, warnings
@@ -100,7 +106,8 @@ class Faults:
         self.conf = {}
         self.rng = random.Random()
         self.stats = {"connections": 0, "transactions": 0, "stored": 0, "refused_rcpt": 0,
-                      "failures": {"down": 0, "451": 0, "421": 0, "drop": 0}}
+                      "failures": {"down": 0, "451": 0, "421": 0, "drop": 0},
+                      "replied": {"auth": 0, "mail": 0, "data": 0}}
         self.reload()
         self.save()                # a stats file exists (all zeros) as soon as the server is up
 
@@ -138,6 +145,16 @@ class Faults:
 
     def refused(self):
         return {a.lower() for a in self.conf.get("refuse_rcpt", [])}
+
+    def fixed_reply(self, stage):
+        """The reply the control file fixes for `stage` (auth, mail, data), counted; or None."""
+        self.reload()
+        reply = self.conf.get(stage + "_reply")
+        if reply:
+            self.stats["replied"][stage] += 1
+            self.save()
+            print("FIXED REPLY", stage, reply.splitlines()[0], flush=True)
+        return reply or None
 
     def count_refused_rcpt(self):
         self.stats["refused_rcpt"] += 1
@@ -211,6 +228,9 @@ class Handler:
         return ["250-" + l for l in lines[:-1]] + ["250 " + lines[-1]]
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        fixed = self.faults.fixed_reply("mail") if self.faults else None
+        if fixed:
+            return fixed
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK %s - gsmtp" % GSMTP_ID if self.gmail else "250 OK"
@@ -291,6 +311,9 @@ class Handler:
 
     # ---- delivery ----
     async def handle_DATA(self, server, session, envelope):
+        fixed = self.faults.fixed_reply("data") if self.faults else None
+        if fixed:
+            return fixed           # nothing stored
         mode = self.faults.on_data_end() if self.faults else None
         if mode == "451":
             print("FAULT 451", envelope.mail_from, envelope.rcpt_tos, flush=True)
@@ -328,9 +351,12 @@ def write_atomic(path, data):
     os.rename(path + ".tmp", path)
 
 
-def password_authenticator(users, gmail):
+def password_authenticator(users, gmail, faults=None):
     def auth(server, session, envelope, mechanism, auth_data):
         session.auth_mechanism = mechanism
+        fixed = faults.fixed_reply("auth") if faults and isinstance(auth_data, LoginPassword) else None
+        if fixed:
+            return AuthResult(success=False, handled=False, message=fixed)
         if isinstance(auth_data, LoginPassword):
             u = auth_data.login.decode(errors="replace")
             p = auth_data.password.decode(errors="replace")
@@ -376,7 +402,7 @@ async def main():
     assert args.host in ("127.0.0.1", "::1", "localhost"), "loopback only"
 
     handler = Handler(args)
-    authn = password_authenticator(handler.users, handler.gmail)
+    authn = password_authenticator(handler.users, handler.gmail, handler.faults)
     ctx = None
     if args.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

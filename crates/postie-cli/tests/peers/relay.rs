@@ -1295,3 +1295,179 @@ fn relay_users_are_added_listed_and_removed_while_the_relay_runs() {
     );
     relay.stop();
 }
+
+/// The relay's messages of run `run` (load.py puts it in their subjects).
+fn messages_of(sb: &Sandbox, run: &str) -> Vec<serde_json::Value> {
+    let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+    v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("load {run} ")))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Waits until every message of `run` satisfies `done`; returns them.
+fn wait_messages(
+    sb: &Sandbox,
+    run: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let msgs = messages_of(sb, run);
+        if !msgs.is_empty() && msgs.iter().all(&done) {
+            return msgs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 60 s: {msgs:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Refusals of a real upstream (aiosmtpd, its replies fixed by its control file), as the relay
+/// classifies them: Gmail's `550 5.4.5` daily limit at the end of DATA waits hours; `530` at
+/// MAIL and `535` at AUTH pause the account once, with the explanation, and leave its other
+/// messages untouched; `queue retry --all` resumes it and every message is delivered, once.
+#[test]
+fn upstream_refusals_are_classified_by_the_relay_and_a_resumed_account_delivers() {
+    let from = "refusals@example.test";
+    let ctl = peers().get("FLAKY_CONTROL");
+    let run = token("refusals");
+    let set = |json: &str| control(ctl, json);
+    set(&format!(r#"{{"run": "{run}-ok"}}"#));
+    let before = stats();
+    let replied = |v: &serde_json::Value, stage: &str| v["replied"][stage].as_u64().unwrap_or(0);
+    // One connection: the attempt that pauses the account is the only one made.
+    let (sb, relay) = relay_for(
+        Peer::Flaky,
+        from,
+        &format!("{FAST_RETRY}connections_per_account = 1\n"),
+    );
+    let send = |port: u16, sub: &str, n: u32| {
+        let out = load_py(
+            port,
+            &format!("{run}-{sub}"),
+            n,
+            1,
+            &sb.path().join(format!("acked-{sub}.txt")),
+            30,
+            from,
+        )
+        .output()
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+
+    // 1. The daily limit: the message waits hours, with the explanation.
+    set(&format!(
+        r#"{{"run": "{run}-quota", "data_reply": "550-5.4.5 Daily user sending limit exceeded. For more information, go to\r\n550 5.4.5  https://support.google.com/a/answer/166852 - gsmtp"}}"#
+    ));
+    send(relay.port, "quota", 1);
+    let m = wait_messages(&sb, &format!("{run}-quota"), "the quota refusal", |m| {
+        m["attempts"].as_u64() >= Some(1) && m["state"] == "queued"
+    });
+    let next = humantime::parse_rfc3339(m[0]["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        wait > Duration::from_secs(3600),
+        "a daily limit must wait hours, not {wait:?}: {m:#?}"
+    );
+    assert_eq!(m[0]["last_reply"]["code"], 550, "{m:#?}");
+    let id = m[0]["id"].to_string();
+    let shown = sb.postie().args(["queue", "show", &id]).run();
+    assert!(shown.text_lower().contains("limit"), "{shown}");
+    assert!(replied(&stats(), "data") > replied(&before, "data"));
+
+    // 2. 530 at MAIL: the account is paused once; its other messages are not tried.
+    set(&format!(
+        r#"{{"run": "{run}-530", "mail_reply": "530 5.7.0 Authentication Required. Learn more at https://support.google.com/mail/?p=WantAuthError - gsmtp"}}"#
+    ));
+    let mail_before = replied(&stats(), "mail");
+    send(relay.port, "530", 3);
+    wait_messages(&sb, &format!("{run}-530"), "the pause after 530", |m| {
+        m["paused"] == true
+    });
+    std::thread::sleep(Duration::from_secs(2)); // the relay must not try the others meanwhile
+    assert_eq!(
+        replied(&stats(), "mail") - mail_before,
+        1,
+        "a paused account's other messages were tried"
+    );
+    let paused_lines = |r: &RelayProc| {
+        r.log_text()
+            .lines()
+            .filter(|l| l.contains("paused (fix it"))
+            .count()
+    };
+    assert_eq!(paused_lines(&relay), 1, "{}", relay.log_text());
+    let list = sb.postie().args(["queue", "list"]).run();
+    assert!(list.text_lower().contains("paused"), "{list}");
+
+    // 3. Resumed, with a fresh relay (a new connection, so a new AUTH), which the server now
+    //    refuses with 535: paused again, once.
+    relay.stop();
+    set(&format!(
+        r#"{{"run": "{run}-535", "auth_reply": "535-5.7.8 Username and Password not accepted. For more information, go to\r\n535 5.7.8  https://support.google.com/mail/?p=BadCredentials - gsmtp"}}"#
+    ));
+    let auth_before = replied(&stats(), "auth");
+    let relay = RelayProc::start(&sb, free_port(), Peer::Flaky.password());
+    sb.postie()
+        .args(["queue", "retry", "--all"])
+        .run()
+        .success();
+    wait_messages(&sb, &format!("{run}-530"), "the pause after 535", |m| {
+        m["paused"] == true && m["state"] == "queued"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(paused_lines(&relay), 1, "{}", relay.log_text());
+    assert!(replied(&stats(), "auth") > auth_before);
+    // (the attempt is recorded on the message tried: the oldest due, whichever it is)
+    let shown: Vec<String> = ["quota", "530"]
+        .iter()
+        .flat_map(|sub| messages_of(&sb, &format!("{run}-{sub}")))
+        .map(|m| {
+            sb.postie()
+                .args(["queue", "show", &m["id"].to_string()])
+                .run()
+                .stdout
+        })
+        .collect();
+    assert_eq!(
+        shown
+            .iter()
+            .filter(|s| s.contains("credentials 535"))
+            .count(),
+        1,
+        "{shown:#?}"
+    );
+
+    // 4. Healthy again and resumed: everything goes out, once each.
+    set(&format!(r#"{{"run": "{run}-healed"}}"#));
+    let stored_before = stats()["stored"].as_u64().unwrap_or(0);
+    sb.postie()
+        .args(["queue", "retry", "--all"])
+        .run()
+        .success();
+    for sub in ["quota", "530"] {
+        wait_messages(&sb, &format!("{run}-{sub}"), "delivery once resumed", |m| {
+            m["state"] == "sent"
+        });
+    }
+    assert_eq!(stats()["stored"].as_u64().unwrap_or(0) - stored_before, 4);
+    drop(relay);
+}
