@@ -319,13 +319,35 @@ impl Inner {
     }
 
     /// Deliver the account's queued claims one after another over one
-    /// connection (reused between messages).
+    /// connection (reused between messages). Each outcome is recorded while
+    /// the next message is sent; an attempt whose credentials were refused
+    /// is waited for (the account is paused: the rest go back untouched).
     async fn drain(&self, account: &str, queue: &StdMutex<VecDeque<Claim>>) -> Vec<Delivered> {
         let mut out = Vec::new();
+        let mut recording: VecDeque<Recording> = VecDeque::new();
         loop {
             let next = queue.lock().expect("queue lock").pop_front();
             let Some(claim) = next else { break };
-            let d = self.deliver_one(account, claim).await;
+            let r = match self.attempt(account, claim).await {
+                Attempted::Done(d) => {
+                    out.push(d);
+                    continue;
+                }
+                Attempted::Recording(r) => r,
+            };
+            // Tell about those already recorded, in order.
+            while recording.front().is_some_and(Recording::is_ready) {
+                let done = recording.pop_front().expect("front");
+                out.push(self.recorded(account, done).await);
+            }
+            if !r.credentials {
+                recording.push_back(r);
+                continue;
+            }
+            for done in recording.drain(..) {
+                out.push(self.recorded(account, done).await);
+            }
+            let d = self.recorded(account, r).await;
             let paused = matches!(d.disposition, Disposition::Paused { .. });
             out.push(d);
             if paused {
@@ -343,10 +365,15 @@ impl Inner {
                 break;
             }
         }
+        for done in recording {
+            out.push(self.recorded(account, done).await);
+        }
         out
     }
 
-    async fn deliver_one(&self, account: &str, claim: Claim) -> Delivered {
+    /// Send one claim; its outcome is handed to the recorder at once (the
+    /// connection goes on with the next message meanwhile).
+    async fn attempt(&self, account: &str, claim: Claim) -> Attempted {
         let now = SystemTime::now();
         let acct = self
             .config()
@@ -415,12 +442,12 @@ impl Inner {
                     );
                     let (c, d) = (claim.clone(), detail.clone());
                     let _ = self.db(move |o| o.postpone(&c, until, &d)).await;
-                    return Delivered {
+                    return Attempted::Done(Delivered {
                         id: claim.id,
                         account: account.to_string(),
                         disposition: Disposition::RetryAt(until),
                         detail,
-                    };
+                    });
                 }
                 // Claims wait their turn behind the account's other messages;
                 // by now the lease may have run out and another deliverer may
@@ -450,12 +477,12 @@ impl Inner {
                             ),
                             _ => "the claim ran out while waiting; another deliverer has it".into(),
                         };
-                        return Delivered {
+                        return Attempted::Done(Delivered {
                             id: claim.id,
                             account: account.to_string(),
                             disposition: Disposition::LeaseLost,
                             detail,
-                        };
+                        });
                     }
                 }
                 let renew = self.keep_leased(&claim);
@@ -466,7 +493,31 @@ impl Inner {
                 r
             }
         };
-        let disposition = match self.acks.finish(claim.clone(), outcome).await {
+        let credentials = matches!(
+            outcome,
+            Outcome::Failed {
+                class: FailureClass::Credentials,
+                ..
+            }
+        );
+        let recorded = self.acks.submit(claim.clone(), outcome);
+        Attempted::Recording(Recording {
+            claim,
+            detail,
+            recorded,
+            credentials,
+        })
+    }
+
+    /// What the outbox did with a recorded attempt: told to whoever listens.
+    async fn recorded(&self, account: &str, r: Recording) -> Delivered {
+        let Recording {
+            claim,
+            detail,
+            recorded,
+            ..
+        } = r;
+        let disposition = match ack::outcome(recorded).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(
@@ -763,6 +814,29 @@ impl Inner {
                 Err(e) => tracing::warn!("notify_command could not run: {e}"),
             }
         });
+    }
+}
+
+/// What sending one claim came to.
+enum Attempted {
+    /// Nothing to record (postponed, or the lease was lost).
+    Done(Delivered),
+    /// Its outcome is being recorded.
+    Recording(Recording),
+}
+
+/// An attempt whose outcome the outbox is recording.
+struct Recording {
+    claim: Claim,
+    detail: String,
+    recorded: ack::Pending,
+    /// The server refused the account's credentials.
+    credentials: bool,
+}
+
+impl Recording {
+    fn is_ready(&self) -> bool {
+        ack::is_ready(&self.recorded)
     }
 }
 

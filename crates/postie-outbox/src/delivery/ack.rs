@@ -20,6 +20,24 @@ const MAX_GROUP: usize = 512;
 
 type Waiter = oneshot::Sender<Result<Disposition>>;
 
+/// An outcome handed over ([`Acks::submit`]), being recorded.
+pub(super) struct Pending(oneshot::Receiver<Result<Disposition>>);
+
+/// What the outbox did with a submitted outcome.
+pub(super) async fn outcome(p: Pending) -> Result<Disposition> {
+    p.0.await.unwrap_or_else(|_| {
+        Err(Error::new(
+            ErrorKind::Io,
+            "the outbox task recording attempts stopped",
+        ))
+    })
+}
+
+/// The outcome is recorded (or recording failed): [`outcome`] will not wait.
+pub(super) fn is_ready(p: &Pending) -> bool {
+    !p.0.is_empty() || p.0.is_terminated()
+}
+
 /// The attempts waiting to be recorded, and whether a task records them.
 #[derive(Default)]
 struct Queue {
@@ -44,10 +62,10 @@ impl Acks {
         }
     }
 
-    /// Record the outcome of `claim`'s attempt; what the outbox did with it.
-    /// The recording runs in a task of its own: a caller that goes away
-    /// (a stop) does not stop it.
-    pub(super) async fn finish(&self, claim: Claim, outcome: Outcome) -> Result<Disposition> {
+    /// Hand the outcome of `claim`'s attempt over to be recorded, at once;
+    /// [`outcome`] says what the outbox did with it. The recording runs in a
+    /// task of its own: a caller that goes away (a stop) does not stop it.
+    pub(super) fn submit(&self, claim: Claim, outcome: Outcome) -> Pending {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut q = self.queue.lock().expect("ack queue lock");
@@ -57,12 +75,7 @@ impl Acks {
         if start {
             tokio::spawn(self.clone().record());
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Io,
-                "the outbox task recording attempts stopped",
-            ))
-        })
+        Pending(rx)
     }
 
     /// Record groups until nothing waits.
