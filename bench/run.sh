@@ -141,18 +141,14 @@ PY
 # postie bulk: measured when the command exists (`postie bulk --account NAME DIR`)
 BULK=0
 if "$POSTIE" bulk --help >/dev/null 2>&1; then BULK=1; else rec na bulk "postie bulk --help failed: the command is not in this build"; fi
-bulk_config() { # port -> a config whose account "bench" sends to it without TLS or AUTH
+account_toml() { # port -> account "bench" sending to it without TLS or AUTH
+  printf '[accounts.bench]\nprovider = "generic"\nemail = "alice@example.test"\nauth = "none"\n'
+  printf 'host = "127.0.0.1"\nport = %s\ntls = "none"\n' "$1"
+}
+bulk_config() { # port -> a config with that account only
   local cfg=$W/bulk/config-$1.toml
   mkdir -p "$W/bulk"
-  cat >"$cfg" <<TOML
-[accounts.bench]
-provider = "generic"
-email = "alice@example.test"
-auth = "none"
-host = "127.0.0.1"
-port = $1
-tls = "none"
-TOML
+  account_toml "$1" >"$cfg"
   echo "$cfg"
 }
 bulk_dir() { # count -> a directory of that many copies of the message
@@ -288,11 +284,10 @@ psql_b -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LI
 kill "$HOLD" 2>/dev/null || true; wait "$HOLD" 2>/dev/null || true
 # 1, 2 and 3 relays (processes, each its own host id) on one database, delivering what is queued
 # to the same Postfix: the rate between 10 % and 90 % delivered
-fleet_cfg() { # relay number -> its config
+fleet_cfg() { # relay number -> its config: account "bench" to Postfix 19025, its host id
   local cfg=$W/fleet/relay-$1.toml
   mkdir -p "$W/fleet"
-  cat "$(bulk_config 19025)" >"$cfg"
-  printf '\n[outbox]\nca_file = "%s"\nhost_id = "bench-%s"\n' "$CA" "$1" >>"$cfg"
+  { account_toml 19025; printf '\n[outbox]\nca_file = "%s"\nhost_id = "bench-%s"\n' "$CA" "$1"; } >"$cfg"
   echo "$cfg"
 }
 drain_rate() { # messages -> delivered per second, once all are sent (fails after 300 s)
@@ -324,8 +319,9 @@ for run in $(seq "$RUNS"); do
     "$PB" queue --outbox "$PGURL" --ca "$CA" --messages "$FLEET_MSGS" --producers 8 --no-drain >/dev/null
     RP=()
     for i in $(seq $k); do
-      POSTIE_OUTBOX=$PGURL "$POSTIE" --config "$(fleet_cfg "$i")" relay --listen "127.0.0.1:$((19050 + i))" \
-        >"$W/fleet/relay-$k-$i.log" 2>&1 &
+      cfg=$(fleet_cfg "$i")
+      POSTIE_OUTBOX=$PGURL "$POSTIE" --config "$cfg" relay --listen "127.0.0.1:$((19050 + i))" \
+        </dev/null >"$W/fleet/relay-$k-$i.log" 2>&1 &
       RP+=($!); PIDS+=($!)
     done
     recv fleet "$k" -- drain_rate "$FLEET_MSGS"

@@ -77,18 +77,48 @@ pub fn run(a: &Args) -> anyhow::Result<()> {
     let t = Instant::now();
     let acked = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    let (claims, acks) = (
+        std::sync::Mutex::new(Vec::new()),
+        std::sync::Mutex::new(Vec::new()),
+    );
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| drain(&outbox, batch, &acked, &stop, true, None)))
+            .map(|_| {
+                s.spawn(|| {
+                    drain(
+                        &outbox,
+                        batch,
+                        &acked,
+                        &stop,
+                        true,
+                        Some(&claims),
+                        Some(&acks),
+                    )
+                })
+            })
             .collect();
         hs.into_iter().try_for_each(|h| h.join().expect("worker"))
     })?;
     let secs = t.elapsed().as_secs_f64();
     let done = acked.load(Ordering::Relaxed);
     anyhow::ensure!(done == n, "{done} of {n} messages acknowledged");
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    let claim_ms = median(
+        claims
+            .into_inner()
+            .expect("claims")
+            .iter()
+            .map(|c| c.1)
+            .collect(),
+    );
+    let ack_ms = median(acks.into_inner().expect("acks"));
     println!(
         "{{\"phase\":\"claim+ack\",\"store\":\"{store}\",\"workers\":{workers},\"batch\":{batch},\
-         \"msgs\":{n},\"secs\":{secs:.3},\"rate\":{:.1}}}",
+         \"msgs\":{n},\"secs\":{secs:.3},\"rate\":{:.1},\"claim_ms_p50\":{claim_ms:.2},\
+         \"ack_ms_p50\":{ack_ms:.2}}}",
         n as f64 / secs
     );
     Ok(())
@@ -170,6 +200,7 @@ fn drain(
     stop: &AtomicBool,
     until_empty: bool,
     claims: Option<&std::sync::Mutex<Vec<(f64, u64)>>>,
+    acks: Option<&std::sync::Mutex<Vec<u64>>>,
 ) -> anyhow::Result<()> {
     let prefix = format!("bench{:x}-", rand_u32());
     let policy = RetryPolicy::default();
@@ -211,9 +242,13 @@ fn drain(
             })
             .collect();
         let n = attempts.len() as u64;
+        let t = Instant::now();
         let d = outbox
             .finish_many(attempts, SystemTime::now(), &policy)
             .map_err(|e| anyhow::anyhow!("acknowledge: {e}"))?;
+        if let Some(a) = acks {
+            a.lock().expect("acks").push(t.elapsed().as_micros() as u64);
+        }
         anyhow::ensure!(
             d.iter()
                 .all(|d| matches!(d, postie_outbox::outbox::Disposition::Sent)),
@@ -251,7 +286,7 @@ fn steady(
     std::thread::scope(|s| -> anyhow::Result<()> {
         let prod = s.spawn(|| produce(outbox, total, producers, Some(rate), &stop, &committed));
         let ws: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| drain(outbox, batch, &acked, &stop, false, Some(&claims))))
+            .map(|_| s.spawn(|| drain(outbox, batch, &acked, &stop, false, Some(&claims), None)))
             .collect();
         // Run for `secs`, then up to 60 s more for the backlog to drain.
         let mut sec = 0;

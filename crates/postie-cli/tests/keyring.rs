@@ -453,8 +453,16 @@ fn the_keyring_is_read_from_inside_the_runtime_even_when_the_server_is_down() {
     drop(closed);
     let add = run(account_add(&s, "down", port, "pw-for-down-9"));
     assert_eq!(add.code, Some(0), "{add}");
+    assert_eq!(s.lookup("down").as_deref(), Some("pw-for-down-9"));
     let sent = run(send(&s));
     assert_eq!(sent.code, Some(EX_UNAVAILABLE), "{sent}");
+    // The read is real, and comes first: with the entry taken out of the keyring (by libsecret),
+    // the same send stops at the missing password (78) without trying the server.
+    let cleared = s.secret_tool(&["clear", "service", "postie", "username", "down"]);
+    assert!(cleared.status.success(), "{cleared:?}");
+    assert_eq!(s.lookup("down"), None);
+    let sent = run(send(&s));
+    assert_eq!(sent.code, Some(78), "{sent}");
 }
 
 #[test]

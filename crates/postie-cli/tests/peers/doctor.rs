@@ -21,12 +21,25 @@ fn add(sb: &Sandbox, name: &str, peer: Peer, port: u16, tls: &str) {
 
 /// Adds password account `name` of `provider` logging in as `user` at 127.0.0.1:`port`.
 fn add_as(sb: &Sandbox, name: &str, provider: &str, user: &str, port: u16, tls: &str) {
+    add_from(sb, name, provider, user, port, tls, FROM);
+}
+
+/// [`add_as`] with the account's address `email`.
+fn add_from(
+    sb: &Sandbox,
+    name: &str,
+    provider: &str,
+    user: &str,
+    port: u16,
+    tls: &str,
+    email: &str,
+) {
     sb.postie()
         .args(["account", "add", name, "--provider", provider])
         .opt("--host", "127.0.0.1")
         .opt("--port", port.to_string())
         .opt("--tls", tls)
-        .opt("--email", FROM)
+        .opt("--email", email)
         .opt("--user", user)
         .opt("--password-env", DOCTOR_PW)
         .opt("--ca-file", peers().ca())
@@ -108,10 +121,27 @@ fn every_stage_ok_on_three_servers_starttls_and_implicit_tls() {
             Tls::StartTls => "starttls",
             Tls::Implicit => "implicit",
         };
-        add(&sb, name, peer, peer.port(tls), mode);
+        // An address of this run only: whatever the peer stored from it, doctor sent.
+        let email = format!("{}@example.test", token(&format!("doctor-{name}")));
+        add_from(
+            &sb,
+            name,
+            "generic",
+            peer.user(),
+            peer.port(tls),
+            mode,
+            &email,
+        );
         let run = doctor(&sb, name, peer.password(), &["-v"]);
         assert_all_ok(&run);
         assert_no_mail_sent(&run);
+        crate::spool::assert_not_delivered(peer, &email);
+        if name == "postfix" {
+            // The same look finds what doctor does send (`--send-test`): it can see it.
+            let to = format!("{}@example.test", token("doctor-control"));
+            doctor(&sb, name, peer.password(), &["--send-test", &to]).success();
+            crate::spool::delivered(peer, &email, 1);
+        }
         // the TLS line names version and certificate, and the name matches
         assert!(run.stdout.contains("TLSv1."), "{run}");
         assert!(run.stdout.contains("matches the name 127.0.0.1"), "{run}");

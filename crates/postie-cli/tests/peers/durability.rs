@@ -71,6 +71,16 @@ impl Call {
     }
 }
 
+/// Runs a Python script (smtplib, the client); it must succeed.
+fn smtplib(script: &str) {
+    let out = python().args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "smtplib: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// strace and the relay it runs; both ended when dropped (a failed
 /// assertion included).
 struct Traced(std::process::Child);
@@ -96,21 +106,28 @@ impl Drop for Traced {
 /// `postie relay --no-deliver` under strace on `port`; returns once it
 /// listens.
 fn traced_relay(sb: &Sandbox, port: u16, trace: &Path) -> Traced {
+    traced_relay_with(
+        sb,
+        port,
+        trace,
+        "fsync,fdatasync,rename,renameat,renameat2,pwrite64,write,writev,sendto,sendmsg",
+        &["--no-deliver"],
+    )
+}
+
+/// `postie relay` with `extra` options under strace (the calls of
+/// `calls`) on `port`; returns once it listens.
+fn traced_relay_with(sb: &Sandbox, port: u16, trace: &Path, calls: &str, extra: &[&str]) -> Traced {
     let postie = sb.std_postie();
     let mut cmd = Command::new("strace");
     cmd.args(["-f", "-y", "-s", "96", "-o"])
         .arg(trace)
-        .args([
-            "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2,pwrite64,write,writev,sendto,sendmsg",
-        ])
+        .args(["-e", &format!("trace={calls}")])
         .arg(postie.get_program())
-        .args([
-            "relay",
-            "--no-deliver",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ]);
+        .arg("relay")
+        .args(extra)
+        .args(["--listen", &format!("127.0.0.1:{port}")]);
+    cmd.env(UPSTREAM_PW_VAR, Peer::Aiosmtpd.password());
     for (k, v) in postie.get_envs() {
         match v {
             Some(v) => cmd.env(k, v),
@@ -168,21 +185,13 @@ fn relay_answers_250_only_after_body_directory_and_commit_reach_the_disk() {
     let mut relay = traced_relay(&sb, port, &trace);
     // Even messages small, odd ones 100 KB (over the 64 KiB kept in rows).
     let n = 4;
-    let out = python()
-        .args(["-c", &format!(
-            "import smtplib\n\
+    smtplib(&format!(
+        "import smtplib\n\
              for i in range({n}):\n\
              \x20   body = b'body\\r\\n' if i % 2 == 0 else (b'y' * 98 + b'\\r\\n') * 1000\n\
              \x20   with smtplib.SMTP('127.0.0.1', {port}) as s:\n\
              \x20       s.sendmail('{FROM}', ['{TO}'], b'From: {FROM}\\r\\nSubject: durable %d\\r\\n\\r\\n' % i + body)\n"
-        )])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "smtplib: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     relay.stop();
     let log = std::fs::read_to_string(&trace).unwrap();
     let calls = calls(&log);
@@ -248,4 +257,86 @@ fn relay_answers_250_only_after_body_directory_and_commit_reach_the_disk() {
                 panic!("message {k}: no WAL fsync (commit) after the directory's:\n{window:#?}")
             });
     }
+}
+
+/// The delivery side: the relay records a message as sent only after the
+/// upstream server's `250` for its data was read, and records nothing while
+/// it waits for that reply. The upstream is aiosmtpd on its plain port (its
+/// replies readable in the trace; AUTH in clear is allowed to loopback only).
+#[test]
+fn relay_records_sent_only_after_reading_the_upstreams_250() {
+    let sb = Sandbox::new();
+    let peer = Peer::Aiosmtpd;
+    sb.postie()
+        .args(["account", "add", "ali", "--provider", "generic"])
+        .opt("--host", "127.0.0.1")
+        .opt("--port", peers().get("AIOSMTPD_PLAIN"))
+        .opt("--tls", "none")
+        .opt("--email", FROM)
+        .opt("--user", peer.user())
+        .opt("--password-env", UPSTREAM_PW_VAR)
+        .run()
+        .success();
+    let trace = sb.path().join("relay.strace");
+    let port = free_port();
+    let mut relay = traced_relay_with(
+        &sb,
+        port,
+        &trace,
+        "fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg,read,recvfrom,recvmsg",
+        &[],
+    );
+    let tok = token("durable-delivery");
+    smtplib(&format!(
+        "import smtplib\n\
+             with smtplib.SMTP('127.0.0.1', {port}) as s:\n\
+             \x20   s.sendmail('{FROM}', ['{TO}'], b'From: {FROM}\\r\\nSubject: {tok}\\r\\n\\r\\nbody\\r\\n')\n"
+    ));
+    crate::spool::delivered(peer, &tok, 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = sb.postie().args(["queue", "list", "--json"]).run().json();
+        if v["messages"][0]["state"] == "sent" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not recorded as sent: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    relay.stop();
+    let log = std::fs::read_to_string(&trace).unwrap();
+    let calls = calls(&log);
+    let is_read = |c: &Call| matches!(c.name.as_str(), "read" | "recvfrom" | "recvmsg") && c.ok();
+    let is_write = |c: &Call| matches!(c.name.as_str(), "write" | "writev" | "sendto" | "sendmsg");
+    // aiosmtpd's reply to the data: "250 2.0.0 OK queued as NNNN".
+    let reply = calls
+        .iter()
+        .find(|c| {
+            is_read(c) && c.fd_path().starts_with("socket:") && c.text.contains("OK queued as")
+        })
+        .unwrap_or_else(|| panic!("the upstream's 250 was never read:\n{log}"));
+    let upstream = reply.fd_path();
+    let wal = |c: &Call| c.fd_path().ends_with("outbox.sqlite3-wal");
+    // The last thing sent upstream before that reply (the end of the data).
+    let sent = calls
+        .iter()
+        .rfind(|c| c.at < reply.at && is_write(c) && c.fd_path() == upstream)
+        .unwrap_or_else(|| panic!("nothing was sent upstream before its 250:\n{log}"));
+    let between: Vec<&Call> = calls
+        .iter()
+        .filter(|c| {
+            c.at > sent.at && c.at < reply.at && wal(c) && (c.is_fsync() || c.name == "pwrite64")
+        })
+        .collect();
+    assert!(
+        between.is_empty(),
+        "the outbox was written while the upstream's reply was awaited: {between:#?}"
+    );
+    let written = calls
+        .iter()
+        .find(|c| c.at > reply.at && c.name == "pwrite64" && wal(c) && c.ok())
+        .unwrap_or_else(|| panic!("nothing recorded after the upstream's 250:\n{log}"));
+    calls
+        .iter()
+        .find(|c| c.at > written.at && c.is_fsync() && wal(c))
+        .unwrap_or_else(|| panic!("the record after the 250 was not made durable:\n{log}"));
 }

@@ -32,6 +32,7 @@ mod secrets;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use postgres::types::Type;
 use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -104,6 +105,10 @@ impl Postgres {
             .max_size(pool_size)
             .min_idle(Some(1))
             .connection_timeout(WAIT)
+            // No probe round trip per checkout: a connection the server
+            // closed fails its statement (a transient error, tried again)
+            // and is dropped from the pool when it comes back.
+            .test_on_check_out(false)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(|e| unreachable_db(target, &e.to_string()))?;
@@ -139,10 +144,10 @@ impl Postgres {
         let mut tx = conn.transaction().map_err(before)?;
         let n = batch.len() as i64;
         let ids: Vec<i64> = tx
-            .query(
+            .query_typed(
                 "SELECT nextval(pg_get_serial_sequence('messages', 'id'))
                  FROM generate_series(1, $1::bigint)",
-                &[&n],
+                &[(&n, Type::INT8)],
             )
             .map_err(before)?
             .iter()
@@ -164,7 +169,7 @@ impl Postgres {
             .collect();
         let eight: Vec<bool> = batch.iter().map(|p| p.meta.eight_bit).collect();
         let utf8: Vec<bool> = batch.iter().map(|p| p.meta.smtputf8).collect();
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO messages (id, account, mail_from, state, size, eight_bit, smtputf8,
                  header_id, subject, source, host, queued_at, window_start, next_attempt_at,
                  batch, batch_item)
@@ -176,19 +181,19 @@ impl Postgres {
                   AS t (id, account, mail_from, size, eight_bit, smtputf8, header_id, subject,
                         source, batch, batch_item)",
             &[
-                &ids,
-                &accounts,
-                &froms,
-                &sizes,
-                &eight,
-                &utf8,
-                &header_ids,
-                &subjects,
-                &sources,
-                &batches,
-                &self.host,
-                &now,
-                &items,
+                (&ids, Type::INT8_ARRAY),
+                (&accounts, Type::TEXT_ARRAY),
+                (&froms, Type::TEXT_ARRAY),
+                (&sizes, Type::INT8_ARRAY),
+                (&eight, Type::BOOL_ARRAY),
+                (&utf8, Type::BOOL_ARRAY),
+                (&header_ids, Type::TEXT_ARRAY),
+                (&subjects, Type::TEXT_ARRAY),
+                (&sources, Type::TEXT_ARRAY),
+                (&batches, Type::TEXT_ARRAY),
+                (&self.host, Type::TEXT),
+                (&now, Type::INT8),
+                (&items, Type::TEXT_ARRAY),
             ],
         )
         .map_err(before)?;
@@ -196,9 +201,9 @@ impl Postgres {
             .iter()
             .map(|p| p.body.as_deref().unwrap_or_default())
             .collect();
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO bodies (msg, body) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-            &[&ids, &bodies],
+            &[(&ids, Type::INT8_ARRAY), (&bodies, Type::BYTEA_ARRAY)],
         )
         .map_err(before)?;
         let (mut msg, mut pos, mut addr) = (Vec::new(), Vec::new(), Vec::new());
@@ -209,11 +214,15 @@ impl Postgres {
                 addr.push(r.as_str());
             }
         }
-        tx.execute(
+        tx.execute_typed(
             "INSERT INTO recipients (msg, position, address, state)
              SELECT m, p, a, 'pending' FROM unnest($1::bigint[], $2::bigint[], $3::text[])
                   AS t (m, p, a)",
-            &[&msg, &pos, &addr],
+            &[
+                (&msg, Type::INT8_ARRAY),
+                (&pos, Type::INT8_ARRAY),
+                (&addr, Type::TEXT_ARRAY),
+            ],
         )
         .map_err(before)?;
         tx.commit().map_err(|e| Inserted::Commit(pg(e)))?;
