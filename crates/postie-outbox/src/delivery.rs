@@ -37,10 +37,15 @@ pub use crate::outbox::Holder;
 /// waits before another deliverer may take it.
 pub const LEASE: Duration = Duration::from_secs(120);
 
-/// How many due messages a deliverer claims at a time: enough for every
-/// connection to have work and for claims to cost little per message, few
-/// enough that the hosts sharing an outbox share the work.
+/// How many due messages a deliverer claims at a time, at first: enough for
+/// every connection to have work, few enough that the hosts sharing an
+/// outbox share a short queue.
 pub const CLAIM_BATCH: usize = 32;
+
+/// While claims come back full (a backlog), each claims twice as many as
+/// the last, up to this: claims and acknowledgements then cost little per
+/// message. A claim that comes back short starts again at [`CLAIM_BATCH`].
+pub const CLAIM_MAX: usize = 256;
 
 /// How often a running deliverer looks for deliverers that died, whose
 /// leased messages it returns to the queue: well within a minute of a host's
@@ -96,6 +101,9 @@ struct Inner {
     holder: Holder,
     /// Records attempts, grouped under load.
     acks: ack::Acks,
+    /// How many messages the next claim takes ([`CLAIM_BATCH`] ..
+    /// [`CLAIM_MAX`]).
+    claim_size: std::sync::atomic::AtomicUsize,
     /// Sends per account in the last 24 hours, with the recipients each
     /// reached (for daily limits), seeded from the outbox when an account
     /// first sends.
@@ -114,6 +122,7 @@ impl Deliverer {
         let holder = unblock(move || o.register_holder()).await?;
         Ok(Deliverer(Arc::new(Inner {
             acks: ack::Acks::new(outbox.clone(), settings.policy.clone()),
+            claim_size: CLAIM_BATCH.into(),
             settings,
             pool: Pool::new(mailer),
             outbox,
@@ -308,14 +317,24 @@ impl Inner {
         let account = scope.account.map(str::to_string);
         let batch = scope.batch.map(str::to_string);
         let prefix = self.holder.token_prefix().to_string();
-        self.db(move |o| {
-            let scope = Scope {
-                account: account.as_deref(),
-                batch: batch.as_deref(),
-            };
-            o.claim_in(SystemTime::now(), LEASE, CLAIM_BATCH, &scope, &prefix)
-        })
-        .await
+        let size = self.claim_size.load(std::sync::atomic::Ordering::Relaxed);
+        let got = self
+            .db(move |o| {
+                let scope = Scope {
+                    account: account.as_deref(),
+                    batch: batch.as_deref(),
+                };
+                o.claim_in(SystemTime::now(), LEASE, size, &scope, &prefix)
+            })
+            .await?;
+        let next = if got.len() >= size {
+            (size * 2).min(CLAIM_MAX)
+        } else {
+            CLAIM_BATCH
+        };
+        self.claim_size
+            .store(next, std::sync::atomic::Ordering::Relaxed);
+        Ok(got)
     }
 
     /// Deliver the account's queued claims one after another over one

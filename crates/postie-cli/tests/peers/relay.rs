@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::oauth::{USER, logged_in};
@@ -1256,20 +1257,7 @@ fn relay_users_are_added_listed_and_removed_while_the_relay_runs() {
     assert!(none.stdout.contains("no relay users"), "{none}");
     assert_eq!(relay_login(port, user, pw), 535, "an unknown user logs in");
 
-    sb.postie()
-        .args([
-            "relay",
-            "user",
-            "add",
-            user,
-            "--account",
-            "ali",
-            "--password-env",
-            "RELAY_PW",
-        ])
-        .env("RELAY_PW", pw)
-        .run()
-        .success();
+    add_relay_user(&sb, user, "ali", pw);
     let listed = list();
     assert!(
         listed.stdout.contains(&format!("{user}  -> account ali")),
@@ -1470,4 +1458,213 @@ fn upstream_refusals_are_classified_by_the_relay_and_a_resumed_account_delivers(
     }
     assert_eq!(stats()["stored"].as_u64().unwrap_or(0) - stored_before, 4);
     drop(relay);
+}
+
+/// A network namespace of the test's own, joined to this one by a veth pair with private
+/// addresses: a client there reaches the relay from beyond loopback, and no packet leaves the
+/// machine. Removed when dropped.
+struct Netns {
+    name: String,
+    host_if: String,
+    /// This side's address (the relay listens here) and the namespace's.
+    host: String,
+    inside: String,
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let n = std::process::id() % 200 + 20;
+        let name = format!("postie-t{}", std::process::id());
+        let host_if = format!("pth{}", std::process::id() % 100_000);
+        let peer_if = format!("ptn{}", std::process::id() % 100_000);
+        let (host, inside) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
+        let ns = Netns {
+            name: name.clone(),
+            host_if: host_if.clone(),
+            host: host.clone(),
+            inside: inside.clone(),
+        };
+        for args in [
+            vec!["netns", "add", &name],
+            vec![
+                "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+            ],
+            vec!["link", "set", &peer_if, "netns", &name],
+            vec!["addr", "add", &format!("{host}/30"), "dev", &host_if],
+            vec!["link", "set", &host_if, "up"],
+            vec![
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{inside}/30"),
+                "dev",
+                &peer_if,
+            ],
+            vec!["-n", &name, "link", "set", &peer_if, "up"],
+            vec!["-n", &name, "link", "set", "lo", "up"],
+        ] {
+            let out = std::process::Command::new("ip")
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "ip {}: {} (the test needs root, as ci/test.sh runs)",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        ns
+    }
+
+    /// A command run inside the namespace.
+    fn exec(&self, program: &std::ffi::OsStr) -> std::process::Command {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// What a client beyond loopback gets, step by step (one JSON object on stdout): the EHLO
+/// keywords in clear, MAIL and AUTH in clear, then after STARTTLS: MAIL without AUTH, a wrong
+/// password, the right one and a message.
+const REMOTE_CLIENT: &str = r#"
+import json, smtplib, ssl, sys
+host, port, user, pw, tok = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+out = {}
+s = smtplib.SMTP(host, port, timeout=20)
+s.ehlo("remote.test")
+out["client_addr"] = s.sock.getsockname()[0]
+out["clear_auth_offered"] = s.has_extn("auth")
+out["clear_mail"] = s.docmd("MAIL FROM:<x@remote.test>")[0]
+out["clear_rcpt"] = s.docmd("RCPT TO:<victim@elsewhere.test>")[0]
+out["clear_auth"] = s.docmd("AUTH PLAIN", "AHUAcHc=")[0]
+s.starttls(context=ssl._create_unverified_context())
+s.ehlo("remote.test")
+out["tls_mail"] = s.docmd("MAIL FROM:<x@remote.test>")[0]
+out["tls_rcpt"] = s.docmd("RCPT TO:<victim@elsewhere.test>")[0]
+try:
+    s.login(user, pw + "-wrong")
+    out["wrong_login"] = 235
+except smtplib.SMTPAuthenticationError as e:
+    out["wrong_login"] = e.smtp_code
+s.quit()
+s = smtplib.SMTP(host, port, timeout=20)
+s.starttls(context=ssl._create_unverified_context())
+s.login(user, pw)
+s.sendmail("x@remote.test", ["bob@example.test"], ("From: x@remote.test\r\nSubject: %s\r\n\r\nfrom beyond loopback\r\n" % tok).encode())
+out["sent"] = True
+s.quit()
+print(json.dumps(out))
+"#;
+
+/// Beyond loopback, in a network namespace of its own: a remote client without AUTH, or without
+/// TLS, cannot relay; with TLS and a relay user's password it can (the control).
+#[test]
+fn not_an_open_relay_to_a_client_beyond_loopback() {
+    let ns = Netns::new();
+    let sb = Sandbox::new();
+    add_password_account(&sb, "a", "remote@example.test", Peer::Aiosmtpd);
+    let (user, pw) = ("remote-app", "Relay-user-pw-81x");
+    add_relay_user(&sb, user, "a", pw);
+    // The peers' certificate (for 127.0.0.1: the remote client does not verify it; what is
+    // tested is that TLS comes before AUTH, not the certificate's name).
+    let tls = Path::new(peers().ca()).parent().unwrap().to_path_buf();
+    append_config(
+        &sb,
+        &format!(
+            "[relay]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            tls.join("cert.pem").display(),
+            tls.join("key.pem").display()
+        ),
+    );
+    // (a port free on this side; the relay binds the veth address only)
+    let port = free_port();
+    let mut relay = KillOnDrop(
+        sb.std_postie()
+            .args(["relay", "--listen", &format!("{}:{port}", ns.host)])
+            .env(UPSTREAM_PW_VAR, Peer::Aiosmtpd.password())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let log = Arc::new(Mutex::new(String::new()));
+    let l2 = log.clone();
+    let err = relay.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let mut l = l2.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !log.lock().unwrap().contains("listening on") {
+        assert!(
+            std::time::Instant::now() < deadline && relay.0.try_wait().unwrap().is_none(),
+            "the relay did not start: {}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tok = token("remote");
+    let py = python();
+    let out = ns
+        .exec(py.get_program())
+        .args([
+            "-c",
+            REMOTE_CLIENT,
+            &ns.host,
+            &port.to_string(),
+            user,
+            pw,
+            &tok,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the remote client: {stdout}\n{}\nrelay:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log.lock().unwrap()
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The premise: the relay saw a client beyond loopback.
+    assert_eq!(v["client_addr"], ns.inside.as_str(), "{v}");
+    assert_eq!(v["clear_auth_offered"], false, "AUTH offered in clear: {v}");
+    for step in ["clear_mail", "clear_auth", "tls_mail"] {
+        assert_eq!(v[step], 530, "{step}: {v}");
+    }
+    for step in ["clear_rcpt", "tls_rcpt"] {
+        assert!(v[step].as_u64().unwrap() >= 500, "{step}: {v}");
+    }
+    assert_eq!(v["wrong_login"], 535, "{v}");
+    assert_eq!(v["sent"], true);
+    // The control: the relay did deliver for the client that authenticated.
+    crate::spool::delivered(Peer::Aiosmtpd, &tok, 1);
+}
+
+/// A child process killed when dropped (a failed assertion included).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

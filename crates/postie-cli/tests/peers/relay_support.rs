@@ -245,3 +245,13 @@ pub fn load_finished(load: &mut Child, what: &str) -> u64 {
         .and_then(|v| v["errors"].as_u64())
         .unwrap_or_else(|| panic!("{what}: no summary from load.py: {summary:?}"))
 }
+
+/// `postie relay user add USER --account ACCOUNT` with password `pw`.
+pub fn add_relay_user(sb: &Sandbox, user: &str, account: &str, pw: &str) {
+    sb.postie()
+        .args(["relay", "user", "add", user, "--account", account])
+        .args(["--password-env", "RELAY_USER_PW"])
+        .env("RELAY_USER_PW", pw)
+        .run()
+        .success();
+}
