@@ -249,6 +249,14 @@ impl Deliverer {
                 r = shutdown.changed() => if r.is_err() { break },
             }
         }
+        // Outcomes already handed over are recorded first (a message the
+        // server took must not go back to the queue as if it had not).
+        let recorded = async {
+            while self.0.acks.busy() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), recorded).await;
         // Sends cut short leave their claims: give them back now rather
         // than when the leases run out.
         let prefix = self.0.holder.token_prefix().to_string();
@@ -338,35 +346,20 @@ impl Inner {
     }
 
     /// Deliver the account's queued claims one after another over one
-    /// connection (reused between messages). Each outcome is recorded while
-    /// the next message is sent; an attempt whose credentials were refused
-    /// is waited for (the account is paused: the rest go back untouched).
+    /// connection (reused between messages). Each outcome is recorded
+    /// before the next message is sent: a deliverer that dies can have sent
+    /// at most one message per connection that it did not record (the
+    /// duplicate SMTP cannot rule out). Outcomes of several connections
+    /// are recorded together.
     async fn drain(&self, account: &str, queue: &StdMutex<VecDeque<Claim>>) -> Vec<Delivered> {
         let mut out = Vec::new();
-        let mut recording: VecDeque<Recording> = VecDeque::new();
         loop {
             let next = queue.lock().expect("queue lock").pop_front();
             let Some(claim) = next else { break };
-            let r = match self.attempt(account, claim).await {
-                Attempted::Done(d) => {
-                    out.push(d);
-                    continue;
-                }
-                Attempted::Recording(r) => r,
+            let d = match self.attempt(account, claim).await {
+                Attempted::Done(d) => d,
+                Attempted::Recording(r) => self.recorded(account, r).await,
             };
-            // Tell about those already recorded, in order.
-            while recording.front().is_some_and(Recording::is_ready) {
-                let done = recording.pop_front().expect("front");
-                out.push(self.recorded(account, done).await);
-            }
-            if !r.credentials {
-                recording.push_back(r);
-                continue;
-            }
-            for done in recording.drain(..) {
-                out.push(self.recorded(account, done).await);
-            }
-            let d = self.recorded(account, r).await;
             let paused = matches!(d.disposition, Disposition::Paused { .. });
             out.push(d);
             if paused {
@@ -384,14 +377,10 @@ impl Inner {
                 break;
             }
         }
-        for done in recording {
-            out.push(self.recorded(account, done).await);
-        }
         out
     }
 
-    /// Send one claim; its outcome is handed to the recorder at once (the
-    /// connection goes on with the next message meanwhile).
+    /// Send one claim; its outcome is handed to the recorder.
     async fn attempt(&self, account: &str, claim: Claim) -> Attempted {
         let now = SystemTime::now();
         let acct = self
@@ -512,19 +501,11 @@ impl Inner {
                 r
             }
         };
-        let credentials = matches!(
-            outcome,
-            Outcome::Failed {
-                class: FailureClass::Credentials,
-                ..
-            }
-        );
         let recorded = self.acks.submit(claim.clone(), outcome);
         Attempted::Recording(Recording {
             claim,
             detail,
             recorded,
-            credentials,
         })
     }
 
@@ -534,7 +515,6 @@ impl Inner {
             claim,
             detail,
             recorded,
-            ..
         } = r;
         let disposition = match ack::outcome(recorded).await {
             Ok(d) => d,
@@ -849,14 +829,6 @@ struct Recording {
     claim: Claim,
     detail: String,
     recorded: ack::Pending,
-    /// The server refused the account's credentials.
-    credentials: bool,
-}
-
-impl Recording {
-    fn is_ready(&self) -> bool {
-        ack::is_ready(&self.recorded)
-    }
 }
 
 /// Whether a send may start: now or at a reserved slot (with the

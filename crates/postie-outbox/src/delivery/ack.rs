@@ -5,7 +5,8 @@
 //! No timer: a lone attempt is recorded at once; under load, whatever
 //! finished during one commit goes into the next. The price is the window
 //! in which a crash makes a duplicate (after the server's `250`, before the
-//! commit): it grows from one commit to at most two.
+//! commit): it grows from one commit to at most two, still one message per
+//! connection (a connection waits for its message to be recorded).
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -31,11 +32,6 @@ pub(super) async fn outcome(p: Pending) -> Result<Disposition> {
             "the outbox task recording attempts stopped",
         ))
     })
-}
-
-/// The outcome is recorded (or recording failed): [`outcome`] will not wait.
-pub(super) fn is_ready(p: &Pending) -> bool {
-    !p.0.is_empty() || p.0.is_terminated()
 }
 
 /// The attempts waiting to be recorded, and whether a task records them.
@@ -76,6 +72,11 @@ impl Acks {
             tokio::spawn(self.clone().record());
         }
         Pending(rx)
+    }
+
+    /// True while outcomes wait to be recorded or are being recorded.
+    pub(super) fn busy(&self) -> bool {
+        self.queue.lock().expect("ack queue lock").recording
     }
 
     /// Record groups until nothing waits.
