@@ -697,7 +697,8 @@ Examples:
 
 Exit status: 0 done; 75 after `queue run` when a message failed for good or an account is paused
 (`postie queue list` says which); 64 usage (unknown id); 74 the outbox cannot be opened or read
-(a damaged database, a directory that cannot be made).";
+(a damaged database, a directory that cannot be made); 78 a shared outbox's database refused the
+connection (its password: `postie queue password`; the server's pg_hba.conf).";
 
 const SENDMAIL_HELP: &str = "\
 Compatible with /usr/sbin/sendmail as cron, git send-email, mutt and PHP's mail() call it:

@@ -104,8 +104,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// when this returns, like [`Store::commit`].
     fn commit_row(&self, body: Vec<u8>, meta: NewMessage) -> Result<MessageId>;
 
-    /// Lease up to `limit` due messages within `scope`, oldest first, to the
-    /// caller until `now + lease`. Paused accounts are skipped; after an
+    /// Lease up to `limit` due messages within `scope` to the caller until
+    /// `now + lease`, the longest waiting first (an outbox directory orders
+    /// them by when they were queued, PostgreSQL by when they fell due, which
+    /// an index gives it without a sort). Paused accounts are skipped; after an
     /// expiring pause (see [`RetryPolicy::credentials_pause`]) one message
     /// of the account is taken as a probe. Lease tokens start with
     /// `token_prefix`, so a worker's leases can be found again

@@ -436,13 +436,20 @@ async fn store_password(
                 ));
             }
         }
-    } else if password_stdin || !super::interactive() {
-        super::read_stdin_secret("--password-stdin")?
     } else {
-        super::prompt_secret(
-            "Password of the outbox database",
-            "Give --password-env VAR or --password-stdin.",
-        )?
+        // (stdin and the terminal block: not on an async thread)
+        let piped = password_stdin || !super::interactive();
+        postie::blocking::unblock(move || {
+            if piped {
+                super::read_stdin_secret("--password-stdin")
+            } else {
+                super::prompt_secret(
+                    "Password of the outbox database",
+                    "Give --password-env VAR or --password-stdin.",
+                )
+            }
+        })
+        .await?
     };
     if let Some(id) = &config.outbox.host_id {
         target.set_host_id(id);

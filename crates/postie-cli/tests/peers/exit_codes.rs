@@ -346,7 +346,7 @@ fn sendmail_and_queue_exit_codes_match_the_help() {
     ];
     check("sendmail --help", prose(&["sendmail"]), &cases, &[]);
 
-    // queue: 0, 64, 74, 75
+    // queue: 0, 64, 74, 75, 78
     let damaged = Sandbox::new();
     damaged.postie().args(["queue", "list"]).run().success();
     let db = damaged.path().join("data/postie/outbox/outbox.sqlite3");
@@ -371,6 +371,21 @@ fn sendmail_and_queue_exit_codes_match_the_help() {
             74,
             "the outbox cannot be made",
             unstorable.postie().args(["queue", "list"]).run(),
+        ),
+        (
+            78,
+            "the shared outbox's database refuses the password",
+            sb.postie()
+                .args(["queue", "list"])
+                .env(
+                    "POSTIE_OUTBOX",
+                    format!(
+                        "postgres://{}:Wr0ng-exit-code-pw@127.0.0.1:{}/postgres?sslmode=disable",
+                        peers().get("POSTGRES_USER"),
+                        peers().get("POSTGRES_PORT")
+                    ),
+                )
+                .run(),
         ),
         (75, "a message failed for good in this run", {
             paused
