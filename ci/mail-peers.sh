@@ -23,6 +23,7 @@ PF_SUBMIT=14587 PF_SMTPS=14465 PF_OAUTH=14588 PF_SMALL=14589 PF_BIG=14590 PF_PIP
 PF_SIZE_LIMIT=20971520 PF_SMALL_LIMIT=1048576 PF_BIG_LIMIT=104857600
 GMAIL_STARTTLS=15587 GMAIL_SMTPS=15465
 EXPIRED_STARTTLS=16587 EXPIRED_SMTPS=16465 OTHERNAME_STARTTLS=16588 OTHERNAME_SMTPS=16466
+EXPIRING_SMTPS=16467
 FLAKY_STARTTLS=17587 FLAKY_PLAIN=17525
 PG_PORT=15432 PG_USER=postie PG_PASSWORD=pg-outbox-Kx7-test PG_DB=postie
 OTHER_NAME=other.test
@@ -97,7 +98,8 @@ port_busy() { (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null; }
 bg() { local n=$1; shift; "$@" >"$W/run/$n.log" 2>&1 & echo $! >"$W/run/$n.pid"; }
 
 # A private CA and leaf certificates signed by it (rustls refuses a CA certificate as a server's
-# own): cert.pem for localhost/127.0.0.1/::1, expired.pem (valid 2020 only), other.pem (other.test).
+# own): cert.pem for localhost/127.0.0.1/::1, expired.pem (valid 2020 only), other.pem (other.test),
+# expiring.pem (valid for 7 days from now: the doctor warns under 14).
 # A private PostgreSQL cluster (Debian's server binaries, initdb + pg_ctl, no system service) on
 # loopback, for the shared outbox. As root, it runs as the postgres user the package created.
 start_postgres() {
@@ -164,6 +166,7 @@ CNF
   leaf cert localhost "DNS:localhost,IP:127.0.0.1,IP:::1" -days 3650
   leaf expired localhost "DNS:localhost,IP:127.0.0.1,IP:::1" -startdate 20200101000000Z -enddate 20210101000000Z
   leaf other "$OTHER_NAME" "DNS:$OTHER_NAME" -days 3650
+  leaf expiring localhost "DNS:localhost,IP:127.0.0.1,IP:::1" -days 7
   mv "$d/cert-key.pem" "$d/key.pem"
 }
 
@@ -176,8 +179,8 @@ start() {
   local p busy=""
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
            $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE $GMAIL_STARTTLS $GMAIL_SMTPS \
-           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN \
-           $PG_PORT; do
+           $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $EXPIRING_SMTPS $FLAKY_STARTTLS \
+           $FLAKY_PLAIN $PG_PORT; do
     port_busy "$p" && busy="$busy $p"
   done
   [ -z "$busy" ] || { echo "mail-peers: ports already in use:$busy (peers of another MAIL_PEERS_DIR still running?)" >&2; exit 1; }
@@ -198,6 +201,8 @@ start() {
      --cert tls/expired.pem --key tls/expired-key.pem --user alice:secret --spool spool/tls-expired
   bg tls-othername "$py" "$smtpd" --starttls-port $OTHERNAME_STARTTLS --smtps-port $OTHERNAME_SMTPS \
      --cert tls/other.pem --key tls/other-key.pem --user alice:secret --spool spool/tls-othername
+  bg tls-expiring "$py" "$smtpd" --smtps-port $EXPIRING_SMTPS \
+     --cert tls/expiring.pem --key tls/expiring-key.pem --user alice:secret --spool spool/tls-expiring
   # faults injected at run time through the control file (see provider_smtpd.py --control-file)
   bg flaky "$py" "$smtpd" --starttls-port $FLAKY_STARTTLS --plain-port $FLAKY_PLAIN \
      --cert tls/cert.pem --key tls/key.pem --user alice:secret --token-file "$W/tokens.txt" \
@@ -213,7 +218,7 @@ start() {
   fi
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
            $GMAIL_STARTTLS $GMAIL_SMTPS $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS \
-           $FLAKY_STARTTLS $FLAKY_PLAIN; do
+           $EXPIRING_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN; do
     wait_port "$p"; done
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then for p in $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE; do wait_port "$p"; done; fi
   # one KEY=value per line, no quoting: values never contain spaces
@@ -249,6 +254,8 @@ TLS_OTHERNAME=$OTHER_NAME
 TLS_OTHERNAME_STARTTLS=$OTHERNAME_STARTTLS
 TLS_OTHERNAME_SMTPS=$OTHERNAME_SMTPS
 TLS_OTHERNAME_SPOOL=$W/spool/tls-othername
+TLS_EXPIRING_SMTPS=$EXPIRING_SMTPS
+TLS_EXPIRING_SPOOL=$W/spool/tls-expiring
 TLS_PEERS_USER=alice
 TLS_PEERS_PASSWORD=secret
 FLAKY_STARTTLS=$FLAKY_STARTTLS

@@ -58,6 +58,9 @@ done
 T="expired certificate is refused by Python's ssl"; ok py "
 try: C.wrap_socket(socket.create_connection(('127.0.0.1',int(E['TLS_EXPIRED_SMTPS']))),server_hostname='localhost'); raise SystemExit(1)
 except ssl.SSLCertVerificationError as e: assert 'expired' in str(e)"
+T="expiring certificate is accepted by Python's ssl and ends within 14 days"; ok py "
+t=C.wrap_socket(socket.create_connection(('127.0.0.1',int(E['TLS_EXPIRING_SMTPS']))),server_hostname='localhost')
+left=ssl.cert_time_to_seconds(t.getpeercert()['notAfter'])-__import__('time').time(); t.close(); assert 0<left<14*86400, left"
 T="other-name certificate: refused for 127.0.0.1, accepted for \$TLS_OTHERNAME"; ok py "
 p=int(E['TLS_OTHERNAME_SMTPS'])
 try: C.wrap_socket(socket.create_connection(('127.0.0.1',p)),server_hostname='127.0.0.1'); raise SystemExit(1)

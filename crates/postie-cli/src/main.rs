@@ -184,7 +184,7 @@ fn real_main() -> i32 {
             return exit::SOFTWARE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Send(args) => rt.block_on(cmd::send::run(&g, *args)),
         Command::Account(c) => cmd::account::run(&g, c),
         Command::Login(a) => rt.block_on(cmd::login::login(&g, a)),
@@ -210,5 +210,12 @@ fn real_main() -> i32 {
         Command::Sendmail(a) => rt.block_on(cmd::sendmail::run(&g, &a.args)),
         Command::Sandbox(a) => rt.block_on(cmd::sandbox::run(&g, *a)),
         Command::Completions { .. } | Command::Man { .. } => unreachable!("handled above"),
-    }
+    };
+    // Every command awaits its own work. What may still run: a value being
+    // dropped on the blocking pool (`blocking::discard`, quick), and a lookup
+    // the command gave up on (a DNS query past its timeout stays in the
+    // resolver as long as resolv.conf says, 30 s and more): a second for the
+    // first, no waiting for the second.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

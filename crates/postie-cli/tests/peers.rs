@@ -28,6 +28,8 @@ mod hostile;
 mod inputs;
 #[path = "peers/many.rs"]
 mod many;
+#[path = "peers/netns.rs"]
+mod netns;
 #[path = "peers/oauth.rs"]
 mod oauth;
 #[path = "peers/relay.rs"]

@@ -233,7 +233,11 @@ pub(super) async fn check_dns(run: &mut Run<'_>, ep: &Endpoint) -> Option<Vec<So
                 ),
                 started,
             );
-            c.explanation = Some(finding("doctor-dns-timeout", &run.ctx(), &[]));
+            c.explanation = Some(finding(
+                "doctor-dns-timeout",
+                &run.ctx(),
+                &[("host", &ep.host)],
+            ));
             run.push(c);
             None
         }

@@ -47,9 +47,16 @@ fn add_from(
         .success();
 }
 
+/// `postie doctor NAME` with a 5 s timeout unless `extra` gives one.
 fn doctor(sb: &Sandbox, name: &str, password: &str, extra: &[&str]) -> Run {
+    let timeout: &[&str] = if extra.contains(&"--timeout") {
+        &[]
+    } else {
+        &["--timeout", "5s"]
+    };
     sb.postie()
-        .args(["doctor", name, "--timeout", "5s"])
+        .args(["doctor", name])
+        .args(timeout)
         .args(extra)
         .env(DOCTOR_PW, password)
         .run()
@@ -59,7 +66,7 @@ fn doctor(sb: &Sandbox, name: &str, password: &str, extra: &[&str]) -> Run {
 fn stage<'a>(v: &'a Value, stage: &str) -> &'a Value {
     v["checks"]
         .as_array()
-        .expect("checks")
+        .unwrap_or_else(|| panic!("no checks in {v}"))
         .iter()
         .find(|c| c["stage"] == stage)
         .unwrap_or_else(|| panic!("no {stage} check in {v}"))
@@ -312,13 +319,7 @@ fn an_auth_mechanism_the_server_lacks_fails_at_ehlo() {
     let sb = Sandbox::new();
     let peer = Peer::SmtpServer;
     add(&sb, "m", peer, peer.port(Tls::StartTls), "starttls");
-    let path = sb.config_home().join("postie/config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(
-        "[accounts.m]\n",
-        "[accounts.m]\nauth_mechanism = \"OAUTHBEARER\"\n",
-    );
-    std::fs::write(&path, text).unwrap();
+    set_mechanism(&sb, "m", "OAUTHBEARER");
     let run = doctor(&sb, "m", peer.password(), &["--json"]);
     run.code(79);
     let v = run.json();
@@ -472,26 +473,12 @@ fn a_gmail_password_that_is_not_an_app_password_is_warned_about() {
 #[test]
 fn a_gmail_send_scope_is_warned_about() {
     let sb = Sandbox::new();
-    sb.postie()
-        .args([
-            "account",
-            "add",
-            "gs",
-            "--provider",
-            "gmail",
-            "--auth",
-            "oauth",
-        ])
-        .opt("--host", "127.0.0.1")
-        .opt("--port", peers().port("AIOSMTPD_STARTTLS").to_string())
-        .opt("--tls", "starttls")
-        .opt("--email", USER)
-        .opt("--client-id", "test-client")
-        .opt("--issuer", peers().get("OAUTH_AS"))
-        .opt("--scope", "https://www.googleapis.com/auth/gmail.send")
-        .opt("--ca-file", peers().ca())
-        .run()
-        .success();
+    add_oauth_scoped(
+        &sb,
+        "gs",
+        "gmail",
+        "https://www.googleapis.com/auth/gmail.send",
+    );
     sign_in(&sb, "gs");
     let run = sb.postie().args(["doctor", "gs", "--json", "-vv"]).run();
     let v = run.json();
@@ -550,8 +537,10 @@ fn human_output_snapshots() {
 /// A port whose connections are silently dropped, as a firewall or a cloud provider blocking
 /// SMTP does: a listener with a full accept queue (backlog 0, one connection held) makes the
 /// kernel drop every further SYN, so connecting times out.
-#[test]
-fn dropped_connections_time_out_and_name_the_firewall() {
+/// A port on 127.0.0.1 whose listen queue is full (one connection held, never accepted):
+/// connecting there gets no answer, as behind a firewall that drops packets. Kill the process
+/// when done.
+fn unanswered_port() -> (std::process::Child, u16) {
     let mut holder = crate::relay_support::python()
         .args([
             "-c",
@@ -569,7 +558,12 @@ fn dropped_connections_time_out_and_name_the_firewall() {
         &mut line,
     )
     .unwrap();
-    let port: u16 = line.trim().parse().expect("port");
+    (holder, line.trim().parse().expect("port"))
+}
+
+#[test]
+fn dropped_connections_time_out_and_name_the_firewall() {
+    let (mut holder, port) = unanswered_port();
     let sb = Sandbox::new();
     add(&sb, "fw", Peer::Aiosmtpd, port, "starttls");
     let run = sb
@@ -634,10 +628,8 @@ fn a_host_name_is_resolved_and_its_addresses_listed() {
     );
 }
 
-/// A config file other users can write (they could set password_command) is warned about;
-/// the run goes on.
-#[test]
-fn a_config_file_others_can_write_is_warned_about() {
+/// `postie doctor --json` of a working account whose config file has mode 666; succeeded.
+fn doctor_with_a_config_others_can_write() -> Run {
     use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
     let peer = Peer::Aiosmtpd;
@@ -646,6 +638,14 @@ fn a_config_file_others_can_write_is_warned_about() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     let run = doctor(&sb, "perm", peer.password(), &["--json"]);
     run.success();
+    run
+}
+
+/// A config file other users can write (they could set password_command) is warned about;
+/// the run goes on.
+#[test]
+fn a_config_file_others_can_write_is_warned_about() {
+    let run = doctor_with_a_config_others_can_write();
     let v = run.json();
     let config = stage(&v, "config");
     assert_eq!(config["status"], "warning", "{run}");
@@ -815,4 +815,323 @@ fn a_bad_send_test_address_is_refused_before_connecting() {
         "it connected: {}",
         s.received()
     );
+}
+
+/// Sets `auth_mechanism` of account `name` in the sandbox's config file.
+fn set_mechanism(sb: &Sandbox, name: &str, mechanism: &str) {
+    let path = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = format!("[accounts.{name}]\n");
+    let text = text.replace(
+        &table,
+        &format!("{table}auth_mechanism = \"{mechanism}\"\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Adds OAuth account `name` of `provider` for the Authlib server asking for `scope`, sending
+/// through aiosmtpd; not signed in yet.
+fn add_oauth_scoped(sb: &Sandbox, name: &str, provider: &str, scope: &str) {
+    sb.postie()
+        .args(["account", "add", name, "--provider", provider])
+        .opt("--auth", "oauth")
+        .opt("--host", "127.0.0.1")
+        .opt("--port", peers().port("AIOSMTPD_STARTTLS").to_string())
+        .opt("--tls", "starttls")
+        .opt("--email", USER)
+        .opt("--client-id", "test-client")
+        .opt("--issuer", peers().get("OAUTH_AS"))
+        .opt("--scope", scope)
+        .opt("--ca-file", peers().ca())
+        .run()
+        .success();
+}
+
+/// Appends `toml` (whole `[accounts.NAME]` tables) to the sandbox's config file.
+fn append_accounts(sb: &Sandbox, toml: &str) {
+    let path = sb.config_home().join("postie/config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str(toml);
+    std::fs::write(&path, text).unwrap();
+}
+
+/// A password account table for `[accounts.NAME]`, with `extra` lines.
+fn account_toml(
+    name: &str,
+    provider: &str,
+    host: &str,
+    port: u16,
+    tls: &str,
+    extra: &str,
+) -> String {
+    format!(
+        "\n[accounts.{name}]\nprovider = \"{provider}\"\nemail = \"{FROM}\"\nhost = \"{host}\"\n\
+         port = {port}\ntls = \"{tls}\"\npassword_env = \"{DOCTOR_PW}\"\n{extra}"
+    )
+}
+
+/// The sweep of the doctor's own explanations: every `doctor-*` entry of the catalog is reached
+/// by a run of `postie doctor` against something that really has the fault — a config, a name
+/// server (in a network namespace of the test's own, so no query leaves the machine), a port
+/// nothing answers on, a peer's certificate, an authorization server's grant — and is named at
+/// the stage the fault belongs to. An entry added to the catalog without a case here fails the
+/// sweep; so does a case whose fault stops being found.
+#[test]
+fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
+    use std::collections::BTreeSet;
+    let mut reached: BTreeSet<String> = BTreeSet::new();
+    let mut found = |run: &Run, at: &str, id: &str| {
+        let v = run.json();
+        let c = stage(&v, at);
+        assert_eq!(c["explanation"]["id"], id, "{id} expected at {at}: {run}");
+        assert!(
+            c["explanation"]["fix"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty()),
+            "{id} names a fix: {run}"
+        );
+        assert_ne!(c["status"], "ok", "{run}");
+        reached.insert(id.to_string());
+    };
+
+    // ---- the configuration alone (nothing is contacted: the run stops at the config) ----
+    let sb = Sandbox::new();
+    let auth = "auth = \"password\"\nuser = \"alice\"\n";
+    append_accounts(
+        &sb,
+        &[
+            account_toml("p465", "generic", "127.0.0.1", 465, "starttls", auth),
+            account_toml("p587", "generic", "127.0.0.1", 587, "implicit", auth),
+            account_toml(
+                "ms",
+                "outlook",
+                "127.0.0.1",
+                465,
+                "implicit",
+                "auth = \"app-password\"\n",
+            ),
+            account_toml("gpw", "gmail", "127.0.0.1", 587, "starttls", auth),
+            account_toml(
+                "ounset",
+                "generic",
+                "127.0.0.1",
+                587,
+                "starttls",
+                "auth = \"oauth\"\n",
+            ),
+            account_toml(
+                "ca",
+                "generic",
+                "127.0.0.1",
+                587,
+                "starttls",
+                &format!(
+                    "{auth}ca_file = \"{}/no-such-ca.pem\"\n",
+                    sb.path().display()
+                ),
+            ),
+        ]
+        .concat(),
+    );
+    for (name, id) in [
+        ("p465", "doctor-port-465-starttls"),
+        ("p587", "doctor-port-587-implicit"),
+        ("ms", "doctor-microsoft-465"),
+        ("gpw", "doctor-auth-unsupported"),
+        ("ounset", "doctor-oauth-unset"),
+        ("ca", "doctor-ca-file-missing"),
+    ] {
+        let run = doctor(&sb, name, "pw", &["--json"]);
+        run.code(78);
+        found(&run, "config", id);
+        assert_eq!(stage(&run.json(), "dns")["status"], "skipped", "{run}");
+    }
+    // port 25 is a warning: the run goes on (to whatever port 25 of this machine says)
+    append_accounts(
+        &sb,
+        &account_toml("p25", "generic", "127.0.0.1", 25, "starttls", auth),
+    );
+    let run = doctor(&sb, "p25", "pw", &["--json", "--timeout", "2s"]);
+    found(&run, "config", "doctor-port-25");
+    assert_ne!(stage(&run.json(), "connect")["status"], "skipped", "{run}");
+
+    // ---- names, inside a namespace whose resolv.conf names the test's own server ----
+    let ns = crate::netns::Netns::isolated();
+    let dns_port = free_port();
+    let mut dns = ns
+        .exec(crate::relay_support::python().get_program())
+        .arg(crate::relay_support::script("dns.py"))
+        .arg(dns_port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dns.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready", "dns.py did not start");
+    // 10 s per try: a lookup the doctor gives up on (after 2 s) is still in the resolver
+    let resolv = sb.file(
+        "resolv.conf",
+        b"nameserver 127.0.0.1\noptions timeout:10 attempts:1\n",
+    );
+    let inside = |name: &str, timeout: &str| {
+        sb.postie_via(|c| ns.wrap_with_resolver(c, &resolv))
+            .args(["doctor", name, "--json", "--timeout", timeout])
+            .env(DOCTOR_PW, "pw")
+            .run()
+    };
+    for n in ["slow", "silent", "missing", "multi"] {
+        append_accounts(
+            &sb,
+            &account_toml(
+                n,
+                "generic",
+                &format!("{n}.postie.test"),
+                dns_port,
+                "starttls",
+                auth,
+            ),
+        );
+    }
+    // TLS off for a server elsewhere: refused at the config (and no route from here anyway)
+    append_accounts(
+        &sb,
+        &account_toml("plain", "generic", "192.0.2.1", 587, "none", auth),
+    );
+    let run = inside("plain", "2s");
+    run.code(78);
+    found(&run, "config", "doctor-plaintext");
+
+    let run = inside("slow", "5s"); // answered after 2.5 s
+    found(&run, "dns", "doctor-dns-slow");
+    assert_eq!(stage(&run.json(), "dns")["status"], "warning", "{run}");
+    let run = inside("missing", "5s");
+    run.code(68); // EX_NOHOST
+    found(&run, "dns", "doctor-dns-failed");
+    let summary = stage(&run.json(), "dns")["explanation"]["summary"].clone();
+    assert_eq!(
+        summary, "The host name missing.postie.test does not resolve.",
+        "{run}"
+    );
+    let started = std::time::Instant::now();
+    let run = inside("silent", "2s");
+    let took = started.elapsed();
+    run.code(68);
+    found(&run, "dns", "doctor-dns-timeout");
+    let v = run.json();
+    let x = &stage(&v, "dns")["explanation"];
+    assert_eq!(x["retry"], "later", "{run}");
+    assert!(
+        x["fix"]
+            .to_string()
+            .contains("getent hosts silent.postie.test"),
+        "{run}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "the run ended {took:?} after it started: it waited for the resolver's own 10 s"
+    );
+    // 127.0.0.1 refuses, 127.0.0.2 answers
+    let run = inside("multi", "5s");
+    found(&run, "connect", "doctor-some-addresses-fail");
+    assert_eq!(stage(&run.json(), "connect")["status"], "warning", "{run}");
+    let _ = dns.kill();
+    let _ = dns.wait();
+    drop(ns);
+
+    // ---- connecting ----
+    add(&sb, "refused", Peer::Aiosmtpd, free_port(), "starttls");
+    let run = doctor(&sb, "refused", "pw", &["--json"]);
+    found(&run, "connect", "doctor-connect-refused");
+    let (mut holder, port) = unanswered_port();
+    add(&sb, "dropped", Peer::Aiosmtpd, port, "starttls");
+    let run = doctor(&sb, "dropped", "pw", &["--json", "--timeout", "2s"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    found(&run, "connect", "doctor-connect-timeout");
+
+    // ---- TLS and the server's offer ----
+    let peer = Peer::Aiosmtpd;
+    add(&sb, "clear", peer, peers().port("AIOSMTPD_PLAIN"), "none");
+    let run = doctor(&sb, "clear", peer.password(), &["--json"]);
+    found(&run, "tls", "doctor-no-tls");
+    let peer = Peer::TlsExpiring;
+    add(&sb, "expiring", peer, peer.port(Tls::Implicit), "implicit");
+    let run = doctor(&sb, "expiring", peer.password(), &["--json"]);
+    run.success();
+    found(&run, "tls", "doctor-cert-expiring");
+    let peer = Peer::Aiosmtpd;
+    add(&sb, "mixed", peer, peer.port(Tls::Implicit), "starttls");
+    let run = doctor(&sb, "mixed", peer.password(), &["--json"]);
+    found(&run, "tls", "doctor-implicit-tls-port");
+    let peer = Peer::SmtpServer;
+    add(&sb, "mech", peer, peer.port(Tls::StartTls), "starttls");
+    set_mechanism(&sb, "mech", "OAUTHBEARER");
+    let run = doctor(&sb, "mech", peer.password(), &["--json"]);
+    found(&run, "ehlo", "doctor-auth-mechanism-missing");
+
+    // ---- credentials ----
+    let (user, password) = (peers().get("SECRET_USER"), peers().get("SECRET_PASSWORD"));
+    add_as(
+        &sb,
+        "shape",
+        "gmail",
+        user,
+        peers().port("AIOSMTPD_STARTTLS"),
+        "starttls",
+    );
+    let run = doctor(&sb, "shape", password, &["--json"]);
+    found(&run, "credentials", "doctor-app-password-shape");
+    // OAuth set up but never signed in
+    crate::oauth::add_account_for(
+        &sb,
+        "unsigned",
+        peers().port("AIOSMTPD_STARTTLS"),
+        "test-client",
+    );
+    let run = sb.postie().args(["doctor", "unsigned", "--json"]).run();
+    found(&run, "credentials", "doctor-not-signed-in");
+    // signed in, with a scope each provider's SMTP server refuses
+    for (name, provider, scope, id) in [
+        (
+            "gscope",
+            "gmail",
+            "https://www.googleapis.com/auth/gmail.send",
+            "doctor-google-scope",
+        ),
+        (
+            "mscope",
+            "office365",
+            "https://graph.microsoft.com/Mail.Send offline_access",
+            "doctor-microsoft-scope",
+        ),
+    ] {
+        add_oauth_scoped(&sb, name, provider, scope);
+        sign_in(&sb, name);
+        let run = sb.postie().args(["doctor", name, "--json"]).run();
+        found(&run, "credentials", id);
+    }
+
+    // ---- a config file others can write (a warning; everything else there passes) ----
+    found(
+        &doctor_with_a_config_others_can_write(),
+        "config",
+        "doctor-config-writable",
+    );
+
+    let catalog: BTreeSet<String> = postie::explain::finding_ids()
+        .into_iter()
+        .filter(|id| id.starts_with("doctor-"))
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        catalog.difference(&reached).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "doctor entries no case here reaches"
+    );
+    assert_eq!(reached, catalog);
 }

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::netns::Netns;
 use crate::oauth::{USER, logged_in};
 use crate::relay_support::*;
 use crate::spool::{assert_not_delivered, delivered};
@@ -1458,83 +1459,6 @@ fn upstream_refusals_are_classified_by_the_relay_and_a_resumed_account_delivers(
     }
     assert_eq!(stats()["stored"].as_u64().unwrap_or(0) - stored_before, 4);
     drop(relay);
-}
-
-/// A network namespace of the test's own, joined to this one by a veth pair with private
-/// addresses: a client there reaches the relay from beyond loopback, and no packet leaves the
-/// machine. Removed when dropped.
-struct Netns {
-    name: String,
-    host_if: String,
-    /// This side's address (the relay listens here) and the namespace's.
-    host: String,
-    inside: String,
-}
-
-impl Netns {
-    fn new() -> Netns {
-        let n = std::process::id() % 200 + 20;
-        let name = format!("postie-t{}", std::process::id());
-        let host_if = format!("pth{}", std::process::id() % 100_000);
-        let peer_if = format!("ptn{}", std::process::id() % 100_000);
-        let (host, inside) = (format!("10.231.{n}.1"), format!("10.231.{n}.2"));
-        let ns = Netns {
-            name: name.clone(),
-            host_if: host_if.clone(),
-            host: host.clone(),
-            inside: inside.clone(),
-        };
-        for args in [
-            vec!["netns", "add", &name],
-            vec![
-                "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
-            ],
-            vec!["link", "set", &peer_if, "netns", &name],
-            vec!["addr", "add", &format!("{host}/30"), "dev", &host_if],
-            vec!["link", "set", &host_if, "up"],
-            vec![
-                "-n",
-                &name,
-                "addr",
-                "add",
-                &format!("{inside}/30"),
-                "dev",
-                &peer_if,
-            ],
-            vec!["-n", &name, "link", "set", &peer_if, "up"],
-            vec!["-n", &name, "link", "set", "lo", "up"],
-        ] {
-            let out = std::process::Command::new("ip")
-                .args(&args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "ip {}: {} (the test needs root, as ci/test.sh runs)",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        ns
-    }
-
-    /// A command run inside the namespace.
-    fn exec(&self, program: &std::ffi::OsStr) -> std::process::Command {
-        let mut c = std::process::Command::new("ip");
-        c.args(["netns", "exec", &self.name]).arg(program);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .status();
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
 }
 
 /// What a client beyond loopback gets, step by step (one JSON object on stdout): the EHLO

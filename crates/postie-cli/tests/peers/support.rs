@@ -123,6 +123,9 @@ pub enum Peer {
     TlsExpired,
     /// aiosmtpd with a certificate for `TLS_OTHERNAME` only.
     TlsOtherName,
+    /// aiosmtpd with a certificate that expires 7 days after the peers started (implicit TLS
+    /// only).
+    TlsExpiring,
 }
 
 impl Peer {
@@ -135,6 +138,7 @@ impl Peer {
             Peer::Flaky => "FLAKY",
             Peer::TlsExpired => "TLS_EXPIRED",
             Peer::TlsOtherName => "TLS_OTHERNAME",
+            Peer::TlsExpiring => "TLS_EXPIRING",
         }
     }
 
@@ -158,7 +162,9 @@ impl Peer {
 
     pub fn user(self) -> &'static str {
         match self {
-            Peer::TlsExpired | Peer::TlsOtherName => peers().get("TLS_PEERS_USER"),
+            Peer::TlsExpired | Peer::TlsOtherName | Peer::TlsExpiring => {
+                peers().get("TLS_PEERS_USER")
+            }
             _ => peers().get(&format!("{}_USER", self.prefix())),
         }
     }
@@ -167,7 +173,9 @@ impl Peer {
     pub fn password(self) -> &'static str {
         match self {
             Peer::GmailLike => peers().get("GMAILLIKE_APP_PASSWORD"),
-            Peer::TlsExpired | Peer::TlsOtherName => peers().get("TLS_PEERS_PASSWORD"),
+            Peer::TlsExpired | Peer::TlsOtherName | Peer::TlsExpiring => {
+                peers().get("TLS_PEERS_PASSWORD")
+            }
             _ => peers().get(&format!("{}_PASSWORD", self.prefix())),
         }
     }
@@ -263,6 +271,20 @@ impl Sandbox {
     /// `postie` with the isolated environment; nothing of the caller's POSTIE_* leaks in.
     pub fn postie(&self) -> Postie {
         let mut cmd = Command::from(self.std_postie());
+        cmd.timeout(Duration::from_secs(90));
+        Postie {
+            cmd,
+            line: vec!["postie".into()],
+        }
+    }
+
+    /// The same isolated `postie`, run by the command `wrap` makes of it (e.g. inside a
+    /// network namespace): arguments and environment added later go to `postie`.
+    pub fn postie_via(
+        &self,
+        wrap: impl FnOnce(&std::process::Command) -> std::process::Command,
+    ) -> Postie {
+        let mut cmd = Command::from(wrap(&self.std_postie()));
         cmd.timeout(Duration::from_secs(90));
         Postie {
             cmd,

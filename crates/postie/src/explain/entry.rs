@@ -219,7 +219,14 @@ pub(super) fn fill(
             return out;
         };
         let name = &after[..close];
+        // A value the caller gives wins over the context's (a finding about
+        // a host name names that name, known or not to the context).
+        let given = values
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string());
         let said = match name {
+            _ if given.is_some() => given,
             "account" => Some(ctx.account.unwrap_or("NAME").to_string()),
             "provider" => Some(provider.unwrap_or("PROVIDER").to_string()),
             "host" => Some(ctx.host.unwrap_or("the server").to_string()),
@@ -238,10 +245,7 @@ pub(super) fn fill(
                 } else if let Some(key) = name.strip_prefix("set:") {
                     setting_placeholder(key).map(say_setting)
                 } else {
-                    values
-                        .iter()
-                        .find(|(k, _)| *k == name)
-                        .map(|(_, v)| v.to_string())
+                    None
                 }
             }
         };

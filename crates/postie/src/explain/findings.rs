@@ -352,15 +352,17 @@ pub(super) static ENTRIES: &[Entry] = &[
             "the host name is mistyped",
             "this machine has no network or no working DNS resolver",
         ],
-        &["Check host in the account ({do:account-list}); try `getent hosts HOST`"],
+        &["Check host in the account ({do:account-list}); try `getent hosts {host}`"],
         Retry::No,
     ),
     finding(
         "doctor-dns-timeout",
-        "The DNS lookup did not finish.",
+        "The DNS lookup of {host} did not finish in time.",
         &["the DNS resolver does not answer (no network, or a broken resolver)"],
-        &["Check the network and /etc/resolv.conf"],
-        Retry::No,
+        &[
+            "Check the network and /etc/resolv.conf; `getent hosts {host}` shows what the resolver says",
+        ],
+        Retry::Later,
     ),
     finding(
         "doctor-some-addresses-fail",
