@@ -47,10 +47,14 @@ Extras for client tests:
                                              multi-line one)
                          "mail_reply": "530 ..."  every MAIL FROM gets this reply
                          "data_reply": "550 ..."  every end of DATA gets this reply; nothing stored
+                         "data_delay": 8     seconds to wait at every end of DATA before going on
+                                             as the other keys say (a slow server, or a large
+                                             message on a slow link); counted in "delayed"
+                                             when the wait starts
                        Counters go to PATH.stats (JSON, rewritten atomically after every event):
                        connections, transactions (ends of DATA reached), stored, refused_rcpt,
                        failures {"down", "451", "421", "drop"}, replied {"auth", "mail", "data"}
-                       (fixed replies given). They start at zero when the server
+                       (fixed replies given), delayed (ends of DATA held back). They start at zero when the server
                        starts and are never reset: tests compare before/after.
 """
 import logging, warnings
@@ -107,7 +111,7 @@ class Faults:
         self.rng = random.Random()
         self.stats = {"connections": 0, "transactions": 0, "stored": 0, "refused_rcpt": 0,
                       "failures": {"down": 0, "451": 0, "421": 0, "drop": 0},
-                      "replied": {"auth": 0, "mail": 0, "data": 0}}
+                      "replied": {"auth": 0, "mail": 0, "data": 0}, "delayed": 0}
         self.reload()
         self.save()                # a stats file exists (all zeros) as soon as the server is up
 
@@ -155,6 +159,16 @@ class Faults:
             self.save()
             print("FIXED REPLY", stage, reply.splitlines()[0], flush=True)
         return reply or None
+
+    def data_delay(self):
+        """Seconds to wait at this end of DATA (counted when non-zero)."""
+        self.reload()
+        delay = float(self.conf.get("data_delay", 0))
+        if delay > 0:
+            self.stats["delayed"] += 1
+            self.save()
+            print("DELAY", delay, flush=True)
+        return delay
 
     def count_refused_rcpt(self):
         self.stats["refused_rcpt"] += 1
@@ -311,6 +325,9 @@ class Handler:
 
     # ---- delivery ----
     async def handle_DATA(self, server, session, envelope):
+        delay = self.faults.data_delay() if self.faults else 0
+        if delay:
+            await asyncio.sleep(delay)
         fixed = self.faults.fixed_reply("data") if self.faults else None
         if fixed:
             return fixed           # nothing stored

@@ -31,10 +31,11 @@ use crate::outbox::{Claim, Disposition, FailureClass, Outbox, Outcome, RetryPoli
 
 pub use crate::outbox::Holder;
 
-/// How long a claimed message stays leased to this deliverer. Leases are
-/// renewed while a message is being sent, so this bounds only how long a
-/// message of a deliverer that hung (not one that died: see [`Holder`])
-/// waits before another deliverer may take it.
+/// How long a claimed message stays leased to this deliverer, unless
+/// [`Settings::lease`] says otherwise. Leases are renewed while a message is
+/// being sent, so this bounds only how long a message of a deliverer that
+/// hung (not one that died: see [`Holder`]) waits before another deliverer
+/// may take it.
 pub const LEASE: Duration = Duration::from_secs(120);
 
 /// How many due messages a deliverer claims at a time, at first: enough for
@@ -85,6 +86,9 @@ pub struct Settings {
     /// Remove sent messages this long after they were sent, while
     /// [`Deliverer::run`] runs (`[relay] keep_sent`); `None`: keep them.
     pub keep_sent: Option<Duration>,
+    /// How long a claimed message is held ([`LEASE`] unless `[relay] lease`
+    /// says); renewed every third of it while the message is sent.
+    pub lease: Duration,
 }
 
 /// Sends messages from the outbox upstream through the sending core. Cheap
@@ -326,13 +330,14 @@ impl Inner {
         let batch = scope.batch.map(str::to_string);
         let prefix = self.holder.token_prefix().to_string();
         let size = self.claim_size.load(std::sync::atomic::Ordering::Relaxed);
+        let lease = self.settings.lease;
         let got = self
             .db(move |o| {
                 let scope = Scope {
                     account: account.as_deref(),
                     batch: batch.as_deref(),
                 };
-                o.claim_in(SystemTime::now(), LEASE, size, &scope, &prefix)
+                o.claim_in(SystemTime::now(), lease, size, &scope, &prefix)
             })
             .await?;
         let next = if got.len() >= size {
@@ -463,15 +468,16 @@ impl Inner {
                 // this deliverer no longer holds.
                 // (A lease with most of its time left is still held: no
                 // other deliverer may take it before it runs out.)
+                let lease = self.settings.lease;
                 let fresh = claim
                     .lease_until
                     .duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > LEASE / 2);
+                    .is_ok_and(|left| left > lease / 2);
                 let c = claim.clone();
                 let held = if fresh {
                     Ok(true)
                 } else {
-                    self.db(move |o| o.renew(&c, SystemTime::now(), LEASE))
+                    self.db(move |o| o.renew(&c, SystemTime::now(), lease))
                         .await
                 };
                 match held {
@@ -543,15 +549,16 @@ impl Inner {
     }
 
     /// Renew the claim's lease while it is being sent (a large message on a
-    /// slow link can take longer than [`LEASE`]); stops when dropped.
+    /// slow link can take longer than the lease); stops when dropped.
     fn keep_leased(&self, claim: &Claim) -> AbortOnDrop {
         let outbox = self.outbox.clone();
         let claim = claim.clone();
+        let lease = self.settings.lease;
         let h = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 3).await;
+                tokio::time::sleep(lease / 3).await;
                 let (o, c) = (outbox.clone(), claim.clone());
-                match unblock(move || o.renew(&c, SystemTime::now(), LEASE)).await {
+                match unblock(move || o.renew(&c, SystemTime::now(), lease)).await {
                     Ok(true) => {}
                     // Taken over: nothing more to renew.
                     Ok(false) => break,

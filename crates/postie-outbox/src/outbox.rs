@@ -74,7 +74,7 @@ pub use message::{
     AttemptKind, AttemptRecord, BatchItem, Counts, Detail, ListFilter, MessageId, NewMessage,
     Paused, RecipientCounts, RecipientDetail, RecipientState, ReplyRecord, State, Summary, Which,
 };
-pub use policy::{Decision, KEEP_SENT, RetryPolicy, decide, keep_sent};
+pub use policy::{Decision, KEEP_SENT, MIN_LEASE, RetryPolicy, claim_lease, decide, keep_sent};
 pub use spool::Spool;
 
 /// Bodies up to this size are committed in memory ([`Store::commit_row`]);

@@ -122,6 +122,7 @@ pub async fn deliverer(
             .then(|| postie_outbox::outbox::keep_sent(&config.relay))
             .transpose()?,
         policy: RetryPolicy::from_config(&config.relay)?,
+        lease: postie_outbox::outbox::claim_lease(&config.relay)?,
         progress,
         settled,
     };

@@ -186,6 +186,7 @@ async fn run_inner(g: &Global, args: &[String]) -> Result<i32, Error> {
     // message twice.
     let settings = Settings {
         keep_sent: None,
+        lease: postie_outbox::delivery::LEASE,
         policy,
         progress: None,
         settled: false,

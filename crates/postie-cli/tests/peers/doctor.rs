@@ -847,15 +847,6 @@ fn add_oauth_scoped(sb: &Sandbox, name: &str, provider: &str, scope: &str) {
         .success();
 }
 
-/// Appends `toml` (whole `[accounts.NAME]` tables) to the sandbox's config file.
-fn append_accounts(sb: &Sandbox, toml: &str) {
-    let path = sb.config_home().join("postie/config.toml");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    text.push_str(toml);
-    std::fs::write(&path, text).unwrap();
-}
-
 /// A password account table for `[accounts.NAME]`, with `extra` lines.
 fn account_toml(
     name: &str,
@@ -898,7 +889,7 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
     // ---- the configuration alone (nothing is contacted: the run stops at the config) ----
     let sb = Sandbox::new();
     let auth = "auth = \"password\"\nuser = \"alice\"\n";
-    append_accounts(
+    crate::relay_support::append_config(
         &sb,
         &[
             account_toml("p465", "generic", "127.0.0.1", 465, "starttls", auth),
@@ -948,7 +939,7 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
         assert_eq!(stage(&run.json(), "dns")["status"], "skipped", "{run}");
     }
     // port 25 is a warning: the run goes on (to whatever port 25 of this machine says)
-    append_accounts(
+    crate::relay_support::append_config(
         &sb,
         &account_toml("p25", "generic", "127.0.0.1", 25, "starttls", auth),
     );
@@ -985,7 +976,7 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
             .run()
     };
     for n in ["slow", "silent", "missing", "multi"] {
-        append_accounts(
+        crate::relay_support::append_config(
             &sb,
             &account_toml(
                 n,
@@ -998,7 +989,7 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
         );
     }
     // TLS off for a server elsewhere: refused at the config (and no route from here anyway)
-    append_accounts(
+    crate::relay_support::append_config(
         &sb,
         &account_toml("plain", "generic", "192.0.2.1", 587, "none", auth),
     );

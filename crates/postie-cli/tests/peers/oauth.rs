@@ -42,16 +42,35 @@ pub(crate) fn add_account_for(sb: &Sandbox, name: &str, port: u16, client: &str)
 /// Registers client `client` at the test authorization server with `setting` (`expires_in=N`,
 /// `token_length=N`).
 pub(crate) fn register_client(client: &str, setting: &str) {
-    let reg = std::process::Command::new("curl")
-        .args(["-sSf", "-d", &format!("client_id={client}"), "-d", setting])
-        .arg(format!("{}/_test/client", peers().get("OAUTH_AS")))
+    as_request(
+        &["-d", &format!("client_id={client}"), "-d", setting],
+        "/_test/client",
+    );
+}
+
+/// The OAuth test server's counters for client `client`.
+pub(crate) fn oauth_stats(client: &str) -> serde_json::Value {
+    serde_json::from_slice(&as_request(
+        &[],
+        &format!("/_test/stats?client_id={client}"),
+    ))
+    .unwrap()
+}
+
+/// `curl -sSf ARGS` to `path` of the test authorization server: the body of its 2xx answer.
+fn as_request(args: &[&str], path: &str) -> Vec<u8> {
+    let out = std::process::Command::new("curl")
+        .arg("-sSf")
+        .args(args)
+        .arg(format!("{}{path}", peers().get("OAUTH_AS")))
         .output()
         .unwrap();
     assert!(
-        reg.status.success(),
+        out.status.success(),
         "{}",
-        String::from_utf8_lossy(&reg.stderr)
+        String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
 }
 
 /// A running `postie login` and the lines it printed on stderr so far.
@@ -156,18 +175,11 @@ fn chromium(sb: &Sandbox, url: &str) -> String {
 
 /// Asks the authorization server (RFC 7662) whether `token` is still active.
 fn introspect_active(token: &str) -> bool {
-    let out = std::process::Command::new("curl")
-        .args(["-sSf", "--data-urlencode"])
-        .arg(format!("token={token}"))
-        .arg(format!("{}/introspect", peers().get("OAUTH_AS")))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let body = as_request(
+        &["--data-urlencode", &format!("token={token}")],
+        "/introspect",
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     v["active"]
         .as_bool()
         .expect("introspection answers `active`")

@@ -301,22 +301,8 @@ fn upstream_faults_are_retried_until_everything_is_delivered() {
     control(ctl, &format!(r#"{{"down": true, "run": "{run}-down"}}"#));
     let down_run = format!("{run}-d");
     const DOWN_N: u32 = 5;
-    let out = load_py(
-        port,
-        &down_run,
-        DOWN_N,
-        1,
-        &sb.path().join("acked-down.txt"),
-        30,
-        from,
-    )
-    .output()
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "the relay must accept while the upstream is down: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    // the relay must accept while the upstream is down
+    load_through(&sb, port, &down_run, DOWN_N, from);
     std::thread::sleep(Duration::from_secs(2));
     let waiting = sb.postie().args(["queue", "list", "--json"]).run().json();
     let pending_down = waiting["messages"]
@@ -1341,24 +1327,8 @@ fn upstream_refusals_are_classified_by_the_relay_and_a_resumed_account_delivers(
         from,
         &format!("{FAST_RETRY}connections_per_account = 1\n"),
     );
-    let send = |port: u16, sub: &str, n: u32| {
-        let out = load_py(
-            port,
-            &format!("{run}-{sub}"),
-            n,
-            1,
-            &sb.path().join(format!("acked-{sub}.txt")),
-            30,
-            from,
-        )
-        .output()
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    };
+    let send =
+        |port: u16, sub: &str, n: u32| load_through(&sb, port, &format!("{run}-{sub}"), n, from);
 
     // 1. The daily limit: the message waits hours, with the explanation.
     set(&format!(
@@ -1591,4 +1561,133 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `n` messages of load.py run `run` through the relay on `port`, from `from`, one client;
+/// all acknowledged.
+fn load_through(sb: &Sandbox, port: u16, run: &str, n: u32, from: &str) {
+    let out = load_py(
+        port,
+        run,
+        n,
+        1,
+        &sb.path().join(format!("acked-{run}.txt")),
+        30,
+        from,
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A send that lasts longer than the lease (`[relay] lease = "3s"`, the upstream holding its
+/// reply to DATA for 8 s) keeps its lease: `postie queue run` on the same outbox 4 s in, when
+/// an unrenewed lease would have run out, finds nothing due, and the upstream stores the
+/// message once.
+#[test]
+fn upstream_slow_beyond_the_lease_keeps_the_message_leased_and_sends_it_once() {
+    let from = "slow-upstream@example.test";
+    let ctl = peers().get("FLAKY_CONTROL");
+    let run = token("slow");
+    control(ctl, &format!(r#"{{"run": "{run}", "data_delay": 8}}"#));
+    let before = stats();
+    let (sb, relay) = relay_for(Peer::Flaky, from, "[relay]\nlease = \"3s\"\n");
+    load_through(&sb, relay.port, &run, 1, from);
+    let count = |v: &serde_json::Value, key: &str| v[key].as_u64().unwrap_or(0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while count(&stats(), "delayed") == count(&before, "delayed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upstream never got the message"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    // held for longer than the lease: a one-shot deliverer on the same outbox, and no more delay
+    // for anything it might send
+    control(ctl, &format!(r#"{{"run": "{run}-after"}}"#));
+    let queue_run = sb
+        .postie()
+        .args(["queue", "run"])
+        .env(UPSTREAM_PW_VAR, Peer::Flaky.password())
+        .run();
+    let spool = Path::new(peers().get("FLAKY_SPOOL"));
+    let copies_then = load_copies(spool, &run);
+    queue_run.success();
+    wait_messages(&sb, &run, "delivery", |m| m["state"] == "sent");
+    // every end of DATA reached: the held one, and any the queue run sent
+    let ends = |v: &serde_json::Value| count(v, "transactions") - count(&before, "transactions");
+    let wanted = count(&stats(), "delayed") - count(&before, "delayed")
+        + copies_then.values().sum::<usize>() as u64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while ends(&stats()) < wanted {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held send never ended"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let copies = load_copies(spool, &run);
+    assert_eq!(
+        copies.get(&0),
+        Some(&1),
+        "copies stored: {copies:?} ({copies_then:?} when the queue run ended: {queue_run})"
+    );
+    assert!(
+        copies_then.is_empty(),
+        "the relay's send ended before the queue run did: the premise (a send held past its \
+         lease while another deliverer claims) does not hold"
+    );
+    drop(relay);
+}
+
+/// OAuth inside the relay's delivery (the SQLite outbox): access tokens live 6 s and every
+/// refresh rotates the refresh token. Two messages 22 s apart (the relay keeps an idle
+/// connection 20 s, and a session authenticated before its token expired stays usable, so the
+/// second message needs a new connection and a token) each reach Postfix, which checks every
+/// token by introspection; the relay refreshed in between (counted by the authorization server)
+/// and kept the rotated refresh token: after the relay stops, `postie token` works from the
+/// store and no rotated-out refresh token ever came back.
+#[test]
+fn relay_delivery_refreshes_a_short_lived_token_and_keeps_the_rotated_one() {
+    let client = format!("relay-{}", token("c").replace('-', ""));
+    crate::oauth::register_client(&client, "expires_in=6");
+    let sb = Sandbox::new();
+    crate::oauth::add_account_for(&sb, "work", peers().port("POSTFIX_OAUTH"), &client);
+    crate::oauth::sign_in(&sb, "work");
+    let refreshes = || {
+        crate::oauth::oauth_stats(&client)["refresh_times"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    let relay = RelayProc::start(&sb, free_port(), "");
+    let send = |n: u32| {
+        let run = token(&format!("relay-oauth-{n}"));
+        load_through(&sb, relay.port, &run, 1, USER);
+        wait_messages(&sb, &run, "delivery", |m| m["state"] == "sent");
+        delivered(Peer::Postfix, &run, 1);
+    };
+    send(1);
+    let after_first = refreshes();
+    // the access token has expired, and the connection it authenticated is closed
+    std::thread::sleep(postie::mailer::KEEP_IDLE + Duration::from_secs(2));
+    send(2);
+    let after_second = refreshes();
+    assert!(
+        after_second > after_first,
+        "the relay sent the second message without a refresh ({after_first} -> {after_second}): \
+         the premise (an expired token) does not hold, or an expired token was accepted"
+    );
+    drop(relay);
+    let run = sb.postie().args(["token", "work"]).run();
+    run.success();
+    let stats = crate::oauth::oauth_stats(&client);
+    assert_eq!(
+        stats["refresh_reused"], 0,
+        "a rotated-out refresh token came back: {stats}"
+    );
 }

@@ -254,24 +254,6 @@ fn three_relays_on_one_database_lose_nothing_when_one_is_killed() {
     }
 }
 
-/// The OAuth test server's counters for client `client`.
-fn oauth_stats(client: &str) -> serde_json::Value {
-    let out = std::process::Command::new("curl")
-        .args(["-sSf"])
-        .arg(format!(
-            "{}/_test/stats?client_id={client}",
-            peers().get("OAUTH_AS")
-        ))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// One sign-in on one host serves the fleet: three hosts send at once, two `postie send` at a
 /// time each, sharing the account's OAuth tokens through the database while its access tokens
 /// live 12 seconds (refreshed at half-life) and every refresh rotates the refresh token. The
@@ -350,7 +332,7 @@ fn three_hosts_share_one_sign_in_and_refresh_once_per_expiry() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    let stats = oauth_stats(&client);
+    let stats = crate::oauth::oauth_stats(&client);
     let times: Vec<f64> = stats["refresh_times"]
         .as_array()
         .unwrap()

@@ -68,6 +68,26 @@ fn dur(key: &str, v: &Option<String>) -> Result<Option<Duration>> {
         .transpose()
 }
 
+/// How long a deliverer holds what it claims: `[relay] lease`, else
+/// [`LEASE`](crate::delivery::LEASE); at least [`MIN_LEASE`].
+pub fn claim_lease(relay: &RelayConfig) -> Result<Duration> {
+    let lease = dur("lease", &relay.lease)?.unwrap_or(crate::delivery::LEASE);
+    if lease < MIN_LEASE {
+        return Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "[relay] lease = \"{}\" is too short: at least {} (it is renewed every third of it while a message is sent)",
+                relay.lease.as_deref().unwrap_or_default(),
+                humantime::format_duration(MIN_LEASE)
+            ),
+        ));
+    }
+    Ok(lease)
+}
+
+/// The shortest `[relay] lease`.
+pub const MIN_LEASE: Duration = Duration::from_secs(3);
+
 /// How long sent messages are kept: `[relay] keep_sent`, else 7 days.
 pub fn keep_sent(relay: &RelayConfig) -> Result<Duration> {
     Ok(dur("keep_sent", &relay.keep_sent)?.unwrap_or(KEEP_SENT))
@@ -173,6 +193,27 @@ mod tests {
             Decision::RetryAt(t) => t.duration_since(now).unwrap().as_secs(),
             other => panic!("expected RetryAt, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_lease_is_two_minutes_unless_set_and_never_under_three_seconds() {
+        let mut relay = RelayConfig::default();
+        assert_eq!(claim_lease(&relay).unwrap(), crate::delivery::LEASE);
+        relay.lease = Some("10m".into());
+        assert_eq!(claim_lease(&relay).unwrap(), Duration::from_secs(600));
+        relay.lease = Some("3s".into());
+        assert_eq!(claim_lease(&relay).unwrap(), MIN_LEASE);
+        relay.lease = Some("500ms".into());
+        let e = claim_lease(&relay).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.message().contains("at least 3s"), "{}", e.message());
+        relay.lease = Some("soon".into());
+        assert!(
+            claim_lease(&relay)
+                .unwrap_err()
+                .message()
+                .contains("\"soon\"")
+        );
     }
 
     #[test]

@@ -135,6 +135,12 @@ pub struct RelayConfig {
     /// Longest wait between tries, e.g. `"1h"` [default: 1 hour].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_max: Option<String>,
+    /// How long a message taken for delivery stays this host's before
+    /// another deliverer may take it, e.g. `"2m"` [default: 2 minutes; at
+    /// least 3 s]. Renewed every third of it while the message is sent, so
+    /// it bounds only how long the messages of a host that hangs wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
     /// Account for senders that match no account (cron's `root@host`)
     /// [default: none: such senders are refused].
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -137,7 +137,7 @@ use postie_proto::sasl::Credentials;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use account::{Account, Auth, looks_like_grouped_app_password};
-pub use pool::Pool;
+pub use pool::{KEEP_IDLE, Pool};
 pub use report::{RecipientReport, SendReport, Status};
 pub use session::Session;
 
