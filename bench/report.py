@@ -119,7 +119,7 @@ p("writes this file); `bench/run.sh --short` proves every part works in a few mi
 p("")
 
 # ---- targets --------------------------------------------------------------------------------
-p("## Targets (issue 13)")
+p("## Targets")
 p("")
 p("| target | measured | met |")
 p("|---|---|---|")

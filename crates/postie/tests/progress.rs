@@ -1,4 +1,4 @@
-//! The body progress callback (issue 12: progress on large attachments),
+//! The body progress callback,
 //! against the sandbox provider: told in pieces, in order, ending at the
 //! body's size.
 

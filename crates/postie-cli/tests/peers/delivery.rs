@@ -398,7 +398,7 @@ fn plaintext_on_loopback() {
     assert!(!d.tls);
 }
 
-/// Issue 13: with CHUNKING and PIPELINING (Postfix) the whole transaction
+/// With CHUNKING and PIPELINING (Postfix) the whole transaction
 /// leaves in one flight: the BDAT with the body is written before the RCPT
 /// replies are read. Every recipient refused: each has its own 550 (not the
 /// BDAT's "no valid recipients"), the exit is 67 and nothing is delivered.

@@ -763,7 +763,7 @@ fn a_greeting_refusal_fails_at_ehlo_not_at_tls() {
     assert_eq!(ehlo["explanation"]["retry"], "later", "{run}");
 }
 
-/// Issue 12: `doctor --server smtp://127.0.0.1:PORT` is a local server, not
+/// `doctor --server smtp://127.0.0.1:PORT` is a local server, not
 /// the sandbox (which it took every loopback server for, asking for the
 /// sandbox's CA file): it connects, and an unknown certificate authority is
 /// explained as such.
@@ -790,7 +790,7 @@ fn a_loopback_server_is_not_taken_for_the_sandbox() {
     assert_eq!(stage(&run.json(), "tls")["status"], "ok", "{run}");
 }
 
-/// Issue 12: `--send-test` with an address that is none is a usage error in
+/// `--send-test` with an address that is none is a usage error in
 /// the flag's own name, found before anything connects (not after AUTH, and
 /// not called `--to`).
 #[test]

@@ -1,4 +1,4 @@
-//! Issue 17: durability shown at the syscall level. A SIGKILL keeps the page
+//! Durability shown at the syscall level. A SIGKILL keeps the page
 //! cache, so no kill test can show that data reached the disk; the relay's
 //! system calls, recorded by strace, show the order instead.
 

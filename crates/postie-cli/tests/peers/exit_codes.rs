@@ -1,4 +1,4 @@
-//! The exit status tables of `--help` against behaviour (issue 12): each
+//! The exit status tables of `--help` against behaviour: each
 //! code a table lists is produced by a case that fails, or succeeds, for
 //! that reason, and every case's code is in the table. Servers are the real
 //! peers or scripted ones on 127.0.0.1.

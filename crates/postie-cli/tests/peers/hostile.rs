@@ -1,4 +1,4 @@
-//! `postie send` against servers that misbehave on purpose (issue 12): one
+//! `postie send` against servers that misbehave on purpose: one
 //! that never speaks, one that hangs up at once, one that greets with 221,
 //! one that answers EHLO with 220. Each is a few lines of Python's socket
 //! module, so nothing of postie's stands on the other side; each records what
@@ -150,7 +150,7 @@ fn a_220_answer_to_ehlo_gets_no_mail() {
     assert!(!got.contains("MAIL FROM"), "{got}");
 }
 
-/// Issue 12, item 3: an upstream that greets and then goes silent holds a
+/// An upstream that greets and then goes silent holds a
 /// delivery; SIGTERM still stops the relay within seconds, and the message
 /// it was sending is queued again, not left "delivering".
 #[test]
@@ -215,7 +215,7 @@ fn refusing_mail(reply: &str) -> Scripted {
     ))
 }
 
-/// Issue 12, item 10: a refusal at MAIL (Gmail's daily limit) is every
+/// A refusal at MAIL (Gmail's daily limit) is every
 /// recipient's reply, not the 503 their pipelined RCPTs got back.
 #[test]
 fn a_refused_mail_from_is_each_recipient_s_reply() {
@@ -233,7 +233,7 @@ fn a_refused_mail_from_is_each_recipient_s_reply() {
     assert!(!run.stdout.contains("503"), "{run}");
 }
 
-/// Issue 12, item 11: a forced SASL mechanism that cannot carry the
+/// A forced SASL mechanism that cannot carry the
 /// account's credentials (XOAUTH2 with a password) is an error before any
 /// connection, not silently AUTH PLAIN.
 #[test]
@@ -252,7 +252,7 @@ fn a_mechanism_that_cannot_carry_a_password_is_refused() {
     assert!(!s.received().contains("AUTH"), "{}", s.received());
 }
 
-/// Issue 12, item 9: a content refusal (554 5.6.0) exits 65 (the message),
+/// A content refusal (554 5.6.0) exits 65 (the message),
 /// not 69 (the server unreachable).
 #[test]
 fn a_content_refusal_exits_65() {
@@ -302,7 +302,7 @@ fn last_data(s: &Scripted) -> String {
     got[start..end].to_string()
 }
 
-/// Issue 12, item 15: `bob@bücher.example` needs no SMTPUTF8: the domain goes
+/// `bob@bücher.example` needs no SMTPUTF8: the domain goes
 /// out in A-labels, in the envelope and in To:, to a server without SMTPUTF8.
 #[test]
 fn an_idn_domain_is_sent_in_a_labels_without_smtputf8() {
@@ -325,7 +325,7 @@ fn an_idn_domain_is_sent_in_a_labels_without_smtputf8() {
     );
 }
 
-/// Issue 12, item 18: an 8-bit message to a server without 8BITMIME is sent
+/// An 8-bit message to a server without 8BITMIME is sent
 /// with its 8-bit part in quoted-printable (RFC 6152 §3), from `send --raw`
 /// and through the queue (`sendmail`, as the relay delivers), and reads the
 /// same; it used to fail for good after the relay had said 250.
@@ -386,7 +386,7 @@ fn an_8bit_message_is_converted_for_a_server_without_8bitmime() {
     check(&data);
 }
 
-/// Issue 12, item 19: SIZE= declares the octets the message has on the wire
+/// SIZE= declares the octets the message has on the wire
 /// (it said 276 for a file ending in `.` without a line end, and 278 went
 /// out): a server offering SIZE gets a declaration equal to what it reads,
 /// for a file with bare LF lines and no final line end.
@@ -430,7 +430,7 @@ fn size_declares_the_octets_sent() {
     assert_eq!(declared, received, "{got}");
 }
 
-/// Issue 12, misleading messages: a server that agrees to STARTTLS and then
+/// A server that agrees to STARTTLS and then
 /// stalls is not "a STARTTLS port used as implicit TLS", and the fix is not
 /// "use smtp://HOST:587" when smtp:// was used.
 #[test]
@@ -507,7 +507,7 @@ fn a_busy_port_is_explained_as_taken() {
     }
 }
 
-/// Issue 12, missing: an account without login (an internal smarthost that
+/// An account without login (an internal smarthost that
 /// trusts the network): `--auth none`, no AUTH sent, the doctor skips the
 /// login stages and can still send its test message; TLS is still required
 /// beyond loopback, and a password given with it is refused.

@@ -1,4 +1,4 @@
-//! Inputs a new user gets wrong (issue 12): each gets a clear error and an
+//! Inputs a new user gets wrong: each gets a clear error and an
 //! exit code of sysexits.h, and nothing is half done.
 
 use std::io::{BufRead, BufReader};
@@ -92,7 +92,7 @@ fn the_relay_listens_on_a_name_that_resolves_to_loopback() {
     );
 }
 
-/// Issue 12: every page postie(1) and its commands' pages point to
+/// Every page postie(1) and its commands' pages point to
 /// (`postie\-queue\-run(1)`) is one `postie man` prints, and `--dir`
 /// writes them all.
 #[test]
@@ -149,7 +149,7 @@ fn every_man_page_named_is_one_postie_man_prints() {
         .stderr_mentions(&["`postie queue` has no command 'nosuch'"]);
 }
 
-/// Issue 12: `echo body | postie send --to ...` sends the body it was given
+/// `echo body | postie send --to ...` sends the body it was given
 /// (it sent an empty message), as mail(1) does.
 #[test]
 fn piped_stdin_is_the_text_when_no_body_is_given() {
@@ -171,7 +171,7 @@ fn piped_stdin_is_the_text_when_no_body_is_given() {
     );
 }
 
-/// Issue 12, missing: shell completion of account names. Real bash sources
+/// Shell completion of account names. Real bash sources
 /// `postie completions bash` and completes `postie send --account <TAB>`
 /// with the names in the config file as it is at that moment.
 #[test]

@@ -1,4 +1,4 @@
-//! Issue 13: several messages on one session through the library
+//! Several messages on one session through the library
 //! (`Session::send_many`), one round trip per message where the server
 //! pipelines, checked in the dialogue and on the servers' side.
 

@@ -464,7 +464,7 @@ fn token_revoked_at_the_server_is_explained() {
     assert!(!run.stderr.contains(old.as_str()) && !run.stdout.contains(old.as_str()));
 }
 
-/// Issue 12: a sign-in nobody finishes in the browser ends at --timeout with
+/// A sign-in nobody finishes in the browser ends at --timeout with
 /// what happened (not "the server or network had a temporary problem").
 #[test]
 fn a_sign_in_not_finished_in_time_says_so() {

@@ -803,7 +803,7 @@ fn add_account_lacking_its_password(sb: &Sandbox, from: &str) {
         .success();
 }
 
-/// Issue 12, item 20: the relay lacks the account's password variable. It is
+/// The relay lacks the account's password variable. It is
 /// the process meant to have it, so retrying for hours cannot help: the
 /// account is paused, the message stays queued, and `queue list` says which
 /// variable to set.
@@ -884,7 +884,7 @@ fn wait_log(relay: &RelayProc, needle: &str, n: usize) {
     }
 }
 
-/// Issue 12, item 12: a running relay takes configuration changes without a
+/// A running relay takes configuration changes without a
 /// restart. The account paused for a missing password variable is fixed in
 /// the config file, and `queue retry` (which the relay's explanation
 /// suggests) then delivers; an account added while it runs is routed to at
@@ -956,7 +956,7 @@ fn the_relay_takes_config_changes_without_a_restart() {
     assert_eq!(relay.stop(), Some(0));
 }
 
-/// Issue 12: `-v` on the relay and on `queue run` shows the SMTP
+/// `-v` on the relay and on `queue run` shows the SMTP
 /// conversation upstream, as `send -v` does, with the AUTH payload redacted.
 #[test]
 fn verbose_relay_and_queue_run_show_the_upstream_conversation() {
@@ -1000,7 +1000,7 @@ fn verbose_relay_and_queue_run_show_the_upstream_conversation() {
     assert!(!run.stderr.contains(Peer::Aiosmtpd.password()), "{run}");
 }
 
-/// Issue 12, retention: the relay removes sent messages after `[relay]
+/// The relay removes sent messages after `[relay]
 /// keep_sent` (bodies included), and `queue purge --sent --older-than`
 /// removes them on demand, leaving younger ones.
 #[test]
@@ -1066,7 +1066,7 @@ fn sent_messages_are_removed_after_keep_sent() {
         .code(64);
 }
 
-/// Issue 12, running the relay as a service: the systemd unit it prints
+/// The systemd unit it prints
 /// passes `systemd-analyze verify` (systemd's own parser) and the launchd
 /// agent is a property list Python's plistlib reads, both running this
 /// binary; under `Type=notify` the relay says READY=1 once it listens,

@@ -391,7 +391,7 @@ fn sendmail_t_reads_recipients_and_drops_bcc() {
     assert_eq!(q["subject"], tok.as_str(), "{q:#}");
 }
 
-/// Issue 12, item 7: a message without From gets `From: "NAME" <ADDR>` from -F and -f, or
+/// A message without From gets `From: "NAME" <ADDR>` from -F and -f, or
 /// the account's address without -f, as sendmail does; usage errors name sendmail's flags.
 #[test]
 fn sendmail_adds_the_from_a_message_lacks() {
@@ -505,7 +505,7 @@ fn unknown_sender_is_refused_with_account_names() {
     assert_eq!(d.rcpt_tos, set(&[TO]));
 }
 
-/// Issue 12, item 1: two accounts with one address (the default `sb1`, and
+/// Two accounts with one address (the default `sb1`, and
 /// `aaa`, which sorts first and whose password is missing): sendmail sends
 /// through the default; with neither the default, it refuses naming both.
 #[test]
@@ -556,7 +556,7 @@ fn an_address_two_accounts_share_goes_through_the_default() {
     );
 }
 
-/// Issue 12, item 2: the relay applies the same policy to what it receives as
+/// The relay applies the same policy to what it receives as
 /// `send --raw` and `sendmail` do. A message without Date and Message-ID is
 /// delivered with both added before its own bytes, unchanged; a message with
 /// no header section, or no From, is refused at the end of its data (swaks

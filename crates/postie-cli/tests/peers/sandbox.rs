@@ -397,7 +397,7 @@ fn bad_token_gets_the_json_challenge_then_535() {
     not_stored(&sb, "forged");
 }
 
-/// Issue 12, item 21: the sandbox is as strict as Gmail where hand-written smtplib code goes
+/// The sandbox is as strict as Gmail where hand-written smtplib code goes
 /// wrong: a path without angle brackets is `555 5.5.2`, DATA before any RCPT is `503 5.5.1 RCPT
 /// first.`, and RSET answers `250 2.1.5 Flushed` (Gmail's texts, with the session tail).
 #[test]

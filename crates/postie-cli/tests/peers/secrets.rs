@@ -145,7 +145,7 @@ fn no_secret_from_password_command() {
     assert_eq!(d.auth_user.as_deref(), Some(secret_user()));
 }
 
-/// Issue 12: the encrypted secret file without its passphrase and without a
+/// The encrypted secret file without its passphrase and without a
 /// terminal is a secret-store problem (78) whose fix is the passphrase; a
 /// damaged file's fix is not "set POSTIE_PASSPHRASE" but to move it aside.
 #[test]

@@ -250,7 +250,7 @@ fn tls_server(sb: &Sandbox, name: &str, cert: &str, key: &str) -> (std::process:
     (child, line.trim().parse().unwrap())
 }
 
-/// Issue 12, missing: a self-hosted server's self-signed certificate given
+/// A self-hosted server's self-signed certificate given
 /// with --ca-file is accepted (rustls refused it as a CA certificate used as
 /// an end-entity one; curl, msmtp and smtplib accept it), and the name and
 /// validity are still checked; another self-signed certificate still fails.

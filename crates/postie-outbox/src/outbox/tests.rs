@@ -820,7 +820,7 @@ fn quota_failure_waits_hours(f: &Fixture) {
     assert_eq!(d.explanation.as_deref(), Some("Gmail's daily limit"));
 }
 
-/// Issue 12, item 14: an outbox whose database pages are damaged (its first
+/// An outbox whose database pages are damaged (its first
 /// page intact, so SQLite opens it) or that is not a database at all is
 /// refused at open, with the cause and the fix, instead of failing every
 /// later call.
@@ -866,7 +866,7 @@ fn a_damaged_database_is_refused_at_open_with_the_fix() {
     );
 }
 
-/// Issue 12, retention: sent messages finished before the cut are removed
+/// Sent messages finished before the cut are removed
 /// with their stored copies; queued ones and later ones stay; only finished
 /// states are purged by age.
 fn purge_finished_removes_old_sent_messages_and_their_files(f: &Fixture) {

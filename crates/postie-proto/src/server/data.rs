@@ -423,7 +423,7 @@ mod tests {
         assert_eq!(r.check.problem, Some(DataRejection::BareNewline));
     }
 
-    /// Issue 12, item 19: the same message stores the same octets whether
+    /// The same message stores the same octets whether
     /// it came by DATA (dot-stuffed as smtplib does, at every line start
     /// after CRLF or LF; or not stuffed at all) or by BDAT, bare LFs
     /// normalized, a missing last line end added.

@@ -275,7 +275,7 @@ mod tests {
         );
     }
 
-    /// Issue 12, item 21: with `require_angle_brackets` (the sandbox, like
+    /// With `require_angle_brackets` (the sandbox, like
     /// Gmail) a bare path is a syntax error; without it, it is taken.
     #[test]
     fn angle_brackets_when_required() {

@@ -208,7 +208,7 @@ fn no_recipient_accepted_before_the_body_sends_no_bdat() {
     p.sent_nothing();
 }
 
-/// Issue 13: with PIPELINING and CHUNKING one message is one flight: MAIL,
+/// With PIPELINING and CHUNKING one message is one flight: MAIL,
 /// every RCPT and `BDAT n LAST` with the body leave before any reply, and
 /// the replies then come in that order, matched one by one.
 #[test]

@@ -104,7 +104,7 @@ fn helo_fallback_never_downgrades_tls() {
     assert_eq!(failed(&p.events()), SessionError::StartTlsNotOffered);
 }
 
-/// Issue 12, item 6 (EAST `greeting/221`): a 221 (closing) or any other
+/// A 221 (closing) or any other
 /// 2xx is not a greeting; nothing follows but QUIT.
 #[test]
 fn only_220_greets() {
@@ -122,7 +122,7 @@ fn only_220_greets() {
     }
 }
 
-/// Issue 12, item 6: only 250 answers EHLO (or HELO); a 220 or 221 there
+/// Only 250 answers EHLO (or HELO); a 220 or 221 there
 /// is not an offer to send under.
 #[test]
 fn only_250_answers_ehlo_and_helo() {

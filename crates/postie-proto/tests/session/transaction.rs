@@ -451,7 +451,7 @@ fn quit_during_pipelined_group_closes_at_once() {
     assert_eq!(p.events(), [Event::Closed]);
 }
 
-/// Issue 13: with PIPELINING only, a one-shot send's QUIT leaves with the
+/// With PIPELINING only, a one-shot send's QUIT leaves with the
 /// body's final dot; without PIPELINING it waits for the data reply.
 #[test]
 fn quit_after_the_transaction_rides_with_the_final_dot() {
@@ -489,7 +489,7 @@ fn quit_after_the_transaction_rides_with_the_final_dot() {
     assert_eq!(ev.last(), Some(&Event::Closed));
 }
 
-/// Issue 13: with PIPELINING and no CHUNKING, a caller with a next message
+/// With PIPELINING and no CHUNKING, a caller with a next message
 /// starts it behind the previous body: the `.` and the next MAIL, RCPT and
 /// DATA leave in one flight, so each message costs one round trip, and each
 /// result is still matched reply by reply, in order.

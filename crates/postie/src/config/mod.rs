@@ -826,7 +826,7 @@ mod tests {
         );
     }
 
-    /// Issue 12, item 1: among accounts sharing an address the default wins,
+    /// Among accounts sharing an address the default wins,
     /// else the address is refused naming them (it went through the account
     /// that sorted first).
     #[test]

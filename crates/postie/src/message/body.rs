@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(got, data);
     }
 
-    /// Issue 12, item 19: SIZE= is what the client sends (postie_proto's
+    /// SIZE= is what the client sends (postie_proto's
     /// normalization and final CRLF), for bodies in memory and in files,
     /// whatever the piece boundaries.
     #[test]

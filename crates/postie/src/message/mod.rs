@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(att.attachment_name(), Some("résumé.bin"));
     }
 
-    /// Issue 12, item 13: a quoted display name may hold commas; the list
+    /// A quoted display name may hold commas; the list
     /// is split only between addresses.
     #[test]
     fn address_lists_split_only_between_addresses() {
@@ -590,7 +590,7 @@ mod tests {
         assert_eq!(first.name(), Some("Smith, Bob"), "{t}");
     }
 
-    /// Issue 12, item 9: a 3,000-character subject went out as one
+    /// A 3,000-character subject went out as one
     /// 3,012-octet line (servers refuse: 554 5.6.0); header lines are folded.
     #[test]
     fn long_headers_are_folded() {
@@ -632,7 +632,7 @@ mod tests {
         assert_eq!(bad.build().unwrap_err().kind(), ErrorKind::Usage);
     }
 
-    /// Issue 12, item 15: an IDN domain with an ASCII local part goes out
+    /// An IDN domain with an ASCII local part goes out
     /// in A-labels, in the envelope and the headers, so no SMTPUTF8 is
     /// needed; a non-ASCII local part still needs it and is kept.
     #[test]

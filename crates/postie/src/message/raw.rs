@@ -528,7 +528,7 @@ mod tests {
         assert!(err.to_string().contains("larger than 1 MiB"), "{err}");
     }
 
-    /// Issue 12, item 2: the relay's policy. Present headers are never
+    /// The relay's policy. Present headers are never
     /// changed, missing Message-ID and Date are added, a message without a
     /// header section or a From is refused with why.
     #[test]
@@ -575,7 +575,7 @@ mod tests {
             && (p[5].starts_with('+') || p[5].starts_with('-'))
     }
 
-    /// Issue 12, item 7: sendmail's -F and -f (or the account's address)
+    /// Sendmail's -F and -f (or the account's address)
     /// make the From of a message that has none; a From present is kept.
     #[test]
     fn a_message_without_from_gets_the_added_one() {

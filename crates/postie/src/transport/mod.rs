@@ -983,7 +983,7 @@ mod tests {
     use super::{BodyLines, TimeoutKind, Timeouts};
     use std::time::Duration;
 
-    /// Issue 12, item 4: a submission client waits a minute for a reply,
+    /// A submission client waits a minute for a reply,
     /// not RFC 5321's five; `--timeout` bounds every wait but the server's
     /// check of a whole message.
     #[test]
