@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use postie::error::{Error, ErrorKind};
 use postie::explain::{Context, Explanation, Retry, explain};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::cli::ColorChoice;
 
@@ -166,23 +166,7 @@ pub fn print_explanation(e: &mut dyn Write, style: &Style, x: &Explanation, alre
 
 /// The JSON form of an error.
 pub fn error_json(err: &Error, ctx: &Context<'_>) -> Value {
-    let x = explain(err, ctx);
-    let reply = err.reply();
-    json!({
-        "kind": err.kind().as_str(),
-        "message": err.message(),
-        "code": reply.map(|r| r.code),
-        "enhanced": reply.and_then(|r| r.enhanced.map(|e| e.to_string())),
-        "text": reply.map(|r| r.text()),
-        "stage": err.stage().map(|s| format!("{s:?}").to_lowercase()),
-        "oauth_error": err.sasl().map(|s| s.raw.clone()),
-        "explanation_id": x.id,
-        "summary": x.summary,
-        "causes": x.causes,
-        "fix": x.fix,
-        "retry": x.retry,
-        "actions": x.actions,
-    })
+    serde_json::to_value(postie::explain::ErrorReport::new(err, ctx)).unwrap_or_default()
 }
 
 /// Print a JSON value on stdout, one line.

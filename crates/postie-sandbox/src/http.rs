@@ -406,6 +406,17 @@ fn token(s: &Shared, f: &HashMap<String, String>, basic: Option<String>) -> Resp
         }),
         None => Err(missing("grant_type")),
     };
+    // What the token endpoint did, for whoever watches (never a token).
+    let grant = get("grant_type").unwrap_or("none");
+    match &result {
+        Ok(_) => {
+            tracing::info!("sandbox: token endpoint: {grant} grant for {client}: tokens issued")
+        }
+        Err(e) => tracing::info!(
+            "sandbox: token endpoint: {grant} grant for {client}: {}",
+            e.error
+        ),
+    }
     match result {
         Ok(t) => issued(t),
         Err(e) => oauth_error(&e),

@@ -169,24 +169,7 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
 fn list(g: &Global, json_mode: bool) -> Result<(), Error> {
     let config = Config::load(&g.paths.config_file)?;
     if json_mode {
-        let v: Vec<_> = config
-            .accounts
-            .iter()
-            .map(|(name, a)| {
-                let ep = a.endpoint().ok();
-                json!({
-                    "name": name,
-                    "default": config.default_account.as_deref() == Some(name),
-                    "provider": a.provider,
-                    "email": a.email,
-                    "user": a.login(),
-                    "auth": a.auth,
-                    "server": ep.as_ref().map(|e| e.authority()),
-                    "tls": ep.as_ref().map(|e| e.tls),
-                    "password_from": if a.auth == AuthMethod::Oauth { "oauth" } else if a.password_env.is_some() { "env" } else if a.password_command.is_some() { "command" } else { "store" },
-                })
-            })
-            .collect();
+        let v = config.summaries();
         output::print_json(&json!({ "accounts": v }));
         return Ok(());
     }

@@ -172,6 +172,29 @@ impl RelayConfig {
     }
 }
 
+/// An account in a few words ([`Config::summaries`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct AccountSummary {
+    /// Its name.
+    pub name: String,
+    /// True for the `default_account`.
+    pub default: bool,
+    /// The provider.
+    pub provider: ProviderId,
+    /// The address it sends as.
+    pub email: String,
+    /// The name it logs in with.
+    pub user: String,
+    /// How it authenticates.
+    pub auth: AuthMethod,
+    /// `host:port`, when the settings give one.
+    pub server: Option<String>,
+    /// TLS mode, with the server.
+    pub tls: Option<TlsMode>,
+    /// `oauth`, `env`, `command` or `store`.
+    pub password_from: &'static str,
+}
+
 /// A local login for the relay: a legacy program that insists on
 /// `login(user, password)` keeps its code, and its mail goes out through
 /// `account` with that account's own authentication.
@@ -487,6 +510,37 @@ impl Config {
                 )),
             },
         }
+    }
+
+    /// Every account in a few words, as `postie account list --json` and the
+    /// Python package show them (no secret: where the password comes from,
+    /// not what it is).
+    pub fn summaries(&self) -> Vec<AccountSummary> {
+        self.accounts
+            .iter()
+            .map(|(name, a)| {
+                let ep = a.endpoint().ok();
+                AccountSummary {
+                    name: name.clone(),
+                    default: self.default_account.as_deref() == Some(name),
+                    provider: a.provider,
+                    email: a.email.clone(),
+                    user: a.login().to_string(),
+                    auth: a.auth,
+                    server: ep.as_ref().map(|e| e.authority()),
+                    tls: ep.as_ref().map(|e| e.tls),
+                    password_from: if a.auth == AuthMethod::Oauth {
+                        "oauth"
+                    } else if a.password_env.is_some() {
+                        "env"
+                    } else if a.password_command.is_some() {
+                        "command"
+                    } else {
+                        "store"
+                    },
+                }
+            })
+            .collect()
     }
 
     /// Load the config file; a missing file is an empty config.

@@ -61,6 +61,61 @@ pub struct Explanation {
     pub actions: Vec<Action>,
 }
 
+/// An error with its explanation, flat: what `--json` prints for a failed
+/// command and what the Python package's exceptions carry.
+#[derive(Clone, Debug, Serialize)]
+pub struct ErrorReport {
+    /// [`ErrorKind::as_str`].
+    pub kind: &'static str,
+    /// The error's message.
+    pub message: String,
+    /// The server's reply code, when a reply caused it.
+    pub code: Option<u16>,
+    /// Its enhanced status code (`5.7.8`).
+    pub enhanced: Option<String>,
+    /// Its text, all lines.
+    pub text: Option<String>,
+    /// The SMTP stage it failed at (`greeting`, `auth`, `mail` ...).
+    pub stage: Option<String>,
+    /// The server's SASL error challenge (an OAuth error object), decoded.
+    pub oauth_error: Option<String>,
+    /// [`Explanation::id`].
+    pub explanation_id: &'static str,
+    /// [`Explanation::summary`].
+    pub summary: String,
+    /// [`Explanation::causes`].
+    pub causes: Vec<String>,
+    /// [`Explanation::fix`].
+    pub fix: Vec<String>,
+    /// [`Explanation::retry`].
+    pub retry: Retry,
+    /// [`Explanation::actions`].
+    pub actions: Vec<Action>,
+}
+
+impl ErrorReport {
+    /// `err` explained in `ctx`.
+    pub fn new(err: &Error, ctx: &Context<'_>) -> ErrorReport {
+        let x = explain(err, ctx);
+        let reply = err.reply();
+        ErrorReport {
+            kind: err.kind().as_str(),
+            message: err.message().to_string(),
+            code: reply.map(|r| r.code),
+            enhanced: reply.and_then(|r| r.enhanced.map(|e| e.to_string())),
+            text: reply.map(|r| r.text()),
+            stage: err.stage().map(|s| format!("{s:?}").to_lowercase()),
+            oauth_error: err.sasl().map(|s| s.raw.clone()),
+            explanation_id: x.id,
+            summary: x.summary,
+            causes: x.causes,
+            fix: x.fix,
+            retry: x.retry,
+            actions: x.actions,
+        }
+    }
+}
+
 /// Context that makes an explanation concrete.
 #[derive(Clone, Debug, Default)]
 pub struct Context<'a> {

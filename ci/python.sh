@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# ci/python.sh — the Python package (python/, distribution postie-mail): builds the extension
+# into a virtual environment of its own with maturin (the debug profile and target dir every
+# other step uses) and runs its tests with pytest. Needs the mail peers running (ci/test.sh
+# starts them) and Chromium (ci/mail-peers.sh install puts it there).
+#
+#   ci/python.sh [PYTEST ARGS...]
+#
+# Environment: POSTIE_PY_VENV, where the environment lives (default $TMPDIR/postie-py-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${POSTIE_PY_VENV:-${TMPDIR:-/tmp}/postie-py-venv}
+# the versions the tests were written against; the package itself asks for maturin>=1.9,<2
+PIP_PKGS="maturin==1.16.0 pytest==9.2.0"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+# shellcheck disable=SC2086
+"$VENV/bin/pip" install --quiet --disable-pip-version-check $PIP_PKGS
+export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
+(cd python && maturin develop --quiet)
+cd python/tests
+exec python -m pytest -q "$@"
