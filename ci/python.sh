@@ -20,6 +20,9 @@ fi
 # shellcheck disable=SC2086
 "$VENV/bin/pip" install --quiet --disable-pip-version-check $PIP_PKGS
 export VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH
-(cd python && maturin develop --quiet)
+# What the README tells users (`pip install ./python`), with the debug profile of the other steps
+# (MATURIN_PEP517_ARGS) so nothing is compiled twice; the tests then import the installed wheel.
+MATURIN_PEP517_ARGS="--profile dev" pip install --quiet --disable-pip-version-check \
+  --no-build-isolation --force-reinstall --no-deps ./python
 cd python/tests
 exec python -m pytest -q "$@"

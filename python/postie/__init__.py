@@ -318,7 +318,7 @@ def token(account: Optional[str] = None, *, config: Optional[str] = None) -> str
 
 def _command(*args: str, config: Optional[str]) -> int:
     argv = ["postie"] + (["--config", config] if config else []) + list(args)
-    return _core.cli(argv)
+    return _core.cli(argv, True)
 
 
 def login(account: Optional[str] = None, *, config: Optional[str] = None) -> None:

@@ -18,10 +18,22 @@ use output::{Style, exit};
 
 /// Run the `postie` command line `argv` (the program name first) and return
 /// its exit status (sysexits.h). A panic is caught and reported as 70
-/// (internal software error); stdout is flushed before returning.
+/// (internal software error); stdout is flushed before returning. The
+/// library's diagnostics go to stderr (see [`run_embedded`]).
 pub fn run(argv: Vec<OsString>) -> i32 {
+    run_with(argv, true)
+}
+
+/// [`run`] inside a program that has its own logging (the Python package's
+/// `postie.login()`): no subscriber of the command's own is installed, so
+/// the library's diagnostics go wherever the program sends them.
+pub fn run_embedded(argv: Vec<OsString>) -> i32 {
+    run_with(argv, false)
+}
+
+fn run_with(argv: Vec<OsString>, own_logging: bool) -> i32 {
     // A broken pipe (`postie account list | head`) is not an error.
-    let code = match std::panic::catch_unwind(move || real_main(argv)) {
+    let code = match std::panic::catch_unwind(move || real_main(argv, own_logging)) {
         Ok(code) => code,
         Err(_) => exit::SOFTWARE,
     };
@@ -123,7 +135,7 @@ fn completions(shell: clap_complete::Shell) -> i32 {
     }
 }
 
-fn real_main(mut argv: Vec<OsString>) -> i32 {
+fn real_main(mut argv: Vec<OsString>, own_logging: bool) -> i32 {
     // The shell asking what to complete (`COMPLETE=bash postie -- ...`):
     // answered, and the command ends here.
     match clap_complete::CompleteEnv::with_factory(Cli::command).try_complete(argv.clone(), None) {
@@ -168,7 +180,9 @@ fn real_main(mut argv: Vec<OsString>) -> i32 {
         }
     };
     let style = Style::new(cli.color);
-    init_logging(&cli, style);
+    if own_logging {
+        init_logging(&cli, style);
+    }
     match cli.command {
         Command::Completions { shell } => return completions(shell),
         Command::Man { command, dir } => return man(&command, dir.as_deref()),

@@ -81,10 +81,31 @@ fn mailer(config: Option<&str>) -> CoreResult<Mailer> {
     let mailer = match all.get(&paths.config_file) {
         Some((when, m)) if *when == modified => m.clone(),
         Some((_, m)) => m.with_config(Config::load(&paths.config_file)?),
-        None => Mailer::from_paths(&paths)?,
+        None => with_transcript_log(Mailer::from_paths(&paths)?),
     };
     all.insert(paths.config_file.clone(), (modified, mailer.clone()));
     Ok(mailer)
+}
+
+/// `m` with its SMTP dialogue (secrets redacted by the transport, as for
+/// `postie -v`) at debug level on the logger `postie.transcript`: Python's
+/// `logging` shows it when asked to, as smtplib's `set_debuglevel` would.
+fn with_transcript_log(m: Mailer) -> Mailer {
+    let mut options = m.options().clone();
+    options.transcript = Some(Arc::new(|t: &postie::transport::TranscriptEntry| {
+        let arrow = match t.direction {
+            "sent" => "C:",
+            "received" => "S:",
+            _ => "--",
+        };
+        tracing::debug!(target: "postie::transcript", "{arrow} {}", t.text);
+    }));
+    Mailer::with_options(
+        m.config().clone(),
+        m.data_dir().to_path_buf(),
+        m.secrets().clone(),
+        options,
+    )
 }
 
 /// The account `name`, or the default one.
@@ -328,15 +349,32 @@ fn explain_reply(code: u16, text: &str, host: Option<&str>) -> Option<String> {
 }
 
 /// The `postie` command with `argv` (the program name first); its exit
-/// status. It runs in this process, the GIL released.
+/// status. It runs in this process, the GIL released. `embedded`: the
+/// command's diagnostics go to Python's logging (a call from a program)
+/// rather than to stderr (the `postie` command itself).
 #[pyfunction]
-fn cli(py: Python<'_>, argv: Vec<OsString>) -> i32 {
-    py.detach(|| postie_cli::run(argv))
+#[pyo3(signature = (argv, embedded=false))]
+fn cli(py: Python<'_>, argv: Vec<OsString>, embedded: bool) -> i32 {
+    py.detach(|| {
+        if embedded {
+            postie_cli::run_embedded(argv)
+        } else {
+            postie_cli::run(argv)
+        }
+    })
 }
 
 /// postie's core for Python.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The core's diagnostics (tracing events, as `log` records while no
+    // subscriber is installed) to Python's logging, logger `postie...`; they
+    // never hold a secret.
+    // Levels are asked of Python each time (not cached): a program may set
+    // them after the import.
+    if let Ok(logger) = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers) {
+        let _ = logger.install();
+    }
     m.add("Error", m.py().get_type::<Error>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Session>()?;
