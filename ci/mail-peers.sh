@@ -11,7 +11,7 @@ T=${MAIL_PEERS_TOOLS:-$W}
 export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="swaks msmtp mutt neomutt s-nail mailutils git-email libmailtools-perl
   libio-socket-ssl-perl libauthen-sasl-perl postfix sasl2-bin libsasl2-modules dovecot-core openssl
-  dbus gnome-keyring libsecret-tools chromium systemd strace postgresql"
+  dbus gnome-keyring libsecret-tools chromium systemd strace postgresql dovecot-imapd"
 PIP_PKGS="aiosmtpd==1.4.6 authlib==1.9.10 flask==3.1.3"
 NPM_PKGS="smtp-server@3.21.6 oauth2-mock-server@8.2.3"
 
@@ -20,6 +20,7 @@ OAUTH_AS_PORT=18190 OAUTH_MOCK_PORT=18180
 AIO_STARTTLS=12587 AIO_SMTPS=12465 AIO_PLAIN=12525
 NODE_STARTTLS=13587 NODE_SMTPS=13465
 PF_SUBMIT=14587 PF_SMTPS=14465 PF_OAUTH=14588 PF_SMALL=14589 PF_BIG=14590 PF_PIPELINING=14591 PF_IDLE=14592
+DC_IMAP=14143
 PF_SIZE_LIMIT=20971520 PF_SMALL_LIMIT=1048576 PF_BIG_LIMIT=104857600
 GMAIL_STARTTLS=15587 GMAIL_SMTPS=15465
 EXPIRED_STARTTLS=16587 EXPIRED_SMTPS=16465 OTHERNAME_STARTTLS=16588 OTHERNAME_SMTPS=16466
@@ -178,7 +179,7 @@ start() {
   mkdir -p run spool; : > tokens.txt
   local p busy=""
   for p in $OAUTH_AS_PORT $OAUTH_MOCK_PORT $AIO_STARTTLS $AIO_SMTPS $AIO_PLAIN $NODE_STARTTLS $NODE_SMTPS \
-           $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE $GMAIL_STARTTLS $GMAIL_SMTPS \
+           $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE $DC_IMAP $GMAIL_STARTTLS $GMAIL_SMTPS \
            $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS $EXPIRING_SMTPS $FLAKY_STARTTLS \
            $FLAKY_PLAIN $PG_PORT; do
     port_busy "$p" && busy="$busy $p"
@@ -212,7 +213,7 @@ start() {
   if [ "${WITH_POSTFIX:-1}" = 1 ]; then
     BASE=$W/postfix CERT=$W/tls/cert.pem KEY=$W/tls/key.pem INTROSPECT_URL=http://127.0.0.1:$OAUTH_AS_PORT/introspect \
     PF_SUBMIT=$PF_SUBMIT PF_SMTPS=$PF_SMTPS PF_OAUTH=$PF_OAUTH PF_SMALL=$PF_SMALL PF_SMALL_LIMIT=$PF_SMALL_LIMIT \
-    PF_BIG=$PF_BIG PF_BIG_LIMIT=$PF_BIG_LIMIT PF_PIPELINING=$PF_PIPELINING PF_IDLE=$PF_IDLE \
+    PF_BIG=$PF_BIG PF_BIG_LIMIT=$PF_BIG_LIMIT PF_PIPELINING=$PF_PIPELINING PF_IDLE=$PF_IDLE DC_IMAP=$DC_IMAP \
     PF_SIZE_LIMIT=$PF_SIZE_LIMIT REFUSE_RCPT=$REFUSED \
       "$PEERS/postfix-dovecot.sh" >"$W/run/postfix-setup.log" 2>&1 || { cat "$W/run/postfix-setup.log"; exit 1; }
   fi
@@ -220,7 +221,7 @@ start() {
            $GMAIL_STARTTLS $GMAIL_SMTPS $EXPIRED_STARTTLS $EXPIRED_SMTPS $OTHERNAME_STARTTLS $OTHERNAME_SMTPS \
            $EXPIRING_SMTPS $FLAKY_STARTTLS $FLAKY_PLAIN; do
     wait_port "$p"; done
-  if [ "${WITH_POSTFIX:-1}" = 1 ]; then for p in $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE; do wait_port "$p"; done; fi
+  if [ "${WITH_POSTFIX:-1}" = 1 ]; then for p in $PF_SUBMIT $PF_SMTPS $PF_OAUTH $PF_SMALL $PF_BIG $PF_PIPELINING $PF_IDLE $DC_IMAP; do wait_port "$p"; done; fi
   # one KEY=value per line, no quoting: values never contain spaces
   cat > "$W/env.tmp" <<ENV
 MAIL_PEERS_DIR=$W
@@ -276,6 +277,7 @@ POSTFIX_SMTPS=$PF_SMTPS
 POSTFIX_OAUTH=$PF_OAUTH
 POSTFIX_PIPELINING=$PF_PIPELINING
 POSTFIX_IDLE=$PF_IDLE
+DOVECOT_IMAP=$DC_IMAP
 POSTFIX_SMALL=$PF_SMALL
 POSTFIX_SMALL_LIMIT=$PF_SMALL_LIMIT
 POSTFIX_BIG=$PF_BIG

@@ -13,7 +13,7 @@ BASE=${BASE:?}; CERT=${CERT:?}; KEY=${KEY:?}
 PF_SUBMIT=${PF_SUBMIT:-14587}; PF_SMTPS=${PF_SMTPS:-14465}; PF_OAUTH=${PF_OAUTH:-14588}
 PF_SMALL=${PF_SMALL:-14589}; PF_SMALL_LIMIT=${PF_SMALL_LIMIT:-1048576}; PF_SIZE_LIMIT=${PF_SIZE_LIMIT:-20971520}
 PF_BIG=${PF_BIG:-14590}; PF_BIG_LIMIT=${PF_BIG_LIMIT:-104857600}
-PF_PIPELINING=${PF_PIPELINING:-14591}; PF_IDLE=${PF_IDLE:-14592}
+PF_PIPELINING=${PF_PIPELINING:-14591}; PF_IDLE=${PF_IDLE:-14592}; DC_IMAP=${DC_IMAP:-14143}
 REFUSE_RCPT=${REFUSE_RCPT:-refused@example.test}
 INTROSPECT_URL=${INTROSPECT_URL:-http://127.0.0.1:18190/introspect}
 CONF=$BASE/etc; DC=$BASE/dovecot
@@ -126,8 +126,20 @@ cat > $DC/dovecot.conf <<CF
 base_dir = $DC/run
 state_dir = $DC/state
 instance_name = dovecot-test
-protocols =
+# IMAP for clients that log in with the same tokens (XOAUTH2 / OAUTHBEARER, checked by
+# introspection like Postfix's); plain text on loopback
+protocols = imap
 listen = 127.0.0.1
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DC_IMAP
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+mail_location = maildir:$DC/mail/%n
 log_path = $DC/dovecot.log
 ssl = no
 disable_plaintext_auth = no
@@ -164,4 +176,5 @@ active_attribute = active
 active_value = true
 CF
 echo 'alice@provider.test:{PLAIN}secret' > $DC/users
+mkdir -p $DC/mail; chown nobody:nogroup $DC/mail   # the users' mailboxes (userdb: nobody)
 dovecot -c $DC/dovecot.conf

@@ -133,9 +133,10 @@ def short_token_sandbox(home):
     sp.stop()
 
 
-def sign_in(name: str) -> None:
-    """`postie login NAME`, the consent page's Allow clicked in headless Chromium (the
-    repository's consent.py drives it over the DevTools protocol)."""
+def sign_in(name: str, consent: bool = True) -> None:
+    """`postie login NAME` in headless Chromium: the consent page's Allow clicked (the
+    repository's consent.py drives it over the DevTools protocol), or, with `consent=False`,
+    the authorization server's immediate redirect followed."""
     login = subprocess.Popen(
         [sys.executable, "-m", "postie", "login", name, "--no-browser", "--timeout", "60"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -152,14 +153,16 @@ def sign_in(name: str) -> None:
             url = line.strip()
     assert url, "postie login printed no URL:\n" + "".join(printed)
     profile = pathlib.Path(os.environ["HOME"]) / "chromium-profile"
-    page = subprocess.run(
-        [sys.executable, str(PEER_SCRIPTS / "consent.py"), url, "allow", str(profile)],
-        capture_output=True, timeout=90,
-    )
+    if consent:
+        run = subprocess.run(
+            [sys.executable, str(PEER_SCRIPTS / "consent.py"), url, "allow", str(profile)],
+            capture_output=True, timeout=90,
+        )
+        page = run.stdout.decode() + run.stderr.decode()
+    else:
+        page = chromium_follow(url)
     rest = login.communicate(timeout=60)
-    assert login.returncode == 0, (
-        "".join(printed) + rest[1].decode() + page.stdout.decode() + page.stderr.decode()
-    )
+    assert login.returncode == 0, "".join(printed) + rest[1].decode() + page
 
 
 def chromium_follow(url: str) -> str:

@@ -183,3 +183,51 @@ def test_no_secret_in_exceptions_reprs_or_log_records(peers, caplog):
         for s in (secret, secret + "-wrong"):
             assert s not in text, text
             assert not any(s.encode() in d for d in _base64_words(text)), text
+
+
+def test_token_logs_imaplib_in_to_dovecot_with_xoauth2(peers):
+    """postie.token() for another library: imaplib's XOAUTH2 against Dovecot, which checks the
+    token at the authorization server (introspection)."""
+    import imaplib
+
+    from conftest import sign_in
+
+    user = "alice@example.test"  # whom the test authorization server signs in
+    run_postie("account", "add", "work", "--provider", "generic", "--auth", "oauth",
+               "--client-id", "test-client", "--issuer", peers["OAUTH_AS"], "--host", "127.0.0.1",
+               "--port", peers["POSTFIX_OAUTH"], "--tls", "starttls", "--email", user,
+               "--ca-file", peers["MAIL_PEERS_CA"])
+    sign_in("work", consent=False)
+    tok = postie.token("work")
+    assert tok and tok == postie.token("work"), "a valid token is reused, not refreshed"
+    imap = imaplib.IMAP4("127.0.0.1", peers.port("DOVECOT_IMAP"))
+    typ, _ = imap.authenticate("XOAUTH2", lambda _: f"user={user}\x01auth=Bearer {tok}\x01\x01".encode())
+    assert typ == "OK"
+    assert imap.select("INBOX")[0] == "OK"
+    imap.logout()
+    # the check is real: a token the server never issued is refused
+    imap = imaplib.IMAP4("127.0.0.1", peers.port("DOVECOT_IMAP"))
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.authenticate("XOAUTH2", lambda _: f"user={user}\x01auth=Bearer {tok}x\x01\x01".encode())
+    imap.shutdown()
+
+
+def test_the_postie_command_from_pip_and_doctor(peers):
+    """pip put the command on the PATH (the CLI inside the extension); doctor() is structured."""
+    import subprocess
+    import sys
+
+    exe = os.path.join(os.path.dirname(sys.executable), "postie")
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.startswith("postie "), out
+    assert out.stdout.split()[1] == postie.__version__
+
+    add_account(peers, "aio", "AIOSMTPD")
+    report = postie.doctor("aio")
+    assert report.ok, report
+    assert [c.stage for c in report.checks] == ["config", "dns", "connect", "tls", "ehlo", "credentials", "auth"]
+    add_account(peers, "wrongpw", "AIOSMTPD", password="nope")
+    report = postie.doctor("wrongpw")
+    assert not report.ok
+    assert report.failed.stage == "auth", report
+    assert report.failed.explanation and report.failed.explanation.fix, report

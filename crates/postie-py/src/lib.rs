@@ -285,7 +285,8 @@ fn token(py: Python<'_>, account: Option<&str>, config: Option<&str>) -> PyResul
     let m = mailer(config).map_err(|e| py_err(&e, None))?;
     let a = self::account(&m, account).map_err(|e| py_err(&e, None))?;
     let a2 = a.clone();
-    let r = block_on(py, async move { m.access_token(&a2, true).await });
+    // (false: the stored token while it is fresh; true would force a refresh)
+    let r = block_on(py, async move { m.access_token(&a2, false).await });
     r.map(|(t, _)| t.expose_secret().to_string())
         .map_err(|e| py_err(&e, Some(&a)))
 }
