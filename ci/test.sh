@@ -40,7 +40,7 @@ else
   echo "cargo-nextest not found; using cargo test" >&2
   run "tests (cargo test)" cargo test --workspace --all-targets --no-fail-fast "$@"
 fi
-run "python package (ci/python.sh: maturin develop, pytest)" ci/python.sh
+run "python package (ci/python.sh: pip install ./python, pytest)" ci/python.sh
 run "doc tests" cargo test --workspace --doc
 run "rustfmt" cargo fmt --all -- --check
 run "clippy" cargo clippy --workspace --all-targets -- -D warnings

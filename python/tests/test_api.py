@@ -231,3 +231,26 @@ def test_the_postie_command_from_pip_and_doctor(peers):
     assert not report.ok
     assert report.failed.stage == "auth", report
     assert report.failed.explanation and report.failed.explanation.fix, report
+
+
+def test_the_drop_in_with_send_message_and_with_reports_refusals_as_smtplib(peers):
+    """postie.smtplib through an account found by its login name: send_message() and the
+    context manager as in smtplib, the refused recipients in sendmail's dict, all refused raises
+    SMTPRecipientsRefused with the codes and postie's explanation."""
+    import postie.smtplib as dropin
+
+    add_account(peers, "aio", "AIOSMTPD")
+    refused = peers["REFUSED_RCPT"]
+    subject = token("py-dropin")
+    with dropin.SMTP("127.0.0.1", peers.port("AIOSMTPD_STARTTLS")) as s:
+        s.starttls()
+        code, text = s.login(peers["AIOSMTPD_USER"], "not what the account has")
+        assert code == 235 and b"postie account aio" in text, text
+        got = s.send_message(message(subject, to=["bob@example.test", refused]))
+        assert list(got) == [refused] and got[refused][0] == 550, got
+        assert b"postie: " in got[refused][1]
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+            s.sendmail("api@example.test", [refused], message(token("py-dropin-none")).as_string())
+        assert caught.value.recipients[refused][0] == 550
+    [stored] = peers.stored("AIOSMTPD_SPOOL", subject)
+    assert json.loads(stored.with_suffix(".json").read_text())["rcpt_tos"] == ["bob@example.test"]
