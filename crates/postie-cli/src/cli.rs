@@ -533,6 +533,14 @@ pub struct AccountAddArgs {
     /// Make this the default account
     #[arg(long)]
     pub default: bool,
+    /// How messages go out: smtp, gmail-api (Google's HTTPS API, scope gmail.send) or graph
+    /// (Microsoft Graph, Mail.Send); several, comma-separated, are tried in order when one cannot
+    /// connect (smtp,gmail-api) [default: smtp]
+    #[arg(long, value_name = "TRANSPORT", value_delimiter = ',', value_parser = parse_transport)]
+    pub transport: Vec<postie::config::Transport>,
+    /// The HTTPS API's base URL instead of Google's or Microsoft's (a proxy, the sandbox)
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
     #[command(flatten, next_help_heading = "OAuth 2.0 (--auth oauth)")]
     pub oauth: OAuthArgs,
 }
@@ -570,6 +578,18 @@ pub struct OAuthArgs {
     /// Google Workspace service account key (JSON) for domain-wide delegation
     #[arg(long, value_name = "PATH")]
     pub service_account_key: Option<PathBuf>,
+}
+
+fn parse_transport(s: &str) -> Result<postie::config::Transport, String> {
+    use postie::config::Transport;
+    match s {
+        "smtp" => Ok(Transport::Smtp),
+        "gmail-api" | "gmail" => Ok(Transport::GmailApi),
+        "graph" | "microsoft-graph" => Ok(Transport::Graph),
+        _ => Err(format!(
+            "unknown transport '{s}': use smtp, gmail-api or graph"
+        )),
+    }
 }
 
 fn parse_flow(s: &str) -> Result<postie::oauth::Flow, String> {

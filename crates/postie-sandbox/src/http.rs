@@ -43,6 +43,9 @@ pub(crate) const REVOKE: &str = "/revoke";
 const SCOPES: &[&str] = &[
     MAIL_SCOPE,
     "https://www.googleapis.com/auth/gmail.send",
+    // what an account with transport = "graph" asks for
+    "https://graph.microsoft.com/Mail.Send",
+    "offline_access",
     "openid",
     "email",
     "profile",
@@ -71,6 +74,9 @@ pub(crate) async fn serve(tcp: TcpStream, shared: Arc<Shared>, mut stop: watch::
 }
 
 async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
+    if super::api::is_api(req.uri().path()) {
+        return super::api::handle(s, req).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_form(req.uri().query().unwrap_or("").as_bytes());

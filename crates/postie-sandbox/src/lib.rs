@@ -34,6 +34,7 @@
 
 #![deny(missing_docs)]
 
+mod api;
 pub mod gmail;
 mod http;
 pub mod mailbox;
@@ -178,6 +179,9 @@ pub(crate) struct Shared {
     pub(crate) mailbox: Mailbox,
     pub(crate) issuer: String,
     grants: Mutex<tokens::Grants>,
+    /// Resumable Gmail API uploads started and not finished: upload id ->
+    /// the user whose token started it.
+    pub(crate) uploads: Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Shared {
@@ -247,6 +251,7 @@ impl Sandbox {
                 cfg.token_lifetime.as_secs().max(1),
                 cfg.device_interval.as_secs(),
             )),
+            uploads: Mutex::default(),
         });
         let settings = Arc::new(ConnSettings {
             tls: Some(acceptor.clone()),
@@ -398,6 +403,8 @@ impl SandboxHandle {
             oauth: None,
             auth_mechanism: None,
             limits: None,
+            transport: Default::default(),
+            api_url: None,
             timeout: None,
         }
     }

@@ -418,6 +418,15 @@ impl Grants {
         n
     }
 
+    /// The user and the granted scopes of a valid access token (for the
+    /// HTTPS APIs, which tell an unknown token from a missing scope).
+    pub fn access_info(&self, token: &str, now: u64) -> Option<(String, String)> {
+        self.access
+            .get(token)
+            .filter(|a| a.expires_at > now)
+            .map(|a| (a.grant.user.clone(), a.grant.scope.clone()))
+    }
+
     /// Whether `token` lets `user` send mail (an empty `user` is
     /// OAUTHBEARER without an authzid: the token says who it is).
     pub fn check_access(&self, token: &str, user: &str, scope: &str, now: u64) -> AccessCheck {

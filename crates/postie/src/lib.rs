@@ -85,6 +85,7 @@ pub mod paths;
 pub mod provider;
 pub mod wording;
 
+pub mod api;
 pub mod explain;
 pub mod mailer;
 pub mod message;

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["secret", "message", "explain"],
     &["transport"],
     &["oauth"],
+    &["api"],
     &["mailer"],
 ];
 

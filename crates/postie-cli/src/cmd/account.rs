@@ -57,6 +57,8 @@ fn add(g: &Global, a: AccountAddArgs) -> Result<(), Error> {
             flow: a.oauth.flow,
             service_account_key: a.oauth.service_account_key.clone(),
         },
+        transports: a.transport.clone(),
+        api_url: a.api_url.clone(),
     };
     let acct = new.build()?;
     let (provider, auth) = (acct.provider, acct.auth);

@@ -172,6 +172,8 @@ fn server_account(args: &DoctorArgs, url: &str) -> Result<AccountConfig, Error> 
         oauth: None,
         auth_mechanism: None,
         limits: None,
+        transport: Default::default(),
+        api_url: None,
         timeout: None,
     })
 }

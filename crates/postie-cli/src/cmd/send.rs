@@ -322,6 +322,7 @@ fn report_result(
     if json_mode {
         let mut v = json!({
             "status": r.status,
+            "transport": r.transport,
             "server": r.server,
             "tls": r.tls,
             "tls_info": r.tls_info,

@@ -754,6 +754,11 @@ fn run_curl_page(url: &str) -> (Option<i32>, String, String) {
 
 /// An OAuth account for the sandbox on its test ports: discovery from `--issuer`, no client ID.
 fn add_oauth_account(sb: &Sandbox, sp: &SandboxProc, name: &str) {
+    add_oauth_account_with(sb, sp, name, &[]);
+}
+
+/// [`add_oauth_account`] with more `account add` arguments.
+fn add_oauth_account_with(sb: &Sandbox, sp: &SandboxProc, name: &str, extra: &[&str]) {
     sb.postie()
         .args([
             "account",
@@ -767,6 +772,7 @@ fn add_oauth_account(sb: &Sandbox, sp: &SandboxProc, name: &str) {
         .opt("--auth", "oauth")
         .opt("--port", sp.smtp().to_string())
         .opt("--issuer", sp.issuer())
+        .args(extra)
         .run()
         .success();
 }
@@ -1167,4 +1173,102 @@ fn mailbox_pages_escape_the_message_s_markup() {
         !page.contains("<img"),
         "raw markup on the message page:\n{page}"
     );
+}
+
+/// `account add --transport T` for the sandbox, signing in on its consent page in Chromium.
+fn https_account(sb: &Sandbox, sp: &SandboxProc, name: &str, transport: &str, extra: &[&str]) {
+    let issuer = sp.issuer();
+    let mut args = vec!["--transport", transport, "--api-url", &issuer];
+    args.extend_from_slice(extra);
+    add_oauth_account_with(sb, sp, name, &args);
+    let mut login = Login::start(sb, &[name, "--no-browser"]);
+    let url = authorization_url(&mut login);
+    let page = click_consent(sb, &url, "allow");
+    let (code, printed) = login.finish();
+    assert_eq!(code, Some(0), "{printed}\n{page}");
+}
+
+/// The HTTPS transports through the sandbox's emulation of the Gmail API and Microsoft Graph:
+/// each account asks for its API's narrow scope at sign-in (gmail.send; Graph's Mail.Send), sends
+/// with `postie send`, and the mailbox holds the message as the service delivers it: the blind
+/// copy delivered, its header gone. A token whose scope does not cover the API gets the
+/// service's 403, explained as a scope problem.
+#[test]
+fn https_transports_send_through_the_gmail_api_and_graph() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    let config = || std::fs::read_to_string(sb.config_home().join("postie/config.toml")).unwrap();
+    for (name, transport, scope, mech) in [
+        (
+            "ga",
+            "gmail-api",
+            "https://www.googleapis.com/auth/gmail.send",
+            "gmail-api",
+        ),
+        (
+            "gr",
+            "graph",
+            "https://graph.microsoft.com/Mail.Send",
+            "graph",
+        ),
+    ] {
+        https_account(&sb, &sp, name, transport, &[]);
+        assert!(config().contains(scope), "{}", config());
+        let subject = token(&format!("sb-{transport}"));
+        let run = sb
+            .postie()
+            .args([
+                "send",
+                "--json",
+                "-a",
+                name,
+                "--to",
+                TO,
+                "--bcc",
+                "hidden@example.com",
+            ])
+            .message(&subject)
+            .run();
+        run.success();
+        let v = run.json();
+        assert_eq!(v["transport"], transport, "{run}");
+        assert_eq!(v["status"], "sent", "{run}");
+        let m = stored(&sb, &subject);
+        assert_eq!(m["mechanism"], mech, "{m:#}");
+        let rcpts = m["recipients"].to_string();
+        assert!(
+            rcpts.contains(TO) && rcpts.contains("hidden@example.com"),
+            "{m:#}"
+        );
+        let id = m["id"].as_u64().unwrap().to_string();
+        let show = sb
+            .postie()
+            .args(["sandbox", "messages", "show", &id, "--json"])
+            .run();
+        show.success();
+        let headers = show.json()["headers"].to_string().to_ascii_lowercase();
+        assert!(
+            !headers.contains("hidden@example.com"),
+            "Bcc exposed: {headers}"
+        );
+    }
+
+    // A sign-in whose scope the Gmail API does not take (openid): the API's 403, explained.
+    https_account(&sb, &sp, "gx", "gmail-api", &["--scope", "openid"]);
+    let run = sb
+        .postie()
+        .args(["send", "--json", "-a", "gx", "--to", TO])
+        .message(&token("sb-scope"))
+        .run();
+    run.code(77);
+    let v = run.json()["error"].clone();
+    assert_eq!(v["explanation_id"], "api-gmail-scope", "{run}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("insufficientPermissions"),
+        "{run}"
+    );
+    assert!(v["fix"].to_string().contains("gmail.send"), "{run}");
 }

@@ -172,6 +172,102 @@ impl RelayConfig {
     }
 }
 
+/// A way of sending an account's messages.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// SMTP submission (the account's host, port and TLS).
+    Smtp,
+    /// The Gmail API's `users.messages.send` over HTTPS.
+    GmailApi,
+    /// Microsoft Graph's `POST /me/sendMail` over HTTPS.
+    Graph,
+}
+
+impl Transport {
+    /// The name in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Smtp => "smtp",
+            Transport::GmailApi => "gmail-api",
+            Transport::Graph => "graph",
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `transport = "smtp"` or `transport = ["smtp", "gmail-api"]`: the ways
+/// to send, in the order they are tried. Never empty.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transports(Vec<Transport>);
+
+impl Transports {
+    /// The transports in order.
+    pub fn list(&self) -> &[Transport] {
+        &self.0
+    }
+
+    /// The first one tried.
+    pub fn first(&self) -> Transport {
+        self.0[0]
+    }
+
+    /// True for the default, SMTP alone.
+    pub fn is_default(&self) -> bool {
+        self.0 == [Transport::Smtp]
+    }
+
+    /// These transports, in this order (duplicates dropped); SMTP alone
+    /// when `list` is empty.
+    pub fn new(list: impl IntoIterator<Item = Transport>) -> Transports {
+        let mut v: Vec<Transport> = Vec::new();
+        for t in list {
+            if !v.contains(&t) {
+                v.push(t);
+            }
+        }
+        if v.is_empty() {
+            v.push(Transport::Smtp);
+        }
+        Transports(v)
+    }
+}
+
+impl Default for Transports {
+    fn default() -> Transports {
+        Transports(vec![Transport::Smtp])
+    }
+}
+
+impl Serialize for Transports {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(s),
+            all => all.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Transports {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Transports, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(Transport),
+            Many(Vec<Transport>),
+        }
+        Ok(match OneOrMany::deserialize(d)? {
+            OneOrMany::One(t) => Transports::new([t]),
+            OneOrMany::Many(v) => Transports::new(v),
+        })
+    }
+}
+
 /// An account in a few words ([`Config::summaries`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct AccountSummary {
@@ -256,6 +352,17 @@ pub struct AccountConfig {
     /// for a server whose offer promises more than it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_mechanism: Option<String>,
+    /// How messages go out: `"smtp"` (the default), `"gmail-api"` (Google's
+    /// `users.messages.send`, scope `gmail.send`) or `"graph"` (Microsoft
+    /// Graph's `sendMail`, permission `Mail.Send`); or a list tried in
+    /// order, the next one only when the one before could not connect
+    /// (`["smtp", "gmail-api"]`). The HTTPS ones need `auth = "oauth"`.
+    #[serde(default, skip_serializing_if = "Transports::is_default")]
+    pub transport: Transports,
+    /// The HTTPS API's base URL instead of Google's or Microsoft's (the
+    /// sandbox's, a proxy's): `https://…`, or `http://` on loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
     /// Sending limits, `[accounts.NAME.limits]` (`per_day`, `per_minute`,
     /// `recipients_per_day`, `recipients_per_message`); each one unset
     /// takes the provider's published limit ([`Limits::published`]).
@@ -796,6 +903,8 @@ mod tests {
             oauth: None,
             auth_mechanism: None,
             limits: None,
+            transport: Default::default(),
+            api_url: None,
             timeout: None,
         }
     }

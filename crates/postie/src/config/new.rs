@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{AccountConfig, Flow, OAuthConfig};
+use super::{AccountConfig, Flow, OAuthConfig, Transport, Transports};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::{AuthMethod, ProviderId, SANDBOX_CLIENT_ID, TlsMode, guess_from_email};
@@ -38,6 +38,10 @@ pub struct NewAccount {
     pub password_command: Option<String>,
     /// OAuth 2.0 settings (with `auth = oauth`).
     pub oauth: NewOAuth,
+    /// The ways to send, in order (empty: SMTP).
+    pub transports: Vec<Transport>,
+    /// An HTTPS API's base URL instead of the service's.
+    pub api_url: Option<String>,
 }
 
 /// The OAuth 2.0 part of a [`NewAccount`].
@@ -111,7 +115,64 @@ impl NewAccount {
             }
         };
         let preset = provider.preset();
-        let auth = self.auth.unwrap_or_else(|| preset.default_auth());
+        let transports = Transports::new(self.transports.iter().copied());
+        let apis: Vec<Transport> = transports
+            .list()
+            .iter()
+            .copied()
+            .filter(|t| *t != Transport::Smtp)
+            .collect();
+        // The HTTPS APIs take OAuth tokens only.
+        let auth = match (self.auth, apis.is_empty()) {
+            (Some(a), _) => a,
+            (None, false) => AuthMethod::Oauth,
+            (None, true) => preset.default_auth(),
+        };
+        if !apis.is_empty() && auth != AuthMethod::Oauth {
+            return Err(usage(format!(
+                "--transport {} sends with an OAuth access token: use --auth oauth (or drop \
+                 --transport for SMTP with {auth})",
+                apis[0]
+            )));
+        }
+        for t in &apis {
+            let fits = match t {
+                Transport::GmailApi => provider.is_google() || provider == ProviderId::Sandbox,
+                Transport::Graph => provider.is_microsoft() || provider == ProviderId::Sandbox,
+                Transport::Smtp => true,
+            };
+            if !fits {
+                return Err(usage(format!(
+                    "--transport {t} is {}'s; {} is not (use --provider {})",
+                    if *t == Transport::GmailApi {
+                        "Google"
+                    } else {
+                        "Microsoft"
+                    },
+                    preset.display_name,
+                    if *t == Transport::GmailApi {
+                        "gmail or workspace"
+                    } else {
+                        "outlook or office365"
+                    }
+                )));
+            }
+        }
+        if provider.is_microsoft()
+            && transports.list().contains(&Transport::Smtp)
+            && apis.contains(&Transport::Graph)
+        {
+            return Err(usage(
+                "a Microsoft sign-in gives tokens for one service: SMTP (outlook.office.com) or \
+                 Graph (graph.microsoft.com), not both; choose --transport smtp or --transport graph"
+                    .into(),
+            ));
+        }
+        if apis.is_empty() && self.api_url.is_some() {
+            return Err(usage(
+                "--api-url is for --transport gmail-api or graph".into(),
+            ));
+        }
         if !preset.supports(auth) {
             let offered: Vec<_> = preset.auth.iter().map(|m| m.as_str()).collect();
             return Err(usage(format!(
@@ -122,7 +183,7 @@ impl NewAccount {
             )));
         }
         let oauth = match auth {
-            AuthMethod::Oauth => Some(self.oauth_config(provider)?),
+            AuthMethod::Oauth => Some(self.oauth_config(provider, &transports)?),
             _ if self.oauth.is_given() => {
                 return Err(usage(format!(
                     "{} need {}",
@@ -157,6 +218,8 @@ impl NewAccount {
             oauth,
             auth_mechanism: None,
             limits: None,
+            transport: transports,
+            api_url: self.api_url.clone(),
             timeout: None,
         };
         // Host, port and TLS consistent, plain text only to loopback.
@@ -165,8 +228,23 @@ impl NewAccount {
         Ok(acct)
     }
 
-    fn oauth_config(&self, provider: ProviderId) -> Result<OAuthConfig> {
+    fn oauth_config(&self, provider: ProviderId, transports: &Transports) -> Result<OAuthConfig> {
         let o = &self.oauth;
+        // An API alone asks for its own narrow scope: Gmail's gmail.send
+        // (SMTP would need the whole mailbox), Graph's Mail.Send.
+        let api_scopes: Vec<String> = match transports.list() {
+            [Transport::GmailApi] => vec!["https://www.googleapis.com/auth/gmail.send".into()],
+            [Transport::Graph] => vec![
+                "https://graph.microsoft.com/Mail.Send".into(),
+                "offline_access".into(),
+            ],
+            _ => Vec::new(),
+        };
+        let scopes = if o.scopes.is_empty() {
+            api_scopes
+        } else {
+            o.scopes.clone()
+        };
         let flow = o.flow.unwrap_or(if o.service_account_key.is_some() {
             Flow::ServiceAccount
         } else {
@@ -210,7 +288,7 @@ impl NewAccount {
             token_endpoint: o.token_endpoint.clone(),
             device_authorization_endpoint: None,
             revocation_endpoint: None,
-            scopes: (!o.scopes.is_empty()).then(|| o.scopes.clone()),
+            scopes: (!scopes.is_empty()).then_some(scopes),
             flow: Some(flow),
             service_account_key: o
                 .service_account_key

@@ -75,6 +75,7 @@ struct Inner {
     sasl: Option<SaslServerError>,
     oauth: Option<OAuthErrorInfo>,
     finding: Option<&'static str>,
+    retry_after: Option<std::time::Duration>,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -90,6 +91,7 @@ impl Error {
             sasl: None,
             oauth: None,
             finding: None,
+            retry_after: None,
             source: None,
         }))
     }
@@ -126,6 +128,18 @@ impl Error {
     pub fn with_finding(mut self, id: &'static str) -> Error {
         self.0.finding = Some(id);
         self
+    }
+
+    /// How long the server asked to wait before trying again (an HTTP API's
+    /// `Retry-After`).
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Error {
+        self.0.retry_after = Some(wait);
+        self
+    }
+
+    /// The wait given with [`Error::with_retry_after`].
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.0.retry_after
     }
 
     /// The finding named with [`Error::with_finding`].

@@ -481,4 +481,134 @@ pub(super) static ENTRIES: &[Entry] = &[
         ],
         Retry::No,
     ),
+    // ---- the HTTPS sending APIs (Gmail API, Microsoft Graph) ----
+    finding(
+        "api-gmail-unauthenticated",
+        "The Gmail API refused the access token.",
+        &[
+            "the token expired or was revoked (postie refreshes it once and retries)",
+            "the sign-in was for another Google project's client",
+        ],
+        &["Sign in again ({do:login})"],
+        Retry::No,
+    ),
+    finding(
+        "api-gmail-scope",
+        "The access token lacks a scope the Gmail API needs to send.",
+        &[
+            "the account signed in with a scope that does not allow sending (the Gmail API takes gmail.send, gmail.compose, gmail.modify or https://mail.google.com/)",
+        ],
+        &[
+            "Set scope = \"https://www.googleapis.com/auth/gmail.send\" in the account's [oauth] (or add it again with --transport gmail-api), then sign in again ({do:login})",
+            "In the Google Cloud console, list the scope under Google Auth Platform > Data access",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-gmail-disabled",
+        "The Gmail API is not enabled for the OAuth client's Google Cloud project.",
+        &["the project the client ID belongs to has never enabled the Gmail API"],
+        &[
+            "In the Google Cloud console, APIs & Services > Library > Gmail API > Enable, for the project of the account's client_id; then try again",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-gmail-failed-precondition",
+        "The Gmail API refused to send for this account (failedPrecondition).",
+        &[
+            "Gmail is not enabled for this Google Workspace user, or the domain turned the Gmail service off",
+            "the From address is not the account's address or one of its send-as aliases",
+        ],
+        &[
+            "Check that the account can send from Gmail's web page with this From address; a Workspace admin turns Gmail on in the Admin console (Apps > Google Workspace > Gmail)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-gmail-invalid-message",
+        "The Gmail API refused the message as invalid (invalidArgument).",
+        &["the message has no recipient in To, Cc or Bcc, or a header the API cannot parse"],
+        &[
+            "Check the message's From and To headers (`postie send --dry-run` shows what would go out)",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-rate-limit",
+        "The API asked to slow down (rate limit or throttling).",
+        &[
+            "more requests than the service allows: the Gmail API counts 100 quota units per send against a per-user per-minute limit; Graph allows 4 concurrent requests per mailbox and 10,000 per 10 minutes, Exchange 30 messages a minute",
+            "the account's daily sending limit, which the API shares with the web and SMTP",
+        ],
+        &[
+            "Nothing: postie waits as long as the service said (Retry-After) and tries again; lower [accounts.NAME.limits] per_minute to stay under it",
+        ],
+        Retry::Later,
+    ),
+    finding(
+        "api-too-large",
+        "The message is too large for the API.",
+        &[
+            "the Gmail API takes up to 35 MiB; Microsoft Graph 4 MB per request with the message base64-encoded (about 3 MB), larger ones needing an upload session and the Mail.ReadWrite permission, which postie does not ask for",
+        ],
+        &[
+            "Send large messages over SMTP (transport = \"smtp\"), or link to the file instead of attaching it",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-graph-unauthenticated",
+        "Microsoft Graph refused the access token.",
+        &[
+            "the token expired or was revoked (postie refreshes it once and retries)",
+            "the token is for another resource (SMTP's outlook.office.com rather than graph.microsoft.com)",
+        ],
+        &[
+            "Sign in again ({do:login}); with transport = \"graph\" the account asks for https://graph.microsoft.com/Mail.Send",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-graph-access-denied",
+        "Microsoft Graph denied sending for this token (ErrorAccessDenied).",
+        &[
+            "the app registration lacks the delegated permission Mail.Send, or the user or an admin has not consented to it",
+            "the token was granted without the Mail.Send scope",
+        ],
+        &[
+            "In the Entra admin center: App registrations > the app > API permissions > Add > Microsoft Graph > Delegated > Mail.Send (and offline_access); grant admin consent if the tenant requires it; then sign in again ({do:login})",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-graph-send-as-denied",
+        "Microsoft Graph refused the From address (ErrorSendAsDenied).",
+        &[
+            "the message's From is not the signed-in mailbox, and the user has no Send As right for it",
+        ],
+        &[
+            "Send from the account's own address, or have an Exchange admin grant Send As on that mailbox",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-graph-mailbox-not-enabled",
+        "The account's mailbox cannot be used through Microsoft Graph (MailboxNotEnabledForRESTAPI).",
+        &[
+            "the mailbox is on-premises Exchange, inactive, or has no Exchange Online licence",
+            "a personal account whose mailbox was never opened in Outlook on the web",
+        ],
+        &[
+            "Use SMTP for this account (transport = \"smtp\"), or give the user an Exchange Online licence and sign in to Outlook on the web once",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-server-error",
+        "The API answered with an error of its own.",
+        &["a failure on the service's side (5xx), or an answer postie does not know"],
+        &["Try again later; the message and the service's words are above"],
+        Retry::Later,
+    ),
 ];

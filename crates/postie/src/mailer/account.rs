@@ -3,7 +3,7 @@
 
 use postie_proto::sasl::Mechanism;
 
-use crate::config::{AccountConfig, PasswordSource};
+use crate::config::{AccountConfig, PasswordSource, Transports};
 use crate::endpoint::Endpoint;
 use crate::error::Result;
 use crate::provider::{AuthMethod, ProviderId};
@@ -64,6 +64,10 @@ pub struct Account {
     pub mechanism: Option<Mechanism>,
     /// How long to wait for this server, instead of the mailer's timeouts.
     pub timeouts: Option<Timeouts>,
+    /// The ways to send, in the order they are tried (`transport`).
+    pub transports: Transports,
+    /// The HTTPS API's base URL instead of the service's (`api_url`).
+    pub api_url: Option<String>,
     /// The account's settings, for the token manager of an OAuth account.
     settings: Option<AccountConfig>,
 }
@@ -90,6 +94,8 @@ impl Account {
             auth,
             mechanism: acct.mechanism()?,
             timeouts: acct.timeout()?.map(Timeouts::all),
+            transports: acct.transport.clone(),
+            api_url: acct.api_url.clone(),
             settings: Some(acct.clone()),
         })
     }
@@ -111,6 +117,8 @@ impl Account {
             auth: Auth::None,
             mechanism: None,
             timeouts: None,
+            transports: Transports::default(),
+            api_url: None,
             settings: None,
         }
     }

@@ -5,6 +5,7 @@ use postie_proto::client::TransactionResult;
 use postie_proto::reply::Reply;
 use serde::Serialize;
 
+use crate::config::Transport;
 use crate::endpoint::Endpoint;
 use crate::error::Error;
 use crate::message::OutgoingMessage;
@@ -67,6 +68,8 @@ pub struct SendReport {
     /// True when the server refused the account's access token first, and
     /// the message went out after postie refreshed it.
     pub token_refreshed: bool,
+    /// How it went out: `smtp`, `gmail-api` or `graph`.
+    pub transport: Transport,
     /// Every reply of the transaction, as the session saw them.
     #[serde(skip)]
     pub transaction: TransactionResult,
@@ -82,6 +85,65 @@ impl SendReport {
     ) -> SendReport {
         let auth = conn.mechanism().map(|m| m.to_string());
         SendReport::build(endpoint, conn.tls_info().cloned(), auth, msg, r)
+    }
+
+    /// The report of `msg` taken by an HTTPS API (`transport`, at `server`)
+    /// with HTTP `status`: every recipient accepted, as the service says
+    /// (which, like an SMTP 250, promises no delivery).
+    pub fn accepted_by_api(
+        transport: Transport,
+        server: String,
+        msg: &OutgoingMessage,
+        status: u16,
+        id: Option<&str>,
+    ) -> SendReport {
+        let service = match transport {
+            Transport::Graph => "Microsoft Graph",
+            _ => "the Gmail API",
+        };
+        let text = match id {
+            Some(id) => format!("accepted by {service} (id {id})"),
+            None => format!("accepted by {service}"),
+        };
+        let reply = Reply::new(status, &text);
+        let recipients: Vec<RecipientReport> = msg
+            .recipients
+            .iter()
+            .map(|a| RecipientReport {
+                address: a.to_string(),
+                accepted: true,
+                code: status,
+                enhanced: None,
+                text: text.clone(),
+                reply: reply.clone(),
+            })
+            .collect();
+        SendReport {
+            server,
+            tls: TlsMode::Implicit,
+            tls_info: None,
+            auth: Some("Bearer".into()),
+            message_id: msg.message_id.clone(),
+            size: msg.body.wire_len() as usize,
+            transaction: TransactionResult {
+                mail: reply.clone(),
+                recipients: msg
+                    .recipients
+                    .iter()
+                    .map(|a| postie_proto::client::RecipientResult {
+                        address: a.clone(),
+                        reply: Some(reply.clone()),
+                        accepted: true,
+                    })
+                    .collect(),
+                data: Some(reply.clone()),
+            },
+            recipients,
+            reply: Some(reply),
+            status: Status::Sent,
+            token_refreshed: false,
+            transport,
+        }
     }
 
     /// [`SendReport::new`] from the connection's TLS details and mechanism,
@@ -148,6 +210,7 @@ impl SendReport {
             status,
             token_refreshed: false,
             transaction: r,
+            transport: Transport::Smtp,
         }
     }
 

@@ -7,6 +7,8 @@ use postie_proto::error::Stage;
 use postie_proto::sasl::{Credentials, Mechanism};
 
 use super::{Account, Mailer, SendReport};
+use crate::api::Api;
+use crate::config::Transport;
 use crate::error::{Error, Result};
 use crate::message::OutgoingMessage;
 use crate::provider::TlsMode;
@@ -29,6 +31,9 @@ pub struct Session {
     mailer: Mailer,
     account: Arc<Account>,
     conn: Option<Connection>,
+    /// The HTTPS API this session sends through, when the account's first
+    /// transport is one, or SMTP could not connect and one comes next.
+    api: Option<(Transport, Api)>,
     /// The token was refreshed after a refusal since the last report.
     refreshed: bool,
 }
@@ -48,7 +53,104 @@ impl Session {
             mailer,
             account,
             conn: None,
+            api: None,
             refreshed: false,
+        }
+    }
+
+    /// The API client of transport `t`, made now (an account that cannot
+    /// use it is a configuration error that says why).
+    fn api_for(&self, t: Transport) -> Result<Api> {
+        if !self.account.is_oauth() {
+            return Err(Error::new(
+                crate::error::ErrorKind::Config,
+                format!(
+                    "{}: transport = \"{t}\" sends with an OAuth access token, and the account \
+                     has no OAuth sign-in: set auth = \"oauth\" (add the account again with \
+                     --auth oauth --transport {t}), or use transport = \"smtp\"",
+                    self.account.label()
+                ),
+            ));
+        }
+        Api::new(t, self.account.api_url.as_deref())
+    }
+
+    /// The transport this session sends through now: an API client, or
+    /// `None` for SMTP.
+    fn api(&mut self) -> Result<Option<&(Transport, Api)>> {
+        if self.api.is_none() {
+            let first = self.account.transports.first();
+            if first != Transport::Smtp {
+                self.api = Some((first, self.api_for(first)?));
+            }
+        }
+        Ok(self.api.as_ref())
+    }
+
+    /// After SMTP could not connect (nothing was sent): the next transport
+    /// of the account's list, if it is an API.
+    fn fall_back(&mut self, e: &Error) -> Option<Transport> {
+        if e.kind() != crate::error::ErrorKind::Unavailable || self.api.is_some() {
+            return None;
+        }
+        let list = self.account.transports.list();
+        let next = list
+            .iter()
+            .skip_while(|t| **t == Transport::Smtp)
+            .copied()
+            .next()?;
+        let api = self.api_for(next).ok()?;
+        tracing::info!(
+            "{}: SMTP cannot connect ({}); sending through the {} instead",
+            self.account.label(),
+            e.message(),
+            api.service()
+        );
+        self.mailer.note(&format!(
+            "SMTP cannot connect ({}): sending through the {} (transport = \"{next}\")",
+            e.message(),
+            api.service()
+        ));
+        self.api = Some((next, api));
+        Some(next)
+    }
+
+    /// Send through the API: the account's access token, refreshed once
+    /// when the service refuses it.
+    async fn send_api(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {
+        let (transport, api) = self.api.clone().expect("an API chosen before sending");
+        let mut refresh = false;
+        loop {
+            let (token, _) = self.mailer.access_token(&self.account, refresh).await?;
+            match api.send(&token, msg).await {
+                Err(e)
+                    if !refresh
+                        && matches!(
+                            e.finding(),
+                            Some("api-gmail-unauthenticated" | "api-graph-unauthenticated")
+                        ) =>
+                {
+                    tracing::info!(
+                        "{}: the {} refused the access token; refreshing it once",
+                        self.account.label(),
+                        api.service()
+                    );
+                    refresh = true;
+                    self.refreshed = true;
+                }
+                Err(e) => return Err(e),
+                Ok(ok) => {
+                    let mut report = SendReport::accepted_by_api(
+                        transport,
+                        api.server(),
+                        msg,
+                        ok.status,
+                        ok.id.as_deref(),
+                    );
+                    report.token_refreshed = std::mem::take(&mut self.refreshed);
+                    return Ok(report);
+                }
+            }
         }
     }
 
@@ -62,9 +164,10 @@ impl Session {
         &self.account
     }
 
-    /// True while a connection is open and can take another message.
+    /// True while a connection is open and can take another message (an
+    /// HTTPS API is always ready once chosen).
     pub fn is_connected(&self) -> bool {
-        self.conn.as_ref().is_some_and(Connection::is_reusable)
+        self.api.is_some() || self.conn.as_ref().is_some_and(Connection::is_reusable)
     }
 
     /// The SASL mechanism the open connection authenticated with.
@@ -85,6 +188,11 @@ impl Session {
     /// Open the connection now (it is otherwise opened by the first
     /// message): connect, TLS, EHLO, AUTH with the account's credentials.
     pub async fn connect(&mut self) -> Result<()> {
+        if self.api()?.is_some() {
+            // Nothing to open: the token is what can fail, so get it now.
+            self.mailer.access_token(&self.account, false).await?;
+            return Ok(());
+        }
         if self.is_connected() {
             return Ok(());
         }
@@ -132,9 +240,15 @@ impl Session {
     /// Send one message. A refused recipient is in the report; an error
     /// means the session failed, and the connection is closed.
     pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {
+        if self.api()?.is_some() {
+            return self.send_api(msg).await;
+        }
         let reused = self.is_connected();
-        if !reused {
-            self.connect().await?;
+        if !reused && let Err(e) = self.connect().await {
+            return match self.fall_back(&e) {
+                Some(_) => self.send_api(msg).await,
+                None => Err(e),
+            };
         }
         let result = match self.transaction(msg).await {
             Err(e)
@@ -179,11 +293,24 @@ impl Session {
         msgs: &[&OutgoingMessage],
         mut each: impl FnMut(usize, Result<SendReport>) + Send,
     ) {
+        // An API (or an account that cannot use its own): one after another.
+        if !matches!(self.api(), Ok(None)) {
+            for (i, m) in msgs.iter().enumerate() {
+                each(i, self.send(m).await);
+            }
+            return;
+        }
         let mut from = 0;
         let mut may_retry = true;
         while from < msgs.len() {
             let reused = self.is_connected();
             if !reused && let Err(e) = self.connect().await {
+                if self.fall_back(&e).is_some() {
+                    for (i, m) in msgs.iter().enumerate().skip(from) {
+                        each(i, self.send_api(m).await);
+                    }
+                    return;
+                }
                 let why = format!(
                     "not sent: no connection to {} ({})",
                     self.account.endpoint.authority(),
@@ -246,14 +373,19 @@ impl Session {
     /// the body instead of costing a round trip of its own. On a reused
     /// connection that turns out closed, it reconnects as [`Session::send`].
     pub async fn send_last(mut self, msg: &OutgoingMessage) -> Result<SendReport> {
-        if self.is_connected() {
+        if self.is_connected() || !matches!(self.api(), Ok(None)) {
             // An open connection may be stale: the reconnect logic of
             // `send` applies, then the goodbye is a separate QUIT.
             let report = self.send(msg).await;
             self.close().await;
             return report;
         }
-        self.connect().await?;
+        if let Err(e) = self.connect().await {
+            return match self.fall_back(&e) {
+                Some(_) => self.send_api(msg).await,
+                None => Err(e),
+            };
+        }
         let conn = self.conn.take().expect("connected just now");
         let endpoint = self.account.endpoint.clone();
         let tls_info = conn.tls_info().cloned();

@@ -331,7 +331,7 @@ async fn read_limited(mut resp: reqwest::Response) -> std::result::Result<Vec<u8
 
 /// reqwest's error with its innermost cause ("Connection refused"), without
 /// repeating the URL.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut what = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {

@@ -48,6 +48,7 @@ pub use endpoints::{
     Endpoints, GOOGLE_SCOPE, GOOGLE_TOKEN_ENDPOINT, MICROSOFT_APP_SCOPE, MICROSOFT_SMTP_SCOPE,
     endpoints,
 };
+pub(crate) use http::describe as describe_http;
 pub use login::{LoginOptions, LoginPrompt, login};
 pub use manager::{AccountLock, TokenManager};
 pub use revocation::{LogoutReport, logout, logout_report};

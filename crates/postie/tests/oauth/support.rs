@@ -222,6 +222,8 @@ pub fn account(provider: ProviderId, email: &str, oauth: OAuthConfig) -> Account
         oauth: Some(oauth),
         auth_mechanism: None,
         limits: None,
+        transport: Default::default(),
+        api_url: None,
         timeout: None,
     }
 }
