@@ -642,7 +642,7 @@ impl Inner {
                     .iter()
                     .filter(|x| matches!(x.result, crate::outbox::RecipientResult::Accepted(_)))
                     .count(),
-                Outcome::Failed { .. } => 0,
+                Outcome::Failed { .. } | Outcome::Throttled { .. } => 0,
             };
             self.settle(turn, accepted).await;
             match outcome {

@@ -1272,3 +1272,66 @@ fn https_transports_send_through_the_gmail_api_and_graph() {
     );
     assert!(v["fix"].to_string().contains("gmail.send"), "{run}");
 }
+
+/// The relay delivering through Microsoft Graph: the sandbox allows one message a day, then
+/// answers 429 with `Retry-After: 60` as Graph throttles. The first message is sent; the
+/// second waits at least the minute the service asked for (the relay's own first retry would
+/// be 0.1–0.2 s here), with the explanation of the throttling.
+#[test]
+fn relay_through_graph_waits_as_long_as_a_throttled_api_asks() {
+    use crate::relay_support::{RelayProc, append_config, free_port, queue_settled};
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &["--daily-limit", "1"]);
+    https_account(&sb, &sp, "gr", "graph", &[]);
+    append_config(
+        &sb,
+        "[relay]\nretry_first = \"200ms\"\nretry_max = \"1s\"\n",
+    );
+    let relay = RelayProc::start(&sb, free_port(), "");
+    for n in 0..2 {
+        let subject = token(&format!("sb-graph-relay-{n}"));
+        let (code, out, _) = run(std::process::Command::new("swaks")
+            .args(["--server", &format!("127.0.0.1:{}", relay.port)])
+            .args(["--from", USER, "--to", TO])
+            .args(["--header", &format!("Subject: {subject}")]));
+        assert_eq!(code, Some(0), "{out}");
+        if n == 0 {
+            let msgs = queue_settled(&sb, Duration::from_secs(30));
+            assert!(msgs.iter().all(|m| m["state"] == "sent"), "{msgs:#?}");
+            assert_eq!(stored(&sb, &subject)["mechanism"], "graph");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let waiting = loop {
+        let run = sb.postie().args(["queue", "list", "--json"]).run();
+        let all = run.json()["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(m) = all
+            .iter()
+            .find(|m| m["state"] == "queued" && m["attempts"].as_u64() >= Some(1))
+        {
+            break m.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no throttled attempt: {all:#?}\n{}",
+            relay.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let next = humantime::parse_rfc3339(waiting["next_attempt_at"].as_str().unwrap()).unwrap();
+    let wait = next
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    assert!(
+        wait >= Duration::from_secs(50),
+        "retried after {wait:?}, not the minute asked: {waiting:#}"
+    );
+    let id = waiting["id"].to_string();
+    let shown = sb.postie().args(["queue", "show", &id]).run();
+    assert!(shown.stdout.contains("429"), "{shown}");
+    assert!(shown.text_lower().contains("wait 1m"), "{shown}");
+    assert_eq!(relay.stop(), Some(0));
+}

@@ -188,6 +188,17 @@ pub(super) fn from_error(e: &Error, ex: &Explanation, settled: bool) -> (Outcome
         Some(r) => format!("{}: {}", e.message(), one_line(r)),
         None => e.message().to_string(),
     };
+    if let Some(wait) = e.retry_after()
+        && class == FailureClass::Transient
+    {
+        let explanation = format!(
+            "{}\n{}\nthe service asked to wait {} before trying again",
+            e.message(),
+            text(ex),
+            humantime::format_duration(wait)
+        );
+        return (Outcome::Throttled { wait, explanation }, detail);
+    }
     // The error's own words first: the catalog's summary is general
     // ("the configuration is incomplete"), the message says which part.
     let explanation = if ex.summary == e.message() {

@@ -90,6 +90,15 @@ pub enum Outcome {
         /// What happened and what to do, for the user.
         explanation: String,
     },
+    /// The service asked to wait before trying again (an HTTPS API's 429
+    /// with `Retry-After`): a temporary failure retried no sooner than
+    /// `wait` from now (and no sooner than the retry policy says).
+    Throttled {
+        /// How long the service asked to wait.
+        wait: std::time::Duration,
+        /// What happened, for the user.
+        explanation: String,
+    },
 }
 
 /// What the server said about one recipient.

@@ -77,6 +77,8 @@ struct Attempt {
     class: FailureClass,
     /// Some recipient was accepted: the account's credentials work.
     accepted_any: bool,
+    /// The server's own wait before a retry (`Retry-After`).
+    not_before: Option<std::time::Duration>,
 }
 
 /// Record the outcome of a claimed attempt in `tx` and decide what follows
@@ -115,6 +117,14 @@ pub(super) fn finish_in(
         let window_start = from_ms(window_start);
         match decide(policy, attempt.class, attempts, window_start, now, jitter) {
             Decision::RetryAt(t) => {
+                // No sooner than the server asked (still within give_up_after).
+                let t = match attempt.not_before.and_then(|w| now.checked_add(w)) {
+                    Some(asked) if asked > t => {
+                        let end = window_start.checked_add(policy.give_up_after);
+                        end.map_or(asked, |d| asked.min(d.max(t)))
+                    }
+                    _ => t,
+                };
                 // Report the time as stored (milliseconds).
                 let ms = to_ms(t);
                 next_attempt = Some(ms);
@@ -197,6 +207,17 @@ fn apply(tx: &mut impl FinishTx, id: MessageId, outcome: Outcome, now_ms: i64) -
                 explanation,
                 class,
                 accepted_any: false,
+                not_before: None,
+            });
+        }
+        Outcome::Throttled { wait, explanation } => {
+            return Ok(Attempt {
+                kind: AttemptKind::Transient,
+                reply: None,
+                explanation: Some(explanation),
+                class: FailureClass::Transient,
+                accepted_any: false,
+                not_before: Some(wait),
             });
         }
         Outcome::Transaction(list) => (list, FailureClass::Transient, None, None::<String>),
@@ -230,6 +251,7 @@ fn apply(tx: &mut impl FinishTx, id: MessageId, outcome: Outcome, now_ms: i64) -
         explanation,
         class,
         accepted_any: accepted > 0,
+        not_before: None,
     })
 }
 

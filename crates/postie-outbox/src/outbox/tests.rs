@@ -149,6 +149,7 @@ on_every_store!(
     purge_finished_removes_old_sent_messages_and_their_files,
     a_dead_holders_leases_return_to_the_queue,
     attempts_finished_together_are_recorded_as_if_alone,
+    throttled_attempt_waits_as_long_as_the_service_asked,
 );
 
 fn new(account: &str, rcpts: &[&str]) -> NewMessage {
@@ -818,6 +819,35 @@ fn quota_failure_waits_hours(f: &Fixture) {
     assert_eq!(d.history[0].kind, AttemptKind::Quota);
     assert_eq!(d.summary.last_reply.unwrap().code, 550);
     assert_eq!(d.explanation.as_deref(), Some("Gmail's daily limit"));
+}
+
+/// A service's `Retry-After` longer than the backoff is waited out; a
+/// shorter one leaves the backoff as it is.
+fn throttled_attempt_waits_as_long_as_the_service_asked(f: &Fixture) {
+    let o = f.open();
+    let p = RetryPolicy::default();
+    for (asked, at_least) in [(900, 900.0), (5, 30.0)] {
+        o.enqueue(b"x", new("api", &["a@x.org"])).unwrap();
+        let now = soon();
+        let c = claim_one(&o, now);
+        let outcome = Outcome::Throttled {
+            wait: Duration::from_secs(asked),
+            explanation: "the Gmail API answered HTTP 429 rateLimitExceeded".into(),
+        };
+        let Disposition::RetryAt(at) = o.finish(&c, outcome, now, &p).unwrap() else {
+            panic!("expected a retry")
+        };
+        let wait = at.duration_since(now).unwrap().as_secs_f64();
+        // the backoff's first wait is 30-60 s (jittered); the service's, when longer, wins
+        assert!(
+            wait >= at_least - 0.01 && wait <= at_least.max(60.0) + 0.01,
+            "{asked}: {wait}"
+        );
+        let d = o.show(c.id).unwrap().unwrap();
+        assert_eq!(d.history[0].kind, AttemptKind::Transient);
+        assert!(d.explanation.unwrap().contains("429"));
+        o.purge(c.id).unwrap();
+    }
 }
 
 /// An outbox whose database pages are damaged (its first
