@@ -11,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${POSTIE_PY_VENV:-${TMPDIR:-/tmp}/postie-py-venv}
-# the versions the tests were written against; the package itself asks for maturin>=1.9,<2
-PIP_PKGS="maturin==1.16.0 pytest==9.2.0"
+# the versions the tests were written against (the package itself asks for maturin>=1.9,<2);
+# Google's API client and requests are independent clients of the sandbox's API emulation
+PIP_PKGS="maturin==1.16.0 pytest==9.2.0 google-api-python-client==2.202.0 google-auth==2.63.0 requests==2.34.2"
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

@@ -1335,3 +1335,41 @@ fn relay_through_graph_waits_as_long_as_a_throttled_api_asks() {
     assert!(shown.text_lower().contains("wait 1m"), "{shown}");
     assert_eq!(relay.stop(), Some(0));
 }
+
+/// `transport = ["smtp", "gmail-api"]` with the SMTP port closed (as a cloud host blocks it):
+/// the message goes out through the Gmail API, and the send says it fell back.
+#[test]
+fn smtp_unreachable_falls_back_to_the_gmail_api() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    let closed = crate::relay_support::free_port().to_string();
+    let issuer = sp.issuer();
+    // the account's SMTP port is one nothing listens on
+    add_oauth_account_with(
+        &sb,
+        &sp,
+        "fb",
+        &["--transport", "smtp,gmail-api", "--api-url", &issuer],
+    );
+    let path = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        &format!("port = {}", sp.smtp()),
+        &format!("port = {closed}"),
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut login = Login::start(&sb, &["fb", "--no-browser"]);
+    let url = authorization_url(&mut login);
+    let page = click_consent(&sb, &url, "allow");
+    assert_eq!(login.finish().0, Some(0), "{page}");
+    let subject = token("sb-fallback");
+    let run = sb
+        .postie()
+        .args(["send", "--json", "-a", "fb", "--to", TO])
+        .message(&subject)
+        .run();
+    run.success();
+    assert_eq!(run.json()["transport"], "gmail-api", "{run}");
+    assert!(run.stderr.contains("SMTP cannot connect"), "{run}");
+    assert_eq!(stored(&sb, &subject)["mechanism"], "gmail-api");
+}

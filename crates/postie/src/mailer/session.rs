@@ -100,7 +100,7 @@ impl Session {
             .copied()
             .next()?;
         let api = self.api_for(next).ok()?;
-        tracing::info!(
+        tracing::warn!(
             "{}: SMTP cannot connect ({}); sending through the {} instead",
             self.account.label(),
             e.message(),

@@ -1,0 +1,131 @@
+"""The sandbox's emulation of the Gmail API and Microsoft Graph, checked by clients no one here
+wrote: Google's API client (whose packaged discovery document defines the request) and
+`requests` following Graph's reference for MIME sendMail. Then postie's own transports, from
+Python, against the same emulation."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from email.message import EmailMessage
+
+import pytest
+import requests
+
+import postie
+from conftest import postie as run_postie
+from conftest import sign_in, token
+
+
+def https_account(sb, name: str, transport: str) -> str:
+    """An account of the sandbox sending through `transport`, signed in on its consent page;
+    returns its access token."""
+    run_postie("account", "add", name, "--provider", "sandbox", "--email", sb.user, "--auth", "oauth",
+               "--port", str(sb.port), "--issuer", sb.info["issuer"], "--transport", transport,
+               "--api-url", sb.info["http"])
+    sign_in(name)
+    return postie.token(name)
+
+
+def message(subject: str, sender: str, attach: int = 0) -> EmailMessage:
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = sender, "bob@example.com", subject
+    m.set_content(f"Hello.\n{subject}\n")
+    if attach:
+        m.add_attachment(os.urandom(attach), maintype="application", subtype="octet-stream",
+                         filename="data.bin")
+    return m
+
+
+def test_googles_api_client_sends_through_the_gmail_api_emulation(sandbox):
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+    from google.auth.exceptions import RefreshError
+    from googleapiclient.http import MediaIoBaseUpload
+
+    tok = https_account(sandbox, "ga", "gmail-api")
+    gmail = build("gmail", "v1", credentials=Credentials(tok), static_discovery=True,
+                  client_options={"api_endpoint": sandbox.info["http"]}, cache_discovery=False)
+    # users.messages.send with the message in the metadata (base64url "raw")
+    small = token("gac-raw")
+    raw = base64.urlsafe_b64encode(message(small, sandbox.user).as_bytes()).decode()
+    sent = gmail.users().messages().send(userId="me", body={"raw": raw}).execute()
+    assert sent["id"] and "SENT" in sent["labelIds"], sent
+    [m] = sandbox.message_with(small)
+    assert m["mechanism"] == "gmail-api" and m["user"] == sandbox.user
+
+    # The upload endpoint: the client builds its URL as https:// on the endpoint's host (it
+    # would not reach the sandbox's plain-HTTP port), so its request is checked, and the upload
+    # is made with requests as Google's upload guide describes it: the session, then the bytes.
+    media = MediaIoBaseUpload(io.BytesIO(b"x"), mimetype="message/rfc822", resumable=True)
+    planned = gmail.users().messages().send(userId="me", body={}, media_body=media)
+    assert planned.method == "POST"
+    assert planned.uri.split("?")[0].endswith("/upload/gmail/v1/users/me/messages/send")
+    assert "uploadType=resumable" in planned.uri
+    big = token("gac-upload")
+    data = message(big, sandbox.user, attach=6 * 1024 * 1024).as_bytes()
+    start = requests.post(
+        sandbox.info["http"] + "/upload/gmail/v1/users/me/messages/send?uploadType=resumable",
+        headers={"Authorization": f"Bearer {tok}", "X-Upload-Content-Type": "message/rfc822",
+                 "X-Upload-Content-Length": str(len(data)),
+                 "Content-Type": "application/json; charset=UTF-8"},
+        data=b"{}", timeout=30)
+    assert start.status_code == 200 and start.headers["Location"], start.text
+    put = requests.put(start.headers["Location"], data=data, timeout=60,
+                       headers={"Content-Type": "message/rfc822"})
+    assert put.status_code == 200 and put.json()["id"], put.text
+    [m] = sandbox.message_with(big)
+    assert m["size"] >= len(data) - 64, m
+
+    # A token the emulation never issued: the client takes the 401 for an expired token and
+    # tries to refresh it (it has nothing to refresh with); the body is Google's.
+    bad = build("gmail", "v1", credentials=Credentials(tok + "x"), static_discovery=True,
+                client_options={"api_endpoint": sandbox.info["http"]}, cache_discovery=False)
+    with pytest.raises(RefreshError):
+        bad.users().messages().send(userId="me", body={"raw": raw}).execute()
+    r = requests.post(sandbox.info["http"] + "/gmail/v1/users/me/messages/send", json={"raw": raw},
+                      headers={"Authorization": f"Bearer {tok}x"}, timeout=30)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["errors"][0]["reason"] == "authError"
+    assert r.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_requests_sends_mime_to_the_graph_emulation(sandbox):
+    tok = https_account(sandbox, "gr", "graph")
+    url = sandbox.info["http"] + "/v1.0/me/sendMail"
+    subject = token("graph-requests")
+    body = base64.b64encode(message(subject, sandbox.user).as_bytes())
+    r = requests.post(url, data=body, timeout=30,
+                      headers={"Authorization": f"Bearer {tok}", "Content-Type": "text/plain"})
+    assert r.status_code == 202, r.text
+    [m] = sandbox.message_with(subject)
+    assert m["mechanism"] == "graph"
+    # the error shapes of the reference: 401 for a token it never issued, 413 over 4 MB
+    r = requests.post(url, data=body, timeout=30,
+                      headers={"Authorization": f"Bearer {tok}x", "Content-Type": "text/plain"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "InvalidAuthenticationToken"
+    huge = base64.b64encode(os.urandom(3_200_000))
+    r = requests.post(url, data=huge, timeout=60,
+                      headers={"Authorization": f"Bearer {tok}", "Content-Type": "text/plain"})
+    assert r.status_code == 413, r.status_code
+
+
+def test_postie_from_python_sends_through_both_apis_and_explains_the_size_limit(sandbox):
+    https_account(sandbox, "ga", "gmail-api")
+    https_account(sandbox, "gr", "graph")
+    for name in ("ga", "gr"):
+        subject = token(f"py-{name}")
+        msg = message(subject, sandbox.user)
+        msg["Bcc"] = "hidden@example.com"
+        report = postie.send(msg, account=name)
+        assert report.status == "sent"
+        [m] = sandbox.message_with(subject)
+        assert "hidden@example.com" in m["recipients"], m
+    # over Graph's 4 MB (base64): refused before sending, with the explanation
+    with pytest.raises(postie.PermanentError) as caught:
+        postie.send(message(token("py-too-big"), sandbox.user, attach=3_500_000), account="gr")
+    assert caught.value.kind == "message"
+    assert caught.value.explanation.id == "api-too-large", caught.value
+    assert "4 MB" in str(caught.value)
