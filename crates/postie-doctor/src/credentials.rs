@@ -159,7 +159,12 @@ pub(super) async fn check_oauth(
             if let Some(s) = &scope {
                 details.push(format!("scope: {s}"));
             }
-            if let Some(x) = scope_problem(&run.ctx(), acct.provider, scope.as_deref()) {
+            if let Some(x) = scope_problem(
+                &run.ctx(),
+                acct.provider,
+                acct.transport.first(),
+                scope.as_deref(),
+            ) {
                 c.status = Status::Warning;
                 c.explanation = Some(x);
             }
@@ -209,14 +214,36 @@ pub(super) async fn clock_note(name: &str, acct: &AccountConfig) -> Option<Strin
 }
 
 /// Gmail SMTP takes only `https://mail.google.com/`; Microsoft needs
-/// `SMTP.Send`.
+/// `SMTP.Send`. The Gmail API takes gmail.send, gmail.compose, gmail.modify
+/// or the full scope; Graph needs Mail.Send.
 pub(super) fn scope_problem(
     ctx: &Context<'_>,
     provider: ProviderId,
+    transport: Transport,
     scope: Option<&str>,
 ) -> Option<Explanation> {
     let scope = scope?;
     let has = |s: &str| scope.split_whitespace().any(|x| x == s);
+    match transport {
+        Transport::GmailApi => {
+            let fits = [
+                GOOGLE_SCOPE,
+                "https://www.googleapis.com/auth/gmail.send",
+                "https://www.googleapis.com/auth/gmail.compose",
+                "https://www.googleapis.com/auth/gmail.modify",
+            ]
+            .iter()
+            .any(|s| has(s));
+            return (!fits).then(|| finding("api-gmail-scope", ctx, &[]));
+        }
+        Transport::Graph => {
+            let fits = scope
+                .split_whitespace()
+                .any(|x| x.eq_ignore_ascii_case("Mail.Send") || x.ends_with("/Mail.Send"));
+            return (!fits).then(|| finding("api-graph-access-denied", ctx, &[]));
+        }
+        Transport::Smtp => {}
+    }
     if provider.is_google() && !has(GOOGLE_SCOPE) {
         let problem = if scope.contains("gmail.send") {
             "it has gmail.send, which Gmail's SMTP server refuses".to_string()

@@ -19,7 +19,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::net::TcpStream;
 
-use postie::config::{AccountConfig, Config};
+use postie::config::{AccountConfig, Config, Transport};
 use postie::error::{ErrorKind, Result};
 use postie::explain::{Context, Explanation, explain};
 use postie::mailer::{Account, Auth, Mailer, Session};
@@ -29,6 +29,7 @@ use postie::provider::{AuthMethod, ProviderId, TlsMode};
 use postie::secret::Secrets;
 use postie::transport::cert::CertInfo;
 use postie::wording::{Setting, say_setting};
+mod api;
 mod credentials;
 mod network;
 
@@ -315,6 +316,11 @@ pub async fn run(
 async fn stages(run: &mut Run<'_>) {
     let acct = run.target.account;
     let Some(ep) = check_config(run) else { return };
+    let transport = acct.transport.first();
+    if transport != Transport::Smtp && run.target.authenticate {
+        api::stages(run, transport).await;
+        return;
+    }
     let Some(addrs) = check_dns(run, &ep).await else {
         return;
     };

@@ -290,6 +290,24 @@ pub(super) async fn check_connect(run: &mut Run<'_>, ep: &Endpoint, addrs: &[Soc
         started,
     );
     c.details = failures;
+    // Where SMTP is blocked, Google and Microsoft take mail over HTTPS.
+    let acct = run.target.account;
+    let api = match acct.provider {
+        p if p.is_google() => Some(("gmail-api", "Gmail API")),
+        p if p.is_microsoft() => Some(("graph", "Microsoft Graph API")),
+        _ => None,
+    };
+    if let Some((transport, service)) = api
+        && run.target.config_file.is_some()
+    {
+        let name = format!("{}-https", run.target.name);
+        c.details.push(format!(
+            "if this network blocks SMTP, the {service} goes over HTTPS (port 443) with an \
+             OAuth sign-in: `postie account add {name} --provider {} --email {} --transport \
+             {transport} --client-id ID`, then `postie login {name}` (README: Sending over HTTPS)",
+            acct.provider, acct.email
+        ));
+    }
     c.explanation = Some(if timed_out && !refused {
         finding(
             "doctor-connect-timeout",

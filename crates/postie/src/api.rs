@@ -212,6 +212,46 @@ impl Api {
         })
     }
 
+    /// A harmless authenticated call: an empty send, which the service
+    /// refuses as invalid (400) only after it accepted the token, its scope
+    /// and the API being enabled; nothing is sent. `Ok` with what it said;
+    /// any other answer is the error a real send would get.
+    pub async fn probe(&self, token: &SecretString) -> Result<String> {
+        let req = match self.transport {
+            Transport::Graph => self
+                .http
+                .post(self.url("/v1.0/me/sendMail"))
+                .bearer_auth(token.expose_secret())
+                .header("Content-Type", "text/plain")
+                .body(""),
+            _ => self
+                .http
+                .post(self.url("/gmail/v1/users/me/messages/send"))
+                .bearer_auth(token.expose_secret())
+                .json(&serde_json::json!({ "raw": "" })),
+        };
+        match self.execute(req).await {
+            Ok(r) => Ok(format!(
+                "the {} took an empty request (HTTP {})",
+                self.service(),
+                r.status().as_u16()
+            )),
+            Err(e)
+                if matches!(
+                    e.finding(),
+                    Some("api-gmail-invalid-message" | "api-graph-invalid-message")
+                ) =>
+            {
+                Ok(format!(
+                    "the {} accepted the token and refused an empty message, as it should ({})",
+                    self.service(),
+                    e.message()
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base.as_str().trim_end_matches('/'))
     }
@@ -310,6 +350,7 @@ pub fn api_error(t: Transport, status: u16, body: &Value, retry_after: Option<Du
             (ErrorKind::Config, "api-graph-mailbox-not-enabled")
         }
         (Transport::Graph, 403, _) => (ErrorKind::Credentials, "api-graph-access-denied"),
+        (Transport::Graph, 400, _) => (ErrorKind::Message, "api-graph-invalid-message"),
         (_, 401, _) => (ErrorKind::Credentials, "api-gmail-unauthenticated"),
         (_, 403, "accessNotConfigured" | "SERVICE_DISABLED") => {
             (ErrorKind::Config, "api-gmail-disabled")
@@ -467,6 +508,11 @@ mod tests {
                 graph(413, "ErrorMessageSizeExceeded"),
                 ErrorKind::Message,
                 "api-too-large",
+            ),
+            (
+                graph(400, "ErrorMimeContentInvalidBase64String"),
+                ErrorKind::Message,
+                "api-graph-invalid-message",
             ),
         ] {
             assert_eq!(

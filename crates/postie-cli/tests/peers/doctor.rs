@@ -1126,3 +1126,19 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
     );
     assert_eq!(reached, catalog);
 }
+
+/// A Gmail account whose SMTP port cannot be reached: besides the firewall, the doctor says the
+/// Gmail API goes over HTTPS, with the commands that add and sign in such an account.
+#[test]
+fn smtp_unreachable_suggests_the_https_transport_with_its_commands() {
+    let sb = Sandbox::new();
+    add_as(&sb, "gm", "gmail", "me@gmail.com", free_port(), "starttls");
+    let run = doctor(&sb, "gm", "x", &["--json"]);
+    run.code(69);
+    let v = run.json();
+    let details = stage(&v, "connect")["details"].to_string();
+    assert!(
+        details.contains("--transport gmail-api") && details.contains("postie login gm-https"),
+        "{run}"
+    );
+}

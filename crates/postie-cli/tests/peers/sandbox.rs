@@ -1373,3 +1373,67 @@ fn smtp_unreachable_falls_back_to_the_gmail_api() {
     assert!(run.stderr.contains("SMTP cannot connect"), "{run}");
     assert_eq!(stored(&sb, &subject)["mechanism"], "gmail-api");
 }
+
+/// `postie doctor` of accounts that send over HTTPS: the API's host resolved and reached, the
+/// token's scope checked for the API (not for SMTP), and a harmless call (an empty send the
+/// service refuses as invalid; nothing reaches the mailbox). A token the Gmail API does not take
+/// fails at that call with the API's 403, explained as a scope problem.
+#[test]
+fn doctor_checks_an_https_account_without_sending() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    for (name, transport) in [("ga", "gmail-api"), ("gr", "graph")] {
+        https_account(&sb, &sp, name, transport, &[]);
+        let run = sb.postie().args(["doctor", name, "--json"]).run();
+        run.success();
+        let v = run.json();
+        let status: Vec<(String, String)> = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["stage"].as_str().unwrap().to_string(),
+                    c["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("config", "ok"),
+            ("dns", "ok"),
+            ("connect", "ok"),
+            ("tls", "warning"), // plain HTTP to the sandbox, on this machine
+            ("ehlo", "skipped"),
+            ("credentials", "ok"),
+            ("auth", "ok"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        assert_eq!(status, want, "{run}");
+        let auth = &v["checks"][6];
+        assert!(
+            auth["summary"]
+                .as_str()
+                .unwrap()
+                .contains("refused an empty message"),
+            "{run}"
+        );
+    }
+    assert!(
+        messages(&sb).is_empty(),
+        "the doctor sent mail: {:#?}",
+        messages(&sb)
+    );
+
+    https_account(&sb, &sp, "gx", "gmail-api", &["--scope", "openid"]);
+    let run = sb.postie().args(["doctor", "gx", "--json"]).run();
+    run.code(77);
+    let v = run.json();
+    let creds = &v["checks"][5];
+    assert_eq!(creds["status"], "warning", "{run}");
+    assert_eq!(creds["explanation"]["id"], "api-gmail-scope", "{run}");
+    let auth = &v["checks"][6];
+    assert_eq!(auth["status"], "failed", "{run}");
+    assert_eq!(auth["explanation"]["id"], "api-gmail-scope", "{run}");
+}

@@ -530,7 +530,7 @@ pub(super) static ENTRIES: &[Entry] = &[
         "The Gmail API refused the message as invalid (invalidArgument).",
         &["the message has no recipient in To, Cc or Bcc, or a header the API cannot parse"],
         &[
-            "Check the message's From and To headers (`postie send --dry-run` shows what would go out)",
+            "Check the message's From, To, Cc and Bcc headers: valid addresses, and at least one recipient",
         ],
         Retry::No,
     ),
@@ -578,6 +578,15 @@ pub(super) static ENTRIES: &[Entry] = &[
         ],
         &[
             "In the Entra admin center: App registrations > the app > API permissions > Add > Microsoft Graph > Delegated > Mail.Send (and offline_access); grant admin consent if the tenant requires it; then sign in again ({do:login})",
+        ],
+        Retry::No,
+    ),
+    finding(
+        "api-graph-invalid-message",
+        "Microsoft Graph refused the message as invalid.",
+        &["the MIME body is not valid base64, or the message names no valid recipient"],
+        &[
+            "Check the message's From, To, Cc and Bcc headers: valid addresses, and at least one recipient",
         ],
         Retry::No,
     ),
