@@ -166,6 +166,7 @@ async fn chapters(out: &mut Out, dir: &Path, sandbox: &SandboxHandle) -> Result<
     app_password(out, &mailer, &endpoint).await?;
     oauth(out, &mailer, sandbox).await?;
     relay(out, dir, sandbox, &mailer).await?;
+    https(out, &mailer, sandbox).await?;
     mailbox(out, sandbox)?;
     Ok(())
 }
@@ -544,12 +545,50 @@ async fn legacy_client(mailer: &Mailer, dir: &Path, port: u16) -> Result<String,
     }
 }
 
+/// Where SMTP is blocked: the same account and token over the Gmail API.
+async fn https(out: &mut Out, mailer: &Mailer, sandbox: &SandboxHandle) -> Result<(), Error> {
+    use postie::config::{Transport, Transports};
+    out.step(
+        5,
+        "SMTP blocked: the same account over HTTPS (the Gmail API)",
+    );
+    let mut account = mailer.account(Some(ACCOUNT))?;
+    // A port nothing answers on, as on a cloud host that blocks outgoing SMTP.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Error::new(ErrorKind::Io, format!("cannot find a free port: {e}")))?
+        .port();
+    account.endpoint.port = closed;
+    account.transports = Transports::new([Transport::Smtp, Transport::GmailApi]);
+    account.api_url = Some(format!("http://{}", sandbox.http_addr));
+    out.say(&format!(
+        "nothing answers on the account's SMTP port here (127.0.0.1:{closed}); with transport = [\"smtp\", \"gmail-api\"] postie tries SMTP, then HTTPS"
+    ));
+    let msg = message(
+        "Example 3 over HTTPS, SMTP blocked",
+        "Sent through the Gmail API with the same OAuth token.",
+    )?;
+    match mailer.send(&account, &msg).await {
+        Ok(r) if r.failure().is_none() && r.transport == Transport::GmailApi => out.ok(&format!(
+            "SMTP could not connect; delivered through the Gmail API: {}",
+            r.recipients.first().map_or("", |x| x.text.as_str())
+        )),
+        Ok(r) => out.wrong(format!(
+            "the send went through {} with {:?}",
+            r.transport,
+            r.failure().map(|e| e.message().to_string())
+        )),
+        Err(e) => out.wrong(format!("the send over HTTPS failed: {}", e.message())),
+    }
+    Ok(())
+}
+
 fn mailbox(out: &mut Out, sandbox: &SandboxHandle) -> Result<(), Error> {
-    out.step(5, "The sandbox's mailbox");
+    out.step(6, "The sandbox's mailbox");
     let list = sandbox.mailbox().list()?;
     for m in &list {
         out.say(&format!(
-            "#{} {:<8} {} -> {}  \"{}\"",
+            "#{} {:<9} {} -> {}  \"{}\"",
             m.id,
             m.mechanism,
             m.mail_from.as_deref().unwrap_or("<>"),
@@ -557,9 +596,9 @@ fn mailbox(out: &mut Out, sandbox: &SandboxHandle) -> Result<(), Error> {
             m.subject.as_deref().unwrap_or("")
         ));
     }
-    if list.len() != 4 {
+    if list.len() != 5 {
         out.wrong(format!(
-            "the mailbox holds {} messages, not the 4 expected",
+            "the mailbox holds {} messages, not the 5 expected",
             list.len()
         ));
     }

@@ -1,5 +1,6 @@
 //! `postie demo` as a user runs it: every step ends as the story says, the relay step runs the
-//! article's function in Python's smtplib, four messages reach the sandbox's mailbox, the exit
+//! article's function in Python's smtplib, SMTP blocked sends over the Gmail API, five messages
+//! reach the sandbox's mailbox, the exit
 //! code is 0, nothing is left listening, and the temporary directory is removed.
 
 use crate::support::*;
@@ -66,19 +67,26 @@ fn the_demo_tells_the_whole_story() {
         "{s4}"
     );
     assert!(s4.contains("delivered it upstream with XOAUTH2"), "{s4}");
-    // 5: the mailbox holds the four messages, in order
+    // 5: SMTP blocked: the same account and token over the Gmail API
     let s5 = step(5);
+    assert!(
+        s5.contains("✓ SMTP could not connect; delivered through the Gmail API: accepted by the Gmail API (id "),
+        "{s5}"
+    );
+    // 6: the mailbox holds the five messages, in order
+    let s6 = step(6);
     let subjects = [
         "\"Example 2: an app password\"",
         "\"Example 3: OAuth 2.0\"",
         "\"Example 3 again, after the token expired\"",
         "\"Example 2 through postie relay\"",
+        "gmail-api",
     ];
     let mut at = 0;
     for s in subjects {
-        let i = s5[at..]
+        let i = s6[at..]
             .find(s)
-            .unwrap_or_else(|| panic!("{s} missing or out of order: {s5}"));
+            .unwrap_or_else(|| panic!("{s} missing or out of order: {s6}"));
         at += i + s.len();
     }
     assert!(!out.contains("unexpected:"), "{run}");
