@@ -1691,3 +1691,71 @@ fn relay_delivery_refreshes_a_short_lived_token_and_keeps_the_rotated_one() {
         "a rotated-out refresh token came back: {stats}"
     );
 }
+
+/// `transport = ["smtp", "gmail-api"]`: the SMTP server takes the whole message and then the
+/// connection is lost before its reply (the flaky peer drops it at the end of DATA). The server
+/// may have the message, so nothing is sent through the API: the HTTP listener standing in for
+/// it gets no request at all, and the send reports a temporary failure.
+#[test]
+fn upstream_faults_after_data_never_fall_back_to_the_api() {
+    let ctl = peers().get("FLAKY_CONTROL");
+    let run = token("no-fallback");
+    control(
+        ctl,
+        &format!(r#"{{"run": "{run}", "fail_rate": 1.0, "modes": ["drop"]}}"#),
+    );
+    let before = stats();
+    let sb = Sandbox::new();
+    crate::oauth::add_account_for(&sb, "fb", Peer::Flaky.port(Tls::StartTls), "test-client");
+    crate::oauth::sign_in(&sb, "fb");
+    // Any request to the "API" is written down.
+    let log = sb.path().join("api-requests.log");
+    let mut api = python()
+        .args([
+            "-c",
+            "import http.server,sys\n\
+             log=sys.argv[1]\n\
+             class H(http.server.BaseHTTPRequestHandler):\n\
+             \x20def do_POST(self):\n\
+             \x20\x20open(log,'a').write(self.path+'\\n'); self.send_response(500); self.end_headers()\n\
+             \x20do_PUT=do_POST\n\
+             s=http.server.HTTPServer(('127.0.0.1',0),H)\n\
+             print(s.server_address[1],flush=True); s.serve_forever()",
+        ])
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(api.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let api_port: u16 = line.trim().parse().expect("port");
+    let path = sb.config_home().join("postie/config.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[accounts.fb]\n",
+        &format!(
+            "[accounts.fb]\ntransport = [\"smtp\", \"gmail-api\"]\napi_url = \"http://127.0.0.1:{api_port}\"\n"
+        ),
+    );
+    std::fs::write(&path, text).unwrap();
+    let sent = sb
+        .postie()
+        .args(["send", "-a", "fb", "--to", "bob@example.test"])
+        .message(&run)
+        .run();
+    control(ctl, "{}");
+    let _ = api.kill();
+    let _ = api.wait();
+    sent.code(75);
+    let after = stats();
+    assert!(
+        after["failures"]["drop"].as_u64() > before["failures"]["drop"].as_u64(),
+        "the premise: the upstream took the message and dropped the connection ({after})"
+    );
+    let requests = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        requests.is_empty(),
+        "sent through the API after DATA: {requests}\n{sent}"
+    );
+}
