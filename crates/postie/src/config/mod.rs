@@ -268,6 +268,24 @@ impl<'de> Deserialize<'de> for Transports {
     }
 }
 
+/// [`Limits::published`] for an account sending through `transport`: the
+/// HTTPS APIs add their own pace. The Gmail API counts 100 quota units per
+/// send against a per-user limit per minute (15,000 units in older pages,
+/// 6,000 in the newest: 60 sends); Graph sends through Exchange, 30
+/// messages a minute.
+pub fn published_limits(provider: ProviderId, transport: Transport) -> Limits {
+    let per_minute = match transport {
+        Transport::GmailApi => Some(60),
+        Transport::Graph => Some(30),
+        Transport::Smtp => None,
+    };
+    Limits {
+        per_minute,
+        ..Limits::default()
+    }
+    .or(Limits::published(provider))
+}
+
 /// An account in a few words ([`Config::summaries`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct AccountSummary {
@@ -765,7 +783,7 @@ impl Config {
         a.limits
             .unwrap_or_default()
             .or(relay)
-            .or(Limits::published(a.provider))
+            .or(published_limits(a.provider, a.transport.first()))
     }
 
     /// Write the file atomically (temporary file, fsync, rename), mode 0600.
@@ -886,6 +904,37 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_https_apis_are_paced_as_their_services_document() {
+        let mut c = Config::default();
+        let mut a = account(ProviderId::Gmail);
+        c.accounts.insert("smtp".into(), a.clone());
+        a.transport = Transports::new([Transport::GmailApi]);
+        c.accounts.insert("api".into(), a.clone());
+        a.provider = ProviderId::Office365;
+        a.transport = Transports::new([Transport::Graph]);
+        c.accounts.insert("graph".into(), a.clone());
+        a.limits = Some(Limits {
+            per_minute: Some(5),
+            ..Limits::default()
+        });
+        c.accounts.insert("mine".into(), a);
+        assert_eq!(c.limits("smtp").per_minute, None);
+        assert_eq!(c.limits("smtp").per_day, Some(500));
+        assert_eq!(c.limits("api").per_minute, Some(60));
+        assert_eq!(
+            c.limits("api").per_day,
+            Some(500),
+            "the daily limit is shared with SMTP"
+        );
+        assert_eq!(c.limits("graph").per_minute, Some(30));
+        assert_eq!(
+            c.limits("mine").per_minute,
+            Some(5),
+            "the account's own wins"
+        );
+    }
 
     fn account(provider: ProviderId) -> AccountConfig {
         AccountConfig {
