@@ -189,7 +189,9 @@ class SMTP(_std.SMTP):
             super().quit()
         except (_std.SMTPException, OSError):
             self.close()
-        mech = info.get("mechanism") or "no AUTH"
+        mech = info.get("mechanism") or (
+            info.get("transport") if info.get("transport") != "smtp" else "no AUTH"
+        )
         return (235, f"2.7.0 Accepted: postie account {name} ({mech})".encode())
 
     def login(self, user: str, password: str, *, initial_response_ok: bool = True) -> _REPLY:

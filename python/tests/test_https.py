@@ -129,3 +129,36 @@ def test_postie_from_python_sends_through_both_apis_and_explains_the_size_limit(
     assert caught.value.kind == "message"
     assert caught.value.explanation.id == "api-too-large", caught.value
     assert "4 MB" in str(caught.value)
+
+
+def test_requests_sends_a_json_message_to_the_graph_emulation(sandbox):
+    """sendMail's JSON form, as Graph's reference (and Microsoft's SDKs) send it."""
+    tok = https_account(sandbox, "gr", "graph")
+    subject = token("graph-json")
+    r = requests.post(
+        sandbox.info["http"] + "/v1.0/me/sendMail",
+        json={"message": {"subject": subject,
+                          "body": {"contentType": "Text", "content": f"Hello.\n{subject}"},
+                          "toRecipients": [{"emailAddress": {"address": "bob@example.com"}}],
+                          "bccRecipients": [{"emailAddress": {"address": "hidden@example.com"}}]},
+              "saveToSentItems": True},
+        headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+    assert r.status_code == 202, r.text
+    [m] = sandbox.message_with(subject)
+    assert m["mechanism"] == "graph" and m["from"] == sandbox.user, m
+    assert sorted(m["recipients"]) == ["bob@example.com", "hidden@example.com"], m
+
+
+def test_the_drop_in_sends_through_an_api_account(sandbox, monkeypatch, capsys):
+    """An smtplib script whose account sends over the Gmail API: the script is unchanged, its
+    login finds the account, the message goes over HTTPS."""
+    import article
+
+    https_account(sandbox, "ga", "gmail-api")
+    monkeypatch.setenv("ARTICLE_SMTP_HOST", sandbox.host)
+    monkeypatch.setenv("ARTICLE_SMTP_PORT", str(sandbox.port))
+    subject = token("dropin-api")
+    article.send_email_app_password(sandbox.user, "the-scripts-old-password", "friend@example.com", subject, "Hi")
+    assert capsys.readouterr().out == "Email sent successfully using app password!\n"
+    [m] = sandbox.message_with(subject)
+    assert m["mechanism"] == "gmail-api", m

@@ -229,6 +229,7 @@ impl Session {
                 s.connect().await?;
             }
             Ok::<_, CoreError>(json!({
+                "transport": s.account().transports.first().as_str(),
                 "mechanism": s.mechanism().map(|m| m.to_string()),
                 "tls": s.tls_info().and_then(|t| t.version.clone()),
             }))

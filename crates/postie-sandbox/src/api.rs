@@ -168,11 +168,17 @@ pub(crate) async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
 
     match (service, path.as_str(), q("uploadType").as_deref()) {
         (Service::Graph, _, _) => {
+            if content_type.starts_with("application/json") {
+                return match graph_json_message(&user, &body) {
+                    Ok(raw) => deliver(s, service, &user, raw).await,
+                    Err(why) => graph_error(StatusCode::BAD_REQUEST, "ErrorInvalidRequest", &why),
+                };
+            }
             if !content_type.starts_with("text/plain") {
                 return graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "ErrorMimeContentInvalidBase64String",
-                    "This emulation takes sendMail with a MIME body (Content-Type: text/plain, base64).",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "ErrorInvalidRequest",
+                    "sendMail takes application/json (a message resource) or text/plain (MIME, base64).",
                 );
             }
             let text: String = String::from_utf8_lossy(&body)
@@ -249,6 +255,62 @@ pub(crate) async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             "Unknown uploadType: media, multipart or resumable.",
         ),
     }
+}
+
+/// Graph's JSON form of sendMail (`{"message": {subject, body, toRecipients,
+/// ccRecipients, bccRecipients}, "saveToSentItems"}`) as the MIME message
+/// Exchange would send from `user`.
+fn graph_json_message(user: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("Invalid JSON: {e}"))?;
+    let m = &v["message"];
+    if !m.is_object() {
+        return Err("The request has no message.".into());
+    }
+    let list = |key: &str| -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for r in m[key].as_array().into_iter().flatten() {
+            let a = r["emailAddress"]["address"]
+                .as_str()
+                .ok_or_else(|| format!("{key}: a recipient without emailAddress.address"))?;
+            if a.contains(['\r', '\n', ',', '<', '>']) || !a.contains('@') {
+                return Err(format!("{key}: '{a}' is not an address"));
+            }
+            out.push(a.to_string());
+        }
+        Ok(out)
+    };
+    let (to, cc, bcc) = (
+        list("toRecipients")?,
+        list("ccRecipients")?,
+        list("bccRecipients")?,
+    );
+    let subject: String = m["subject"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let html = m["body"]["contentType"]
+        .as_str()
+        .is_some_and(|t| t.eq_ignore_ascii_case("html"));
+    let content = m["body"]["content"].as_str().unwrap_or("");
+    let mut text = format!("From: {user}\r\n");
+    for (name, l) in [("To", &to), ("Cc", &cc), ("Bcc", &bcc)] {
+        if !l.is_empty() {
+            text.push_str(&format!("{name}: {}\r\n", l.join(", ")));
+        }
+    }
+    text.push_str(&format!(
+        "Subject: =?utf-8?b?{}?=\r\nMIME-Version: 1.0\r\nContent-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        base64::engine::general_purpose::STANDARD.encode(subject.as_bytes()),
+        if html { "html" } else { "plain" }
+    ));
+    let encoded = base64::engine::general_purpose::STANDARD.encode(content.as_bytes());
+    for chunk in encoded.as_bytes().chunks(76) {
+        text.push_str(std::str::from_utf8(chunk).unwrap_or(""));
+        text.push_str("\r\n");
+    }
+    Ok(text.into_bytes())
 }
 
 /// The message part of a `multipart/related` upload (metadata JSON, then
