@@ -162,3 +162,113 @@ def test_the_drop_in_sends_through_an_api_account(sandbox, monkeypatch, capsys):
     assert capsys.readouterr().out == "Email sent successfully using app password!\n"
     [m] = sandbox.message_with(subject)
     assert m["mechanism"] == "gmail-api", m
+
+
+def test_postie_s_gmail_requests_are_those_of_the_discovery_document(monkeypatch):
+    """postie's Gmail API requests, as a server that knows only the discovery document packaged
+    with Google's client receives them: the method, the upload path with userId `me`, a media
+    type the method accepts, the upload types, the size bound; a small message in one request,
+    a large one resumable (session, then the bytes to the address given)."""
+    import fnmatch
+    import http.server
+    import threading
+
+    import googleapiclient
+
+    doc_path = os.path.join(os.path.dirname(googleapiclient.__file__), "discovery_cache", "documents",
+                            "gmail.v1.json")
+    with open(doc_path) as f:
+        send = json.load(f)["resources"]["users"]["resources"]["messages"]["methods"]["send"]
+    upload = send["mediaUpload"]
+    simple = upload["protocols"]["simple"]["path"].replace("{userId}", "me")
+    seen, problems = [], []
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def _read(self):
+            return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+        def do_POST(self):
+            path, _, query = self.path.partition("?")
+            body = self._read()
+            seen.append(("POST", path, query, self.headers.get("Content-Type"), len(body)))
+            if self.command != send["httpMethod"]:
+                problems.append(f"method {self.command}")
+            if path != simple:
+                problems.append(f"path {path}, the document's is {simple}")
+            if not self.headers.get("Authorization", "").startswith("Bearer "):
+                problems.append("no bearer token")
+            if "uploadType=media" in query:
+                kind = self.headers.get("Content-Type", "")
+                if not any(fnmatch.fnmatch(kind, a) for a in upload["accept"]):
+                    problems.append(f"media type {kind} is not one of {upload['accept']}")
+                if len(body) > int(upload["maxSize"]):
+                    problems.append("over maxSize")
+                return self._ok()
+            if "uploadType=resumable" in query:
+                kind = self.headers.get("X-Upload-Content-Type", "")
+                if not any(fnmatch.fnmatch(kind, a) for a in upload["accept"]):
+                    problems.append(f"resumable media type {kind}")
+                self.send_response(200)
+                self.send_header("Location", f"http://127.0.0.1:{self.server.server_port}{simple}?uploadType=resumable&upload_id=1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return None
+            problems.append(f"uploadType in {query!r}")
+            return self._ok()
+
+        def do_PUT(self):
+            body = self._read()
+            seen.append(("PUT", self.path.partition("?")[0], "", self.headers.get("Content-Type"), len(body)))
+            return self._ok()
+
+        def _ok(self):
+            out = json.dumps({"id": "1", "threadId": "1", "labelIds": ["SENT"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # the token comes from the sandbox's OAuth server; the requests go to the server above
+        sb = _SandboxForToken()
+        try:
+            https = sb.account(server.server_port)
+            small = postie.send(message(token("doc-small"), sb.user), account=https)
+            big = postie.send(message(token("doc-big"), sb.user, attach=6 * 1024 * 1024), account=https)
+        finally:
+            sb.stop()
+    finally:
+        server.shutdown()
+    assert small.status == "sent" and big.status == "sent"
+    assert not problems, problems
+    kinds = [(m, p, q.split("&")[0] if q else "") for m, p, q, _, _ in seen]
+    assert kinds == [("POST", simple, "uploadType=media"), ("POST", simple, "uploadType=resumable"),
+                     ("PUT", simple, "")], seen
+    assert seen[2][4] > 6 * 1024 * 1024 and fnmatch.fnmatch(seen[2][3], "message/*"), seen
+
+
+class _SandboxForToken:
+    """A `postie sandbox` only for its OAuth server: an account signed in there, whose API
+    requests go to another address (`api_url`)."""
+
+    def __init__(self):
+        from conftest import SandboxProc
+
+        self.sp = SandboxProc()
+        self.user = self.sp.user
+
+    def account(self, api_port: int) -> str:
+        run_postie("account", "add", "doc", "--provider", "sandbox", "--email", self.user, "--auth", "oauth",
+                   "--port", str(self.sp.port), "--issuer", self.sp.info["issuer"], "--transport", "gmail-api",
+                   "--api-url", f"http://127.0.0.1:{api_port}")
+        sign_in("doc")
+        return "doc"
+
+    def stop(self):
+        self.sp.stop()
