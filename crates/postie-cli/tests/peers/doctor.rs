@@ -950,16 +950,25 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
     // ---- names, inside a namespace whose resolv.conf names the test's own server ----
     let ns = crate::netns::Netns::isolated();
     let dns_port = free_port();
-    let mut dns = ns
-        .exec(crate::relay_support::python().get_program())
-        .arg(crate::relay_support::script("dns.py"))
-        .arg(dns_port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// The name server, stopped however the test ends (a failed assertion too).
+    struct Stopped(std::process::Child);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut dns = Stopped(
+        ns.exec(crate::relay_support::python().get_program())
+            .arg(crate::relay_support::script("dns.py"))
+            .arg(dns_port.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
     std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(dns.stdout.take().unwrap()),
+        &mut std::io::BufReader::new(dns.0.stdout.take().unwrap()),
         &mut line,
     )
     .unwrap();
@@ -1030,8 +1039,7 @@ fn every_doctor_finding_is_reached_by_a_run_with_that_fault() {
     let run = inside("multi", "5s");
     found(&run, "connect", "doctor-some-addresses-fail");
     assert_eq!(stage(&run.json(), "connect")["status"], "warning", "{run}");
-    let _ = dns.kill();
-    let _ = dns.wait();
+    drop(dns);
     drop(ns);
 
     // ---- connecting ----
