@@ -336,6 +336,11 @@ pub fn api_error(t: Transport, status: u16, body: &Value, retry_after: Option<Du
     };
     let r = reason.as_str();
     let (kind, finding) = match (t, status, r) {
+        // The daily sending limit (shared with SMTP and the web): hours, not
+        // a pause of the account.
+        (_, 403 | 429, "dailyLimitExceeded" | "quotaExceeded") => {
+            (ErrorKind::Transient, "api-daily-limit")
+        }
         (_, 429, _) | (_, 403, "rateLimitExceeded" | "userRateLimitExceeded") => {
             (ErrorKind::Transient, "api-rate-limit")
         }
@@ -468,6 +473,11 @@ mod tests {
                 gmail(400, "failedPrecondition"),
                 ErrorKind::Rejected,
                 "api-gmail-failed-precondition",
+            ),
+            (
+                gmail(403, "dailyLimitExceeded"),
+                ErrorKind::Transient,
+                "api-daily-limit",
             ),
             (
                 gmail(400, "invalidArgument"),

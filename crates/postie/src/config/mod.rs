@@ -255,16 +255,37 @@ impl Serialize for Transports {
 
 impl<'de> Deserialize<'de> for Transports {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Transports, D::Error> {
+        // Names read as text first, so that a wrong one gets an error that
+        // lists the right ones (an untagged enum only says "no variant").
         #[derive(Deserialize)]
         #[serde(untagged)]
         enum OneOrMany {
-            One(Transport),
-            Many(Vec<Transport>),
+            One(String),
+            Many(Vec<String>),
         }
-        Ok(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(t) => Transports::new([t]),
-            OneOrMany::Many(v) => Transports::new(v),
-        })
+        let names = match OneOrMany::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "transport must be \"smtp\", \"gmail-api\", \"graph\" or a list of them, \
+                 e.g. [\"smtp\", \"gmail-api\"]",
+            )
+        })? {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        };
+        let mut list = Vec::new();
+        for n in names {
+            list.push(match n.as_str() {
+                "smtp" => Transport::Smtp,
+                "gmail-api" => Transport::GmailApi,
+                "graph" => Transport::Graph,
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "transport \"{other}\" is not one postie knows: use \"smtp\", \"gmail-api\" or \"graph\""
+                    )));
+                }
+            });
+        }
+        Ok(Transports::new(list))
     }
 }
 
@@ -904,6 +925,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrong_transport_is_named_with_the_right_ones() {
+        let base =
+            "[accounts.a]\nprovider = \"gmail\"\nemail = \"a@gmail.com\"\nauth = \"oauth\"\n";
+        let ok: Config =
+            toml::from_str(&format!("{base}transport = [\"smtp\", \"gmail-api\"]\n")).unwrap();
+        assert_eq!(
+            ok.accounts["a"].transport.list(),
+            [Transport::Smtp, Transport::GmailApi]
+        );
+        let e = toml::from_str::<Config>(&format!("{base}transport = \"smtps\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("transport \"smtps\" is not one postie knows"),
+            "{e}"
+        );
+        let e = toml::from_str::<Config>(&format!("{base}transport = 3\n")).unwrap_err();
+        assert!(e.to_string().contains("\"gmail-api\""), "{e}");
+    }
 
     #[test]
     fn the_https_apis_are_paced_as_their_services_document() {

@@ -547,6 +547,17 @@ pub(super) static ENTRIES: &[Entry] = &[
         Retry::Later,
     ),
     finding(
+        "api-daily-limit",
+        "The account reached its daily sending limit.",
+        &[
+            "more messages or recipients in the last 24 hours than the provider allows (Gmail about 500, Workspace 2,000), counted across the API, SMTP and the web",
+        ],
+        &[
+            "Nothing: the messages wait and go out when the rolling 24-hour window allows; set [accounts.NAME.limits] per_day to pace them before the provider refuses",
+        ],
+        Retry::Hours,
+    ),
+    finding(
         "api-too-large",
         "The message is too large for the API.",
         &[
