@@ -86,7 +86,7 @@ class SandboxProc:
         user = self.info["users"][0]
         self.user = user["email"]
         self.password = user["password"]
-        self.app_password = user["app_passwords"][0]
+        self.app_password = (user["app_passwords"] or [None])[0]
         self.host, port = self.info["smtp"].split(":")
         self.port = int(port)
         self.smtps_port = int(self.info["smtps"].split(":")[1])

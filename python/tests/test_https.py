@@ -15,14 +15,15 @@ import pytest
 import requests
 
 import postie
+from conftest import SandboxProc, sign_in, token
 from conftest import postie as run_postie
-from conftest import sign_in, token
 
 
-def https_account(sb, name: str, transport: str) -> str:
+def https_account(sb, name: str, transport: str, email: str | None = None) -> str:
     """An account of the sandbox sending through `transport`, signed in on its consent page;
     returns its access token."""
-    run_postie("account", "add", name, "--provider", "sandbox", "--email", sb.user, "--auth", "oauth",
+    email = email or sb.user
+    run_postie("account", "add", name, "--provider", "sandbox", "--email", email, "--auth", "oauth",
                "--port", str(sb.port), "--issuer", sb.info["issuer"], "--transport", transport,
                "--api-url", sb.info["http"])
     sign_in(name)
@@ -90,6 +91,53 @@ def test_googles_api_client_sends_through_the_gmail_api_emulation(sandbox):
     assert r.status_code == 401, r.text
     assert r.json()["error"]["errors"][0]["reason"] == "authError"
     assert r.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_googles_client_reads_the_emulations_refusals_as_googles(home, tmp_path):
+    """The Gmail API's refusals for a project that never enabled it (403 accessNotConfigured)
+    and for an account without a mailbox (400 failedPrecondition), as Google's client reads
+    them (HttpError: status, message, error details); postie explains both."""
+    from google.oauth2.credentials import Credentials
+    from googleapiclient.discovery import build
+    from googleapiclient.errors import HttpError
+
+    def gmail(sb, tok):
+        return build("gmail", "v1", credentials=Credentials(tok), static_discovery=True,
+                     client_options={"api_endpoint": sb.info["http"]}, cache_discovery=False)
+
+    ghost = "ghost@sandbox.postie.test"
+    user = f'[[users]]\nemail = "{ghost}"\npassword = "pw"\nmailbox = false\n'
+
+    def refused(settings: str, name: str):
+        """(Google's client's HttpError, postie's error) for one send each, nothing stored."""
+        (tmp_path / f"{name}.toml").write_text(settings)
+        sb = SandboxProc("--settings", str(tmp_path / f"{name}.toml"))
+        try:
+            tok = https_account(sb, name, "gmail-api", email=ghost)
+            raw = base64.urlsafe_b64encode(message(token(name), ghost).as_bytes()).decode()
+            with pytest.raises(HttpError) as google:
+                gmail(sb, tok).users().messages().send(userId="me", body={"raw": raw}).execute()
+            with pytest.raises(postie.ConfigurationError) as ours:
+                postie.send(message(token(name + "-postie"), ghost), account=name)
+            assert sb.messages() == []
+            return google.value, ours.value
+        finally:
+            sb.stop()
+
+    google, ours = refused("gmail_api_enabled = false\n" + user, "ga")
+    assert google.status_code == 403
+    assert google.reason.startswith("Gmail API has not been used in project")
+    assert {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {"service": "gmail.googleapis.com", "consumer": "projects/sandbox"}
+            } in google.error_details
+    assert ours.explanation.id == "api-gmail-disabled"
+    assert any("Gmail API > Enable" in f for f in ours.explanation.fix)
+
+    google, ours = refused(user, "gp")
+    assert google.status_code == 400 and google.reason == "Precondition check failed."
+    assert google.error_details[0]["reason"] == "failedPrecondition"
+    assert ours.explanation.id == "api-gmail-failed-precondition"
 
 
 def test_requests_sends_mime_to_the_graph_emulation(sandbox):

@@ -274,11 +274,14 @@ pub async fn run(
             ..postie::mailer::Options::default()
         },
     );
-    let server = target
-        .account
-        .endpoint()
-        .map(|e| e.authority())
-        .unwrap_or_else(|_| "?".into());
+    let server = match api_of(target) {
+        Some(api) => api.server(),
+        None => target
+            .account
+            .endpoint()
+            .map(|e| e.authority())
+            .unwrap_or_else(|_| "?".into()),
+    };
     let mut run = Run {
         target,
         opts,
@@ -310,6 +313,16 @@ pub async fn run(
         server,
         checks: run.checks,
     }
+}
+
+/// The HTTPS API an account sends through first, if it is one (and the
+/// run authenticates: without a login only SMTP can be checked).
+fn api_of(target: &Target<'_>) -> Option<postie::api::Api> {
+    let transport = target.account.transport.first();
+    if transport == Transport::Smtp || !target.authenticate {
+        return None;
+    }
+    postie::api::Api::new(transport, target.account.api_url.as_deref()).ok()
 }
 
 /// The stages in order, one check each, until one fails.

@@ -21,14 +21,17 @@ pub(super) fn check_config(run: &mut Run<'_>) -> Option<Endpoint> {
             return None;
         }
     };
+    let route = match api_of(run.target) {
+        Some(api) => format!("the {} at {}", api.service(), api.server()),
+        None => format!("{} with {}", ep.authority(), tls_words(ep.tls)),
+    };
     c.summary = match (run.target.config_file, run.target.authenticate) {
         (Some(_), _) => format!(
-            "{} account {} ({}), {} with {}, {}",
+            "{} account {} ({}), {}, {}",
             preset.display_name,
             run.target.name,
             acct.email,
-            ep.authority(),
-            tls_words(ep.tls),
+            route,
             match acct.auth {
                 AuthMethod::None => "no login (auth = \"none\")".to_string(),
                 a => format!("{a} authentication"),

@@ -3,7 +3,10 @@
 //! `raw`, media upload, resumable upload) and Microsoft Graph's
 //! `POST /v1.0/me/sendMail` with a MIME body. Tokens, scopes, sizes and
 //! the daily limit are checked as the services document them; the error
-//! bodies have the services' shapes. An accepted message goes to the
+//! bodies have the services' shapes: also the Gmail API disabled for the
+//! project (`accessNotConfigured`), an account without a mailbox
+//! (`failedPrecondition`, `MailboxNotEnabledForRESTAPI`) and a Graph From
+//! that is not the user (`ErrorSendAsDenied`). An accepted message goes to the
 //! mailbox as the services deliver it: recipients from To, Cc and Bcc, the
 //! Bcc field removed.
 
@@ -144,6 +147,21 @@ pub(crate) async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
             ),
         };
     };
+    // A project that never enabled the Gmail API: Google names it and the
+    // console page that enables it.
+    if service == Service::Gmail && !s.gmail_api_enabled {
+        let text = "Gmail API has not been used in project sandbox before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/gmail.googleapis.com/overview?project=sandbox then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry.";
+        return gmail_json(
+            StatusCode::FORBIDDEN,
+            json!({"error": {"code": 403, "message": text,
+                "errors": [{"message": text, "domain": "usageLimits", "reason": "accessNotConfigured",
+                            "extendedHelp": "https://console.developers.google.com"}],
+                "status": "PERMISSION_DENIED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                             "reason": "SERVICE_DISABLED", "domain": "googleapis.com",
+                             "metadata": {"service": "gmail.googleapis.com", "consumer": "projects/sandbox"}}]}}),
+        );
+    }
     let wanted = match service {
         Service::Gmail => GMAIL_SCOPES,
         Service::Graph => GRAPH_SCOPES,
@@ -164,6 +182,23 @@ pub(crate) async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
                 "Access is denied. Check credentials and try again.",
             ),
         };
+    }
+
+    // An account without a mailbox signs in but has nothing to send from.
+    if s.user(&user).is_some_and(|u| !u.mailbox) {
+        return per_service(
+            service,
+            (
+                StatusCode::BAD_REQUEST,
+                "failedPrecondition",
+                "Precondition check failed.",
+            ),
+            (
+                StatusCode::NOT_FOUND,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            ),
+        );
     }
 
     match (service, path.as_str(), q("uploadType").as_deref()) {
@@ -294,7 +329,14 @@ fn graph_json_message(user: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         .as_str()
         .is_some_and(|t| t.eq_ignore_ascii_case("html"));
     let content = m["body"]["content"].as_str().unwrap_or("");
-    let mut text = format!("From: {user}\r\n");
+    let from = match m["from"]["emailAddress"]["address"].as_str() {
+        Some(a) if a.contains(['\r', '\n', ',', '<', '>']) || !a.contains('@') => {
+            return Err(format!("from: '{a}' is not an address"));
+        }
+        Some(a) => a,
+        None => user,
+    };
+    let mut text = format!("From: {from}\r\n");
     for (name, l) in [("To", &to), ("Cc", &cc), ("Bcc", &bcc)] {
         if !l.is_empty() {
             text.push_str(&format!("{name}: {}\r\n", l.join(", ")));
@@ -359,20 +401,34 @@ async fn deliver(s: &Arc<Shared>, service: Service, user: &str, raw: Vec<u8>) ->
     ) {
         Ok(m) if !m.recipients.is_empty() => m,
         Ok(_) | Err(_) => {
-            return match service {
-                Service::Gmail => gmail_error(
+            return per_service(
+                service,
+                (
                     StatusCode::BAD_REQUEST,
                     "invalidArgument",
                     "Recipient address required",
                 ),
-                Service::Graph => graph_error(
+                (
                     StatusCode::BAD_REQUEST,
                     "ErrorInvalidRecipients",
                     "At least one recipient is not valid.",
                 ),
-            };
+            );
         }
     };
+    // Exchange sends as the signed-in mailbox only, unless granted Send As.
+    let from = postie::message::HeadSummary::parse(msg.body.as_bytes().unwrap_or_default()).from;
+    if service == Service::Graph
+        && from
+            .as_deref()
+            .is_some_and(|f| !f.eq_ignore_ascii_case(user.trim()))
+    {
+        return graph_error(
+            StatusCode::FORBIDDEN,
+            "ErrorSendAsDenied",
+            "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account., Cannot submit message.",
+        );
+    }
     let now = s.now();
     let sent = {
         let s = s.clone();
@@ -405,8 +461,7 @@ async fn deliver(s: &Arc<Shared>, service: Service, user: &str, raw: Vec<u8>) ->
             Service::Gmail => "gmail-api".into(),
             Service::Graph => "graph".into(),
         },
-        mail_from: postie::message::HeadSummary::parse(msg.body.as_bytes().unwrap_or_default())
-            .from,
+        mail_from: from,
         recipients: msg.recipients.iter().map(|a| a.to_string()).collect(),
     };
     let bytes = msg.body.as_bytes().unwrap_or_default().to_vec();
@@ -439,17 +494,30 @@ async fn deliver(s: &Arc<Shared>, service: Service, user: &str, raw: Vec<u8>) ->
 }
 
 fn too_large(service: Service) -> Resp {
-    match service {
-        Service::Gmail => gmail_error(
+    per_service(
+        service,
+        (
             StatusCode::PAYLOAD_TOO_LARGE,
             "uploadTooLarge",
             "Media is too large.",
         ),
-        Service::Graph => graph_error(
+        (
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestEntityTooLarge",
             "The request is larger than 4 MB.",
         ),
+    )
+}
+
+/// The same refusal as each service words it: (status, reason or code, message).
+fn per_service(
+    service: Service,
+    gmail: (StatusCode, &str, &str),
+    graph: (StatusCode, &str, &str),
+) -> Resp {
+    match service {
+        Service::Gmail => gmail_error(gmail.0, gmail.1, gmail.2),
+        Service::Graph => graph_error(graph.0, graph.1, graph.2),
     }
 }
 

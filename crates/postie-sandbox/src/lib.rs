@@ -130,6 +130,9 @@ pub struct SandboxConfig {
     pub clients: Vec<String>,
     /// Messages per user per rolling 24 hours.
     pub daily_limit: u32,
+    /// Whether the Gmail API is enabled for the clients' Cloud project
+    /// (off: `403 accessNotConfigured`).
+    pub gmail_api_enabled: bool,
     /// Access-token lifetime.
     pub token_lifetime: Duration,
     /// Device-flow polling interval (RFC 8628 §3.2).
@@ -149,6 +152,7 @@ impl SandboxConfig {
             users: Vec::new(),
             clients: vec![DEFAULT_CLIENT_ID.to_string()],
             daily_limit: DEFAULT_DAILY_LIMIT,
+            gmail_api_enabled: true,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
             device_interval: Duration::from_secs(2),
         }
@@ -176,6 +180,7 @@ pub(crate) struct Shared {
     pub(crate) users: Vec<User>,
     pub(crate) clients: Vec<String>,
     pub(crate) daily_limit: u32,
+    pub(crate) gmail_api_enabled: bool,
     pub(crate) mailbox: Mailbox,
     pub(crate) issuer: String,
     grants: Mutex<tokens::Grants>,
@@ -245,6 +250,7 @@ impl Sandbox {
             users: users.clone(),
             clients: cfg.clients.clone(),
             daily_limit: cfg.daily_limit,
+            gmail_api_enabled: cfg.gmail_api_enabled,
             mailbox,
             issuer,
             grants: Mutex::new(tokens::Grants::new(

@@ -39,6 +39,14 @@ pub struct User {
     /// sign-in for SMTP ("less secure apps") in 2022.
     #[serde(default = "yes")]
     pub two_step_verification: bool,
+    /// Whether the account has a mailbox to send from. Off: it exists and
+    /// signs in, but has none (a Google account made with another address,
+    /// a Workspace user whose Gmail service is off, a Microsoft account
+    /// without an Exchange Online licence): the Gmail API answers `400
+    /// failedPrecondition` and Graph `404 MailboxNotEnabledForRESTAPI`.
+    /// SMTP is not affected in the sandbox.
+    #[serde(default = "yes")]
+    pub mailbox: bool,
 }
 
 fn yes() -> bool {
@@ -53,6 +61,7 @@ impl User {
             password: DEFAULT_PASSWORD.into(),
             app_passwords: vec![DEFAULT_APP_PASSWORD.into()],
             two_step_verification: true,
+            mailbox: true,
         }
     }
 
@@ -81,6 +90,7 @@ fn squash(s: &str) -> String {
 /// password = "correct-horse-battery-staple"
 /// app_passwords = ["abcd efgh ijkl mnop"]
 /// two_step_verification = true
+/// mailbox = true
 /// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +104,11 @@ pub struct SandboxFile {
     /// Access-token lifetime, e.g. `"1h"`, `"30s"`.
     #[serde(default)]
     pub token_lifetime: Option<String>,
+    /// Whether the Gmail API is enabled for the OAuth client's Cloud
+    /// project. Off: every Gmail API call with a valid token gets `403
+    /// accessNotConfigured`, as for a project that never enabled it.
+    #[serde(default)]
+    pub gmail_api_enabled: Option<bool>,
 }
 
 impl SandboxFile {
@@ -190,6 +205,8 @@ mod tests {
         assert_eq!(f.daily_limit, Some(3));
         assert!(f.users[0].two_step_verification);
         assert!(f.users[0].app_passwords.is_empty());
+        assert!(f.users[0].mailbox);
+        assert_eq!(f.gmail_api_enabled, None);
         assert!(toml::from_str::<SandboxFile>("nonsense = 1").is_err());
     }
 

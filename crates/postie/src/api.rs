@@ -361,8 +361,9 @@ pub fn api_error(t: Transport, status: u16, body: &Value, retry_after: Option<Du
             (ErrorKind::Config, "api-gmail-disabled")
         }
         (_, 403, _) => (ErrorKind::Credentials, "api-gmail-scope"),
+        // No mailbox to send from: the account's setup, not the message.
         (_, 400, "failedPrecondition" | "FAILED_PRECONDITION") => {
-            (ErrorKind::Rejected, "api-gmail-failed-precondition")
+            (ErrorKind::Config, "api-gmail-failed-precondition")
         }
         (_, 400, _) => (ErrorKind::Message, "api-gmail-invalid-message"),
         (_, s, _) if s >= 500 => (ErrorKind::Transient, "api-server-error"),
@@ -471,7 +472,7 @@ mod tests {
             ),
             (
                 gmail(400, "failedPrecondition"),
-                ErrorKind::Rejected,
+                ErrorKind::Config,
                 "api-gmail-failed-precondition",
             ),
             (

@@ -41,14 +41,23 @@ It answers like smtp.gmail.com: the account password gets `534 5.7.9 Application
 password required`, a wrong one `535 5.7.8`, MAIL before STARTTLS `530 5.7.0`, the daily limit
 `550 5.4.5`, a bad OAuth token the XOAUTH2 error challenge then `535 5.7.8`. Only 127.0.0.1.
 
+Its Gmail API and Microsoft Graph (on the HTTP port, for accounts with --transport gmail-api or
+graph) answer as the services do: 401 for a bad token, 403 for a scope that cannot send, 413, 429
+at the daily limit, Graph's 403 ErrorSendAsDenied for a From that is not the user. In the settings,
+`gmail_api_enabled = false` gives the Gmail API's 403 accessNotConfigured, and a user with
+`mailbox = false` the Gmail API's 400 failedPrecondition and Graph's 404
+MailboxNotEnabledForRESTAPI.
+
 Settings file (--settings):
   daily_limit = 100
   token_lifetime = \"1h\"
+  gmail_api_enabled = true
   [[users]]
   email = \"me@sandbox.postie.test\"
   password = \"correct-horse-battery-staple\"
   app_passwords = [\"abcd efgh ijkl mnop\"]
   two_step_verification = true
+  mailbox = true
 
 Exit status: 0 after a graceful stop, 64 usage, 69 a port cannot be bound, 78 bad settings.";
 
@@ -193,6 +202,9 @@ fn config(g: &Global, a: &ServeArgs) -> Result<SandboxConfig, Error> {
     if let Some(n) = file.daily_limit {
         c.daily_limit = n;
     }
+    if let Some(on) = file.gmail_api_enabled {
+        c.gmail_api_enabled = on;
+    }
     if let Some(t) = &file.token_lifetime {
         c.token_lifetime = humantime::parse_duration(t).map_err(|e| {
             Error::new(
@@ -214,6 +226,7 @@ fn config(g: &Global, a: &ServeArgs) -> Result<SandboxConfig, Error> {
                 a.app_password.clone()
             },
             two_step_verification: !a.no_two_step,
+            mailbox: true,
         };
         c.users
             .retain(|u| !u.email.eq_ignore_ascii_case(&user.email));

@@ -759,6 +759,10 @@ fn add_oauth_account(sb: &Sandbox, sp: &SandboxProc, name: &str) {
 
 /// [`add_oauth_account`] with more `account add` arguments.
 fn add_oauth_account_with(sb: &Sandbox, sp: &SandboxProc, name: &str, extra: &[&str]) {
+    add_oauth_account_as(sb, sp, name, USER, extra)
+}
+
+fn add_oauth_account_as(sb: &Sandbox, sp: &SandboxProc, name: &str, email: &str, extra: &[&str]) {
     sb.postie()
         .args([
             "account",
@@ -767,7 +771,7 @@ fn add_oauth_account_with(sb: &Sandbox, sp: &SandboxProc, name: &str, extra: &[&
             "--provider",
             "sandbox",
             "--email",
-            USER,
+            email,
         ])
         .opt("--auth", "oauth")
         .opt("--port", sp.smtp().to_string())
@@ -1177,10 +1181,22 @@ fn mailbox_pages_escape_the_message_s_markup() {
 
 /// `account add --transport T` for the sandbox, signing in on its consent page in Chromium.
 fn https_account(sb: &Sandbox, sp: &SandboxProc, name: &str, transport: &str, extra: &[&str]) {
+    https_account_as(sb, sp, name, transport, USER, extra)
+}
+
+/// An HTTPS account for `email`, signed in on the consent page (its login_hint picks the user).
+fn https_account_as(
+    sb: &Sandbox,
+    sp: &SandboxProc,
+    name: &str,
+    transport: &str,
+    email: &str,
+    extra: &[&str],
+) {
     let issuer = sp.issuer();
     let mut args = vec!["--transport", transport, "--api-url", &issuer];
     args.extend_from_slice(extra);
-    add_oauth_account_with(sb, sp, name, &args);
+    add_oauth_account_as(sb, sp, name, email, &args);
     let mut login = Login::start(sb, &[name, "--no-browser"]);
     let url = authorization_url(&mut login);
     let page = click_consent(sb, &url, "allow");
@@ -1271,6 +1287,136 @@ fn https_transports_send_through_the_gmail_api_and_graph() {
         "{run}"
     );
     assert!(v["fix"].to_string().contains("gmail.send"), "{run}");
+}
+
+/// The services' other documented refusals, each served by the sandbox's emulation with the
+/// service's body and explained with its fix, by `postie send` and by `postie doctor`'s harmless
+/// call: an account that signs in but has no mailbox (the Gmail API's 400 failedPrecondition,
+/// Graph's 404 MailboxNotEnabledForRESTAPI), Graph refusing a From that is not the signed-in
+/// user (403 ErrorSendAsDenied), and the Gmail API not enabled for the client's project (403
+/// accessNotConfigured). Nothing reaches the mailbox.
+#[test]
+fn the_apis_other_refusals_are_served_and_explained() {
+    const GHOST: &str = "ghost@sandbox.postie.test";
+    let sb = Sandbox::new();
+    let settings = sb.path().join("sandbox.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[[users]]\nemail = \"{USER}\"\npassword = \"{ACCOUNT_PW}\"\napp_passwords = [\"{APP_PW}\"]\n\
+             [[users]]\nemail = \"{GHOST}\"\npassword = \"pw\"\nmailbox = false\n"
+        ),
+    )
+    .unwrap();
+    let sp = SandboxProc::start(&sb, &["--settings", settings.to_str().unwrap()]);
+    https_account_as(&sb, &sp, "gg", "gmail-api", GHOST, &[]);
+    https_account_as(&sb, &sp, "rg", "graph", GHOST, &[]);
+    https_account(&sb, &sp, "gr", "graph", &[]);
+
+    // (account, extra send flags, exit code, explanation, the service's reason, words of the fix)
+    let cases = [
+        (
+            "gg",
+            vec![],
+            78,
+            "api-gmail-failed-precondition",
+            "failedPrecondition",
+            "Admin console",
+        ),
+        (
+            "rg",
+            vec![],
+            78,
+            "api-graph-mailbox-not-enabled",
+            "MailboxNotEnabledForRESTAPI",
+            "Exchange Online licence",
+        ),
+        (
+            "gr",
+            vec!["--from", "boss@sandbox.postie.test"],
+            69,
+            "api-graph-send-as-denied",
+            "ErrorSendAsDenied",
+            "grant Send As",
+        ),
+    ];
+    for (account, flags, code, id, reason, fix) in cases {
+        let subject = token(&format!("sb-refused-{account}"));
+        let run = sb
+            .postie()
+            .args(["send", "--json", "-a", account, "--to", TO])
+            .args(flags)
+            .message(&subject)
+            .run();
+        run.code(code);
+        let e = run.json()["error"].clone();
+        assert_eq!(e["explanation_id"], id, "{run}");
+        assert!(e["message"].as_str().unwrap().contains(reason), "{run}");
+        assert!(e["fix"].to_string().contains(fix), "{run}");
+        not_stored(&sb, &subject);
+    }
+    // The doctor's harmless call meets the same refusals for the accounts without a mailbox
+    // (a failed auth stage is the doctor's 77), and names the API it checks, not SMTP.
+    let api = sp.issuer().trim_start_matches("http://").to_string();
+    for (account, service, id) in [
+        ("gg", "the Gmail API", "api-gmail-failed-precondition"),
+        (
+            "rg",
+            "the Microsoft Graph API",
+            "api-graph-mailbox-not-enabled",
+        ),
+    ] {
+        let run = sb.postie().args(["doctor", account, "--json"]).run();
+        run.code(77);
+        let v = run.json();
+        assert_eq!(v["server"], api.as_str(), "{run}");
+        let config = v["checks"][0]["summary"].as_str().unwrap();
+        assert!(config.contains(&format!("{service} at {api}")), "{run}");
+        let auth = &v["checks"][6];
+        assert_eq!(auth["stage"], "auth", "{run}");
+        assert_eq!(auth["status"], "failed", "{run}");
+        assert_eq!(auth["explanation"]["id"], id, "{run}");
+    }
+    // The same user and From through Graph are delivered: the refusals were the faults'.
+    let subject = token("sb-refused-control");
+    sb.postie()
+        .args(["send", "-a", "gr", "--to", TO])
+        .message(&subject)
+        .run()
+        .success();
+    assert_eq!(messages(&sb).len(), 1, "{:#?}", messages(&sb));
+    drop(sp);
+
+    // A project that never enabled the Gmail API.
+    let sb = Sandbox::new();
+    let settings = sb.path().join("sandbox.toml");
+    std::fs::write(&settings, "gmail_api_enabled = false\n").unwrap();
+    let sp = SandboxProc::start(&sb, &["--settings", settings.to_str().unwrap()]);
+    https_account(&sb, &sp, "ga", "gmail-api", &[]);
+    let run = sb
+        .postie()
+        .args(["send", "--json", "-a", "ga", "--to", TO])
+        .message(&token("sb-refused-disabled"))
+        .run();
+    run.code(78);
+    let e = run.json()["error"].clone();
+    assert_eq!(e["explanation_id"], "api-gmail-disabled", "{run}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("accessNotConfigured"),
+        "{run}"
+    );
+    assert!(e["fix"].to_string().contains("Gmail API > Enable"), "{run}");
+    let run = sb.postie().args(["doctor", "ga", "--json"]).run();
+    run.code(77);
+    assert_eq!(
+        run.json()["checks"][6]["explanation"]["id"],
+        "api-gmail-disabled",
+        "{run}"
+    );
+    assert!(messages(&sb).is_empty(), "{:#?}", messages(&sb));
 }
 
 /// The relay delivering through Microsoft Graph: the sandbox allows one message a day, then

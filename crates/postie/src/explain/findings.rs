@@ -517,11 +517,10 @@ pub(super) static ENTRIES: &[Entry] = &[
         "api-gmail-failed-precondition",
         "The Gmail API refused to send for this account (failedPrecondition).",
         &[
-            "Gmail is not enabled for this Google Workspace user, or the domain turned the Gmail service off",
-            "the From address is not the account's address or one of its send-as aliases",
+            "the account has no Gmail mailbox: a Google account made with another address, or a Workspace user whose Gmail service is off (for the user, the group or the domain)",
         ],
         &[
-            "Check that the account can send from Gmail's web page with this From address; a Workspace admin turns Gmail on in the Admin console (Apps > Google Workspace > Gmail)",
+            "Check that the account can send from Gmail's web page; a Workspace admin turns Gmail on in the Admin console (Apps > Google Workspace > Gmail > Service status); the messages wait meanwhile",
         ],
         Retry::No,
     ),
