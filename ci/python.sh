@@ -12,8 +12,9 @@ cd "$(dirname "$0")/.."
 
 VENV=${POSTIE_PY_VENV:-${TMPDIR:-/tmp}/postie-py-venv}
 # the versions the tests were written against (the package itself asks for maturin>=1.9,<2);
-# Google's API client and requests are independent clients of the sandbox's API emulation
-PIP_PKGS="maturin==1.16.0 pytest==9.2.0 google-api-python-client==2.202.0 google-auth==2.63.0 requests==2.34.2"
+# Google's API client, Microsoft's Graph SDK and requests are independent clients of the
+# sandbox's API emulation
+PIP_PKGS="maturin==1.16.0 pytest==9.2.0 google-api-python-client==2.202.0 google-auth==2.63.0 requests==2.34.2 msgraph-sdk==1.65.0"
 
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"

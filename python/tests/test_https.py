@@ -5,6 +5,7 @@ Python, against the same emulation."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -158,6 +159,77 @@ def test_requests_sends_mime_to_the_graph_emulation(sandbox):
     r = requests.post(url, data=huge, timeout=60,
                       headers={"Authorization": f"Bearer {tok}", "Content-Type": "text/plain"})
     assert r.status_code == 413, r.status_code
+
+
+# the SDK's generated request builders warn about their own deprecated classes
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_microsofts_sdk_sends_through_the_graph_emulation(home, tmp_path):
+    """Microsoft's Graph SDK for Python (msgraph-sdk, its own models and serializer: it sends
+    sendMail's parameters as "Message" and "SaveToSentItems") sends the JSON form with a blind
+    copy, and reads the emulation's refusals as Graph's (ODataError: status, code): a token it
+    never issued, a From the user may not send as, a user without a mailbox."""
+    from kiota_abstractions.authentication import (AccessTokenProvider, AllowedHostsValidator,
+                                                   BaseBearerTokenAuthenticationProvider)
+    from msgraph import GraphRequestAdapter, GraphServiceClient
+    from msgraph.generated.models.body_type import BodyType
+    from msgraph.generated.models.email_address import EmailAddress
+    from msgraph.generated.models.item_body import ItemBody
+    from msgraph.generated.models.message import Message
+    from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+    from msgraph.generated.models.recipient import Recipient
+    from msgraph.generated.users.item.send_mail.send_mail_post_request_body import (
+        SendMailPostRequestBody)
+
+    class Fixed(AccessTokenProvider):
+        def __init__(self, tok):
+            self.tok = tok
+
+        async def get_authorization_token(self, uri, additional_authentication_context=None):
+            return self.tok
+
+        def get_allowed_hosts_validator(self):
+            return AllowedHostsValidator(["127.0.0.1"])
+
+    def send(tok: str, subject: str, sender: str | None = None):
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(Fixed(tok)))
+        adapter.base_url = sb.info["http"] + "/v1.0"
+        to = lambda a: Recipient(email_address=EmailAddress(address=a))  # noqa: E731
+        body = SendMailPostRequestBody(
+            message=Message(subject=subject,
+                            body=ItemBody(content_type=BodyType.Text, content="Hello.\n"),
+                            to_recipients=[to("bob@example.com")],
+                            bcc_recipients=[to("hidden@example.com")],
+                            from_=to(sender) if sender else None),
+            save_to_sent_items=False)
+        return asyncio.run(GraphServiceClient(request_adapter=adapter).me.send_mail.post(body))
+
+    ghost = "ghost@sandbox.postie.test"
+    settings = tmp_path / "sandbox.toml"
+    settings.write_text('[[users]]\nemail = "me@sandbox.postie.test"\npassword = "pw"\n'
+                        f'[[users]]\nemail = "{ghost}"\npassword = "pw"\nmailbox = false\n')
+    sb = SandboxProc("--settings", str(settings))
+    try:
+        tok = https_account(sb, "gr", "graph")
+        subject = token("msgraph-sdk")
+        assert send(tok, subject) is None  # 202, no content
+        [m] = sb.message_with(subject)
+        assert m["mechanism"] == "graph" and m["from"] == sb.user, m
+        assert sorted(m["recipients"]) == ["bob@example.com", "hidden@example.com"], m
+        shown = json.loads(run_postie("sandbox", "messages", "show", str(m["id"]), "--json").stdout)
+        assert "hidden@example.com" not in json.dumps(shown["headers"]).lower(), shown
+
+        for tok_, sender, status, code in [
+            (tok + "x", None, 401, "InvalidAuthenticationToken"),
+            (tok, "boss@sandbox.postie.test", 403, "ErrorSendAsDenied"),
+            (https_account(sb, "rg", "graph", email=ghost), None, 404,
+             "MailboxNotEnabledForRESTAPI"),
+        ]:
+            with pytest.raises(ODataError) as e:
+                send(tok_, token("msgraph-refused"), sender)
+            assert (e.value.response_status_code, e.value.error.code) == (status, code)
+        assert len(sb.messages()) == 1
+    finally:
+        sb.stop()
 
 
 def test_postie_from_python_sends_through_both_apis_and_explains_the_size_limit(sandbox):

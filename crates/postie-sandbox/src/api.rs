@@ -297,14 +297,16 @@ pub(crate) async fn handle(s: &Arc<Shared>, req: Request<Incoming>) -> Resp {
 /// Exchange would send from `user`.
 fn graph_json_message(user: &str, body: &[u8]) -> Result<Vec<u8>, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("Invalid JSON: {e}"))?;
-    let m = &v["message"];
+    // Graph takes the action's parameters in any letter case (Microsoft's
+    // SDKs send "Message" and "SaveToSentItems", the reference "message").
+    let m = field(&v, "message");
     if !m.is_object() {
         return Err("The request has no message.".into());
     }
     let list = |key: &str| -> Result<Vec<String>, String> {
         let mut out = Vec::new();
-        for r in m[key].as_array().into_iter().flatten() {
-            let a = r["emailAddress"]["address"]
+        for r in field(m, key).as_array().into_iter().flatten() {
+            let a = field(field(r, "emailAddress"), "address")
                 .as_str()
                 .ok_or_else(|| format!("{key}: a recipient without emailAddress.address"))?;
             if a.contains(['\r', '\n', ',', '<', '>']) || !a.contains('@') {
@@ -319,17 +321,17 @@ fn graph_json_message(user: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         list("ccRecipients")?,
         list("bccRecipients")?,
     );
-    let subject: String = m["subject"]
+    let subject: String = field(m, "subject")
         .as_str()
         .unwrap_or("")
         .chars()
         .filter(|c| !c.is_control())
         .collect();
-    let html = m["body"]["contentType"]
+    let html = field(field(m, "body"), "contentType")
         .as_str()
         .is_some_and(|t| t.eq_ignore_ascii_case("html"));
-    let content = m["body"]["content"].as_str().unwrap_or("");
-    let from = match m["from"]["emailAddress"]["address"].as_str() {
+    let content = field(field(m, "body"), "content").as_str().unwrap_or("");
+    let from = match field(field(field(m, "from"), "emailAddress"), "address").as_str() {
         Some(a) if a.contains(['\r', '\n', ',', '<', '>']) || !a.contains('@') => {
             return Err(format!("from: '{a}' is not an address"));
         }
@@ -353,6 +355,20 @@ fn graph_json_message(user: &str, body: &[u8]) -> Result<Vec<u8>, String> {
         text.push_str("\r\n");
     }
     Ok(text.into_bytes())
+}
+
+/// `v[name]`, the name in any letter case; `Null` when absent.
+fn field<'a>(v: &'a Value, name: &str) -> &'a Value {
+    static NULL: Value = Value::Null;
+    v.as_object()
+        .and_then(|o| {
+            o.get(name).or_else(|| {
+                o.iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+        })
+        .unwrap_or(&NULL)
 }
 
 /// The message part of a `multipart/related` upload (metadata JSON, then
