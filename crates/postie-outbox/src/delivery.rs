@@ -283,16 +283,10 @@ impl Deliverer {
                 .or_default()
                 .push_back(c);
         }
-        let per_account = self
-            .0
-            .config()
-            .relay
-            .connections_per_account
-            .unwrap_or(2)
-            .max(1);
+        let config = self.0.config();
         let mut tasks = tokio::task::JoinSet::new();
         for (account, queue) in by_account {
-            let slots = per_account.min(queue.len());
+            let slots = config.connections_for(&account, queue.len());
             let queue = Arc::new(StdMutex::new(queue));
             for _ in 0..slots {
                 let (me, queue, account) = (self.0.clone(), queue.clone(), account.clone());

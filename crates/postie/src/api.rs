@@ -26,6 +26,7 @@ use url::Url;
 use crate::config::Transport;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::OutgoingMessage;
+use crate::provider::TlsMode;
 
 /// Google's Gmail API.
 pub const GMAIL_API: &str = "https://gmail.googleapis.com";
@@ -109,6 +110,16 @@ impl Api {
     /// The service's name, for messages.
     pub fn service(&self) -> &'static str {
         service(self.transport)
+    }
+
+    /// HTTPS is TLS from the first byte; plain HTTP (allowed to loopback
+    /// only: the sandbox, a local proxy) is none.
+    pub fn tls(&self) -> TlsMode {
+        if self.base.scheme() == "https" {
+            TlsMode::Implicit
+        } else {
+            TlsMode::None
+        }
     }
 
     /// `host:port` of the service.

@@ -1249,6 +1249,8 @@ fn https_transports_send_through_the_gmail_api_and_graph() {
         let v = run.json();
         assert_eq!(v["transport"], transport, "{run}");
         assert_eq!(v["status"], "sent", "{run}");
+        // the sandbox's API is plain HTTP on loopback: the report does not claim TLS
+        assert_eq!(v["tls"], "none", "{run}");
         let m = stored(&sb, &subject);
         assert_eq!(m["mechanism"], mech, "{m:#}");
         let rcpts = m["recipients"].to_string();
@@ -1417,6 +1419,79 @@ fn the_apis_other_refusals_are_served_and_explained() {
         "{run}"
     );
     assert!(messages(&sb).is_empty(), "{:#?}", messages(&sb));
+}
+
+/// `postie bulk` through the Gmail API: the batch is queued in the outbox and delivered by the
+/// same core as `postie send`, each message stored once with the API's transport; the plan
+/// paces to the Gmail API's published 60 sends a minute; the results file carries the API's
+/// acceptance for each recipient; run again, it sends nothing.
+#[test]
+fn bulk_sends_through_the_gmail_api_at_its_pace() {
+    let sb = Sandbox::new();
+    let sp = SandboxProc::start(&sb, &[]);
+    https_account(&sb, &sp, "ga", "gmail-api", &[]);
+    let dir = sb.path().join("batch");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toks: Vec<String> = (0..3).map(|i| token(&format!("sb-bulk-{i}"))).collect();
+    for (i, t) in toks.iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("{i:03}.eml")),
+            format!("From: {USER}\r\nTo: {TO}\r\nSubject: {t}\r\n\r\nbulk {t}\r\n"),
+        )
+        .unwrap();
+    }
+    let plan = sb
+        .postie()
+        .args(["bulk", "-a", "ga", "--dry-run", "--json"])
+        .arg(&dir)
+        .run();
+    plan.success();
+    let v = plan.json();
+    assert_eq!(v["limits"]["per_minute"], 60, "{plan}");
+    assert_eq!(v["estimated_seconds"], 2, "{plan}");
+
+    let out = sb.path().join("results.jsonl");
+    let started = Instant::now();
+    let run = sb
+        .postie()
+        .args(["bulk", "-a", "ga", "--results"])
+        .arg(&out)
+        .arg(&dir)
+        .run();
+    run.success().stderr_mentions(&["3 sent"]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "3 messages at 60 a minute took {:?}",
+        started.elapsed()
+    );
+    for t in &toks {
+        assert_eq!(stored(&sb, t)["mechanism"], "gmail-api");
+    }
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        assert_eq!(l["status"], "sent", "{l}");
+        assert_eq!(l["recipients"][0]["address"], TO, "{l}");
+        assert_eq!(l["recipients"][0]["reply"]["code"], 200, "{l}");
+        assert!(
+            l["recipients"][0]["reply"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("the Gmail API"),
+            "{l}"
+        );
+    }
+    sb.postie()
+        .args(["bulk", "-a", "ga"])
+        .arg(&dir)
+        .run()
+        .success()
+        .stderr_mentions(&["to queue now: 0"]);
+    assert_eq!(messages(&sb).len(), 3, "{:#?}", messages(&sb));
 }
 
 /// The relay delivering through Microsoft Graph: the sandbox allows one message a day, then

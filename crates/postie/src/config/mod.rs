@@ -145,7 +145,8 @@ pub struct RelayConfig {
     /// [default: none: such senders are refused].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback_account: Option<String>,
-    /// Upstream connections per account at once [default: 2].
+    /// Upstream connections per account at once [default: 2; Microsoft
+    /// Graph takes at most 4 requests at once per mailbox].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections_per_account: Option<usize>,
     /// Messages per account per rolling 24 hours, by account name [default:
@@ -305,6 +306,16 @@ pub fn published_limits(provider: ProviderId, transport: Transport) -> Limits {
         ..Limits::default()
     }
     .or(Limits::published(provider))
+}
+
+/// Requests a service takes at once for one mailbox, when it says:
+/// Microsoft Graph answers a fifth concurrent request per app and mailbox
+/// with 429 (MailboxConcurrency). SMTP and the Gmail API: no such limit.
+pub fn max_concurrent(transport: Transport) -> Option<usize> {
+    match transport {
+        Transport::Graph => Some(4),
+        Transport::GmailApi | Transport::Smtp => None,
+    }
 }
 
 /// An account in a few words ([`Config::summaries`]).
@@ -791,6 +802,25 @@ impl Config {
         Ok(())
     }
 
+    /// How many connections (or API requests) the relay opens at once for
+    /// `account` with `queued` messages: `[relay] connections_per_account`
+    /// (default 2), within what the account's transports take, at most one
+    /// per message, at least one.
+    pub fn connections_for(&self, account: &str, queued: usize) -> usize {
+        let mut n = self.relay.connections_per_account.unwrap_or(2);
+        // Every transport of the list: the next one may take over.
+        if let Some(cap) = self.accounts.get(account).and_then(|a| {
+            a.transport
+                .list()
+                .iter()
+                .filter_map(|t| max_concurrent(*t))
+                .min()
+        }) {
+            n = n.min(cap);
+        }
+        n.min(queued).max(1)
+    }
+
     /// The limits account `name` keeps: its `limits`, else `[relay]
     /// daily_limit` for the daily count, else the provider's published ones.
     pub fn limits(&self, name: &str) -> Limits {
@@ -925,6 +955,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn graph_accounts_get_at_most_four_requests_at_once() {
+        let c: Config = toml::from_str(
+            "[relay]\nconnections_per_account = 8\n\
+             [accounts.s]\nprovider = \"sandbox\"\nemail = \"a@b.test\"\nauth = \"password\"\n\
+             [accounts.g]\nprovider = \"sandbox\"\nemail = \"a@b.test\"\nauth = \"oauth\"\ntransport = \"graph\"\n\
+             [accounts.f]\nprovider = \"sandbox\"\nemail = \"a@b.test\"\nauth = \"oauth\"\ntransport = [\"smtp\", \"graph\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.connections_for("s", 100), 8);
+        assert_eq!(c.connections_for("g", 100), 4);
+        assert_eq!(c.connections_for("f", 100), 4);
+        assert_eq!(c.connections_for("g", 3), 3);
+        assert_eq!(c.connections_for("g", 0), 1);
+        assert_eq!(Config::default().connections_for("any", 100), 2);
+    }
 
     #[test]
     fn a_wrong_transport_is_named_with_the_right_ones() {

@@ -93,6 +93,7 @@ impl SendReport {
     pub fn accepted_by_api(
         transport: Transport,
         server: String,
+        tls: TlsMode,
         msg: &OutgoingMessage,
         status: u16,
         id: Option<&str>,
@@ -120,7 +121,7 @@ impl SendReport {
             .collect();
         SendReport {
             server,
-            tls: TlsMode::Implicit,
+            tls,
             tls_info: None,
             auth: Some("Bearer".into()),
             message_id: msg.message_id.clone(),

@@ -143,6 +143,7 @@ impl Session {
                     let mut report = SendReport::accepted_by_api(
                         transport,
                         api.server(),
+                        api.tls(),
                         msg,
                         ok.status,
                         ok.id.as_deref(),
