@@ -679,15 +679,19 @@ Examples:
 
 A template is a message with fields: header lines (From, To, Cc, Bcc, Subject, Content-Type:
 text/html for an HTML body), an empty line, the body; {{name}} is replaced by the row's field
-`name` in headers and body. Quote display names that may hold a comma:
+`name` in headers and body, HTML-escaped in an HTML body. In To, Cc, Bcc and From a field fills
+in one address or one name (a value that would add recipients is refused); quote display names
+that may hold a comma:
   To: \"{{name}}\" <{{email}}>
   Subject: Your invoice {{number}}
 
   Dear {{name}}, ...
+{{{field}}} puts a value you trust in as it is: HTML, or a list of addresses.
 A CSV file has a header line naming the fields; a JSON file is an array of objects.
 
 The batch is queued in the outbox before anything is sent (each message once, by its file
-name, mbox position or row), then delivered at the pace of the account's limits: the
+name, mbox position, or a row's recipient and fields: rows may be added, removed or reordered
+between runs), then delivered at the pace of the account's limits: the
 provider's published ones (Microsoft 365 30 messages/minute and 10,000 recipients/day; Gmail
 500/day, Workspace 2,000/day, 100 recipients per message), or the account's own:
   [accounts.work.limits]

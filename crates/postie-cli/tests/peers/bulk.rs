@@ -130,13 +130,53 @@ fn a_mail_merge_reaches_postfix_with_its_fields() {
     assert_not_delivered(peer, &t2);
     let lines = results(&out);
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[1]["item"], "row 2");
+    // a row's key: its first recipient and a hash of its fields
+    let item = lines[1]["item"].as_str().unwrap();
+    assert!(item.starts_with(&format!("{refused} ")), "{item}");
     assert_eq!(lines[1]["status"], "failed");
     assert_eq!(
         lines[1]["recipients"][0]["reply"]["code"], 550,
         "{}",
         lines[1]
     );
+}
+
+/// A mail merge run, then its data file edited the way people edit them (a row put in front,
+/// the others in another order) and run again: the new row is sent and no one gets a second
+/// copy. Keys by position would have skipped the new row and sent the last one twice.
+#[test]
+fn an_edited_data_file_sends_the_new_row_and_nothing_twice() {
+    let peer = Peer::Aiosmtpd;
+    let sb = bulk_sandbox(peer, "");
+    let toks: Vec<String> = (0..4).map(|i| token(&format!("merge-edit-{i}"))).collect();
+    let template = sb.file(
+        "letter.txt",
+        b"To: {{email}}\nSubject: {{tok}}\n\nhello {{tok}}\n",
+    );
+    let data = sb.path().join("people.csv");
+    let write_rows = |order: &[usize]| {
+        let mut s = String::from("email,tok\n");
+        for &i in order {
+            s.push_str(&format!("to@example.test,{}\n", toks[i]));
+        }
+        std::fs::write(&data, s).unwrap();
+    };
+    write_rows(&[0, 1, 2]);
+    let merge = || {
+        bulk(&sb, peer)
+            .opt("--template", &template)
+            .opt("--data", &data)
+            .run()
+    };
+    merge().success().stderr_mentions(&["3 sent"]);
+    write_rows(&[3, 2, 0, 1]);
+    merge()
+        .success()
+        .stderr_mentions(&["already in the outbox: 3", "to queue now: 1", "4 sent"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for t in &toks {
+        assert_eq!(delivered(peer, t, 1).copies.len(), 1, "{t}");
+    }
 }
 
 /// An mbox to Nodemailer's smtp-server: each message once, with its own recipients.

@@ -5,8 +5,9 @@
 //! Items are read one at a time ([`Source::items`]), so a batch of
 //! thousands never holds more than one message. Each has a key that names
 //! it within its source across runs (the file name, the position in the
-//! mbox, the row), so a batch that is run again can skip what it already
-//! took.
+//! mbox, a row's first recipient and a hash of its fields), so a batch that
+//! is run again can skip what it already took: a row keeps its key when
+//! rows are added, removed or sorted, and an edited row is a new one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -14,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{Draft, OutgoingMessage, RawOptions, from_raw, from_raw_file, split_address_list};
+use super::{
+    Draft, OutgoingMessage, RawOptions, from_raw, from_raw_file, html_escape, split_address_list,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where a batch's messages come from.
@@ -28,7 +31,11 @@ pub enum Source {
     /// One message per row of `rows` (CSV with a header line, or a JSON
     /// array of objects), from `template`: header lines (From, To, Cc, Bcc,
     /// Subject, Content-Type), an empty line, the body; `{{field}}` is
-    /// replaced by the row's field, in headers and body.
+    /// replaced by the row's field, in headers and body (HTML-escaped in an
+    /// HTML body). In an address header a field fills in one address or
+    /// one name: a value that would add addresses is refused.
+    /// `{{{field}}}` puts a trusted value in as it is: HTML, or a list of
+    /// addresses.
     Merge {
         /// The template file.
         template: PathBuf,
@@ -41,7 +48,9 @@ pub enum Source {
 #[derive(Debug)]
 pub struct Item {
     /// What names it in its source, the same on every run: the file name,
-    /// `#3` for the third message of an mbox, `row 3` for the third row.
+    /// `#3` for the third message of an mbox; for a row, its first
+    /// recipient and a hash of its fields (`ann@example.org 0f3a…`, with
+    /// `/2` for the second of identical rows), wherever the row moves.
     pub key: String,
     /// The message, with its envelope.
     pub message: OutgoingMessage,
@@ -188,12 +197,25 @@ impl Source {
                 let template = Template::read(template)?;
                 let rows = read_rows(rows)?;
                 let sender = sender.to_string();
+                let mut seen: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
                 Ok(Box::new(rows.into_iter().enumerate().map(
                     move |(i, row)| {
-                        let key = format!("row {}", i + 1);
                         let message = template
                             .render(&row, &sender)
-                            .map_err(|e| input(format_args!("{key}: {}", e.message())))?;
+                            .map_err(|e| input(format_args!("row {}: {}", i + 1, e.message())))?;
+                        let hash = row_hash(&row);
+                        let n = seen.entry(hash.clone()).or_default();
+                        *n += 1;
+                        let first = message
+                            .recipients
+                            .first()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default();
+                        let key = match *n {
+                            1 => format!("{first} {hash}"),
+                            n => format!("{first} {hash}/{n}"),
+                        };
                         Ok(Item { key, message })
                     },
                 )))
@@ -204,6 +226,22 @@ impl Source {
 
 /// One row: field name → value.
 type Row = BTreeMap<String, String>;
+
+/// 64 bits of SHA-256 over a row's fields and values, in name order: the
+/// same wherever the row stands in its file.
+fn row_hash(row: &Row) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in row {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 fn read_rows(path: &Path) -> Result<Vec<Row>> {
     let cannot =
@@ -353,8 +391,24 @@ impl Template {
             from: sender.to_string(),
             ..Draft::default()
         };
-        for (k, v) in &self.headers {
-            let v = substitute(v, row, true)?;
+        for (k, template) in &self.headers {
+            let v = substitute(template, row, Place::Header)?;
+            if matches!(k.as_str(), "From" | "To" | "Cc" | "Bcc") {
+                // As many addresses as the template makes with these
+                // fields (an empty one may leave its slot out): a value
+                // with a comma or a quote must not add recipients.
+                let want = split_address_list(&substitute(template, row, Place::Shape)?).len();
+                let got = split_address_list(&v).len();
+                if got != want {
+                    return Err(input(format_args!(
+                        "its fields make {got} address(es) in {k} where the template has {want}: \
+                         a field fills in one address or one name; put a name with a comma in \
+                         quotes in the template ({k}: \"{{{{name}}}}\" <{{{{email}}}}>), give \
+                         each address its own field, or write {{{{{{field}}}}}} for a field that \
+                         holds a list"
+                    )));
+                }
+            }
             match k.as_str() {
                 "From" => d.from = v,
                 "To" => d.to.extend(split_address_list(&v)),
@@ -370,7 +424,11 @@ impl Template {
                 self.name
             )));
         }
-        let body = substitute(&self.body, row, false)?;
+        let body = substitute(
+            &self.body,
+            row,
+            if self.html { Place::Html } else { Place::Text },
+        )?;
         if self.html {
             d.html = Some(body);
         } else {
@@ -380,17 +438,36 @@ impl Template {
     }
 }
 
-/// Replace each `{{field}}` (spaces allowed inside the braces). A field
-/// the row lacks is an error; in a header, a value with a line break is
-/// (it would add headers of its own).
-fn substitute(text: &str, row: &Row, header: bool) -> Result<String> {
+/// Where a template's text goes, which decides how a value is put in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// A header: a value with a line break is refused.
+    Header,
+    /// A text/plain body: as it is.
+    Text,
+    /// A text/html body: HTML-escaped, unless in `{{{triple braces}}}`.
+    Html,
+    /// A header's shape: `x` for a value, nothing for an empty one, a
+    /// `{{{raw}}}` value as it is.
+    Shape,
+}
+
+/// Replace each `{{field}}` and `{{{field}}}` (spaces allowed inside the
+/// braces) as `place` wants. A field the row lacks is an error; in a
+/// header, a value with a line break is (it would add headers of its own).
+fn substitute(text: &str, row: &Row, place: Place) -> Result<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("{{") {
         out.push_str(&rest[..at]);
-        let after = &rest[at + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err(input("a \"{{\" in the template has no \"}}\"".to_string()));
+        let raw = rest[at + 2..].starts_with('{');
+        let (open, close) = if raw { (3, "}}}") } else { (2, "}}") };
+        let after = &rest[at + open..];
+        let Some(end) = after.find(close) else {
+            return Err(input(format_args!(
+                "a \"{}\" in the template has no \"{close}\"",
+                &rest[at..at + open]
+            )));
         };
         let field = after[..end].trim();
         let Some(value) = row.get(field) else {
@@ -400,13 +477,20 @@ fn substitute(text: &str, row: &Row, header: bool) -> Result<String> {
                 names.join(", ")
             )));
         };
-        if header && value.contains(['\r', '\n']) {
-            return Err(input(format_args!(
-                "the field \"{field}\" has a line break, which a header cannot hold"
-            )));
+        match place {
+            Place::Header if value.contains(['\r', '\n']) => {
+                return Err(input(format_args!(
+                    "the field \"{field}\" has a line break, which a header cannot hold"
+                )));
+            }
+            Place::Html if !raw => out.push_str(&html_escape(value)),
+            // a trusted value may be a list: it counts as what it holds
+            Place::Shape if raw => out.push_str(value),
+            Place::Shape if !value.trim().is_empty() => out.push('x'),
+            Place::Shape => {}
+            _ => out.push_str(value),
         }
-        out.push_str(value);
-        rest = &after[end + 2..];
+        rest = &after[end + close.len()..];
     }
     out.push_str(rest);
     Ok(out)
@@ -447,7 +531,11 @@ mod tests {
             rows: csv,
         });
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1].key, "row 2");
+        assert!(
+            items[1].key.starts_with("bob@example.org "),
+            "{}",
+            items[1].key
+        );
         assert_eq!(
             items[1].message.recipients[0].to_string(),
             "bob@example.org"
@@ -519,6 +607,117 @@ mod tests {
             "{}",
             e.message()
         );
+    }
+
+    fn merge(d: &Path, template: &str, rows: &str) -> Result<Vec<Item>> {
+        let n = std::fs::read_dir(d).unwrap().count();
+        let t = write(d, &format!("t{n}.txt"), template);
+        let r = write(d, &format!("r{n}.csv"), rows);
+        Source::Merge {
+            template: t,
+            rows: r,
+        }
+        .items("me@example.com")?
+        .collect()
+    }
+
+    #[test]
+    fn a_rows_key_follows_the_row_not_its_place() {
+        let d = tempfile::tempdir().unwrap();
+        let t = "To: {{email}}\nSubject: {{n}}\n\nhi\n";
+        let keys = |rows: &str| -> Vec<String> {
+            merge(d.path(), t, rows)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.key)
+                .collect()
+        };
+        let first = keys("email,n\nann@example.org,1\nbob@example.org,2\n");
+        // a row put in front, the others moved down: theirs keep their keys
+        let second = keys("email,n\ncarl@example.org,3\nann@example.org,1\nbob@example.org,2\n");
+        assert_eq!(&second[1..], &first[..]);
+        assert!(second[0].starts_with("carl@example.org "));
+        assert!(!first.contains(&second[0]));
+        // an edited row is another row; identical rows are told apart
+        let third = keys("email,n\nann@example.org,9\nbob@example.org,2\nbob@example.org,2\n");
+        assert_ne!(third[0], first[0]);
+        assert_eq!(third[1], first[1]);
+        assert_eq!(third[2], format!("{}/2", first[1]));
+    }
+
+    #[test]
+    fn a_field_cannot_add_recipients_unless_written_as_trusted() {
+        let d = tempfile::tempdir().unwrap();
+        let refused = |template: &str, rows: &str| -> String {
+            match merge(d.path(), template, rows) {
+                Err(e) => e.message().to_string(),
+                Ok(items) => panic!(
+                    "accepted: {:?}",
+                    items[0]
+                        .message
+                        .recipients
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                ),
+            }
+        };
+        let e = refused(
+            "To: {{email}}\n\nhi\n",
+            "email\n\"ann@example.org, evil@example.net\"\n",
+        );
+        assert!(
+            e.contains("row 1") && e.contains("make 2 address(es) in To where the template has 1"),
+            "{e}"
+        );
+        // a name that closes the template's quotes and opens a recipient of its own
+        let e = refused(
+            "To: \"{{name}}\" <{{email}}>\n\nhi\n",
+            "name,email\n\"Ann\"\" <evil@example.net>, \"\"x\",ann@example.org\n",
+        );
+        assert!(e.contains("in To where the template has 1"), "{e}");
+        let e = refused(
+            "To: ann@example.org\nBcc: {{b}}\n\nhi\n",
+            "b\n\"x@example.org,y@example.org\"\n",
+        );
+        assert!(e.contains("in Bcc"), "{e}");
+
+        // an empty field leaves its slot out; a trusted field may hold a list
+        let items = merge(
+            d.path(),
+            "To: {{{list}}}\nCc: {{cc}}\n\nhi\n",
+            "list,cc\n\"ann@example.org, bob@example.org\",\n",
+        )
+        .unwrap();
+        let to: Vec<String> = items[0]
+            .message
+            .recipients
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(to, ["ann@example.org", "bob@example.org"]);
+    }
+
+    #[test]
+    fn an_html_body_gets_its_fields_escaped_unless_trusted() {
+        let d = tempfile::tempdir().unwrap();
+        let items = merge(
+            d.path(),
+            "To: {{email}}\nSubject: {{name}}\nContent-Type: text/html\n\n<p>Dear {{name}},</p>{{{sig}}}\n",
+            "email,name,sig\nann@example.org,<b>Ann</b> & \"Co\",<i>the team</i>\n",
+        )
+        .unwrap();
+        let raw = items[0].message.body.to_vec().unwrap();
+        let parsed = mail_parser::MessageParser::new().parse(&raw[..]).unwrap();
+        let html = parsed.body_html(0).unwrap();
+        assert!(
+            html.contains(
+                "<p>Dear &lt;b&gt;Ann&lt;/b&gt; &amp; &quot;Co&quot;,</p><i>the team</i>"
+            ),
+            "{html}"
+        );
+        // headers are not HTML
+        assert_eq!(parsed.subject(), Some("<b>Ann</b> & \"Co\""));
     }
 
     #[test]

@@ -52,6 +52,23 @@ impl OutgoingMessage {
     }
 }
 
+/// `s` as HTML text, safe in content and in quoted attribute values: `& <
+/// > " '` as entities.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Split an address list at the commas between addresses: not at those
 /// inside a quoted display name (`"Smith, Bob" <bob@example.com>`), an
 /// angle-bracket address or a comment. Empty items are dropped.

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{OAuthErrorInfo, TokenSet};
 use crate::error::{Error, ErrorKind, Result};
+use crate::message::html_escape;
 use crate::wording::{Action, Setting, say, say_setting};
 
 const MAX_HEAD: usize = 16 * 1024;
@@ -96,7 +97,7 @@ impl Page {
             body: format!(
                 "<p>postie received the tokens of the account <b>{}</b> and stored them.</p>\
                  <p>You can close this tab and return to the terminal.</p>",
-                escape(account)
+                html_escape(account)
             ),
         }
     }
@@ -107,7 +108,7 @@ impl Page {
             title: "Sign-in failed",
             body: format!(
                 "<p>{}</p><p>Nothing was stored. The terminal says what to do next.</p>",
-                escape(message)
+                html_escape(message)
             ),
         }
     }
@@ -175,14 +176,6 @@ impl Page {
         )
         .into_bytes()
     }
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// The bound listener.
