@@ -231,3 +231,39 @@ fn bash_completes_account_names() {
     assert_eq!(complete("postie doctor w", 2, "w"), ["work"]);
     assert_eq!(complete("postie queue run --account h", 4, "h"), ["home"]);
 }
+
+/// A config file that does not parse: exit 78, the file and line named with what is wrong, an
+/// explanation whose fix says what to do (it had none), and nothing of the offending line
+/// echoed (it may hold a secret pasted in the wrong place).
+#[test]
+fn a_config_file_that_does_not_parse_is_explained_without_echoing_it() {
+    let sb = Sandbox::new();
+    let path = sb.config_home().join("postie/config.toml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        "[accounts.a]\nprovider = \"gmail\"\nemail = \"a@gmail.com\"\nauth = \"password\"\n\
+         pasword = \"s3cret-pasted-here\"\n",
+    )
+    .unwrap();
+    let run = sb
+        .postie()
+        .args(["send", "--json", "-a", "a", "--to", "b@example.test"])
+        .words("--subject s --text t")
+        .run();
+    run.code(78);
+    let e = run.json()["error"].clone();
+    assert_eq!(e["explanation_id"], "config-invalid", "{run}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains(&path.display().to_string())
+            && message.contains("(line 5)")
+            && message.contains("pasword"),
+        "{run}"
+    );
+    assert!(
+        e["fix"].to_string().contains("Correct the setting"),
+        "{run}"
+    );
+    assert!(!run.to_string().contains("s3cret-pasted-here"), "{run}");
+}

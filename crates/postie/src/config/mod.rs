@@ -727,6 +727,7 @@ impl Config {
                     e.message().trim_end()
                 ),
             )
+            .with_finding("config-invalid")
         })?;
         config.validate(path)?;
         Ok(config)

@@ -173,6 +173,15 @@ pub(super) static ENTRIES: &[Entry] = &[
         Retry::No,
     ),
     finding(
+        "config-invalid",
+        "The config file is not valid TOML for postie.",
+        &["{message}"],
+        &[
+            "Correct the setting on the line named (a misspelt name, a value of the wrong kind, a quote left open) in the file named, then run the command again; postie does not rewrite a file it cannot read",
+        ],
+        Retry::No,
+    ),
+    finding(
         "listen-busy",
         "The address to listen on is taken.",
         &[
