@@ -130,7 +130,10 @@ class Report:
 
     @classmethod
     def _from_json(cls, text: str) -> "Report":
-        v = json.loads(text)
+        return cls._from_dict(json.loads(text))
+
+    @classmethod
+    def _from_dict(cls, v: dict) -> "Report":
         return cls(
             status=v["status"],
             message_id=v["message_id"],
@@ -277,9 +280,37 @@ class Session:
             raise _failed(report)
         return report
 
-    def send_many(self, messages: Iterable[Message]) -> List[Report]:
-        """Send each message in turn on this connection; their reports, in order."""
-        return [self.send(m) for m in messages]
+    def send_many(
+        self, messages: Iterable[Message], *, return_exceptions: bool = False
+    ) -> List[Union[Report, PostieError]]:
+        """Send the messages on this connection, pipelined where the server allows (each
+        message's envelope leaves with the previous one's body: one round trip per message);
+        envelopes from their headers. Every message is tried, whatever happens to the others
+        (those after a failed connection go on over a new one). Returns their reports, in order.
+
+        A message nobody will get is an exception: with ``return_exceptions`` it stands in the
+        list in place of its report (as :func:`asyncio.gather` does); without, the first one
+        is raised once all were tried, with the whole list as its ``results`` attribute, so
+        that what was sent is known and nothing is sent twice."""
+        raws = [_raw(m) for m in messages]
+        try:
+            texts = self._s.send_many(raws)
+        except _core.Error as e:
+            _raise(e)
+        results: List[Union[Report, PostieError]] = []
+        for text in texts:
+            v = json.loads(text)
+            if "error" in v:
+                results.append(from_report(v["error"]))
+                continue
+            report = Report._from_dict(v["report"])
+            results.append(_failed(report) if report.status == "failed" else report)
+        if not return_exceptions:
+            failed = next((r for r in results if isinstance(r, PostieError)), None)
+            if failed is not None:
+                failed.results = results
+                raise failed
+        return results
 
     def close(self) -> None:
         """QUIT and close the connection."""

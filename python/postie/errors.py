@@ -83,6 +83,8 @@ class PostieError(smtplib.SMTPException):
     #: The SMTP stage (``"auth"``, ``"mail"``, ``"data"`` ...), when known.
     stage: Optional[str]
     explanation: Optional[Explanation]
+    #: Raised by :meth:`postie.Session.send_many`: every message's report or exception, in order.
+    results: Optional[list] = None
 
     def __init__(self, report: dict):
         self.kind = report.get("kind", "")

@@ -58,6 +58,53 @@ def flaky_stats(peers) -> dict:
         return json.load(f)
 
 
+def test_send_many_tries_every_message_and_says_which_failed(peers):
+    """Three messages pipelined on one session, the second's only recipient refused: the
+    others are sent on the same connection, and the refusal stands in its place
+    (return_exceptions) or is raised once all were tried, with every result attached."""
+    flaky(peers, {"run": token("py-many-refused"), "refuse_rcpt": ["nobody@example.test"]})
+    try:
+        add_account(peers, "fl", "FLAKY")
+        before = flaky_stats(peers)
+        subjects = [token(f"py-mr-{i}") for i in range(4)]
+        msgs = [message(subjects[0]), message(subjects[1], to="nobody@example.test"),
+                message(subjects[2])]
+        with postie.Session("fl") as s:
+            results = s.send_many(msgs, return_exceptions=True)
+            assert [type(r).__name__ for r in results] == ["Report", "PermanentError", "Report"]
+            assert results[1].code == 550 and results[1].explanation, results[1]
+            with pytest.raises(postie.PermanentError) as e:
+                s.send_many([msgs[1], message(subjects[3])])
+            assert [type(r).__name__ for r in e.value.results] == ["PermanentError", "Report"]
+            assert e.value.results[1].status == "sent"
+        after = flaky_stats(peers)
+        assert after["connections"] - before["connections"] == 1
+        for x in (subjects[0], subjects[2], subjects[3]):
+            assert peers.stored("FLAKY_SPOOL", x), x
+        assert not peers.stored("FLAKY_SPOOL", subjects[1], timeout=0.5)
+    finally:
+        flaky(peers, {})
+
+
+def test_a_message_refused_before_it_leaves_keeps_the_connection(peers):
+    """A message larger than the server's SIZE is refused before any of it is sent; the next
+    message of the session goes on the same connection (it was dropped and opened anew)."""
+    flaky(peers, {"run": token("py-size")})
+    add_account(peers, "fl", "FLAKY")
+    before = flaky_stats(peers)
+    big = message(token("py-size-big"))
+    big.set_content(("x" * 76 + "\n") * 480_000)  # 37 MB, above the SIZE the peer offers
+    small = token("py-size-small")
+    with postie.Session("fl") as s:
+        with pytest.raises(postie.PermanentError) as e:
+            s.send(big)
+        assert "the server accepts at most" in e.value.message, e.value
+        assert s.send(message(small)).status == "sent"
+    after = flaky_stats(peers)
+    assert after["connections"] - before["connections"] == 1
+    assert peers.stored("FLAKY_SPOOL", small)
+
+
 def test_many_messages_on_one_session_use_one_connection(peers):
     flaky(peers, {"run": token("py-many")})
     add_account(peers, "fl", "FLAKY")

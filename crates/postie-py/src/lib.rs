@@ -53,14 +53,18 @@ fn block_on<T: Send>(py: Python<'_>, fut: impl Future<Output = T> + Send) -> T {
 
 /// `err` as the Python exception, explained in the account's context.
 fn py_err(err: &CoreError, account: Option<&Account>) -> PyErr {
+    Error::new_err(error_json(err, account).to_string())
+}
+
+/// `err` explained for `account`, as the error report's JSON.
+fn error_json(err: &CoreError, account: Option<&Account>) -> Value {
     let provider = account.and_then(|a| a.settings()).map(|s| s.provider);
     let ctx = Context {
         provider,
         account: account.and_then(|a| a.name.as_deref()),
         host: None,
     };
-    let report = ErrorReport::new(err, &ctx);
-    Error::new_err(serde_json::to_string(&report).unwrap_or_default())
+    serde_json::to_value(ErrorReport::new(err, &ctx)).unwrap_or(Value::Null)
 }
 
 /// One mailer per config file, kept while the file is unchanged: its token
@@ -132,7 +136,7 @@ fn message(raw: Vec<u8>, from: Option<String>, to: Vec<String>) -> CoreResult<Ou
 /// A send report as JSON, with the replies to MAIL and to the data, which
 /// tell where a refusal came (smtplib raises a different exception for
 /// each).
-fn report_json(r: &SendReport) -> String {
+fn report_json(r: &SendReport) -> Value {
     let reply = |rep: &Reply| {
         json!({
             "code": rep.code,
@@ -143,7 +147,7 @@ fn report_json(r: &SendReport) -> String {
     let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
     v["mail_reply"] = reply(&r.transaction.mail);
     v["data_reply"] = r.transaction.data.as_ref().map_or(Value::Null, reply);
-    v.to_string()
+    v
 }
 
 /// The accounts of the config file as JSON (`postie account list --json`'s
@@ -255,8 +259,46 @@ impl Session {
             let s = guard.as_mut().ok_or_else(closed)?;
             s.send(&msg).await
         });
-        r.map(|rep| report_json(&rep))
+        r.map(|rep| report_json(&rep).to_string())
             .map_err(|e| py_err(&e, Some(&self.account)))
+    }
+
+    /// Send the RFC 5322 messages `raws` (envelopes from their headers) on
+    /// this session, pipelined where the server allows. Every message is
+    /// tried; one JSON text each, in order: `{"report": ...}` or
+    /// `{"error": <error report>}`.
+    fn send_many(&self, py: Python<'_>, raws: Vec<Vec<u8>>) -> PyResult<Vec<String>> {
+        let mut out: Vec<Option<Value>> = vec![None; raws.len()];
+        let mut msgs: Vec<(usize, OutgoingMessage)> = Vec::new();
+        for (i, raw) in raws.into_iter().enumerate() {
+            match message(raw, None, Vec::new()) {
+                Ok(m) => msgs.push((i, m)),
+                Err(e) => out[i] = Some(json!({ "error": error_json(&e, Some(&self.account)) })),
+            }
+        }
+        let inner = self.inner.clone();
+        let results = block_on(py, async move {
+            let mut guard = inner.lock().await;
+            let s = guard.as_mut().ok_or_else(closed)?;
+            let refs: Vec<&OutgoingMessage> = msgs.iter().map(|(_, m)| m).collect();
+            let mut got: Vec<(usize, CoreResult<SendReport>)> = Vec::with_capacity(refs.len());
+            s.send_many(&refs, |j, r| got.push((msgs[j].0, r))).await;
+            Ok::<_, CoreError>(got)
+        })
+        .map_err(|e| py_err(&e, Some(&self.account)))?;
+        for (i, r) in results {
+            out[i] = Some(match r {
+                Ok(rep) => json!({ "report": report_json(&rep) }),
+                Err(e) => json!({ "error": error_json(&e, Some(&self.account)) }),
+            });
+        }
+        Ok(out
+            .into_iter()
+            .map(|v| {
+                v.unwrap_or_else(|| json!({ "error": error_json(&CoreError::new(ErrorKind::Transient, "the message was not sent: the session ended before it"), Some(&self.account)) }))
+                    .to_string()
+            })
+            .collect())
     }
 
     /// QUIT and close; the session cannot be used again.

@@ -238,8 +238,10 @@ impl Session {
         Ok(())
     }
 
-    /// Send one message. A refused recipient is in the report; an error
-    /// means the session failed, and the connection is closed.
+    /// Send one message. A refused recipient is in the report. An error
+    /// closes the connection, unless the message was refused before any of
+    /// it left (too large for the server's SIZE, ...): the next message
+    /// goes on the same connection.
     pub async fn send(&mut self, msg: &OutgoingMessage) -> Result<SendReport> {
         if self.api()?.is_some() {
             return self.send_api(msg).await;
@@ -270,7 +272,9 @@ impl Session {
             }
             other => other,
         };
-        if result.is_err() {
+        // A message refused before any of it left keeps a good connection
+        // for the next one.
+        if result.is_err() && !self.conn.as_ref().is_some_and(Connection::is_reusable) {
             self.drop_connection();
         }
         result

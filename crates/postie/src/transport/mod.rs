@@ -504,18 +504,33 @@ impl Connection {
         Ok(msg)
     }
 
+    /// One transaction. A message refused before any of it left (too
+    /// large for the server's SIZE, needing SMTPUTF8 it lacks) leaves the
+    /// connection as it was; any other error leaves it unusable.
     async fn transaction(
         &mut self,
         msg: &OutgoingMessage,
         quit: bool,
     ) -> Result<TransactionResult> {
         let msg = self.start(msg).await?;
+        let result = self.run_transaction(&msg, quit).await;
+        if result.is_err() {
+            self.reusable = false;
+        }
+        result
+    }
+
+    async fn run_transaction(
+        &mut self,
+        msg: &OutgoingMessage,
+        quit: bool,
+    ) -> Result<TransactionResult> {
         if quit {
             self.session.quit_after_transaction();
         }
         loop {
             match self.next_event(None).await? {
-                Event::BodyWanted => self.write_body(&msg, false).await?,
+                Event::BodyWanted => self.write_body(msg, false).await?,
                 Event::TransactionDone(result) => {
                     // After a failed transaction the session has an RSET in
                     // flight; wait for Ready so the connection can be reused.
