@@ -148,7 +148,7 @@ async fn run_inner(g: &Global, a: BulkArgs) -> Result<i32, Error> {
         })
         .await?;
     let to_send = plan.new + unfinished;
-    let estimate = estimate(&limits, plan.transactions, plan.items, to_send);
+    let estimate = estimate(&limits, &plan, to_send);
     let plan_json = json!({
         "batch": batch,
         "source": source.describe(),
@@ -392,17 +392,19 @@ fn write_results(outbox: &Outbox, batch: &str, path: &std::path::Path) -> Result
 
 /// How long sending `to_send` of `items` messages takes under `limits`,
 /// and which limit sets it; `None` when none applies.
-fn estimate(
-    limits: &Limits,
-    transactions: u64,
-    items: u64,
-    to_send: u64,
-) -> Option<(Duration, String)> {
+fn estimate(limits: &Limits, plan: &Plan, to_send: u64) -> Option<(Duration, String)> {
+    let items = plan.items;
     if to_send == 0 || items == 0 {
         return Some((Duration::ZERO, "nothing to send".into()));
     }
-    // Transactions of the messages still to send, in proportion.
-    let tx = transactions.saturating_mul(to_send).div_ceil(items).max(1);
+    // Transactions and recipients of the messages still to send, in
+    // proportion.
+    let tx = plan
+        .transactions
+        .saturating_mul(to_send)
+        .div_ceil(items)
+        .max(1);
+    let rcpts = plan.recipients.saturating_mul(to_send).div_ceil(items);
     let mut best: Option<(Duration, String)> = None;
     let mut consider = |d: Duration, why: String| {
         if best.as_ref().is_none_or(|(b, _)| d > *b) {
@@ -422,6 +424,15 @@ fn estimate(
             consider(
                 DAY * u32::try_from(days).unwrap_or(u32::MAX),
                 format!("{per_day} messages/day: the rest waits for the limit"),
+            );
+        }
+    }
+    if let Some(per_day) = limits.recipients_per_day {
+        let days = rcpts.saturating_sub(1) / u64::from(per_day);
+        if days > 0 {
+            consider(
+                DAY * u32::try_from(days).unwrap_or(u32::MAX),
+                format!("{per_day} recipients/day: the rest waits for the limit"),
             );
         }
     }
@@ -455,19 +466,30 @@ mod tests {
 
     #[test]
     fn the_estimate_follows_the_strictest_limit() {
+        let plan = |items: u64, recipients: u64| Plan {
+            items,
+            transactions: items,
+            recipients,
+            ..Plan::default()
+        };
         let m365 = Limits::published(postie::provider::ProviderId::Office365);
         // 2000 messages at 30 a minute: 1999 gaps of 2 s.
-        let (d, why) = estimate(&m365, 2000, 2000, 2000).unwrap();
+        let (d, why) = estimate(&m365, &plan(2000, 2000), 2000).unwrap();
         assert_eq!(d, Duration::from_secs(3998));
         assert_eq!(why, "30 messages/minute");
         assert_eq!(round(d), "1h06m");
         let gmail = Limits::published(postie::provider::ProviderId::Gmail);
-        let (d, why) = estimate(&gmail, 1200, 1200, 1200).unwrap();
+        let (d, why) = estimate(&gmail, &plan(1200, 1200), 1200).unwrap();
         assert_eq!(d, Duration::from_secs(2 * 86400));
         assert!(why.starts_with("500 messages/day"), "{why}");
-        assert_eq!(estimate(&Limits::default(), 10, 10, 10), None);
+        assert_eq!(estimate(&Limits::default(), &plan(10, 10), 10), None);
         // Half the batch already sent: half the time.
-        let (d, _) = estimate(&m365, 100, 100, 50).unwrap();
+        let (d, _) = estimate(&m365, &plan(100, 100), 50).unwrap();
         assert_eq!(d, Duration::from_secs(98));
+        // 2000 messages of 10 recipients: Microsoft's 10,000 recipients a
+        // day hold the second half a day, longer than the minute pace.
+        let (d, why) = estimate(&m365, &plan(2000, 20_000), 2000).unwrap();
+        assert_eq!(d, Duration::from_secs(86400));
+        assert!(why.starts_with("10000 recipients/day"), "{why}");
     }
 }
