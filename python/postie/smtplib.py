@@ -189,6 +189,10 @@ class SMTP(_std.SMTP):
             super().quit()
         except (_std.SMTPException, OSError):
             self.close()
+        # smtplib's own checks (send_message's SMTPUTF8) look at the server postie sends
+        # through, whether or not the script said EHLO before logging in.
+        self.esmtp_features = dict(info.get("extensions") or {})
+        self.does_esmtp = True
         mech = info.get("mechanism") or (
             info.get("transport") if info.get("transport") != "smtp" else "no AUTH"
         )

@@ -280,6 +280,26 @@ def test_the_postie_command_from_pip_and_doctor(peers):
     assert report.failed.explanation and report.failed.explanation.fix, report
 
 
+def test_the_drop_in_shows_smtplib_what_the_accounts_server_offers(peers):
+    """A script that logs in without saying EHLO first, then send_message() to an address
+    that needs SMTPUTF8: smtplib's own check sees the offer of the server postie sends
+    through, Postfix (it saw none and refused the message before sending)."""
+    import postie.smtplib as dropin
+
+    run_postie("account", "add", "pf", "--provider", "generic", "--host", "127.0.0.1",
+               "--port", peers["POSTFIX_SUBMIT"], "--tls", "starttls", "--email",
+               "alice@provider.test", "--user", peers["POSTFIX_USER"], "--ca-file",
+               peers["MAIL_PEERS_CA"], "--password-stdin", input=peers["POSTFIX_PASSWORD"].encode())
+    subject = token("py-dropin-utf8")
+    with dropin.SMTP("127.0.0.1", peers.port("POSTFIX_SUBMIT")) as s:
+        s.login(peers["POSTFIX_USER"], "whatever")
+        assert s.has_extn("smtputf8") and s.has_extn("size"), s.esmtp_features
+        assert s.send_message(message(subject, to="josé@example.test",
+                                      frm="alice@provider.test")) == {}
+    [stored] = peers.stored("POSTFIX_MAILDIR", subject)
+    assert "josé@example.test" in stored.read_bytes().decode("utf-8", "replace")
+
+
 def test_the_drop_in_with_send_message_and_with_reports_refusals_as_smtplib(peers):
     """postie.smtplib through an account found by its login name: send_message() and the
     context manager as in smtplib, the refused recipients in sendmail's dict, all refused raises

@@ -232,10 +232,29 @@ impl Session {
             if !s.is_connected() {
                 s.connect().await?;
             }
+            // What the server offers, in smtplib's esmtp_features shape;
+            // through an API, what the service takes.
+            let mut ext = serde_json::Map::new();
+            match s.capabilities() {
+                Some(c) => {
+                    if let Some(n) = c.size() {
+                        ext.insert("size".into(), json!(n.to_string()));
+                    }
+                    for (on, name) in [(c.eightbitmime(), "8bitmime"), (c.smtputf8(), "smtputf8")] {
+                        if on {
+                            ext.insert(name.into(), json!(""));
+                        }
+                    }
+                }
+                None => {
+                    ext.insert("8bitmime".into(), json!(""));
+                }
+            }
             Ok::<_, CoreError>(json!({
                 "transport": s.account().transports.first().as_str(),
                 "mechanism": s.mechanism().map(|m| m.to_string()),
                 "tls": s.tls_info().and_then(|t| t.version.clone()),
+                "extensions": ext,
             }))
         });
         r.map(|v| v.to_string())
