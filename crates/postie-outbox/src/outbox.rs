@@ -188,8 +188,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Messages matching `filter`, oldest first.
     fn list(&self, filter: &ListFilter) -> Result<Vec<Summary>>;
 
-    /// The items of batch `batch` already in the outbox (whatever their
-    /// state): item key → message id.
+    /// The items batch `batch` took: in the outbox (whatever their state)
+    /// or purged since (the id then names a message no longer kept): item
+    /// key → message id.
     fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>>;
 
     /// Everything about one message, or `None` when there is no such id.

@@ -166,7 +166,7 @@ async fn run_inner(g: &Global, a: BulkArgs) -> Result<i32, Error> {
         let text = format!(
             "batch {batch}: {} messages ({} recipients, {}) from {}\n\
              account {name} ({provider}): limits {}\n\
-             already in the outbox: {}; to queue now: {}; to send: {to_send}\n\
+             queued before: {}; to queue now: {}; to send: {to_send}\n\
              estimated time: {}",
             plan.items,
             plan.recipients,

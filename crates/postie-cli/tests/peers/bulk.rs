@@ -78,7 +78,40 @@ fn a_directory_is_sent_once_even_when_run_again() {
     let again = bulk(&sb, peer).arg(&dir).opt("--results", &out).run();
     again
         .success()
-        .stderr_mentions(&["already in the outbox: 5", "to queue now: 0", "to send: 0"]);
+        .stderr_mentions(&["queued before: 5", "to queue now: 0", "to send: 0"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for t in &toks {
+        assert_eq!(delivered(peer, t, 1).copies.len(), 1, "{t} sent twice");
+    }
+}
+
+/// The sent messages of a batch purged (`postie queue purge --sent`, what the relay's keep_sent
+/// does), then the same command run again: the batch still knows its items and sends nothing.
+#[test]
+fn a_batch_run_again_after_its_messages_were_purged_sends_nothing() {
+    let peer = Peer::Aiosmtpd;
+    let sb = bulk_sandbox(peer, "");
+    let (dir, toks) = eml_dir(&sb, "purged", 3);
+    bulk(&sb, peer)
+        .arg(&dir)
+        .run()
+        .success()
+        .stderr_mentions(&["3 sent"]);
+    sb.postie()
+        .args(["queue", "purge", "--sent"])
+        .run()
+        .success();
+    let listed = sb.postie().args(["queue", "list", "--json"]).run();
+    assert_eq!(
+        listed.json()["messages"].as_array().map(Vec::len),
+        Some(0),
+        "{listed}"
+    );
+    bulk(&sb, peer).arg(&dir).run().success().stderr_mentions(&[
+        "queued before: 3",
+        "to queue now: 0",
+        "to send: 0",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     for t in &toks {
         assert_eq!(delivered(peer, t, 1).copies.len(), 1, "{t} sent twice");
@@ -172,7 +205,7 @@ fn an_edited_data_file_sends_the_new_row_and_nothing_twice() {
     write_rows(&[3, 2, 0, 1]);
     merge()
         .success()
-        .stderr_mentions(&["already in the outbox: 3", "to queue now: 1", "4 sent"]);
+        .stderr_mentions(&["queued before: 3", "to queue now: 1", "4 sent"]);
     std::thread::sleep(Duration::from_millis(500));
     for t in &toks {
         assert_eq!(delivered(peer, t, 1).copies.len(), 1, "{t}");

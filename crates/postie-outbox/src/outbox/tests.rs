@@ -150,6 +150,7 @@ on_every_store!(
     a_dead_holders_leases_return_to_the_queue,
     attempts_finished_together_are_recorded_as_if_alone,
     throttled_attempt_waits_as_long_as_the_service_asked,
+    a_batch_remembers_the_items_whose_messages_were_purged,
 );
 
 fn new(account: &str, rcpts: &[&str]) -> NewMessage {
@@ -919,6 +920,60 @@ fn purge_finished_removes_old_sent_messages_and_their_files(f: &Fixture) {
     assert!(files().is_none_or(|n| n == 1));
     let err = o.purge_finished(State::Queued, later).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
+}
+
+/// A batch's items stay known when their messages are purged, one by one or
+/// by age (keep_sent), so a batch run again does not take them anew; other
+/// batches and messages outside any batch are not touched.
+fn a_batch_remembers_the_items_whose_messages_were_purged(f: &Fixture) {
+    let o = f.open();
+    let item = |batch: &str, key: &str| {
+        let mut m = new("w", &["a@x.org"]);
+        m.batch = Some(BatchItem {
+            batch: batch.into(),
+            item: key.into(),
+        });
+        o.enqueue(b"Subject: b\r\n\r\nx\r\n", m).unwrap()
+    };
+    let (one, two, other) = (item("b", "one"), item("b", "two"), item("c", "one"));
+    let plain = o.enqueue(b"x", new("w", &["a@x.org"])).unwrap();
+    let keys = |batch: &str| {
+        let mut k: Vec<(String, MessageId)> = o.batch_items(batch).unwrap().into_iter().collect();
+        k.sort();
+        k
+    };
+    let before = keys("b");
+    assert_eq!(before, [("one".to_string(), one), ("two".to_string(), two)]);
+    // "one" sent and purged by age, "two" purged by hand.
+    let now = soon();
+    loop {
+        let c = o.claim(now, LEASE, 10, None, "t-").unwrap();
+        if c.is_empty() {
+            break;
+        }
+        for c in c {
+            o.finish(&c, accept_all(&c), now, &RetryPolicy::default())
+                .unwrap();
+        }
+    }
+    assert!(o.purge(two).unwrap());
+    assert_eq!(
+        o.purge_finished(State::Sent, now + Duration::from_secs(1))
+            .unwrap(),
+        3
+    );
+    assert!(o.show(one).unwrap().is_none() && o.show(plain).unwrap().is_none());
+    assert_eq!(keys("b"), before, "the purged items are still the batch's");
+    assert_eq!(keys("c"), [("one".to_string(), other)]);
+    // The same key cannot be queued twice while its message is there.
+    let again = item("d", "k");
+    let mut dup = new("w", &["a@x.org"]);
+    dup.batch = Some(BatchItem {
+        batch: "d".into(),
+        item: "k".into(),
+    });
+    assert!(o.enqueue(b"x", dup).is_err());
+    assert_eq!(keys("d"), [("k".to_string(), again)]);
 }
 
 /// A deliverer that died leaves its leases; the next deliverer to register

@@ -73,7 +73,9 @@ pub(super) fn list(s: &Postgres, filter: &ListFilter) -> Result<Vec<Summary>> {
 pub(super) fn batch_items(s: &Postgres, batch: &str) -> Result<HashMap<String, MessageId>> {
     Ok(s.conn()?
         .query(
-            "SELECT batch_item, id FROM messages WHERE batch = $1",
+            "SELECT item, msg FROM batch_purged WHERE batch = $1
+             UNION ALL
+             SELECT batch_item, id FROM messages WHERE batch = $1",
             &[&batch],
         )
         .map_err(pg)?

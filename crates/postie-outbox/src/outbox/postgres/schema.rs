@@ -12,7 +12,7 @@ use super::pg;
 use postie::error::{Error, ErrorKind, Result};
 
 /// The schema this code writes.
-const VERSION: i64 = 4;
+const VERSION: i64 = 5;
 
 /// Taken (for the transaction) by whoever creates or migrates the schema:
 /// hosts that start together wait for each other instead of racing.
@@ -136,6 +136,26 @@ DROP INDEX messages_leased;
 -- transaction ends.
 ALTER TABLE messages SET (autovacuum_vacuum_scale_factor = 0.02);
 ALTER TABLE recipients SET (autovacuum_vacuum_scale_factor = 0.02);
+",
+    r"
+-- The items of a batch whose messages were purged (by hand, or by
+-- keep_sent): the batch run again must not take them anew. Kept by a
+-- trigger, so that no way of deleting a message forgets one.
+CREATE TABLE batch_purged (
+    batch TEXT   NOT NULL,
+    item  TEXT   NOT NULL,
+    msg   BIGINT NOT NULL,
+    PRIMARY KEY (batch, item)
+);
+CREATE FUNCTION postie_keep_batch_item() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO batch_purged (batch, item, msg) VALUES (OLD.batch, OLD.batch_item, OLD.id)
+    ON CONFLICT (batch, item) DO UPDATE SET msg = EXCLUDED.msg;
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER messages_keep_batch_item BEFORE DELETE ON messages
+FOR EACH ROW WHEN (OLD.batch IS NOT NULL) EXECUTE FUNCTION postie_keep_batch_item();
 ",
 ];
 

@@ -75,12 +75,16 @@ impl Sqlite {
         .map_err(db)
     }
 
-    /// The items of batch `batch` already in the outbox (whatever their
-    /// state): item key → message id.
+    /// The items batch `batch` took, in the outbox or purged since: item
+    /// key → message id.
     pub(super) fn batch_items(&self, batch: &str) -> Result<HashMap<String, MessageId>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached("SELECT batch_item, id FROM messages WHERE batch = ?1")
+            .prepare_cached(
+                "SELECT item, msg FROM batch_purged WHERE batch = ?1
+                 UNION ALL
+                 SELECT batch_item, id FROM messages WHERE batch = ?1",
+            )
             .map_err(db)?;
         stmt.query_map([batch], |r| Ok((r.get(0)?, MessageId(r.get(1)?))))
             .and_then(|rows| rows.collect())

@@ -9,7 +9,7 @@ use postie::error::{Error, ErrorKind, Result};
 
 /// The schema this code writes. Each step in [`MIGRATIONS`] moves the
 /// version up by one; an outbox from a newer postie is refused, not guessed at.
-const VERSION: i64 = 3;
+const VERSION: i64 = 4;
 
 /// Migration `i` takes a database from version `i` to `i + 1`.
 const MIGRATIONS: [&str; VERSION as usize] = [
@@ -93,6 +93,23 @@ CREATE UNIQUE INDEX messages_batch ON messages (batch, batch_item) WHERE batch I
 -- fsync, rename and make durable by a directory fsync. NULL: the body is
 -- the file named by body_file (which is then also unique and never reused).
 ALTER TABLE messages ADD COLUMN body BLOB;
+",
+    r"
+-- The items of a batch whose messages were purged (by hand, or by
+-- keep_sent): the batch run again must not take them anew. Kept by a
+-- trigger, so that no way of deleting a message forgets one.
+CREATE TABLE batch_purged (
+    batch TEXT    NOT NULL,
+    item  TEXT    NOT NULL,
+    msg   INTEGER NOT NULL,
+    PRIMARY KEY (batch, item)
+);
+CREATE TRIGGER messages_keep_batch_item BEFORE DELETE ON messages
+WHEN OLD.batch IS NOT NULL
+BEGIN
+    INSERT OR REPLACE INTO batch_purged (batch, item, msg)
+    VALUES (OLD.batch, OLD.batch_item, OLD.id);
+END;
 ",
 ];
 
