@@ -133,7 +133,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Give a claimed message back, due at `until`, with `reason` as its
     /// explanation, no attempt counted: the worker chose not to try it (a
-    /// daily sending limit it keeps itself). False when the lease was lost.
+    /// daily sending limit it keeps itself). Its give-up window starts no
+    /// earlier than `until`: a batch paced over more days than
+    /// `give_up_after` must not give up a message at its first transient
+    /// failure. False when the lease was lost.
     fn postpone(&self, claim: &Claim, until: SystemTime, reason: &str) -> Result<bool>;
 
     /// Return to the queue, due now, every message leased with a token that

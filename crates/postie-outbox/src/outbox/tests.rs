@@ -151,6 +151,7 @@ on_every_store!(
     attempts_finished_together_are_recorded_as_if_alone,
     throttled_attempt_waits_as_long_as_the_service_asked,
     a_batch_remembers_the_items_whose_messages_were_purged,
+    a_postponed_message_gets_its_whole_window_after_the_wait,
 );
 
 fn new(account: &str, rcpts: &[&str]) -> NewMessage {
@@ -920,6 +921,26 @@ fn purge_finished_removes_old_sent_messages_and_their_files(f: &Fixture) {
     assert!(files().is_none_or(|n| n == 1));
     let err = o.purge_finished(State::Queued, later).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Usage);
+}
+
+/// A message held back by the account's own limit for longer than the
+/// give-up window gets its whole window from when it may go: a transient
+/// failure then is retried, not given up.
+fn a_postponed_message_gets_its_whole_window_after_the_wait(f: &Fixture) {
+    let o = f.open();
+    o.enqueue(b"x", new("work", &["a@x.org"])).unwrap();
+    let p = RetryPolicy::default();
+    let c = claim_one(&o, soon());
+    let until = soon() + p.give_up_after + Duration::from_secs(86400);
+    assert!(o.postpone(&c, until, "daily limit reached").unwrap());
+    let c = claim_one(&o, until);
+    let busy = Outcome::Failed {
+        class: FailureClass::Transient,
+        reply: Some(reply(421, "try later")),
+        explanation: "the server is busy".into(),
+    };
+    let d = o.finish(&c, busy, until, &p).unwrap();
+    assert!(matches!(d, Disposition::RetryAt(_)), "{d:?}");
 }
 
 /// A batch's items stay known when their messages are purged, one by one or

@@ -282,7 +282,8 @@ pub(super) fn postpone(
         s,
         claim,
         "UPDATE messages SET state = 'queued', lease_until = NULL, lease_token = NULL,
-             next_attempt_at = $3, explanation = $4
+             next_attempt_at = $3, window_start = GREATEST(window_start, $3),
+             explanation = $4
          WHERE id = $1 AND state = 'delivering' AND lease_token = $2",
         &[&to_ms(until), &reason],
     )

@@ -163,7 +163,8 @@ impl Sqlite {
         let n = conn
             .execute(
                 "UPDATE messages SET state = 'queued', lease_until = NULL, lease_token = NULL,
-                     next_attempt_at = ?3, explanation = ?4
+                     next_attempt_at = ?3, window_start = MAX(window_start, ?3),
+                     explanation = ?4
                  WHERE id = ?1 AND state = 'delivering' AND lease_token = ?2",
                 params![claim.id.0, claim.lease_token, to_ms(until), reason],
             )
