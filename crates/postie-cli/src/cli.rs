@@ -690,8 +690,8 @@ that may hold a comma:
 A CSV file has a header line naming the fields; a JSON file is an array of objects.
 
 The batch is queued in the outbox before anything is sent (each message once, by its file
-name, mbox position, or a row's recipient and fields: rows may be added, removed or reordered
-between runs), then delivered at the pace of the account's limits: the
+name, or an mbox message's or a row's recipient and content: messages and rows may be added,
+removed or reordered between runs), then delivered at the pace of the account's limits: the
 provider's published ones (Microsoft 365 30 messages/minute and 10,000 recipients/day; Gmail
 500/day, Workspace 2,000/day, 100 recipients per message), or the account's own:
   [accounts.work.limits]

@@ -4,10 +4,11 @@
 //!
 //! Items are read one at a time ([`Source::items`]), so a batch of
 //! thousands never holds more than one message. Each has a key that names
-//! it within its source across runs (the file name, the position in the
-//! mbox, a row's first recipient and a hash of its fields), so a batch that
-//! is run again can skip what it already took: a row keeps its key when
-//! rows are added, removed or sorted, and an edited row is a new one.
+//! it within its source across runs (the file name; for an mbox message or
+//! a row, its first recipient and a hash of its bytes or fields), so a
+//! batch that is run again can skip what it already took: an item keeps
+//! its key when others are added, removed or reordered, and an edited item
+//! is a new one.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -47,10 +48,10 @@ pub enum Source {
 /// One message of a batch.
 #[derive(Debug)]
 pub struct Item {
-    /// What names it in its source, the same on every run: the file name,
-    /// `#3` for the third message of an mbox; for a row, its first
-    /// recipient and a hash of its fields (`ann@example.org 0f3a…`, with
-    /// `/2` for the second of identical rows), wherever the row moves.
+    /// What names it in its source, the same on every run: the file name;
+    /// for an mbox message or a row, its first recipient and a hash of its
+    /// bytes or fields (`ann@example.org 0f3a…`, with `/2` for the second of
+    /// identical items), wherever it moves.
     pub key: String,
     /// The message, with its envelope.
     pub message: OutgoingMessage,
@@ -180,16 +181,20 @@ impl Source {
                     )));
                 }
                 let it = mail_parser::mailbox::mbox::MessageIterator::new(reader);
+                let mut seen = Seen::default();
                 Ok(Box::new(it.enumerate().map(move |(i, m)| {
-                    let key = format!("#{}", i + 1);
-                    let m = m.map_err(|e| input(format_args!("mbox message {key}: {e}")))?;
+                    let label = format!("#{}", i + 1);
+                    let m = m.map_err(|e| input(format_args!("mbox message {label}: {e}")))?;
                     let mut bytes = m.unwrap_contents();
                     // The empty line an mbox writer puts before the next "From ".
                     if bytes.ends_with(b"\n\n") || bytes.ends_with(b"\r\n\r\n") {
                         bytes.truncate(bytes.len() - if bytes.ends_with(b"\r\n") { 2 } else { 1 });
                     }
-                    let message = from_raw(bytes, &raw_opts)
-                        .map_err(|e| input(format_args!("mbox message {key}: {}", e.message())))?;
+                    let hash = short_hash([&bytes[..]]);
+                    let message = from_raw(bytes, &raw_opts).map_err(|e| {
+                        input(format_args!("mbox message {label}: {}", e.message()))
+                    })?;
+                    let key = seen.key(&message, hash);
                     Ok(Item { key, message })
                 })))
             }
@@ -197,25 +202,18 @@ impl Source {
                 let template = Template::read(template)?;
                 let rows = read_rows(rows)?;
                 let sender = sender.to_string();
-                let mut seen: std::collections::HashMap<String, usize> =
-                    std::collections::HashMap::new();
+                let mut seen = Seen::default();
                 Ok(Box::new(rows.into_iter().enumerate().map(
                     move |(i, row)| {
                         let message = template
                             .render(&row, &sender)
                             .map_err(|e| input(format_args!("row {}: {}", i + 1, e.message())))?;
-                        let hash = row_hash(&row);
-                        let n = seen.entry(hash.clone()).or_default();
-                        *n += 1;
-                        let first = message
-                            .recipients
-                            .first()
-                            .map(|a| a.to_string())
-                            .unwrap_or_default();
-                        let key = match *n {
-                            1 => format!("{first} {hash}"),
-                            n => format!("{first} {hash}/{n}"),
-                        };
+                        // The fields and values, in name order.
+                        let hash = short_hash(
+                            row.iter()
+                                .flat_map(|(k, v)| [k.as_bytes(), b"\0", v.as_bytes(), b"\0"]),
+                        );
+                        let key = seen.key(&message, hash);
                         Ok(Item { key, message })
                     },
                 )))
@@ -227,20 +225,40 @@ impl Source {
 /// One row: field name → value.
 type Row = BTreeMap<String, String>;
 
-/// 64 bits of SHA-256 over a row's fields and values, in name order: the
-/// same wherever the row stands in its file.
-fn row_hash(row: &Row) -> String {
+/// 64 bits of SHA-256 over `parts`, in hex: an item's content, the same
+/// wherever the item stands in its source.
+fn short_hash<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> String {
     let mut h = Sha256::new();
-    for (k, v) in row {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.as_bytes());
-        h.update([0]);
+    for p in parts {
+        h.update(p);
     }
     h.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The content hashes met so far in a source: identical items get `/2`,
+/// `/3` ... after the first.
+#[derive(Default)]
+struct Seen(std::collections::HashMap<String, usize>);
+
+impl Seen {
+    /// The key of an item with `message` and content `hash`: its first
+    /// recipient (for people reading results) and the hash.
+    fn key(&mut self, message: &OutgoingMessage, hash: String) -> String {
+        let first = message
+            .recipients
+            .first()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let n = self.0.entry(hash.clone()).or_default();
+        *n += 1;
+        match *n {
+            1 => format!("{first} {hash}"),
+            n => format!("{first} {hash}/{n}"),
+        }
+    }
 }
 
 fn read_rows(path: &Path) -> Result<Vec<Row>> {
@@ -731,7 +749,11 @@ mod tests {
         );
         let items = all(&Source::Mbox(m));
         assert_eq!(items.len(), 2);
-        assert_eq!(items[1].key, "#2");
+        assert!(
+            items[1].key.starts_with("y@example.org "),
+            "{}",
+            items[1].key
+        );
         assert_eq!(items[1].message.recipients.len(), 2);
         let one = String::from_utf8(items[0].message.body.to_vec().unwrap()).unwrap();
         assert!(one.ends_with("From here\nbody one\n"), "{one:?}");
@@ -744,6 +766,36 @@ mod tests {
                 .message()
                 .contains("not an mbox")
         );
+    }
+
+    #[test]
+    fn an_mbox_messages_key_follows_the_message_not_its_place() {
+        let d = tempfile::tempdir().unwrap();
+        let msg = |to: &str, subject: &str| {
+            format!(
+                "From a@example.org Thu Dec  3 10:00:00 2026\nFrom: a@example.org\nTo: {to}\nSubject: {subject}\n\nbody {subject}\n\n"
+            )
+        };
+        let keys = |name: &str, text: String| -> Vec<String> {
+            all(&Source::Mbox(write(d.path(), name, &text)))
+                .into_iter()
+                .map(|i| i.key)
+                .collect()
+        };
+        let (one, two, three) = (
+            msg("x@example.org", "one"),
+            msg("y@example.org", "two"),
+            msg("z@example.org", "three"),
+        );
+        let first = keys("a.mbox", format!("{one}{two}"));
+        // a message put in front and the others swapped: theirs keep their keys
+        let second = keys("b.mbox", format!("{three}{two}{one}"));
+        assert_eq!(second[1], first[1]);
+        assert_eq!(second[2], first[0]);
+        assert!(!first.contains(&second[0]));
+        // the same message twice is two items
+        let twice = keys("c.mbox", format!("{one}{one}"));
+        assert_eq!(twice, [first[0].clone(), format!("{}/2", first[0])]);
     }
 
     #[test]
