@@ -82,14 +82,19 @@ class SandboxProc:
         except queue.Empty:
             self.stop()
             raise AssertionError("postie sandbox printed nothing: " + "\n".join(self.log))
-        self.info = json.loads(line)
-        user = self.info["users"][0]
-        self.user = user["email"]
-        self.password = user["password"]
-        self.app_password = (user["app_passwords"] or [None])[0]
-        self.host, port = self.info["smtp"].split(":")
-        self.port = int(port)
-        self.smtps_port = int(self.info["smtps"].split(":")[1])
+        try:
+            self.info = json.loads(line)
+            user = self.info["users"][0]
+            self.user = user["email"]
+            self.password = user["password"]
+            self.app_password = (user["app_passwords"] or [None])[0]
+            self.host, port = self.info["smtp"].split(":")
+            self.port = int(port)
+            self.smtps_port = int(self.info["smtps"].split(":")[1])
+        except BaseException:
+            # a ready line this helper cannot read: no sandbox left running behind the failure
+            self.stop()
+            raise
 
     def _read_log(self):
         for line in self.proc.stderr:
