@@ -285,8 +285,10 @@ class Session:
     ) -> List[Union[Report, PostieError]]:
         """Send the messages on this connection, pipelined where the server allows (each
         message's envelope leaves with the previous one's body: one round trip per message);
-        envelopes from their headers. Every message is tried, whatever happens to the others
-        (those after a failed connection go on over a new one). Returns their reports, in order.
+        envelopes from their headers. Each message is tried whatever happens to the others:
+        those after a failed connection go on over a new one; when no connection can be opened
+        at all, each of the rest gets that error (none of them was sent). Returns their reports,
+        in order.
 
         A message nobody will get is an exception: with ``return_exceptions`` it stands in the
         list in place of its report (as :func:`asyncio.gather` does); without, the first one

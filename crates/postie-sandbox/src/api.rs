@@ -408,13 +408,18 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// Store `raw` as the service delivers it: recipients from the header
 /// (Bcc removed), the daily limit shared with SMTP.
 async fn deliver(s: &Arc<Shared>, service: Service, user: &str, raw: Vec<u8>) -> Resp {
-    let msg = match from_raw(
-        raw,
-        &RawOptions {
-            read_headers: true,
-            ..Default::default()
-        },
-    ) {
+    // Up to 35 MiB to read: on the blocking pool.
+    let parsed = unblock(move || {
+        from_raw(
+            raw,
+            &RawOptions {
+                read_headers: true,
+                ..Default::default()
+            },
+        )
+    })
+    .await;
+    let msg = match parsed {
         Ok(m) if !m.recipients.is_empty() => m,
         Ok(_) | Err(_) => {
             return per_service(

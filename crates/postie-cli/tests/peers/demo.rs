@@ -81,6 +81,7 @@ fn the_demo_tells_the_whole_story() {
         "\"Example 3 again, after the token expired\"",
         "\"Example 2 through postie relay\"",
         "gmail-api",
+        "\"Example 3 over HTTPS, SMTP blocked\"",
     ];
     let mut at = 0;
     for s in subjects {

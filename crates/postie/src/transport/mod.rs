@@ -505,14 +505,23 @@ impl Connection {
     }
 
     /// One transaction. A message refused before any of it left (too
-    /// large for the server's SIZE, needing SMTPUTF8 it lacks) leaves the
-    /// connection as it was; any other error leaves it unusable.
+    /// large for the server's SIZE, needing SMTPUTF8 it lacks) leaves a
+    /// ready connection as it was; any other error, or a session that was
+    /// not ready for a transaction, leaves it unusable.
     async fn transaction(
         &mut self,
         msg: &OutgoingMessage,
         quit: bool,
     ) -> Result<TransactionResult> {
-        let msg = self.start(msg).await?;
+        let msg = match self.start(msg).await {
+            Ok(m) => m,
+            Err(e) => {
+                if !self.session.can_start_transaction() {
+                    self.reusable = false;
+                }
+                return Err(e);
+            }
+        };
         let result = self.run_transaction(&msg, quit).await;
         if result.is_err() {
             self.reusable = false;
